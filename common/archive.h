@@ -1,0 +1,86 @@
+/* archive.h -- deterministic tar writing and safe tar extraction.
+ *
+ * Three jobs, all streaming (never a whole file in memory):
+ *  - pack a build context directory into an uncompressed tar, honouring
+ *    .dockerignore, deterministically (sorted, fixed mtime, uid/gid 0,
+ *    no uname/gname, PAX only where needed), digesting as it writes;
+ *  - write an image layer (tar+gzip, deterministic gzip header) from a
+ *    list of (host path -> image path) entries, yielding both the diff_id
+ *    (sha256 of the tar) and the blob digest (sha256 of the gzip);
+ *  - extract an untrusted tar into a directory: no absolute paths, no "..",
+ *    no links escaping the directory, no devices/FIFOs/sockets, bounded
+ *    size and file count. Uses libarchive for reading/writing tar and zlib
+ *    for gzip. */
+#ifndef AF_ARCHIVE_H
+#define AF_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "limits.h"
+
+/* Progress callback: bytes done so far. May be NULL. Returning non-zero
+ * cancels the operation (AF_ERR_CANCELLED). */
+typedef int (af_archive_progress_fn)(uint64_t done, void *arg);
+
+typedef struct {
+    char digest[AF_DIGEST_STR_MAX]; /* sha256 of the written file */
+    uint64_t size;                  /* bytes written */
+    uint64_t files;                 /* entries written */
+} af_pack_result_t;
+
+/* Packs DIR (recursively) into OUT_PATH as an uncompressed tar. Paths are
+ * relative, sorted bytewise, "./" free; mtime = MTIME for every entry;
+ * mode kept (permission bits), owner 0:0; symlinks stored as links;
+ * other special files are skipped with a warning. .dockerignore at DIR's
+ * root is honoured (Docker's rules: patterns with ** and ?, leading "!"
+ * re-includes, comments). .dockerignore and the Dockerfile are always
+ * included. Returns 0 or an error with the offending path in err. */
+int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime,
+                            af_pack_result_t *result, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* One layer entry: the file SRC on the host becomes DEST in the image.
+ * When SRC is a directory its whole tree is added below DEST. Missing
+ * parent directories of DEST are added (mode 0755). */
+typedef struct {
+    const char *src;  /* host path, borrowed */
+    const char *dest; /* absolute image path, e.g. "/hello", borrowed */
+} af_layer_entry_t;
+
+typedef struct {
+    char diff_id[AF_DIGEST_STR_MAX]; /* sha256 of the uncompressed tar */
+    char digest[AF_DIGEST_STR_MAX];  /* sha256 of the .tar.gz blob */
+    uint64_t size;                   /* blob size */
+} af_layer_result_t;
+
+/* Writes a gzip'd layer to OUT_PATH. Deterministic: sorted entries,
+ * mtime = MTIME, uid/gid 0, no names, gzip header with mtime 0 and no
+ * file name. Every SRC must resolve inside ROOT (symlinks included), else
+ * AF_ERR_UNSAFE naming the entry. */
+int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, size_t n,
+                           const char *out_path, int64_t mtime, af_layer_result_t *result,
+                           af_err_t *err) __attribute__((warn_unused_result));
+
+typedef struct {
+    uint64_t max_bytes; /* total regular-file bytes; 0 = AF_CONTEXT_MAX_BYTES */
+    uint64_t max_files; /* entries; 0 = AF_CONTEXT_MAX_FILES */
+} af_extract_limits_t;
+
+/* Extracts the tar at TAR_PATH (plain or gzip) into DEST_DIR, which must
+ * exist and be empty. Rejects, naming the entry: absolute paths, any ".."
+ * component, hardlinks whose target is outside DEST_DIR or not yet
+ * extracted, symlinks whose target resolves outside DEST_DIR, writing
+ * through a symlink, devices, FIFOs, sockets, and crossing the limits.
+ * On error nothing outside DEST_DIR was touched; DEST_DIR may hold a
+ * partial tree that the caller removes. LIMITS may be NULL (defaults). */
+int af_archive_extract(const char *tar_path, const char *dest_dir,
+                       const af_extract_limits_t *limits, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* Removes PATH recursively without following symlinks. 0 if PATH is gone
+ * afterwards (absent is fine). */
+int af_remove_tree(const char *path, af_err_t *err) __attribute__((warn_unused_result));
+
+#endif

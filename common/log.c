@@ -1,0 +1,56 @@
+/* log.c -- stderr logging with a level read from $ARCHFARM_LOG. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static af_log_level_t s_threshold(void)
+{
+    const char *v = getenv("ARCHFARM_LOG");
+    if (!v || !*v)
+        return AF_LOG_INFO;
+    if (!strcmp(v, "error"))
+        return AF_LOG_ERROR;
+    if (!strcmp(v, "warn"))
+        return AF_LOG_WARN;
+    if (!strcmp(v, "debug"))
+        return AF_LOG_DEBUG;
+    return AF_LOG_INFO;
+}
+
+int af_log_enabled(af_log_level_t level)
+{
+    return level <= s_threshold();
+}
+
+void af_log_write(af_log_level_t level, const char *func, const char *job, const char *node,
+                  const char *fmt, ...)
+{
+    static const char *const names[] = {"E", "W", "I", "D"};
+    if (!af_log_enabled(level))
+        return;
+    char line[2048];
+    int off = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    off += snprintf(line + off, sizeof line - off, "%02d:%02d:%02d.%03ld %s %s: ", tm.tm_hour,
+                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, names[level], func);
+    if (job || node)
+        off += snprintf(line + off, sizeof line - off, "[%s %s] ", job ? job : "-",
+                        node ? node : "-");
+    if (off < (int)sizeof line) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line + off, sizeof line - off, fmt, ap);
+        va_end(ap);
+    }
+    /* one write per line so concurrent processes do not interleave */
+    size_t n = strnlen(line, sizeof line - 2);
+    line[n] = '\n';
+    fwrite(line, 1, n + 1, stderr);
+}

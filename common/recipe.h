@@ -1,0 +1,53 @@
+/* recipe.h -- the native recipe, archfarm.yaml (libyaml).
+ *
+ *   build: {env: {K: V}, run: "sh -c text"}     both optional
+ *   image:
+ *     from: scratch | REF                        default scratch
+ *     copy: [{src: PATH, dest: /ABS}]            src relative to the context
+ *     entrypoint: [..] | "string"   cmd: [..] | "string"
+ *     env: {K: V}  workdir: /  user: ""  labels: {K: V}
+ * Unknown keys are errors (a typo must not silently build something else).
+ * Errors are "FILE:LINE:COL: message". See docs/recipe.md. */
+#ifndef AF_RECIPE_H
+#define AF_RECIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "kv.h"
+
+typedef struct {
+    char *src;  /* relative, no "..", no leading "/" */
+    char *dest; /* absolute image path */
+} af_recipe_copy_t;
+
+/* A parsed recipe; every string is owned by it. */
+typedef struct {
+    af_kv_t *build_env;
+    size_t n_build_env;
+    char *run;               /* NULL when no build step */
+    char *from;              /* "scratch" or an image reference */
+    af_recipe_copy_t *copy;
+    size_t n_copy;
+    char **entrypoint;       /* a string form becomes ["/bin/sh","-c",S] */
+    size_t n_entrypoint;
+    bool has_entrypoint;
+    char **cmd;
+    size_t n_cmd;
+    bool has_cmd;
+    af_kv_t *env;
+    size_t n_env;
+    char *workdir;           /* NULL when unset */
+    char *user;              /* NULL when unset */
+    af_kv_t *labels;
+    size_t n_labels;
+} af_recipe_t;
+
+/* Loads PATH (at most AF_RECIPE_MAX_BYTES). Caller owns the result; NULL
+ * with err "PATH:LINE:COL: message" on failure. */
+af_recipe_t *af_recipe_load(const char *path, af_err_t *err);
+af_recipe_t *af_recipe_load_buffer(const char *name, const char *data, size_t len, af_err_t *err);
+void af_recipe_destroy(af_recipe_t **self_p);
+
+#endif

@@ -1,0 +1,93 @@
+/* registry.h -- OCI distribution client (libcurl).
+ *
+ * One client per registry host. Blobs stream from and to files; manifests
+ * are small bounded buffers. Every reply is untrusted: sizes are capped,
+ * digests of what we download are verified, and the Docker-Content-Digest
+ * of what we upload is checked against ours. Authentication answers the
+ * registry's challenge: Basic, or Bearer tokens fetched from the realm
+ * with the given credentials (anonymous when none). Transient failures
+ * (connect errors, 5xx, 429) are retried AF_HTTP_RETRIES times with
+ * doubling backoff; 4xx are not. Not thread-safe: one client per thread. */
+#ifndef AF_REGISTRY_H
+#define AF_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "limits.h"
+
+typedef struct af_registry af_registry_t;
+
+typedef struct {
+    bool insecure;          /* try HTTPS without verification, fall back to HTTP */
+    const char *username;   /* borrowed for the call to af_registry_new; copied */
+    const char *password;   /* secret; copied, zeroed on destroy, never logged */
+    const char *ca_file;    /* extra CA bundle, may be NULL */
+    long timeout_s;         /* whole-transfer low-speed timeout; 0 = AF_HTTP_TIMEOUT_S */
+} af_registry_opts_t;
+
+/* Byte progress for blob transfers: done of total. May be NULL. */
+typedef void (af_registry_progress_fn)(uint64_t done, uint64_t total, void *arg);
+
+/* HOST is "name[:port]" as in a reference (docker.io is mapped to its API
+ * host). Caller owns the result; NULL with err on failure. Opens no
+ * connection yet. */
+af_registry_t *af_registry_new(const char *host, const af_registry_opts_t *opts, af_err_t *err);
+void af_registry_destroy(af_registry_t **self_p);
+
+/* GET /v2/ to check reachability and auth. */
+int af_registry_ping(af_registry_t *self, af_err_t *err) __attribute__((warn_unused_result));
+
+/* HEAD a blob. *exists is set on success (404 is success with false). */
+int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest,
+                            bool *exists, af_err_t *err) __attribute__((warn_unused_result));
+
+/* Uploads PATH as blob DIGEST of SIZE bytes to REPO unless it already
+ * exists; tries a cross-repository mount from FROM_REPO first when given.
+ * Streams the file (POST then PUT with Content-Length). */
+int af_registry_blob_push(af_registry_t *self, const char *repo, const char *digest,
+                          const char *path, uint64_t size, const char *from_repo,
+                          af_registry_progress_fn *progress, void *arg, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* Downloads blob DIGEST into PATH (streaming), verifying the digest and
+ * at most MAX_SIZE bytes (0 = unbounded). */
+int af_registry_blob_fetch(af_registry_t *self, const char *repo, const char *digest,
+                           const char *path, uint64_t max_size, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* Downloads a small blob (config) into memory, at most MAX_SIZE bytes,
+ * verifying the digest. *body_p is malloc'd, NUL-terminated; caller owns. */
+int af_registry_blob_get(af_registry_t *self, const char *repo, const char *digest,
+                         size_t max_size, char **body_p, size_t *len_p, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* PUTs a manifest or index. REFERENCE is a tag or the body's digest. On
+ * success writes the body's digest to digest_out (may be NULL) after
+ * checking the registry's Docker-Content-Digest agrees. */
+int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *reference,
+                             const char *media_type, const char *body, size_t len,
+                             char digest_out[AF_DIGEST_STR_MAX], af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* GETs a manifest or index (Accept: all four types), at most
+ * AF_MANIFEST_MAX_BYTES. When REFERENCE is a digest the body is verified
+ * against it. Outputs are malloc'd (caller owns); digest_out is the body's
+ * digest. Returns AF_ERR_NOTFOUND for 404. */
+int af_registry_manifest_get(af_registry_t *self, const char *repo, const char *reference,
+                             char **body_p, size_t *len_p, char **media_type_p,
+                             char digest_out[AF_DIGEST_STR_MAX], af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* HEADs a manifest. *exists set; when it exists and the registry says,
+ * digest_out gets Docker-Content-Digest (else ""). */
+int af_registry_manifest_exists(af_registry_t *self, const char *repo, const char *reference,
+                                bool *exists, char digest_out[AF_DIGEST_STR_MAX], af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* "http" or "https": the scheme in use after the first request. */
+const char *af_registry_scheme(const af_registry_t *self);
+
+#endif

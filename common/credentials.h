@@ -11,6 +11,9 @@
 
 #include "error.h"
 
+/* Auth files larger than this are refused (they are a few KiB). */
+#define AF_CREDENTIALS_MAX_BYTES (1024 * 1024)
+
 /* On success *user_p and *pass_p are malloc'd (caller owns, zero the
  * password before free) or both NULL when nothing matches (return 0).
  * A malformed file is an error naming it. */

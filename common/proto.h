@@ -23,12 +23,19 @@
 #include "kv.h"
 #include "limits.h"
 
+/* Decode-side bounds on the msgpack body (not in limits.h because only
+ * proto.c enforces them; docs/protocol.md lists them). The largest legal
+ * body, a BUILD with AF_MAX_BUILD_ARGS args at full length, is ~270 KiB. */
+#define AF_PROTO_MAX_BODY (1024 * 1024) /* bytes in the BODY frame */
+#define AF_PROTO_MAX_ITEMS 4096         /* msgpack objects in one body */
+#define AF_PROTO_MAX_DEPTH 8            /* nesting of maps/arrays in one body */
+
 typedef enum {
     AF_CMD_INVALID = 0,
     AF_CMD_HELLO,     /* C->A: version, client */
     AF_CMD_WELCOME,   /* A->C: version, node, platforms, executors, running, queued, max_jobs, heartbeat_ms */
     AF_CMD_BUILD,     /* C->A: a whole slice, see fields */
-    AF_CMD_ACCEPT,    /* A->C: job, attempt, have_context, queued */
+    AF_CMD_ACCEPT,    /* A->C: job, attempt, have_context, job_queued */
     AF_CMD_CREDIT,    /* A->C: job, attempt, offset, credit */
     AF_CMD_CHUNK,     /* C->A: job, attempt, offset + DATA frame */
     AF_CMD_LOG,       /* A->C: job, attempt, stream, line */

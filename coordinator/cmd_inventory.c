@@ -1,0 +1,175 @@
+/* cmd_inventory.c -- `archfarm inventory check|list`: validates the
+ * Ansible inventory the way every other command reads it, and lists the
+ * nodes archfarm sees in it (after group inheritance and host ranges), as
+ * a table or JSON. No network. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "inventory.h"
+#include "platform.h"
+
+static const char s_help[] =
+    "Usage: archfarm inventory check [FILE]\n"
+    "       archfarm inventory list [--format table|json] [FILE]\n"
+    "\n"
+    "check  Loads the inventory exactly as 'build' and 'ls' do (hosts of group\n"
+    "       archfarm_agents and its child groups, Ansible variable precedence,\n"
+    "       host ranges such as pi[01:08]) and reports the first problem as\n"
+    "       FILE:LINE:COL: message. Prints 'FILE: N nodes OK' when valid.\n"
+    "list   Prints the resolved nodes: name, endpoint, platforms, max_jobs,\n"
+    "       priority, insecure, labels.\n"
+    "\n"
+    "FILE defaults to the global -i option, then $ARCHFARM_INVENTORY.\n"
+    "\n"
+    "Options:\n"
+    "  --format table|json   output format of 'list' (default table). JSON is an\n"
+    "                        array of {name, endpoint, platforms, max_jobs,\n"
+    "                        labels, insecure, priority, server_key}\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Exit status: 0 valid, 2 usage error or invalid inventory.\n"
+    "\n"
+    "Examples:\n"
+    "  archfarm inventory check config/inventory.yaml\n"
+    "  archfarm -i farm.yaml inventory list --format json | jq '.[].name'\n";
+
+static json_t *s_node_json(const af_node_t *n)
+{
+    json_t *o = json_object();
+    json_t *plats = json_array();
+    for (size_t i = 0; i < n->n_platforms; i++) {
+        char buf[AF_PLATFORM_STR_MAX];
+        json_array_append_new(plats,
+                              json_string(af_platform_format(&n->platforms[i], buf, sizeof buf)));
+    }
+    json_t *labels = json_object();
+    for (size_t i = 0; i < n->n_labels; i++)
+        json_object_set_new(labels, n->labels[i].key,
+                            json_string(n->labels[i].value ? n->labels[i].value : ""));
+    json_object_set_new(o, "name", json_string(n->name));
+    json_object_set_new(o, "endpoint", json_string(n->endpoint));
+    json_object_set_new(o, "platforms", plats);
+    json_object_set_new(o, "max_jobs", json_integer(n->max_jobs));
+    json_object_set_new(o, "labels", labels);
+    json_object_set_new(o, "insecure", json_boolean(n->insecure));
+    json_object_set_new(o, "priority", json_integer(n->priority));
+    json_object_set_new(o, "server_key", n->server_key ? json_string(n->server_key) : json_null());
+    return o;
+}
+
+static void s_platforms_str(const af_node_t *n, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n->n_platforms && off < len; i++) {
+        char buf[AF_PLATFORM_STR_MAX];
+        off += snprintf(out + off, len - off, "%s%s", i ? "," : "",
+                        af_platform_format(&n->platforms[i], buf, sizeof buf));
+    }
+}
+
+static void s_labels_str(const af_node_t *n, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n->n_labels && off < len; i++) {
+        const char *v = n->labels[i].value;
+        off += snprintf(out + off, len - off, "%s%s%s%s", i ? "," : "", n->labels[i].key,
+                        v && *v ? "=" : "", v && *v ? v : "");
+    }
+    if (!out[0])
+        snprintf(out, len, "-");
+}
+
+static int s_list(const af_inventory_t *inv, bool json)
+{
+    size_t n = af_inventory_size(inv);
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, s_node_json(af_inventory_node(inv, i)));
+        json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(arr);
+        return AF_EXIT_OK;
+    }
+    printf("%-16s %-32s %-36s %-8s %-8s %-8s %s\n", "NAME", "ENDPOINT", "PLATFORMS", "MAX_JOBS",
+           "PRIORITY", "INSECURE", "LABELS");
+    for (size_t i = 0; i < n; i++) {
+        const af_node_t *node = af_inventory_node(inv, i);
+        char plats[1024], labels[2048];
+        s_platforms_str(node, plats, sizeof plats);
+        s_labels_str(node, labels, sizeof labels);
+        printf("%-16s %-32s %-36s %-8d %-8d %-8s %s\n", node->name, node->endpoint, plats,
+               node->max_jobs, node->priority, node->insecure ? "yes" : "no", labels);
+    }
+    return AF_EXIT_OK;
+}
+
+int af_cmd_inventory(const af_cli_t *cli, int argc, char **argv)
+{
+    if (argc < 2)
+        return af_cli_usage_error("inventory", "missing subcommand (check or list)");
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        fputs(s_help, stdout);
+        return AF_EXIT_OK;
+    }
+    bool list = !strcmp(sub, "list");
+    if (!list && strcmp(sub, "check"))
+        return af_cli_usage_error("inventory", "unknown subcommand '%s' (check or list)", sub);
+
+    static const struct option longopts[] = {
+        {"format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmdname = list ? "inventory list" : "inventory check";
+    argv[1] = list ? "archfarm inventory list" : "archfarm inventory check";
+    bool json = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'F':
+            if (!list)
+                return af_cli_usage_error(cmdname, "--format applies to 'inventory list'");
+            if (!strcmp(optarg, "json"))
+                json = true;
+            else if (!strcmp(optarg, "table"))
+                json = false;
+            else
+                return af_cli_usage_error(cmdname, "--format must be table or json, not '%s'",
+                                          optarg);
+            break;
+        case 'h':
+            fputs(s_help, stdout);
+            return AF_EXIT_OK;
+        default:
+            return af_cli_usage_error(cmdname, "invalid option");
+        }
+    }
+    int rest = argc - 1 - optind;
+    if (rest > 1)
+        return af_cli_usage_error(cmdname, "too many arguments");
+    const char *path = rest == 1 ? argv[1 + optind] : NULL;
+
+    af_err_t err = {0};
+    af_inventory_t *inv = af_cli_inventory_load(cli, path, &err);
+    if (!inv) {
+        fprintf(stderr, "%s\n", af_err_msg(&err, AF_ERR_INVAL));
+        return AF_EXIT_USAGE;
+    }
+    int rc = AF_EXIT_OK;
+    if (list) {
+        rc = s_list(inv, json);
+    } else {
+        size_t n = af_inventory_size(inv);
+        printf("%s: %zu node%s OK\n", path ? path : cli->inventory, n, n == 1 ? "" : "s");
+    }
+    af_inventory_destroy(&inv);
+    return rc;
+}

@@ -1,0 +1,340 @@
+/* farm.c -- DEALER connections to the farm's agents and the parallel
+ * HELLO/WELCOME probe (see farm.h). Each node gets its own socket so a
+ * dead node only ever costs its own messages; the probe polls all sockets
+ * together under one deadline. */
+#include "farm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+
+#define AF_FARM_LINGER_MS 500      /* let a final CANCEL leave, then give up */
+#define AF_FARM_SNDTIMEO_MS 2000   /* a send never blocks longer than this */
+#define AF_FARM_RECONNECT_MS 100
+#define AF_FARM_RECONNECT_MAX_MS 1000
+
+struct af_farm {
+    const af_inventory_t *inv;
+    af_farm_node_t *nodes;
+    size_t n;
+};
+
+af_farm_t *af_farm_new(const af_inventory_t *inv)
+{
+    af_farm_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->inv = inv;
+    self->n = af_inventory_size(inv);
+    self->nodes = calloc(self->n ? self->n : 1, sizeof *self->nodes);
+    if (!self->nodes) {
+        free(self);
+        return NULL;
+    }
+    for (size_t i = 0; i < self->n; i++)
+        self->nodes[i].conf = af_inventory_node(inv, i);
+    return self;
+}
+
+static void s_free_list(char ***list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*list)[i]);
+    free(*list);
+    *list = NULL;
+    *n = 0;
+}
+
+void af_farm_destroy(af_farm_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    af_farm_t *self = *self_p;
+    for (size_t i = 0; i < self->n; i++) {
+        af_farm_node_t *n = &self->nodes[i];
+        zsock_destroy(&n->sock);
+        s_free_list(&n->platforms, &n->n_platforms);
+        s_free_list(&n->executors, &n->n_executors);
+    }
+    free(self->nodes);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t af_farm_size(const af_farm_t *self)
+{
+    return self->n;
+}
+
+af_farm_node_t *af_farm_node(af_farm_t *self, size_t i)
+{
+    return i < self->n ? &self->nodes[i] : NULL;
+}
+
+long af_farm_find(const af_farm_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n; i++)
+        if (!strcmp(self->nodes[i].conf->name, name))
+            return (long)i;
+    return -1;
+}
+
+const char *af_node_status_name(af_node_status_t status)
+{
+    switch (status) {
+    case AF_NODE_UNPROBED: return "unknown";
+    case AF_NODE_READY: return "ready";
+    case AF_NODE_UNREACHABLE: return "unreachable";
+    case AF_NODE_UNAUTHORIZED: return "unauthorized";
+    case AF_NODE_UNSUPPORTED: return "unsupported";
+    case AF_NODE_ERROR: return "error";
+    }
+    return "unknown";
+}
+
+bool af_farm_node_announces(const af_farm_node_t *node, const char *platform)
+{
+    for (size_t i = 0; i < node->n_platforms; i++)
+        if (!strcmp(node->platforms[i], platform))
+            return true;
+    return false;
+}
+
+bool af_farm_node_has_executor(const af_farm_node_t *node, const char *executor)
+{
+    for (size_t i = 0; i < node->n_executors; i++)
+        if (!strcmp(node->executors[i], executor))
+            return true;
+    return false;
+}
+
+static void s_set_status(af_farm_node_t *n, af_node_status_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_set_status(af_farm_node_t *n, af_node_status_t st, const char *fmt, ...)
+{
+    n->status = st;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(n->status_msg, sizeof n->status_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Applies the CURVE client side when the node is not insecure. The client
+ * certificate comes from $ARCHFARM_CLIENT_CERT (a czmq cert file, e.g. from
+ * `archfarm keygen`); without it the node is unsupported. */
+static int s_apply_curve(af_farm_node_t *n)
+{
+    if (n->conf->insecure)
+        return 0;
+    if (!n->conf->server_key || strlen(n->conf->server_key) != 40) {
+        s_set_status(n, AF_NODE_UNSUPPORTED,
+                     "node %s: archfarm_server_key missing or not a 40-character Z85 key",
+                     n->conf->name);
+        return -1;
+    }
+    const char *path = getenv("ARCHFARM_CLIENT_CERT");
+    if (!path || !*path) {
+        s_set_status(n, AF_NODE_UNSUPPORTED,
+                     "node %s needs CURVE (archfarm_insecure is false): set "
+                     "ARCHFARM_CLIENT_CERT to a client certificate from 'archfarm keygen'",
+                     n->conf->name);
+        return -1;
+    }
+    zcert_t *cert = zcert_load(path);
+    if (!cert) {
+        s_set_status(n, AF_NODE_UNSUPPORTED,
+                     "cannot load client certificate %s (need %s and %s_secret)", path, path,
+                     path);
+        return -1;
+    }
+    zcert_apply(cert, n->sock);
+    zcert_destroy(&cert);
+    zsock_set_curve_serverkey(n->sock, n->conf->server_key);
+    return 0;
+}
+
+static int s_connect(af_farm_node_t *n)
+{
+    if (n->sock)
+        return 0;
+    n->sock = zsock_new(ZMQ_DEALER);
+    if (!n->sock) {
+        s_set_status(n, AF_NODE_ERROR, "cannot create a socket for node %s", n->conf->name);
+        return -1;
+    }
+    zsock_set_linger(n->sock, AF_FARM_LINGER_MS);
+    zsock_set_maxmsgsize(n->sock, AF_MAX_MSG_SIZE);
+    zsock_set_reconnect_ivl(n->sock, AF_FARM_RECONNECT_MS);
+    zsock_set_reconnect_ivl_max(n->sock, AF_FARM_RECONNECT_MAX_MS);
+    zsock_set_sndtimeo(n->sock, AF_FARM_SNDTIMEO_MS);
+    zsock_set_rcvtimeo(n->sock, AF_FARM_SNDTIMEO_MS);
+    if (s_apply_curve(n)) {
+        zsock_destroy(&n->sock);
+        return -1;
+    }
+    if (zsock_connect(n->sock, "%s", n->conf->endpoint) != 0) {
+        s_set_status(n, AF_NODE_UNREACHABLE, "cannot connect to %s: %s", n->conf->endpoint,
+                     zmq_strerror(zmq_errno()));
+        zsock_destroy(&n->sock);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_dup_list(char ***dst, size_t *n_dst, char *const *src, size_t n)
+{
+    s_free_list(dst, n_dst);
+    if (!n)
+        return 0;
+    *dst = calloc(n, sizeof **dst);
+    if (!*dst)
+        return AF_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        (*dst)[i] = strdup(src[i]);
+        if (!(*dst)[i])
+            return AF_ERR_NOMEM;
+        (*n_dst)++;
+    }
+    return 0;
+}
+
+static void s_take_welcome(af_farm_node_t *n, const af_msg_t *m, long long sent_ms)
+{
+    snprintf(n->version, sizeof n->version, "%s", m->version);
+    snprintf(n->agent_name, sizeof n->agent_name, "%s", m->node);
+    if (s_dup_list(&n->platforms, &n->n_platforms, m->platforms, m->n_platforms) ||
+        s_dup_list(&n->executors, &n->n_executors, m->executors, m->n_executors)) {
+        s_set_status(n, AF_NODE_ERROR, "out of memory");
+        return;
+    }
+    n->running = m->running;
+    n->queued = m->queued;
+    n->max_jobs = m->max_jobs;
+    n->heartbeat_ms = m->heartbeat_ms ? m->heartbeat_ms : AF_HEARTBEAT_MS;
+    n->last_seen_ms = af_cli_now_ms();
+    n->rtt_ms = n->last_seen_ms - sent_ms;
+    s_set_status(n, AF_NODE_READY, "ready");
+    if (strcmp(m->version, AF_VERSION))
+        af_warn("node %s runs archfarm-agent %s, this is %s", n->conf->name, m->version,
+                AF_VERSION);
+}
+
+int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
+{
+    char client[AF_MAX_NAME + 1];
+    char host[64] = "coordinator";
+    gethostname(host, sizeof host - 1);
+    snprintf(client, sizeof client, "%.64s:%d", host, (int)getpid());
+
+    zmq_pollitem_t *items = calloc(self->n ? self->n : 1, sizeof *items);
+    size_t *which = calloc(self->n ? self->n : 1, sizeof *which);
+    if (!items || !which) {
+        free(items);
+        free(which);
+        return AF_ERR_NOMEM;
+    }
+    af_msg_t *hello = af_msg_new(AF_CMD_HELLO);
+    if (!hello) {
+        free(items);
+        free(which);
+        return AF_ERR_NOMEM;
+    }
+    snprintf(hello->version, sizeof hello->version, "%s", AF_VERSION);
+    snprintf(hello->client, sizeof hello->client, "%s", client);
+
+    long long start = af_cli_now_ms();
+    size_t waiting = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        af_farm_node_t *n = &self->nodes[i];
+        if (select && !select[i])
+            continue;
+        n->status = AF_NODE_UNREACHABLE;
+        snprintf(n->status_msg, sizeof n->status_msg, "no answer from %s within %d ms",
+                 n->conf->endpoint, timeout_ms);
+        if (s_connect(n))
+            continue;
+        af_err_t err = {0};
+        if (af_msg_send(hello, n->sock, &err)) {
+            s_set_status(n, AF_NODE_UNREACHABLE, "cannot send HELLO to %s: %s", n->conf->endpoint,
+                         af_err_msg(&err, AF_ERR_NET));
+            continue;
+        }
+        af_debug("HELLO -> %s (%s)", n->conf->name, n->conf->endpoint);
+        items[waiting].socket = zsock_resolve(n->sock);
+        items[waiting].events = ZMQ_POLLIN;
+        which[waiting] = i;
+        waiting++;
+    }
+    af_msg_destroy(&hello);
+
+    int ready = 0;
+    int rc = 0;
+    while (waiting > 0) {
+        long long left = start + timeout_ms - af_cli_now_ms();
+        if (left <= 0)
+            break;
+        int prc = zmq_poll(items, (int)waiting, (long)left);
+        if (prc < 0) {
+            if (af_cli_signal()) {
+                rc = AF_ERR_CANCELLED;
+                break;
+            }
+            continue;
+        }
+        for (long k = 0; k < (long)waiting; k++) {
+            if (!(items[k].revents & ZMQ_POLLIN))
+                continue;
+            af_farm_node_t *n = &self->nodes[which[k]];
+            af_err_t err = {0};
+            af_msg_t *m = af_msg_recv(n->sock, false, NULL, &err);
+            bool done = false;
+            if (!m) {
+                s_set_status(n, AF_NODE_ERROR, "node %s sent a malformed reply: %s",
+                             n->conf->name, af_err_msg(&err, AF_ERR_PROTO));
+                done = true;
+            } else if (m->cmd == AF_CMD_WELCOME) {
+                s_take_welcome(n, m, start);
+                done = true;
+            } else if (m->cmd == AF_CMD_ERROR) {
+                s_set_status(n, AF_NODE_ERROR, "node %s refused HELLO: %s", n->conf->name,
+                             m->message);
+                done = true;
+            } else {
+                af_debug("node %s: ignoring %s during probe", n->conf->name,
+                         af_cmd_name(m->cmd));
+            }
+            af_msg_destroy(&m);
+            if (done) {
+                /* stop polling it: the last item takes its place */
+                items[k] = items[waiting - 1];
+                which[k] = which[waiting - 1];
+                waiting--;
+                k--;
+            }
+        }
+    }
+    for (size_t i = 0; i < self->n; i++)
+        if ((!select || select[i]) && self->nodes[i].status == AF_NODE_READY)
+            ready++;
+    free(items);
+    free(which);
+    return rc ? rc : ready;
+}
+
+int af_farm_send(af_farm_t *self, size_t i, const af_msg_t *msg, af_err_t *err)
+{
+    if (i >= self->n || !self->nodes[i].sock)
+        return af_err_set(err, AF_ERR_STATE, "node %zu is not connected", i);
+    af_farm_node_t *n = &self->nodes[i];
+    int rc = af_msg_send(msg, n->sock, err);
+    if (rc)
+        return af_err_prefix(err, rc, "sending %s to node %s", af_cmd_name(msg->cmd),
+                             n->conf->name);
+    return 0;
+}

@@ -1,35 +1,1389 @@
-/* inventory.c -- the Ansible YAML inventory as archfarm nodes (skeleton). */
+/* inventory.c -- the Ansible YAML inventory as a list of archfarm nodes.
+ *
+ * The coordinator (`archfarm build/ls/inspect/inventory`) loads the same
+ * inventory.yaml that Ansible deploys agents from. libyaml's document API
+ * gives us a node graph (aliases are shared nodes, never copies); we walk it
+ * the way Ansible's yaml inventory plugin does: every top-level key is a
+ * group with optional `hosts`, `vars` and `children`, a group named in
+ * several places is one group, and a host listed several times is one host
+ * whose variables merge. Variables are then resolved per host with
+ * Ansible's precedence (groups sorted by depth, ansible_group_priority and
+ * name, then host vars) and converted into af_node_t, each bad value
+ * reported at its own FILE:LINE:COL. Hostile input is bounded three ways:
+ * file size, a budget on mapping pairs visited (alias and merge-key bombs),
+ * and group nesting depth; counts of hosts, groups and labels are capped. */
 #include "inventory.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define S_NONE ((size_t)-1)
+/* Mapping pairs and sequence items visited, all mappings together, counting
+ * every re-visit of an aliased node: ten times what a 4 MiB file can hold
+ * without aliases, far below what an alias bomb asks for. */
+#define S_BUDGET (AF_INVENTORY_MAX_BYTES / 2)
+#define S_NAME_MAX (AF_MAX_NAME - 1)
+
+/* The variables archfarm reads; everything else is Ansible's business. */
+typedef enum {
+    V_ANSIBLE_HOST,
+    V_PORT,
+    V_ENDPOINT,
+    V_PLATFORMS,
+    V_SERVER_KEY,
+    V_MAX_JOBS,
+    V_LABELS,
+    V_INSECURE,
+    V_PRIORITY,
+    V_GROUP_PRIORITY,
+    V_COUNT
+} s_var_id_t;
+
+static const char *const s_var_names[V_COUNT] = {
+    "ansible_host",       "archfarm_port",   "archfarm_endpoint", "archfarm_platforms",
+    "archfarm_server_key", "archfarm_max_jobs", "archfarm_labels",  "archfarm_insecure",
+    "archfarm_priority",  "ansible_group_priority"};
+
+typedef struct {
+    int id;
+    yaml_node_t *node;
+} s_var_t;
+
+typedef struct {
+    s_var_t *v;
+    size_t n, cap;
+} s_vars_t;
+
+typedef struct {
+    size_t *v;
+    size_t n, cap;
+} s_idx_list_t;
+
+/* name -> index, open addressing; keys are borrowed */
+typedef struct {
+    const char **keys;
+    size_t *vals;
+    size_t cap, n;
+} s_index_t;
+
+typedef struct {
+    const char *name; /* borrowed from the document */
+    yaml_mark_t mark;
+    s_vars_t vars;
+    s_idx_list_t children, parents;
+    int depth;
+    int state; /* depth walk: 0 new, 1 on the stack, 2 done */
+    int priority;
+    bool agent;     /* archfarm_agents or one of its descendants */
+    size_t stamp;   /* last host whose groups included this one, +1 */
+} s_group_t;
+
+typedef struct {
+    char *name;
+    yaml_mark_t mark; /* first declaration */
+    s_vars_t vars;
+    s_idx_list_t groups; /* direct memberships */
+} s_host_t;
+
+typedef struct {
+    yaml_node_t *key, *value;
+} s_pair_t;
+
+typedef struct {
+    s_pair_t *v;
+    size_t n, cap;
+} s_pairs_t;
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} s_names_t;
+
+typedef struct {
+    const char *file;
+    yaml_document_t *doc;
+    af_err_t *err;
+    s_group_t *groups;
+    size_t n_groups, cap_groups;
+    s_index_t group_index;
+    s_host_t *hosts;
+    size_t n_hosts, cap_hosts;
+    s_index_t host_index;
+    size_t budget;
+} s_ctx_t;
 
 struct af_inventory {
     af_node_t *nodes;
     size_t n_nodes;
 };
 
-af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
+/* ---- small containers ---------------------------------------------------- */
+
+/* Grows *v (element size ELEM) so one more fits. Returns 0 or -1. */
+static int s_grow(void **v, size_t *cap, size_t n, size_t elem)
 {
-    af_err_set(err, AF_ERR_UNSUPPORTED, "%s: inventory loading not implemented yet", path);
-    return NULL;
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *nv = realloc(*v, ncap * elem);
+    if (!nv)
+        return -1;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static uint64_t s_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void s_index_free(s_index_t *ix)
+{
+    free(ix->keys);
+    free(ix->vals);
+    memset(ix, 0, sizeof *ix);
+}
+
+static size_t s_index_get(const s_index_t *ix, const char *key)
+{
+    if (!ix->cap)
+        return S_NONE;
+    for (size_t i = s_hash(key) & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1)) {
+        if (!ix->keys[i])
+            return S_NONE;
+        if (!strcmp(ix->keys[i], key))
+            return ix->vals[i];
+    }
+}
+
+/* Adds KEY (not present yet). Returns 0 or -1 (no memory). */
+static int s_index_put(s_index_t *ix, const char *key, size_t val)
+{
+    if ((ix->n + 1) * 2 > ix->cap) {
+        size_t ncap = ix->cap ? ix->cap * 2 : 16;
+        const char **nk = calloc(ncap, sizeof *nk);
+        size_t *nv = calloc(ncap, sizeof *nv);
+        if (!nk || !nv) {
+            free(nk);
+            free(nv);
+            return -1;
+        }
+        for (size_t i = 0; i < ix->cap; i++) {
+            if (!ix->keys[i])
+                continue;
+            size_t j = s_hash(ix->keys[i]) & (ncap - 1);
+            while (nk[j])
+                j = (j + 1) & (ncap - 1);
+            nk[j] = ix->keys[i];
+            nv[j] = ix->vals[i];
+        }
+        free(ix->keys);
+        free(ix->vals);
+        ix->keys = nk;
+        ix->vals = nv;
+        ix->cap = ncap;
+    }
+    size_t j = s_hash(key) & (ix->cap - 1);
+    while (ix->keys[j])
+        j = (j + 1) & (ix->cap - 1);
+    ix->keys[j] = key;
+    ix->vals[j] = val;
+    ix->n++;
+    return 0;
+}
+
+static int s_idx_add_unique(s_idx_list_t *l, size_t v)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == v)
+            return 0;
+    if (s_grow((void **)&l->v, &l->cap, l->n, sizeof *l->v))
+        return -1;
+    l->v[l->n++] = v;
+    return 0;
+}
+
+static void s_names_free(s_names_t *names)
+{
+    for (size_t i = 0; i < names->n; i++)
+        free(names->v[i]);
+    free(names->v);
+    memset(names, 0, sizeof *names);
+}
+
+/* ---- errors and scalars -------------------------------------------------- */
+
+static int s_failv(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int s_failv(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
+{
+    char msg[AF_ERRMSG_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return af_err_set(c->err, code, "%s:%zu:%zu: %s", c->file, mark ? mark->line + 1 : 1,
+                      mark ? mark->column + 1 : 1, msg);
+}
+
+/* Reports "FILE:LINE:COL: message" at NODE (1:1 when NODE is NULL). */
+static int s_fail(s_ctx_t *c, const yaml_node_t *node, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_fail(s_ctx_t *c, const yaml_node_t *node, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = s_failv(c, node ? &node->start_mark : NULL, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int s_fail_at(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int s_fail_at(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = s_failv(c, mark, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int s_nomem(s_ctx_t *c)
+{
+    return af_err_set(c->err, AF_ERR_NOMEM, "%s: out of memory", c->file);
+}
+
+static const char *s_text(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static bool s_is_null(const yaml_node_t *n)
+{
+    if (!n)
+        return true;
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = s_text(n);
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+/* A printable, bounded rendering of NODE for messages: "\"text\"" for
+ * scalars, "a mapping"/"a list" otherwise. */
+static const char *s_show(const yaml_node_t *n, char *buf, size_t len)
+{
+    if (!n || n->type == YAML_MAPPING_NODE)
+        return snprintf(buf, len, "a mapping"), buf;
+    if (n->type == YAML_SEQUENCE_NODE)
+        return snprintf(buf, len, "a list"), buf;
+    const char *s = s_text(n);
+    size_t o = 0;
+    buf[o++] = '"';
+    size_t i = 0;
+    for (; i < n->data.scalar.length && i < 64 && o + 5 < len; i++)
+        buf[o++] = isprint((unsigned char)s[i]) ? s[i] : '?';
+    if (i < n->data.scalar.length && o + 5 < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* A scalar usable as a string: not NUL-bearing, bounded, no Jinja2. NAME
+ * is the variable, for the message. Returns 0 or an error. */
+static int s_string(s_ctx_t *c, const char *name, const yaml_node_t *n, size_t max,
+                    const char **out)
+{
+    char show[96];
+    if (n->type != YAML_SCALAR_NODE)
+        return s_fail(c, n, AF_ERR_INVAL, "%s: expected a string, got %s", name,
+                      s_show(n, show, sizeof show));
+    if (strlen(s_text(n)) != n->data.scalar.length)
+        return s_fail(c, n, AF_ERR_INVAL, "%s: contains a NUL byte", name);
+    if (n->data.scalar.length > max)
+        return s_fail(c, n, AF_ERR_TOOBIG, "%s: longer than %zu bytes", name, max);
+    if (strstr(s_text(n), "{{") || strstr(s_text(n), "{%"))
+        return s_fail(c, n, AF_ERR_UNSUPPORTED,
+                      "%s: Jinja2 templates are not evaluated by archfarm, got %s", name,
+                      s_show(n, show, sizeof show));
+    *out = s_text(n);
+    return 0;
+}
+
+static bool s_all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Parses a decimal integer scalar ("+" or "-" allowed, quoted or not). */
+static bool s_int_value(const yaml_node_t *n, long *out)
+{
+    /* at most 9 digits, so the value always fits an int */
+    if (n->type != YAML_SCALAR_NODE || !n->data.scalar.length || n->data.scalar.length > 10)
+        return false;
+    const char *s = s_text(n);
+    size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    if (!s[i])
+        return false;
+    if (!s_all_digits(s + i) || strlen(s + i) > 9)
+        return false;
+    *out = strtol(s, NULL, 10);
+    return true;
+}
+
+/* Ansible's boolean(): YAML 1.1 booleans and their string spellings. */
+static bool s_bool_value(const yaml_node_t *n, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "y", "t", "1", NULL};
+    static const char *const no[] = {"false", "no", "off", "n", "f", "0", NULL};
+    if (n->type != YAML_SCALAR_NODE)
+        return false;
+    for (size_t i = 0; yes[i]; i++)
+        if (!strcasecmp(s_text(n), yes[i]))
+            return *out = true, true;
+    for (size_t i = 0; no[i]; i++)
+        if (!strcasecmp(s_text(n), no[i]))
+            return *out = false, true;
+    return false;
+}
+
+/* ---- mappings with merge keys -------------------------------------------- */
+
+static int s_spend(s_ctx_t *c, const yaml_node_t *n)
+{
+    if (c->budget == 0)
+        return s_fail(c, n, AF_ERR_TOOBIG,
+                      "inventory too large after alias expansion (more than %d nodes)",
+                      (int)S_BUDGET);
+    c->budget--;
+    return 0;
+}
+
+static bool s_is_merge_key(const yaml_node_t *k)
+{
+    return k->type == YAML_SCALAR_NODE && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           !strcmp(s_text(k), "<<");
+}
+
+/* Appends MAP's pairs to OUT as PyYAML's flatten_mapping orders them:
+ * merged mappings first (the last `<<` source first, so earlier sources
+ * override later ones), then the mapping's own pairs. */
+static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
+{
+    char show[96];
+    if (level > AF_INVENTORY_MAX_DEPTH)
+        return s_fail(c, map, AF_ERR_TOOBIG, "merge keys (<<) nested deeper than %d levels",
+                      AF_INVENTORY_MAX_DEPTH);
+    yaml_node_pair_t *p;
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+        if (!k || !v || !s_is_merge_key(k))
+            continue;
+        if (v->type == YAML_MAPPING_NODE) {
+            int rc = s_flatten(c, v, out, level + 1);
+            if (rc)
+                return rc;
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            yaml_node_item_t *it;
+            for (it = v->data.sequence.items.top; it > v->data.sequence.items.start; it--) {
+                yaml_node_t *src = yaml_document_get_node(c->doc, it[-1]);
+                if (!src || src->type != YAML_MAPPING_NODE)
+                    return s_fail(c, src ? src : v, AF_ERR_PARSE,
+                                  "merge key (<<) expects mappings, got %s",
+                                  s_show(src, show, sizeof show));
+                int rc = s_flatten(c, src, out, level + 1);
+                if (rc)
+                    return rc;
+            }
+        } else {
+            return s_fail(c, v, AF_ERR_PARSE,
+                          "merge key (<<) expects a mapping or a list of mappings, got %s",
+                          s_show(v, show, sizeof show));
+        }
+    }
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+        if (!k || !v)
+            return s_fail(c, map, AF_ERR_PARSE, "malformed mapping");
+        if (s_is_merge_key(k))
+            continue;
+        int rc = s_spend(c, k);
+        if (rc)
+            return rc;
+        if (s_grow((void **)&out->v, &out->cap, out->n, sizeof *out->v))
+            return s_nomem(c);
+        out->v[out->n++] = (s_pair_t){k, v};
+    }
+    return 0;
+}
+
+/* The pairs of MAP with merge keys applied and duplicate keys collapsed the
+ * way a Python dict does (first position, last value). Keys must be
+ * scalars. Caller frees out->v. */
+static int s_pairs(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_pairs_t all = {0};
+    s_index_t seen = {0};
+    int rc = s_flatten(c, map, &all, 0);
+    for (size_t i = 0; rc == 0 && i < all.n; i++) {
+        yaml_node_t *k = all.v[i].key;
+        if (k->type != YAML_SCALAR_NODE) {
+            rc = s_fail(c, k, AF_ERR_PARSE, "expected a string key, got %s",
+                        k->type == YAML_MAPPING_NODE ? "a mapping" : "a list");
+            break;
+        }
+        size_t at = s_index_get(&seen, s_text(k));
+        if (at != S_NONE) {
+            out->v[at].value = all.v[i].value;
+            continue;
+        }
+        if (s_grow((void **)&out->v, &out->cap, out->n, sizeof *out->v) ||
+            s_index_put(&seen, s_text(k), out->n)) {
+            rc = s_nomem(c);
+            break;
+        }
+        out->v[out->n++] = all.v[i];
+    }
+    free(all.v);
+    s_index_free(&seen);
+    if (rc) {
+        free(out->v);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+/* ---- groups, hosts, ranges ----------------------------------------------- */
+
+/* Appends the archfarm variables among PAIRS of a vars mapping to VARS. */
+static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
+{
+    s_pairs_t pairs;
+    int rc = s_pairs(c, map, &pairs);
+    for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
+        const char *key = s_text(pairs.v[i].key);
+        for (int id = 0; id < V_COUNT; id++) {
+            if (strcmp(key, s_var_names[id]))
+                continue;
+            if (s_grow((void **)&vars->v, &vars->cap, vars->n, sizeof *vars->v)) {
+                rc = s_nomem(c);
+                break;
+            }
+            vars->v[vars->n++] = (s_var_t){id, pairs.v[i].value};
+        }
+    }
+    free(pairs.v);
+    return rc;
+}
+
+static int s_group_get(s_ctx_t *c, yaml_node_t *name_node, size_t *out)
+{
+    const char *name = s_text(name_node);
+    size_t gi = s_index_get(&c->group_index, name);
+    if (gi == S_NONE) {
+        if (c->n_groups >= AF_INVENTORY_MAX_GROUPS)
+            return s_fail(c, name_node, AF_ERR_TOOBIG, "more than %d groups",
+                          AF_INVENTORY_MAX_GROUPS);
+        if (s_grow((void **)&c->groups, &c->cap_groups, c->n_groups, sizeof *c->groups))
+            return s_nomem(c);
+        gi = c->n_groups;
+        s_group_t *g = &c->groups[gi];
+        memset(g, 0, sizeof *g);
+        g->name = name;
+        g->mark = name_node->start_mark;
+        g->priority = 1;
+        if (s_index_put(&c->group_index, name, gi))
+            return s_nomem(c);
+        c->n_groups++;
+    }
+    *out = gi;
+    return 0;
+}
+
+static int s_host_get(s_ctx_t *c, const yaml_node_t *at, const char *name, size_t *out)
+{
+    size_t hi = s_index_get(&c->host_index, name);
+    if (hi == S_NONE) {
+        if (c->n_hosts >= AF_INVENTORY_MAX_HOSTS)
+            return s_fail(c, at, AF_ERR_TOOBIG, "more than %d hosts", AF_INVENTORY_MAX_HOSTS);
+        if (s_grow((void **)&c->hosts, &c->cap_hosts, c->n_hosts, sizeof *c->hosts))
+            return s_nomem(c);
+        s_host_t *h = &c->hosts[c->n_hosts];
+        memset(h, 0, sizeof *h);
+        h->name = strdup(name);
+        if (!h->name)
+            return s_nomem(c);
+        h->mark = at->start_mark;
+        hi = c->n_hosts++;
+        if (s_index_put(&c->host_index, h->name, hi))
+            return s_nomem(c);
+    }
+    *out = hi;
+    return 0;
+}
+
+/* Checks an expanded host name. */
+static int s_check_host_name(s_ctx_t *c, const yaml_node_t *at, const char *name)
+{
+    char show[96];
+    if (!*name)
+        return s_fail(c, at, AF_ERR_INVAL, "empty host name");
+    if (strlen(name) > S_NAME_MAX)
+        return s_fail(c, at, AF_ERR_TOOBIG, "host name %s is longer than %d bytes",
+                      s_show(at, show, sizeof show), S_NAME_MAX);
+    for (const char *p = name; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p) || *p == '/')
+            return s_fail(c, at, AF_ERR_INVAL, "invalid host name %s",
+                          s_show(at, show, sizeof show));
+    return 0;
+}
+
+static int s_names_add(s_ctx_t *c, const yaml_node_t *at, s_names_t *names, char *name)
+{
+    if (names->n >= AF_INVENTORY_MAX_HOSTS) {
+        free(name);
+        return s_fail(c, at, AF_ERR_TOOBIG, "host range expands to more than %d hosts",
+                      AF_INVENTORY_MAX_HOSTS);
+    }
+    if (s_grow((void **)&names->v, &names->cap, names->n, sizeof *names->v)) {
+        free(name);
+        return s_nomem(c);
+    }
+    names->v[names->n++] = name;
+    return 0;
+}
+
+/* Expands Ansible host ranges in PAT from byte FROM on, like Ansible's
+ * expand_hostname_range: "[beg:end]" or "[beg:end:step]", numeric (a
+ * zero-padded start keeps its width) or single letters; several ranges
+ * multiply. Appends owned names to NAMES. */
+static int s_expand(s_ctx_t *c, const yaml_node_t *at, const char *pat, size_t from,
+                    s_names_t *names)
+{
+    char show[96];
+    const char *open = strchr(pat + from, '[');
+    if (!open) {
+        if (strchr(pat + from, ']'))
+            return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: ']' without '['",
+                          s_show(at, show, sizeof show));
+        char *dup = strdup(pat);
+        if (!dup)
+            return s_nomem(c);
+        return s_names_add(c, at, names, dup);
+    }
+    const char *close = strchr(open, ']');
+    if (!close)
+        return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: unterminated range, missing ']'",
+                      s_show(at, show, sizeof show));
+    char body[64];
+    size_t blen = (size_t)(close - open - 1);
+    if (blen >= sizeof body)
+        return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range too long",
+                      s_show(at, show, sizeof show));
+    memcpy(body, open + 1, blen);
+    body[blen] = '\0';
+    char *parts[3] = {body, NULL, NULL};
+    size_t np = 1;
+    for (char *p = body; *p; p++) {
+        if (*p != ':')
+            continue;
+        if (np == 3)
+            return s_fail(c, at, AF_ERR_INVAL,
+                          "host pattern %s: expected [START:END] or [START:END:STEP]",
+                          s_show(at, show, sizeof show));
+        *p = '\0';
+        parts[np++] = p + 1;
+    }
+    if (np < 2)
+        return s_fail(c, at, AF_ERR_INVAL,
+                      "host pattern %s: expected [START:END] or [START:END:STEP]",
+                      s_show(at, show, sizeof show));
+    const char *beg = *parts[0] ? parts[0] : "0", *end = parts[1];
+    if (!*end)
+        return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range has no end value",
+                      s_show(at, show, sizeof show));
+    unsigned long step = 1;
+    if (np == 3) {
+        if (!s_all_digits(parts[2]) || strlen(parts[2]) > 6 ||
+            (step = strtoul(parts[2], NULL, 10)) == 0)
+            return s_fail(c, at, AF_ERR_INVAL,
+                          "host pattern %s: range step must be a positive integer",
+                          s_show(at, show, sizeof show));
+    }
+
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    size_t head = (size_t)(open - pat);
+    const char *tail = close + 1;
+    char *buf = malloc(strlen(pat) + 16);
+    if (!buf)
+        return s_nomem(c);
+    int rc = 0;
+    if (strlen(beg) == 1 && strlen(end) == 1 && isalpha((unsigned char)beg[0]) &&
+        isalpha((unsigned char)end[0])) {
+        size_t ib = (size_t)(strchr(letters, beg[0]) - letters);
+        size_t ie = (size_t)(strchr(letters, end[0]) - letters);
+        if (ib > ie)
+            rc = s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range start is after its end",
+                        s_show(at, show, sizeof show));
+        for (size_t i = ib; rc == 0 && i <= ie; i += step) {
+            size_t n = (size_t)sprintf(buf, "%.*s%c", (int)head, pat, letters[i]);
+            strcpy(buf + n, tail);
+            rc = s_expand(c, at, buf, n, names);
+        }
+    } else if (s_all_digits(beg) && s_all_digits(end)) {
+        int width = 0;
+        if (beg[0] == '0' && strlen(beg) > 1) {
+            width = (int)strlen(beg);
+            if (strlen(end) != strlen(beg))
+                rc = s_fail(c, at, AF_ERR_INVAL,
+                            "host pattern %s: a zero-padded range needs start and end of "
+                            "equal length",
+                            s_show(at, show, sizeof show));
+        }
+        if (rc == 0 && (strlen(beg) > 9 || strlen(end) > 9))
+            rc = s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range bound too large",
+                        s_show(at, show, sizeof show));
+        unsigned long ib = strtoul(beg, NULL, 10), ie = strtoul(end, NULL, 10);
+        if (rc == 0 && ib > ie)
+            rc = s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range start is after its end",
+                        s_show(at, show, sizeof show));
+        for (unsigned long i = ib; rc == 0 && i <= ie; i += step) {
+            size_t n = (size_t)sprintf(buf, "%.*s%0*lu", (int)head, pat, width, i);
+            strcpy(buf + n, tail);
+            rc = s_expand(c, at, buf, n, names);
+        }
+    } else {
+        rc = s_fail(c, at, AF_ERR_INVAL,
+                    "host pattern %s: range bounds must both be numbers or both single letters",
+                    s_show(at, show, sizeof show));
+    }
+    free(buf);
+    return rc;
+}
+
+/* One `hosts:` entry: PATTERN (a key scalar) with VARS (mapping or null). */
+static int s_host_entry(s_ctx_t *c, size_t gi, yaml_node_t *pattern, yaml_node_t *vars)
+{
+    char show[96], show2[96];
+    const char *pat;
+    int rc = s_string(c, "host name", pattern, AF_MAX_STR, &pat);
+    if (rc)
+        return rc;
+    if (!s_is_null(vars) && vars->type != YAML_MAPPING_NODE)
+        return s_fail(c, vars, AF_ERR_INVAL, "host %s: expected a mapping of variables, got %s",
+                      s_show(pattern, show, sizeof show), s_show(vars, show2, sizeof show2));
+
+    /* "name:port" is Ansible's SSH port; archfarm uses archfarm_port */
+    char *work = strdup(pat);
+    if (!work)
+        return s_nomem(c);
+    int depth = 0;
+    char *colon = NULL;
+    size_t colons = 0;
+    for (char *p = work; *p; p++) {
+        if (*p == '[')
+            depth++;
+        else if (*p == ']')
+            depth--;
+        else if (*p == ':' && depth == 0)
+            colon = p, colons++;
+    }
+    if (colons == 1 && s_all_digits(colon + 1))
+        *colon = '\0';
+
+    s_names_t names = {0};
+    rc = s_expand(c, pattern, work, 0, &names);
+    free(work);
+    s_vars_t vs = {0};
+    if (rc == 0 && !s_is_null(vars))
+        rc = s_collect_vars(c, vars, &vs);
+    for (size_t i = 0; rc == 0 && i < names.n; i++) {
+        size_t hi;
+        rc = s_check_host_name(c, pattern, names.v[i]);
+        if (rc == 0)
+            rc = s_spend(c, pattern);
+        if (rc == 0)
+            rc = s_host_get(c, pattern, names.v[i], &hi);
+        if (rc)
+            break;
+        s_host_t *h = &c->hosts[hi];
+        if (s_idx_add_unique(&h->groups, gi)) {
+            rc = s_nomem(c);
+            break;
+        }
+        for (size_t j = 0; j < vs.n; j++) {
+            if (s_grow((void **)&h->vars.v, &h->vars.cap, h->vars.n, sizeof *h->vars.v)) {
+                rc = s_nomem(c);
+                break;
+            }
+            h->vars.v[h->vars.n++] = vs.v[j];
+        }
+    }
+    free(vs.v);
+    s_names_free(&names);
+    return rc;
+}
+
+static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t parent, int level);
+
+/* A `hosts:` or `children:` section: a mapping, null, or (as Ansible
+ * allows) a single name. Calls the entry handler for each. */
+static int s_section(s_ctx_t *c, size_t gi, yaml_node_t *key, yaml_node_t *val, bool children,
+                     int level)
+{
+    char show[96];
+    if (s_is_null(val))
+        return 0;
+    if (val->type == YAML_SCALAR_NODE)
+        return children ? s_group(c, val, NULL, gi, level + 1) : s_host_entry(c, gi, val, NULL);
+    if (val->type != YAML_MAPPING_NODE)
+        return s_fail(c, val, AF_ERR_INVAL, "group \"%s\": %s must be a mapping, got %s",
+                      c->groups[gi].name, s_text(key), s_show(val, show, sizeof show));
+    s_pairs_t pairs;
+    int rc = s_pairs(c, val, &pairs);
+    for (size_t i = 0; rc == 0 && i < pairs.n; i++)
+        rc = children ? s_group(c, pairs.v[i].key, pairs.v[i].value, gi, level + 1)
+                      : s_host_entry(c, gi, pairs.v[i].key, pairs.v[i].value);
+    free(pairs.v);
+    return rc;
+}
+
+/* One group definition NAME: BODY, a child of PARENT (S_NONE at top
+ * level), LEVEL deep in the file. */
+static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t parent, int level)
+{
+    char show[96];
+    const char *gname;
+    int rc = s_string(c, "group name", name, S_NAME_MAX, &gname);
+    if (rc)
+        return rc;
+    if (!*gname)
+        return s_fail(c, name, AF_ERR_INVAL, "empty group name");
+    if (level > AF_INVENTORY_MAX_DEPTH)
+        return s_fail(c, name, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels",
+                      gname, AF_INVENTORY_MAX_DEPTH);
+    if ((rc = s_spend(c, name)))
+        return rc;
+    size_t gi;
+    if ((rc = s_group_get(c, name, &gi)))
+        return rc;
+    if (parent != S_NONE) {
+        if (!strcmp(gname, "all"))
+            return s_fail(c, name, AF_ERR_INVAL, "group \"all\" cannot be a child of \"%s\"",
+                          c->groups[parent].name);
+        if (gi == parent)
+            return s_fail(c, name, AF_ERR_INVAL, "group \"%s\" cannot be its own child", gname);
+        if (s_idx_add_unique(&c->groups[parent].children, gi) ||
+            s_idx_add_unique(&c->groups[gi].parents, parent))
+            return s_nomem(c);
+    }
+    if (s_is_null(body))
+        return 0;
+    if (body->type != YAML_MAPPING_NODE)
+        return s_fail(c, body, AF_ERR_INVAL,
+                      "group \"%s\": expected a mapping with hosts, vars or children, got %s",
+                      gname, s_show(body, show, sizeof show));
+    s_pairs_t pairs;
+    rc = s_pairs(c, body, &pairs);
+    for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
+        yaml_node_t *k = pairs.v[i].key, *v = pairs.v[i].value;
+        const char *key = s_text(k);
+        if (!strcmp(key, "hosts") || !strcmp(key, "children")) {
+            rc = s_section(c, gi, k, v, key[0] == 'c', level);
+        } else if (!strcmp(key, "vars")) {
+            if (s_is_null(v))
+                continue;
+            if (v->type != YAML_MAPPING_NODE)
+                rc = s_fail(c, v, AF_ERR_INVAL, "group \"%s\": vars must be a mapping, got %s",
+                            gname, s_show(v, show, sizeof show));
+            else
+                rc = s_collect_vars(c, v, &c->groups[gi].vars);
+        } else {
+            rc = s_fail(c, k, AF_ERR_INVAL,
+                        "group \"%s\": unexpected key %s (expected hosts, vars or children)",
+                        gname, s_show(k, show, sizeof show));
+        }
+    }
+    free(pairs.v);
+    return rc;
+}
+
+/* Longest path from `all` (depth 0) to group GI, as Ansible computes it;
+ * a group nobody lists as a child hangs off `all` at depth 1. Finds
+ * loops. */
+static int s_depth(s_ctx_t *c, size_t gi, int level)
+{
+    s_group_t *g = &c->groups[gi];
+    if (g->state == 2)
+        return 0;
+    if (g->state == 1)
+        return s_fail_at(c, &g->mark, AF_ERR_INVAL,
+                         "group \"%s\" is its own ancestor (a loop in children)", g->name);
+    if (level > AF_INVENTORY_MAX_DEPTH)
+        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG,
+                         "group \"%s\" is nested deeper than %d levels", g->name,
+                         AF_INVENTORY_MAX_DEPTH);
+    g->state = 1;
+    int depth = strcmp(g->name, "all") ? 1 : 0;
+    for (size_t i = 0; i < g->parents.n; i++) {
+        size_t pi = g->parents.v[i];
+        int rc = s_depth(c, pi, level + 1);
+        if (rc)
+            return rc;
+        if (c->groups[pi].depth + 1 > depth)
+            depth = c->groups[pi].depth + 1;
+    }
+    g = &c->groups[gi];
+    g->depth = depth;
+    g->state = 2;
+    /* ansible_group_priority: the group's last value wins */
+    for (size_t i = 0; i < g->vars.n; i++) {
+        if (g->vars.v[i].id != V_GROUP_PRIORITY)
+            continue;
+        long v;
+        char show[96];
+        if (!s_int_value(g->vars.v[i].node, &v))
+            return s_fail(c, g->vars.v[i].node, AF_ERR_INVAL,
+                          "ansible_group_priority: expected an integer, got %s",
+                          s_show(g->vars.v[i].node, show, sizeof show));
+        g->priority = (int)v;
+    }
+    return 0;
+}
+
+static void s_mark_agents(s_ctx_t *c, size_t gi)
+{
+    if (c->groups[gi].agent)
+        return;
+    c->groups[gi].agent = true;
+    for (size_t i = 0; i < c->groups[gi].children.n; i++)
+        s_mark_agents(c, c->groups[gi].children.v[i]);
+}
+
+/* ---- per-host resolution --------------------------------------------------- */
+
+static int s_group_cmp(const void *a, const void *b, void *arg)
+{
+    const s_group_t *groups = arg;
+    const s_group_t *x = &groups[*(const size_t *)a], *y = &groups[*(const size_t *)b];
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    if (x->priority != y->priority)
+        return x->priority < y->priority ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Adds GI and its ancestors to OUT once (stamped with host HI). */
+static int s_host_groups(s_ctx_t *c, size_t hi, size_t gi, s_idx_list_t *out)
+{
+    s_group_t *g = &c->groups[gi];
+    if (g->stamp == hi + 1)
+        return 0;
+    g->stamp = hi + 1;
+    if (s_grow((void **)&out->v, &out->cap, out->n, sizeof *out->v))
+        return -1;
+    out->v[out->n++] = gi;
+    for (size_t i = 0; i < c->groups[gi].parents.n; i++)
+        if (s_host_groups(c, hi, c->groups[gi].parents.v[i], out))
+            return -1;
+    return 0;
+}
+
+static int s_platforms(s_ctx_t *c, yaml_node_t *n, af_node_t *node)
+{
+    char show[96];
+    const char *var = s_var_names[V_PLATFORMS];
+    af_err_t perr;
+    node->platforms = calloc(AF_MAX_LIST, sizeof *node->platforms);
+    if (!node->platforms)
+        return s_nomem(c);
+    if (n->type == YAML_SCALAR_NODE) {
+        const char *s;
+        int rc = s_string(c, var, n, AF_MAX_STR, &s);
+        if (rc)
+            return rc;
+        if (af_platform_parse_list(s, node->platforms, AF_MAX_LIST, &node->n_platforms, &perr))
+            return s_fail(c, n, AF_ERR_INVAL, "%s: %s", var, perr.msg);
+        return 0;
+    }
+    if (n->type != YAML_SEQUENCE_NODE)
+        return s_fail(c, n, AF_ERR_INVAL, "%s: expected a list of platforms, got %s", var,
+                      s_show(n, show, sizeof show));
+    yaml_node_item_t *it;
+    for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        const char *s;
+        int rc = item ? s_spend(c, item) : s_fail(c, n, AF_ERR_PARSE, "malformed list");
+        if (rc == 0)
+            rc = s_string(c, var, item, AF_PLATFORM_STR_MAX * 2, &s);
+        if (rc)
+            return rc;
+        af_platform_t p;
+        if (af_platform_parse(s, &p, &perr))
+            return s_fail(c, item, AF_ERR_INVAL, "%s: %s", var, perr.msg);
+        bool dup = false;
+        for (size_t i = 0; i < node->n_platforms && !dup; i++)
+            dup = af_platform_equal(&node->platforms[i], &p);
+        if (dup)
+            continue;
+        if (node->n_platforms == AF_MAX_LIST)
+            return s_fail(c, item, AF_ERR_TOOBIG, "%s: more than %d platforms", var, AF_MAX_LIST);
+        node->platforms[node->n_platforms++] = p;
+    }
+    if (node->n_platforms == 0)
+        return s_fail(c, n, AF_ERR_INVAL, "%s: expected at least one platform", var);
+    return 0;
+}
+
+static int s_label_add(s_ctx_t *c, const yaml_node_t *at, af_node_t *node, const char *key,
+                       size_t klen, const char *value)
+{
+    const char *var = s_var_names[V_LABELS];
+    if (klen == 0)
+        return s_fail(c, at, AF_ERR_INVAL, "%s: empty label key", var);
+    char *k = strndup(key, klen);
+    char *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return s_nomem(c);
+    }
+    for (size_t i = 0; i < node->n_labels; i++) {
+        if (!strcmp(node->labels[i].key, k)) {
+            free(k);
+            free(node->labels[i].value);
+            node->labels[i].value = v;
+            return 0;
+        }
+    }
+    if (node->n_labels == AF_INVENTORY_MAX_LABELS) {
+        free(k);
+        free(v);
+        return s_fail(c, at, AF_ERR_TOOBIG, "%s: more than %d labels", var,
+                      AF_INVENTORY_MAX_LABELS);
+    }
+    node->labels[node->n_labels++] = (af_label_t){k, v};
+    return 0;
+}
+
+static int s_labels(s_ctx_t *c, yaml_node_t *n, af_node_t *node)
+{
+    char show[96];
+    const char *var = s_var_names[V_LABELS];
+    if (n->type == YAML_SCALAR_NODE)
+        return s_fail(c, n, AF_ERR_INVAL,
+                      "%s: expected a mapping or a list of \"key=value\", got %s", var,
+                      s_show(n, show, sizeof show));
+    node->labels = calloc(AF_INVENTORY_MAX_LABELS, sizeof *node->labels);
+    if (!node->labels)
+        return s_nomem(c);
+    int rc = 0;
+    if (n->type == YAML_MAPPING_NODE) {
+        s_pairs_t pairs;
+        rc = s_pairs(c, n, &pairs);
+        for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
+            const char *k, *v = "";
+            rc = s_string(c, var, pairs.v[i].key, AF_MAX_STR, &k);
+            if (rc == 0 && !s_is_null(pairs.v[i].value))
+                rc = s_string(c, var, pairs.v[i].value, AF_MAX_STR, &v);
+            if (rc == 0)
+                rc = s_label_add(c, pairs.v[i].key, node, k, strlen(k), v);
+        }
+        free(pairs.v);
+        return rc;
+    }
+    yaml_node_item_t *it;
+    for (it = n->data.sequence.items.start; rc == 0 && it < n->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        const char *s;
+        rc = item ? s_spend(c, item) : s_fail(c, n, AF_ERR_PARSE, "malformed list");
+        if (rc == 0)
+            rc = s_string(c, var, item, AF_MAX_STR, &s);
+        if (rc)
+            break;
+        const char *eq = strchr(s, '=');
+        rc = s_label_add(c, item, node, s, eq ? (size_t)(eq - s) : strlen(s), eq ? eq + 1 : "");
+    }
+    return rc;
+}
+
+/* archfarm_endpoint: tcp://HOST:PORT (HOST may be [v6]) or ipc://PATH. */
+static bool s_endpoint_ok(const char *e)
+{
+    if (!strncmp(e, "ipc://", 6))
+        return e[6] != '\0';
+    if (strncmp(e, "tcp://", 6))
+        return false;
+    const char *host = e + 6;
+    const char *colon = strrchr(host, ':');
+    if (!colon || colon == host || !s_all_digits(colon + 1) || strlen(colon + 1) > 5)
+        return false;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port < 1 || port > 65535)
+        return false;
+    if (host[0] == '[')
+        return colon[-1] == ']' && colon - host > 2;
+    for (const char *p = host; p < colon; p++)
+        if (*p == ':' || *p == '[' || *p == ']' || *p == '/')
+            return false;
+    return true;
+}
+
+static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
+{
+    char show[96];
+    s_host_t *h = &c->hosts[hi];
+    yaml_node_t *slot[V_COUNT] = {0};
+    s_idx_list_t groups = {0};
+    int rc = 0;
+
+    size_t all = s_index_get(&c->group_index, "all");
+    if (all != S_NONE && s_host_groups(c, hi, all, &groups))
+        rc = s_nomem(c);
+    for (size_t i = 0; rc == 0 && i < h->groups.n; i++)
+        if (s_host_groups(c, hi, h->groups.v[i], &groups))
+            rc = s_nomem(c);
+    if (rc == 0)
+        qsort_r(groups.v, groups.n, sizeof *groups.v, s_group_cmp, c->groups);
+    for (size_t i = 0; rc == 0 && i < groups.n; i++) {
+        const s_vars_t *vs = &c->groups[groups.v[i]].vars;
+        for (size_t j = 0; j < vs->n; j++)
+            slot[vs->v[j].id] = vs->v[j].node;
+    }
+    free(groups.v);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < h->vars.n; j++)
+        slot[h->vars.v[j].id] = h->vars.v[j].node;
+    for (int id = 0; id < V_COUNT; id++)
+        if (s_is_null(slot[id]))
+            slot[id] = NULL; /* an explicit null resets to the default */
+
+    node->name = strdup(h->name);
+    if (!node->name)
+        return s_nomem(c);
+    node->line = (int)h->mark.line + 1;
+    node->column = (int)h->mark.column + 1;
+    node->max_jobs = 1;
+
+    yaml_node_t *n;
+    long v;
+    if ((n = slot[V_INSECURE]) && !s_bool_value(n, &node->insecure))
+        return s_fail(c, n, AF_ERR_INVAL, "archfarm_insecure: expected true or false, got %s",
+                      s_show(n, show, sizeof show));
+    if ((n = slot[V_MAX_JOBS])) {
+        if (!s_int_value(n, &v) || v < 1)
+            return s_fail(c, n, AF_ERR_INVAL, "archfarm_max_jobs: expected an integer >= 1, got %s",
+                          s_show(n, show, sizeof show));
+        if (v > AF_INVENTORY_MAX_JOBS)
+            return s_fail(c, n, AF_ERR_INVAL, "archfarm_max_jobs: expected an integer <= %d, got %s",
+                          AF_INVENTORY_MAX_JOBS, s_show(n, show, sizeof show));
+        node->max_jobs = (int)v;
+    }
+    if ((n = slot[V_PRIORITY])) {
+        if (!s_int_value(n, &v))
+            return s_fail(c, n, AF_ERR_INVAL, "archfarm_priority: expected an integer, got %s",
+                          s_show(n, show, sizeof show));
+        node->priority = (int)v;
+    }
+    if (!(n = slot[V_PLATFORMS]))
+        return s_fail_at(c, &h->mark, AF_ERR_INVAL, "host \"%s\": archfarm_platforms is required",
+                         h->name);
+    if ((rc = s_platforms(c, n, node)))
+        return rc;
+    if ((n = slot[V_SERVER_KEY])) {
+        const char *key;
+        if ((rc = s_string(c, "archfarm_server_key", n, AF_MAX_STR, &key)))
+            return rc;
+        static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  ".-:+=^!/*?&<>()[]{}@%$#";
+        if (strlen(key) != 40 || strspn(key, z85) != 40)
+            return s_fail(c, n, AF_ERR_INVAL,
+                          "archfarm_server_key: expected a 40-character Z85 CURVE public key, "
+                          "got %s",
+                          s_show(n, show, sizeof show));
+        if (!(node->server_key = strdup(key)))
+            return s_nomem(c);
+    } else if (!node->insecure) {
+        return s_fail_at(c, &h->mark, AF_ERR_INVAL,
+                         "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
+                         "is true",
+                         h->name);
+    }
+    if ((n = slot[V_LABELS]) && (rc = s_labels(c, n, node)))
+        return rc;
+
+    /* endpoint: archfarm_endpoint, else tcp://ansible_host:archfarm_port */
+    char ep[AF_MAX_STR + 64];
+    if ((n = slot[V_ENDPOINT])) {
+        const char *e;
+        if ((rc = s_string(c, "archfarm_endpoint", n, AF_MAX_STR, &e)))
+            return rc;
+        if (!s_endpoint_ok(e))
+            return s_fail(c, n, AF_ERR_INVAL,
+                          "archfarm_endpoint: expected tcp://HOST:PORT or ipc://PATH, got %s",
+                          s_show(n, show, sizeof show));
+        snprintf(ep, sizeof ep, "%s", e);
+    } else {
+        long port = AF_DEFAULT_PORT;
+        if ((n = slot[V_PORT]) && (!s_int_value(n, &port) || port < 1 || port > 65535))
+            return s_fail(c, n, AF_ERR_INVAL,
+                          "archfarm_port: expected a port number from 1 to 65535, got %s",
+                          s_show(n, show, sizeof show));
+        const char *addr = h->name;
+        if ((n = slot[V_ANSIBLE_HOST])) {
+            if ((rc = s_string(c, "ansible_host", n, 255, &addr)))
+                return rc;
+            bool ok = *addr != '\0';
+            for (const char *p = addr; *p && ok; p++)
+                ok = !isspace((unsigned char)*p) && !iscntrl((unsigned char)*p) && *p != '/';
+            if (!ok)
+                return s_fail(c, n, AF_ERR_INVAL, "ansible_host: invalid address %s",
+                              s_show(n, show, sizeof show));
+        }
+        bool v6 = strchr(addr, ':') && addr[0] != '[';
+        snprintf(ep, sizeof ep, "tcp://%s%s%s:%ld", v6 ? "[" : "", addr, v6 ? "]" : "", port);
+    }
+    if (!(node->endpoint = strdup(ep)))
+        return s_nomem(c);
+    return 0;
+}
+
+/* ---- load ------------------------------------------------------------------ */
+
+/* Line and column (1-based) of byte OFFSET in DATA, for reader errors that
+ * libyaml reports by offset only. */
+static void s_offset_mark(const char *data, size_t len, size_t offset, yaml_mark_t *m)
+{
+    m->line = 0;
+    m->column = 0;
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (data[i] == '\n')
+            m->line++, m->column = 0;
+        else if (((unsigned char)data[i] & 0xC0) != 0x80)
+            m->column++;
+    }
+}
+
+static int s_yaml_error(s_ctx_t *c, yaml_parser_t *p, const char *data, size_t len)
+{
+    yaml_mark_t m = p->problem_mark;
+    if (p->error == YAML_READER_ERROR)
+        s_offset_mark(data, len, p->problem_offset, &m);
+    if (p->error == YAML_MEMORY_ERROR)
+        return s_nomem(c);
+    const char *problem = p->problem ? p->problem : "malformed YAML";
+    if (p->context)
+        return s_fail_at(c, &m, AF_ERR_PARSE, "YAML error: %s (%s at line %zu)", problem,
+                         p->context, p->context_mark.line + 1);
+    return s_fail_at(c, &m, AF_ERR_PARSE, "YAML error: %s", problem);
+}
+
+static void s_ctx_free(s_ctx_t *c)
+{
+    for (size_t i = 0; i < c->n_groups; i++) {
+        free(c->groups[i].vars.v);
+        free(c->groups[i].children.v);
+        free(c->groups[i].parents.v);
+    }
+    free(c->groups);
+    for (size_t i = 0; i < c->n_hosts; i++) {
+        free(c->hosts[i].name);
+        free(c->hosts[i].vars.v);
+        free(c->hosts[i].groups.v);
+    }
+    free(c->hosts);
+    s_index_free(&c->group_index);
+    s_index_free(&c->host_index);
+}
+
+static void s_node_free(af_node_t *n)
+{
+    free(n->name);
+    free(n->endpoint);
+    free(n->platforms);
+    free(n->server_key);
+    for (size_t i = 0; i < n->n_labels; i++) {
+        free(n->labels[i].key);
+        free(n->labels[i].value);
+    }
+    free(n->labels);
+}
+
+/* Builds the inventory from the loaded document in C. */
+static int s_build(s_ctx_t *c, af_inventory_t *inv)
+{
+    char show[96];
+    yaml_node_t *root = yaml_document_get_root_node(c->doc);
+    if (!root || s_is_null(root))
+        return af_err_set(c->err, AF_ERR_PARSE,
+                          "%s:1:1: empty inventory (expected a mapping of groups, such as "
+                          "all: or archfarm_agents:)",
+                          c->file);
+    if (root->type != YAML_MAPPING_NODE)
+        return s_fail(c, root, AF_ERR_PARSE, "expected a mapping of groups, got %s",
+                      s_show(root, show, sizeof show));
+    s_pairs_t top;
+    int rc = s_pairs(c, root, &top);
+    for (size_t i = 0; rc == 0 && i < top.n; i++)
+        rc = s_group(c, top.v[i].key, top.v[i].value, S_NONE, 1);
+    free(top.v);
+    for (size_t i = 0; rc == 0 && i < c->n_groups; i++)
+        rc = s_depth(c, i, 0);
+    if (rc)
+        return rc;
+
+    size_t agents = s_index_get(&c->group_index, AF_INVENTORY_GROUP);
+    if (agents == S_NONE)
+        return 0;
+    s_mark_agents(c, agents);
+    size_t members = 0;
+    for (size_t hi = 0; hi < c->n_hosts; hi++)
+        for (size_t j = 0; j < c->hosts[hi].groups.n; j++)
+            if (c->groups[c->hosts[hi].groups.v[j]].agent) {
+                members++;
+                break;
+            }
+    if (!members)
+        return 0;
+    inv->nodes = calloc(members, sizeof *inv->nodes);
+    if (!inv->nodes)
+        return s_nomem(c);
+    for (size_t hi = 0; hi < c->n_hosts; hi++) {
+        bool member = false;
+        for (size_t j = 0; j < c->hosts[hi].groups.n && !member; j++)
+            member = c->groups[c->hosts[hi].groups.v[j]].agent;
+        if (!member)
+            continue;
+        rc = s_resolve(c, hi, &inv->nodes[inv->n_nodes++]);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 af_inventory_t *af_inventory_load_buffer(const char *name, const char *data, size_t len,
                                          af_err_t *err)
 {
-    (void)data;
-    (void)len;
-    af_err_set(err, AF_ERR_UNSUPPORTED, "%s: inventory loading not implemented yet", name);
-    return NULL;
+    if (!name)
+        name = "inventory";
+    if (len > AF_INVENTORY_MAX_BYTES) {
+        af_err_set(err, AF_ERR_TOOBIG, "%s: inventory is %zu bytes, more than the limit of %d",
+                   name, len, AF_INVENTORY_MAX_BYTES);
+        return NULL;
+    }
+    af_inventory_t *inv = calloc(1, sizeof *inv);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool parser_ok = false, doc_ok = false;
+    s_ctx_t c = {.file = name, .doc = &doc, .err = err, .budget = S_BUDGET};
+    int rc = 0;
+    if (!inv) {
+        rc = s_nomem(&c);
+        goto out;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        rc = s_nomem(&c);
+        goto out;
+    }
+    parser_ok = true;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(data ? data : ""),
+                                 data ? len : 0);
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = s_yaml_error(&c, &parser, data, len);
+        goto out;
+    }
+    doc_ok = true;
+    /* Ansible reads one document; a second one is a mistake */
+    yaml_document_t extra;
+    if (!yaml_parser_load(&parser, &extra)) {
+        rc = s_yaml_error(&c, &parser, data, len);
+        goto out;
+    }
+    yaml_node_t *second = yaml_document_get_root_node(&extra);
+    yaml_mark_t second_mark = extra.start_mark;
+    yaml_document_delete(&extra);
+    if (second) {
+        rc = s_fail_at(&c, &second_mark, AF_ERR_PARSE,
+                       "more than one YAML document (an inventory is a single document)");
+        goto out;
+    }
+    rc = s_build(&c, inv);
+out:
+    s_ctx_free(&c);
+    if (doc_ok)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    if (rc)
+        af_inventory_destroy(&inv);
+    return inv;
+}
+
+af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
+{
+    af_inventory_t *inv = NULL;
+    char *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        af_err_set(err, errno == ENOENT ? AF_ERR_NOTFOUND : AF_ERR_IO, "%s: %s", path,
+                   strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        af_err_set(err, AF_ERR_IO, "%s: not a regular file", path);
+        goto out;
+    }
+    /* read one byte past the limit so a file that grew is still caught */
+    data = malloc(AF_INVENTORY_MAX_BYTES + 1);
+    if (!data) {
+        af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    size_t len = fread(data, 1, AF_INVENTORY_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        af_err_set(err, AF_ERR_IO, "%s: read error", path);
+        goto out;
+    }
+    inv = af_inventory_load_buffer(path, data, len, err);
+out:
+    free(data);
+    fclose(f);
+    return inv;
 }
 
 void af_inventory_destroy(af_inventory_t **self_p)
 {
-    if (self_p && *self_p) {
-        free(*self_p);
-        *self_p = NULL;
-    }
+    if (!self_p || !*self_p)
+        return;
+    af_inventory_t *self = *self_p;
+    for (size_t i = 0; i < self->n_nodes; i++)
+        s_node_free(&self->nodes[i]);
+    free(self->nodes);
+    free(self);
+    *self_p = NULL;
 }
 
 size_t af_inventory_size(const af_inventory_t *self)
@@ -44,7 +1398,7 @@ const af_node_t *af_inventory_node(const af_inventory_t *self, size_t i)
 
 const af_node_t *af_inventory_find(const af_inventory_t *self, const char *name)
 {
-    for (size_t i = 0; self && i < self->n_nodes; i++)
+    for (size_t i = 0; self && name && i < self->n_nodes; i++)
         if (!strcmp(self->nodes[i].name, name))
             return &self->nodes[i];
     return NULL;
@@ -52,7 +1406,7 @@ const af_node_t *af_inventory_find(const af_inventory_t *self, const char *name)
 
 bool af_node_serves(const af_node_t *node, const af_platform_t *p)
 {
-    for (size_t i = 0; i < node->n_platforms; i++)
+    for (size_t i = 0; node && p && i < node->n_platforms; i++)
         if (af_platform_equal(&node->platforms[i], p))
             return true;
     return false;
@@ -60,7 +1414,7 @@ bool af_node_serves(const af_node_t *node, const af_platform_t *p)
 
 const char *af_node_label(const af_node_t *node, const char *key)
 {
-    for (size_t i = 0; i < node->n_labels; i++)
+    for (size_t i = 0; node && key && i < node->n_labels; i++)
         if (!strcmp(node->labels[i].key, key))
             return node->labels[i].value;
     return NULL;

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h" /* first: it supplies the C limits czmq/msgpack need, see there */
+
 #include <cmocka.h>
 #include <msgpack.h>
-
-#include "proto.h"
 
 #define DIGEST_A "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define SECRET "hunter2-Very-Secret-pa55"

@@ -7,7 +7,9 @@
  * registry's challenge: Basic, or Bearer tokens fetched from the realm
  * with the given credentials (anonymous when none). Transient failures
  * (connect errors, 5xx, 429) are retried AF_HTTP_RETRIES times with
- * doubling backoff; 4xx are not. Not thread-safe: one client per thread. */
+ * doubling backoff; 4xx are not. Not thread-safe: one client per thread.
+ * The caller's main() must call curl_global_init(CURL_GLOBAL_DEFAULT) once,
+ * before any thread starts and before the first af_registry_new(). */
 #ifndef AF_REGISTRY_H
 #define AF_REGISTRY_H
 

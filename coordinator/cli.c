@@ -4,11 +4,11 @@
  * with the user's credentials, loading the inventory named by -i or
  * $ARCHFARM_INVENTORY, and the one allowed piece of global state: the flag
  * the SIGINT/SIGTERM handler sets. */
+#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include "cli.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <czmq.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -183,10 +183,13 @@ af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_
 
 /* The only global mutable state: what the signal handler saw. */
 static volatile sig_atomic_t s_signal;
+static volatile sig_atomic_t s_signal_count;
 
 static void s_on_signal(int signo)
 {
     s_signal = signo;
+    if (s_signal_count < 100)
+        s_signal_count++;
 }
 
 void af_cli_signals_install(void)
@@ -203,6 +206,11 @@ void af_cli_signals_install(void)
 int af_cli_signal(void)
 {
     return (int)s_signal;
+}
+
+int af_cli_signal_count(void)
+{
+    return (int)s_signal_count;
 }
 
 long long af_cli_now_ms(void)

@@ -91,6 +91,9 @@ void af_cli_signals_install(void);
 /* The last signal received (SIGINT, SIGTERM) or 0. */
 int af_cli_signal(void);
 
+/* How many SIGINT/SIGTERM arrived so far. */
+int af_cli_signal_count(void);
+
 /* Monotonic milliseconds. */
 long long af_cli_now_ms(void);
 

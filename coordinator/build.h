@@ -1,0 +1,147 @@
+/* build.h -- one `archfarm build`: its options, its slices, and the steps
+ * that run them.
+ *
+ * A build has one slice per requested platform. A slice is a list of
+ * attempts, each on one node (attempt 1 on the scheduled node; failover
+ * to another node of the same platform appends attempts later). The
+ * pipeline (build.c) is: check the request -> load inventory -> probe ->
+ * schedule -> pack the context once -> run the slices on the agents
+ * (slices.c: one zloop) -> verify each slice in the registry and publish
+ * the index (publish.c) -> metadata file (metadata.c). */
+#ifndef AF_BUILD_H
+#define AF_BUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "farm.h"
+#include "kv.h"
+#include "platform.h"
+#include "progress.h"
+#include "ref.h"
+
+#define AF_MAX_ATTEMPTS 4
+#define AF_PROBE_TIMEOUT_MS 3000
+#define AF_CANCEL_WAIT_MS 5000 /* how long we wait for RESULTs after CANCEL */
+
+/* What the user asked for (cmd_build.c fills it; strings borrowed from argv). */
+typedef struct {
+    af_platform_t platforms[AF_MAX_LIST];
+    size_t n_platforms;
+    bool platforms_given;           /* else: the host's platform */
+    af_ref_t tags[AF_MAX_LIST];
+    const char *tag_args[AF_MAX_LIST];
+    size_t n_tags;
+    bool push;
+    const char *context;            /* CONTEXT directory */
+    const char *file;               /* -f, may be NULL */
+    af_kv_t build_args[AF_MAX_BUILD_ARGS]; /* borrowed key/value (value points into argv) */
+    char *build_arg_keys[AF_MAX_BUILD_ARGS]; /* owned copies of keys */
+    size_t n_build_args;
+    const char *target;             /* --target, may be NULL */
+    af_progress_mode_t progress;
+    const char *metadata_file;      /* may be NULL */
+    af_insecure_t insecure;
+    bool fail_fast;                 /* default true */
+    uint32_t timeout_s;             /* per slice, 0 = agent default */
+    int probe_timeout_ms;
+} af_build_opts_t;
+
+typedef struct {
+    size_t node;                    /* index in the farm */
+    uint32_t attempt;               /* 1-based */
+    char state[32];                 /* last known state: sent, accepted, queued, running... */
+    bool accepted;
+    bool done;                      /* has a RESULT (or was failed locally) */
+    bool ok;
+    char failure[16];               /* "" build infra cancelled timeout verify */
+    int exit_code;
+    char message[AF_MAX_STR + 1];
+    char digest[AF_DIGEST_STR_MAX];
+    char media_type[AF_MAX_NAME + 1];
+    uint64_t size;
+    uint64_t duration_ms;           /* agent's */
+    long long started_ms, ended_ms; /* our monotonic clock */
+    /* context transfer */
+    bool transfer_started;
+    uint64_t next_offset;
+    uint32_t credit;
+    bool cancel_sent;
+} af_attempt_t;
+
+typedef struct {
+    af_platform_t platform;
+    char platform_str[AF_PLATFORM_STR_MAX];
+    char job[AF_MAX_NAME + 1];      /* "<build-id>-<index>" */
+    af_attempt_t attempts[AF_MAX_ATTEMPTS];
+    size_t n_attempts;
+} af_slice_t;
+
+/* The current (last) attempt of a slice. */
+af_attempt_t *af_slice_current(af_slice_t *slice);
+
+/* What every BUILD of this build carries besides the slice's own fields. */
+typedef struct {
+    const char *recipe_kind;        /* "native" | "dockerfile" */
+    char recipe_path[AF_MAX_STR + 1];
+    const char *target;
+    const af_kv_t *build_args;
+    size_t n_build_args;
+    char context_digest[AF_DIGEST_STR_MAX];
+    uint64_t context_size;
+    char repository[AF_MAX_REF + 1];
+    bool registry_insecure;
+    int64_t source_date_epoch;
+    uint32_t timeout_s;
+} af_build_spec_t;
+
+/* The slice runner (slices.c). */
+typedef struct {
+    af_farm_t *farm;                /* borrowed */
+    af_slice_t *slices;             /* borrowed */
+    size_t n_slices;
+    const af_build_spec_t *spec;    /* borrowed */
+    int context_fd;                 /* the packed context, read with pread */
+    af_progress_t *progress;        /* borrowed */
+    bool fail_fast;
+    /* results */
+    int signal;                     /* SIGINT/SIGTERM that stopped the build, or 0 */
+} af_slices_run_t;
+
+/* Sends BUILD for every slice and drives them to a RESULT each: context
+ * chunks on CREDIT, progress, heartbeats, node liveness, fail-fast
+ * cancellation, SIGINT/SIGTERM (CANCEL everything, wait at most
+ * AF_CANCEL_WAIT_MS). Every slice's current attempt is done on return.
+ * Returns 0, or a negative code for a local failure. */
+int af_slices_run(af_slices_run_t *run);
+
+/* Verifies every slice's manifest in REPO (exists, is a manifest, its
+ * config's platform is the slice's). On failure marks the attempt failed
+ * with failure "verify" and returns a negative code with err naming the
+ * node; registry errors keep their code (see af_cli_registry_exit). */
+int af_publish_verify(af_registry_t *reg, const char *repo, af_slice_t *slices, size_t n,
+                      af_farm_t *farm, af_progress_t *progress, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* Builds the OCI index over the slices (one entry each, in order). Returns
+ * the exact bytes (caller owns) and their digest, or NULL with err. */
+char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                       size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err);
+
+/* PUTs the index to every tag in order. *n_done = tags moved. The first
+ * PUT is the commit point. */
+int af_publish_tags(af_registry_t *reg, const char *repo, const af_ref_t *tags, size_t n_tags,
+                    const char *body, size_t len, size_t *n_done, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* Writes the --metadata-file JSON atomically (temp file + rename). */
+int af_metadata_write(const char *path, const char *index_digest, const char *media_type,
+                      uint64_t size, const af_build_opts_t *opts, af_slice_t *slices, size_t n,
+                      af_farm_t *farm, bool pushed, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* Runs the whole build; returns the exit status. */
+int af_build_run(const af_cli_t *cli, af_build_opts_t *opts);
+
+#endif

@@ -1,0 +1,318 @@
+/* cmd_build.c -- `archfarm build`: the command line of a build (buildx's
+ * flags), checked completely before anything touches the network; then
+ * build.c runs it. */
+#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "build.h"
+
+static const char s_help[] =
+    "Usage: archfarm [-i INVENTORY] build [OPTIONS] CONTEXT\n"
+    "\n"
+    "Builds the image in the CONTEXT directory for every requested platform at\n"
+    "once, each slice natively on a node of the farm that serves it, like\n"
+    "'docker buildx build --platform ... --push'. Every slice is pushed to the\n"
+    "registry by digest (never a tag) and verified there (it is a manifest whose\n"
+    "config has the slice's os/architecture/variant). With --push the\n"
+    "multi-platform index is then PUT to every -t tag; a tag only changes when\n"
+    "every platform built and verified. The index digest is printed on stdout.\n"
+    "\n"
+    "The recipe is CONTEXT/archfarm.yaml (a native recipe, every node can run\n"
+    "it) or CONTEXT/Dockerfile (needs a node with a container engine such as\n"
+    "buildah), or the file given with -f.\n"
+    "\n"
+    "Options:\n"
+    "  --platform LIST        comma-separated platforms, e.g.\n"
+    "                         linux/amd64,linux/arm64,linux/arm/v7 (repeatable;\n"
+    "                         default: this host's platform)\n"
+    "  -t, --tag REF          image reference, e.g. registry:5000/app:1.0\n"
+    "                         (repeatable; all tags must be in one repository; the\n"
+    "                         slices go to that repository by digest; required)\n"
+    "  --push                 publish the index to every -t tag\n"
+    "  -f, --file FILE        recipe: a Dockerfile, or a .yaml/.yml native recipe;\n"
+    "                         relative to the current directory, else to CONTEXT;\n"
+    "                         must lie inside CONTEXT\n"
+    "  --build-arg K=V        build argument (repeatable); 'K' alone takes V from\n"
+    "                         the environment; SOURCE_DATE_EPOCH=N sets the image\n"
+    "                         timestamps\n"
+    "  --target STAGE         Dockerfile stage to build\n"
+    "  --progress MODE        auto|plain|tty|json (default auto = plain). plain:\n"
+    "                         '[PLATFORM NODE] text' lines on stderr. json: one\n"
+    "                         JSON event per line on stdout\n"
+    "  --metadata-file FILE   write the result as JSON (buildx keys\n"
+    "                         containerimage.digest, containerimage.descriptor,\n"
+    "                         image.name, plus slices[])\n"
+    "  --insecure-registry HOST[:PORT]\n"
+    "                         use plain HTTP or unverified TLS for this registry\n"
+    "                         (repeatable); 127.0.0.0/8, ::1 and localhost are\n"
+    "                         always insecure, as in Docker\n"
+    "  --no-fail-fast         let the other slices finish when one fails\n"
+    "  --timeout SECONDS      per-slice build timeout on the agents (default: the\n"
+    "                         agent's)\n"
+    "  --probe-timeout MS     how long to wait for the nodes' WELCOME (default 3000)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Environment:\n"
+    "  SOURCE_DATE_EPOCH      timestamp of the context tar, layers, config and\n"
+    "                         index (default 0): same inputs, same digests\n"
+    "  DOCKER_CONFIG, REGISTRY_AUTH_FILE   registry credentials for verifying and\n"
+    "                         tagging; they are never sent to agents over a\n"
+    "                         plaintext (archfarm_insecure) transport\n"
+    "\n"
+    "Exit status:\n"
+    "  0    success (the index digest is on stdout)\n"
+    "  1    a slice failed to build, or was not what its node claimed\n"
+    "  2    usage error, bad inventory, bad context\n"
+    "  3    infrastructure: no usable node for a platform (nothing was started),\n"
+    "       a node was lost, the registry is unreachable\n"
+    "  130  interrupted (SIGINT), 143 terminated (SIGTERM): running slices were\n"
+    "       cancelled, no tag was written\n"
+    "\n"
+    "Examples:\n"
+    "  archfarm -i farm.yaml build --platform linux/amd64,linux/arm64,linux/arm/v7 \\\n"
+    "      -t registry.local:5000/app:1.0 --push .\n"
+    "  digest=$(archfarm build -t localhost:5000/app:ci --metadata-file m.json .)\n"
+    "  archfarm build --platform linux/arm64 -t localhost:5000/app:test \\\n"
+    "      -f docker/Dockerfile --build-arg VERSION=1.2 --progress json .\n";
+
+static bool s_valid_arg_key(const char *k, size_t len)
+{
+    if (!len || len > AF_MAX_NAME)
+        return false;
+    if (!(k[0] == '_' || (k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z')))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char c = k[i];
+        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+static int s_add_build_arg(af_build_opts_t *o, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (!s_valid_arg_key(arg, klen))
+        return af_cli_usage_error("build",
+                                  "--build-arg '%s': the name must match [A-Za-z_][A-Za-z0-9_]*",
+                                  arg);
+    const char *value = eq ? eq + 1 : NULL;
+    char key[AF_MAX_NAME + 1];
+    snprintf(key, sizeof key, "%.*s", (int)klen, arg);
+    if (!value) {
+        value = getenv(key);
+        if (!value)
+            return 0; /* like docker: an unset variable is not passed */
+    }
+    if (strlen(value) > AF_MAX_STR)
+        return af_cli_usage_error("build", "--build-arg %s: value longer than %d bytes", key,
+                                  AF_MAX_STR);
+    /* a later --build-arg of the same name wins */
+    for (size_t i = 0; i < o->n_build_args; i++)
+        if (!strcmp(o->build_args[i].key, key)) {
+            o->build_args[i].value = (char *)value;
+            return 0;
+        }
+    if (o->n_build_args >= AF_MAX_BUILD_ARGS)
+        return af_cli_usage_error("build", "more than %d --build-arg options", AF_MAX_BUILD_ARGS);
+    char *k = strdup(key);
+    if (!k)
+        return AF_EXIT_INFRA;
+    o->build_arg_keys[o->n_build_args] = k;
+    o->build_args[o->n_build_args].key = k;
+    o->build_args[o->n_build_args].value = (char *)value;
+    o->n_build_args++;
+    return 0;
+}
+
+static int s_add_platforms(af_build_opts_t *o, const char *list)
+{
+    af_platform_t tmp[AF_MAX_LIST];
+    size_t n = 0;
+    af_err_t err = {0};
+    if (af_platform_parse_list(list, tmp, AF_MAX_LIST, &n, &err))
+        return af_cli_usage_error("build", "--platform: %s", af_err_msg(&err, AF_ERR_INVAL));
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < o->n_platforms; k++)
+            if (af_platform_equal(&o->platforms[k], &tmp[i]))
+                dup = true;
+        if (dup)
+            continue;
+        if (o->n_platforms >= AF_MAX_LIST)
+            return af_cli_usage_error("build", "more than %d platforms", AF_MAX_LIST);
+        o->platforms[o->n_platforms++] = tmp[i];
+    }
+    o->platforms_given = true;
+    return 0;
+}
+
+static int s_add_tag(af_build_opts_t *o, const char *arg)
+{
+    af_err_t err = {0};
+    if (o->n_tags >= AF_MAX_LIST)
+        return af_cli_usage_error("build", "more than %d -t options", AF_MAX_LIST);
+    af_ref_t *r = &o->tags[o->n_tags];
+    if (af_ref_parse(arg, r, &err))
+        return af_cli_usage_error("build", "-t '%s': %s", arg, af_err_msg(&err, AF_ERR_INVAL));
+    if (r->digest[0])
+        return af_cli_usage_error("build", "-t '%s': a tag cannot contain a digest", arg);
+    o->tag_args[o->n_tags++] = arg;
+    return 0;
+}
+
+static int s_uint(const char *cmd, const char *opt, const char *v, long min, long max, long *out)
+{
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < min || n > max)
+        return af_cli_usage_error(cmd, "%s needs a number between %ld and %ld, not '%s'", opt,
+                                  min, max, v);
+    *out = n;
+    return 0;
+}
+
+/* Parses and checks everything; returns -1 to go on, else an exit status. */
+static int s_parse(af_build_opts_t *o, int argc, char **argv)
+{
+    enum {
+        O_PLATFORM = 256, O_PUSH, O_BUILD_ARG, O_TARGET, O_PROGRESS, O_METADATA, O_INSECURE,
+        O_NO_FAIL_FAST, O_TIMEOUT, O_PROBE_TIMEOUT,
+    };
+    static const struct option longopts[] = {
+        {"platform", required_argument, NULL, O_PLATFORM},
+        {"tag", required_argument, NULL, 't'},
+        {"push", no_argument, NULL, O_PUSH},
+        {"file", required_argument, NULL, 'f'},
+        {"build-arg", required_argument, NULL, O_BUILD_ARG},
+        {"target", required_argument, NULL, O_TARGET},
+        {"progress", required_argument, NULL, O_PROGRESS},
+        {"metadata-file", required_argument, NULL, O_METADATA},
+        {"insecure-registry", required_argument, NULL, O_INSECURE},
+        {"no-fail-fast", no_argument, NULL, O_NO_FAIL_FAST},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c, rc;
+    long v;
+    af_err_t err = {0};
+    optind = 0;
+    argv[0] = "archfarm build";
+    while ((c = getopt_long(argc, argv, "t:f:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_PLATFORM:
+            if ((rc = s_add_platforms(o, optarg)))
+                return rc;
+            break;
+        case 't':
+            if ((rc = s_add_tag(o, optarg)))
+                return rc;
+            break;
+        case O_PUSH:
+            o->push = true;
+            break;
+        case 'f':
+            o->file = optarg;
+            break;
+        case O_BUILD_ARG:
+            if ((rc = s_add_build_arg(o, optarg)))
+                return rc;
+            break;
+        case O_TARGET:
+            if (!*optarg || strlen(optarg) > AF_MAX_NAME)
+                return af_cli_usage_error("build", "--target needs a stage name (at most %d "
+                                          "characters)", AF_MAX_NAME);
+            o->target = optarg;
+            break;
+        case O_PROGRESS:
+            if (af_progress_mode_parse(optarg, &o->progress))
+                return af_cli_usage_error("build",
+                                          "--progress must be auto, plain, tty or json, not '%s'",
+                                          optarg);
+            break;
+        case O_METADATA:
+            if (!*optarg)
+                return af_cli_usage_error("build", "--metadata-file needs a file name");
+            o->metadata_file = optarg;
+            break;
+        case O_INSECURE:
+            if (af_insecure_add(&o->insecure, optarg, &err))
+                return af_cli_usage_error("build", "%s", af_err_msg(&err, AF_ERR_INVAL));
+            break;
+        case O_NO_FAIL_FAST:
+            o->fail_fast = false;
+            break;
+        case O_TIMEOUT:
+            if ((rc = s_uint("build", "--timeout", optarg, 1, 7 * 24 * 3600, &v)))
+                return rc;
+            o->timeout_s = (uint32_t)v;
+            break;
+        case O_PROBE_TIMEOUT:
+            if ((rc = s_uint("build", "--probe-timeout", optarg, 1, 600000, &v)))
+                return rc;
+            o->probe_timeout_ms = (int)v;
+            break;
+        case 'h':
+            fputs(s_help, stdout);
+            return AF_EXIT_OK;
+        default:
+            return af_cli_usage_error("build", "invalid option (see above)");
+        }
+    }
+    if (optind >= argc)
+        return af_cli_usage_error("build", "missing CONTEXT (the directory to build, e.g. '.')");
+    if (argc - optind > 1)
+        return af_cli_usage_error("build", "only one CONTEXT allowed, got '%s' and '%s'",
+                                  argv[optind], argv[optind + 1]);
+    o->context = argv[optind];
+    struct stat st;
+    if (stat(o->context, &st) || !S_ISDIR(st.st_mode))
+        return af_cli_usage_error("build", "context '%s' is not a directory", o->context);
+
+    if (!o->platforms_given) {
+        if (af_platform_host(&o->platforms[0]))
+            return af_cli_usage_error("build", "cannot tell this host's platform: use --platform");
+        o->n_platforms = 1;
+    }
+    if (o->n_tags == 0)
+        return af_cli_usage_error("build",
+                                  o->push ? "--push needs at least one -t REF"
+                                          : "give -t REF: slices are pushed by digest to its "
+                                            "repository even without --push");
+    for (size_t i = 1; i < o->n_tags; i++) {
+        if (strcmp(o->tags[i].registry, o->tags[0].registry) ||
+            strcmp(o->tags[i].repository, o->tags[0].repository))
+            return af_cli_usage_error("build",
+                                      "-t %s and -t %s are in different repositories: all tags "
+                                      "must share one registry/repository (copying between "
+                                      "repositories is not supported yet)",
+                                      o->tag_args[0], o->tag_args[i]);
+    }
+    return -1;
+}
+
+int af_cmd_build(const af_cli_t *cli, int argc, char **argv)
+{
+    af_build_opts_t *o = calloc(1, sizeof *o);
+    if (!o) {
+        af_cli_error("out of memory");
+        return AF_EXIT_INFRA;
+    }
+    o->fail_fast = true;
+    o->probe_timeout_ms = AF_PROBE_TIMEOUT_MS;
+    int rc = s_parse(o, argc, argv);
+    if (rc < 0)
+        rc = af_build_run(cli, o);
+    for (size_t i = 0; i < o->n_build_args; i++)
+        free(o->build_arg_keys[i]);
+    free(o);
+    return rc;
+}

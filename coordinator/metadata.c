@@ -1,0 +1,108 @@
+/* metadata.c -- `archfarm build --metadata-file FILE`: the buildx-style
+ * result record for CI (index digest and descriptor, image names, and per
+ * slice the platform, node, digest, seconds and every attempt), built with
+ * jansson and written atomically (temp file in the same directory, fsync,
+ * rename) so a reader never sees half a file. */
+#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build.h"
+
+static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        af_slice_t *s = &slices[i];
+        af_attempt_t *cur = af_slice_current(s);
+        json_t *o = json_object();
+        json_object_set_new(o, "platform", json_string(s->platform_str));
+        json_object_set_new(o, "node", json_string(af_farm_node(farm, cur->node)->conf->name));
+        json_object_set_new(o, "digest", json_string(cur->digest));
+        json_object_set_new(o, "seconds", json_real((cur->ended_ms - cur->started_ms) / 1000.0));
+        json_t *atts = json_array();
+        for (size_t k = 0; k < s->n_attempts; k++) {
+            af_attempt_t *a = &s->attempts[k];
+            json_t *ao = json_object();
+            json_object_set_new(ao, "node", json_string(af_farm_node(farm, a->node)->conf->name));
+            json_object_set_new(ao, "attempt", json_integer(a->attempt));
+            json_object_set_new(ao, "result", json_string(a->ok ? "ok" : a->failure));
+            if (!a->ok && a->message[0])
+                json_object_set_new(ao, "message", json_string(a->message));
+            json_array_append_new(atts, ao);
+        }
+        json_object_set_new(o, "attempts", atts);
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+int af_metadata_write(const char *path, const char *index_digest, const char *media_type,
+                      uint64_t size, const af_build_opts_t *opts, af_slice_t *slices, size_t n,
+                      af_farm_t *farm, bool pushed, af_err_t *err)
+{
+    json_t *root = json_object();
+    json_t *desc = json_object();
+    json_object_set_new(desc, "mediaType", json_string(media_type));
+    json_object_set_new(desc, "digest", json_string(index_digest));
+    json_object_set_new(desc, "size", json_integer((json_int_t)size));
+    json_object_set_new(root, "containerimage.digest", json_string(index_digest));
+    json_object_set_new(root, "containerimage.descriptor", desc);
+    char names[AF_MAX_LIST * (AF_MAX_REF + 140)];
+    size_t off = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < opts->n_tags && off < sizeof names; i++) {
+        char ref[AF_MAX_REF + 400];
+        af_ref_t r = opts->tags[i];
+        if (!r.tag[0])
+            snprintf(r.tag, sizeof r.tag, "latest");
+        off += snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "",
+                        af_ref_format(&r, ref, sizeof ref));
+    }
+    json_object_set_new(root, "image.name", json_string(names));
+    json_object_set_new(root, "archfarm.pushed", json_boolean(pushed));
+    json_object_set_new(root, "slices", s_slices(slices, n, farm));
+
+    int rc = 0;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) {
+        json_decref(root);
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
+                        strerror(errno));
+        goto out;
+    }
+    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || fputc('\n', f) == EOF ||
+        fflush(f) || fsync(fileno(f))) {
+        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
+                        strerror(errno));
+        fclose(f);
+        unlink(tmp);
+        goto out;
+    }
+    if (fclose(f)) {
+        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
+                        strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, path)) {
+        rc = af_err_set(err, AF_ERR_IO, "cannot rename %s to %s: %s", tmp, path,
+                        strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+out:
+    free(tmp);
+    json_decref(root);
+    return rc;
+}

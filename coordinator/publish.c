@@ -1,0 +1,169 @@
+/* publish.c -- the end of a successful build: check in the registry that
+ * every slice is what its node said it is (a manifest whose config has the
+ * slice's os/architecture/variant), build the OCI index over the slices,
+ * and PUT it to every requested tag. Until the first tag PUT nothing
+ * visible has changed; that PUT is the commit point. */
+#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build.h"
+#include "digest.h"
+#include "log.h"
+#include "oci.h"
+#include "registry.h"
+
+static void s_mark(af_attempt_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void s_mark(af_attempt_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->message, sizeof a->message, fmt, ap);
+    va_end(ap);
+    a->ok = false;
+    snprintf(a->failure, sizeof a->failure, "verify");
+}
+
+static int s_verify_one(af_registry_t *reg, const char *repo, af_slice_t *s, const char *node,
+                        af_err_t *err)
+{
+    af_attempt_t *a = af_slice_current(s);
+    char *body = NULL, *mt = NULL, *cfg = NULL;
+    size_t len = 0, cfg_len = 0;
+    char dg[AF_DIGEST_STR_MAX];
+    af_oci_doc_t *doc = NULL;
+    int rc = af_registry_manifest_get(reg, repo, a->digest, &body, &len, &mt, dg, err);
+    if (rc == AF_ERR_NOTFOUND) {
+        s_mark(a, "manifest %s reported by node %s is not in %s", a->digest, node, repo);
+        rc = af_err_set(err, AF_ERR_NOTFOUND, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    if (rc) {
+        af_err_prefix(err, rc, "verifying %s (node %s) in %s", s->platform_str, node, repo);
+        goto out;
+    }
+    doc = af_oci_doc_parse(body, len, mt, err);
+    if (!doc) {
+        s_mark(a, "manifest %s from node %s is malformed: %s", a->digest, node,
+               af_err_msg(err, AF_ERR_PARSE));
+        rc = af_err_set(err, AF_ERR_PARSE, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    if (doc->is_index) {
+        s_mark(a, "node %s pushed an image index (%s), not a single-platform manifest", node,
+               doc->media_type);
+        rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    rc = af_registry_blob_get(reg, repo, doc->config.digest, AF_CONFIG_MAX_BYTES, &cfg, &cfg_len,
+                              err);
+    if (rc == AF_ERR_NOTFOUND) {
+        s_mark(a, "config %s of the manifest from node %s is not in %s", doc->config.digest,
+               node, repo);
+        rc = af_err_set(err, AF_ERR_NOTFOUND, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    if (rc) {
+        af_err_prefix(err, rc, "verifying %s (node %s): config", s->platform_str, node);
+        goto out;
+    }
+    af_platform_t p;
+    af_err_t perr = {0};
+    rc = af_oci_config_platform(cfg, cfg_len, &p, &perr);
+    if (rc) {
+        s_mark(a, "image config from node %s has no valid platform: %s", node,
+               af_err_msg(&perr, rc));
+        rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    if (!af_platform_equal(&p, &s->platform)) {
+        char got[AF_PLATFORM_STR_MAX];
+        af_platform_format(&p, got, sizeof got);
+        s_mark(a, "node %s built %s, not %s (image config os/architecture/variant)", node, got,
+               s->platform_str);
+        rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    /* the index describes the bytes the registry serves */
+    if (a->size != len)
+        af_warn("%s: node %s reported size %llu, registry has %zu bytes", s->platform_str, node,
+                (unsigned long long)a->size, len);
+    a->size = len;
+    snprintf(a->media_type, sizeof a->media_type, "%s", doc->media_type);
+    rc = 0;
+out:
+    af_oci_doc_destroy(&doc);
+    free(body);
+    free(mt);
+    free(cfg);
+    return rc;
+}
+
+int af_publish_verify(af_registry_t *reg, const char *repo, af_slice_t *slices, size_t n,
+                      af_farm_t *farm, af_progress_t *progress, af_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        af_slice_t *s = &slices[i];
+        af_attempt_t *a = af_slice_current(s);
+        const char *node = af_farm_node(farm, a->node)->conf->name;
+        int rc = s_verify_one(reg, repo, s, node, err);
+        if (rc)
+            return rc;
+        af_progress_status(progress, s->platform_str, node, "verified", a->digest);
+    }
+    return 0;
+}
+
+char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                       size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+{
+    af_descriptor_t *d = calloc(n ? n : 1, sizeof *d);
+    if (!d) {
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const af_attempt_t *a = &slices[i].attempts[slices[i].n_attempts - 1];
+        snprintf(d[i].media_type, sizeof d[i].media_type, "%s",
+                 a->media_type[0] ? a->media_type : AF_MT_OCI_MANIFEST);
+        snprintf(d[i].digest, sizeof d[i].digest, "%s", a->digest);
+        d[i].size = (int64_t)a->size;
+        d[i].has_platform = true;
+        d[i].platform = slices[i].platform;
+    }
+    /* created = SOURCE_DATE_EPOCH keeps the index reproducible */
+    char created[32];
+    time_t t = (time_t)source_date_epoch;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    af_kv_t ann[1] = {{"org.opencontainers.image.created", created}};
+    char *body = af_oci_index_build(d, n, ann, 1, len_out, err);
+    free(d);
+    if (!body)
+        return NULL;
+    if (af_digest_buffer(body, *len_out, digest)) {
+        free(body);
+        af_err_set(err, AF_ERR_NOMEM, "cannot digest the index");
+        return NULL;
+    }
+    return body;
+}
+
+int af_publish_tags(af_registry_t *reg, const char *repo, const af_ref_t *tags, size_t n_tags,
+                    const char *body, size_t len, size_t *n_done, af_err_t *err)
+{
+    *n_done = 0;
+    for (size_t i = 0; i < n_tags; i++) {
+        const char *tag = tags[i].tag[0] ? tags[i].tag : "latest";
+        char dg[AF_DIGEST_STR_MAX];
+        int rc = af_registry_manifest_put(reg, repo, tag, AF_MT_OCI_INDEX, body, len, dg, err);
+        if (rc)
+            return af_err_prefix(err, rc, "tagging %s:%s", repo, tag);
+        (*n_done)++;
+    }
+    return 0;
+}

@@ -1,0 +1,525 @@
+/* slices.c -- runs a build's slices on the agents: the coordinator's one
+ * event loop (czmq zloop).
+ *
+ * Readers on each used node's DEALER handle ACCEPT, CREDIT (the context is
+ * sent in AF_CHUNK_SIZE chunks read with pread from the packed context
+ * file, never more than the agent granted, so memory stays flat), STATUS,
+ * LOG, RESULT, ERROR and HEARTBEAT. A ticker sends our HEARTBEATs, checks
+ * each node's liveness (Paranoid Pirate: silent for AF_LIVENESS
+ * intervals = lost), the signal flag and the cancel deadline. A lost node
+ * fails its slices with failure "infra"; failover will append an attempt
+ * on another node here. With fail-fast, the first failed slice cancels the
+ * others. SIGINT/SIGTERM cancel everything and wait at most
+ * AF_CANCEL_WAIT_MS for the agents' RESULTs. */
+#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build.h"
+#include "digest.h"
+#include "log.h"
+#include "proto.h"
+
+#define AF_TICK_MS 100
+#define AF_DRAIN_MAX 64 /* messages handled per reader wake-up */
+
+typedef struct s_loop s_loop_t;
+
+typedef struct {
+    s_loop_t *st;
+    size_t node;
+} s_reader_t;
+
+struct s_loop {
+    af_slices_run_t *run;
+    zloop_t *loop;
+    bool *used;               /* per farm node: runs one of our slices */
+    s_reader_t *readers;
+    long long next_hb_ms;
+    bool cancelling;
+    long long cancel_deadline_ms;
+};
+
+af_attempt_t *af_slice_current(af_slice_t *slice)
+{
+    return slice->n_attempts ? &slice->attempts[slice->n_attempts - 1] : NULL;
+}
+
+static const char *s_node_name(s_loop_t *st, size_t node)
+{
+    return af_farm_node(st->run->farm, node)->conf->name;
+}
+
+static bool s_all_done(s_loop_t *st)
+{
+    for (size_t i = 0; i < st->run->n_slices; i++) {
+        af_attempt_t *a = af_slice_current(&st->run->slices[i]);
+        if (a && !a->done)
+            return false;
+    }
+    return true;
+}
+
+static void s_report_result(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
+{
+    af_progress_result_t r = {
+        .platform = s->platform_str,
+        .node = s_node_name(st, a->node),
+        .job = s->job,
+        .attempt = a->attempt,
+        .ok = a->ok,
+        .digest = a->digest,
+        .failure = a->failure,
+        .exit_code = a->exit_code,
+        .message = a->message,
+        .seconds = (a->ended_ms - a->started_ms) / 1000.0,
+    };
+    af_progress_result(st->run->progress, &r);
+}
+
+static void s_cancel_all(s_loop_t *st, const char *why);
+
+/* Ends attempt A with a failure decided here (not by the agent). */
+static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *failure,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *failure,
+                   const char *fmt, ...)
+{
+    if (a->done)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->message, sizeof a->message, fmt, ap);
+    va_end(ap);
+    snprintf(a->failure, sizeof a->failure, "%s", failure);
+    a->ok = false;
+    a->done = true;
+    a->exit_code = -1;
+    a->ended_ms = af_cli_now_ms();
+    af_warn_job(s->job, s_node_name(st, a->node), "%s", a->message);
+    s_report_result(st, s, a);
+    if (st->run->fail_fast && strcmp(failure, "cancelled"))
+        s_cancel_all(st, "another slice failed");
+}
+
+static void s_send_cancel(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
+{
+    if (a->done || a->cancel_sent)
+        return;
+    af_msg_t *m = af_msg_new(AF_CMD_CANCEL);
+    if (!m)
+        return;
+    snprintf(m->job, sizeof m->job, "%s", s->job);
+    m->attempt = 0; /* every attempt of this job on that node */
+    af_err_t err = {0};
+    if (af_farm_send(st->run->farm, a->node, m, &err))
+        af_warn("%s", af_err_msg(&err, AF_ERR_NET));
+    af_msg_destroy(&m);
+    a->cancel_sent = true;
+}
+
+static void s_cancel_all(s_loop_t *st, const char *why)
+{
+    bool any = false;
+    for (size_t i = 0; i < st->run->n_slices; i++) {
+        af_slice_t *s = &st->run->slices[i];
+        af_attempt_t *a = af_slice_current(s);
+        if (a && !a->done && !a->cancel_sent) {
+            s_send_cancel(st, s, a);
+            any = true;
+        }
+    }
+    if (any && !st->cancelling) {
+        af_progress_info(st->run->progress, "cancelling the remaining slices (%s)", why);
+        st->cancelling = true;
+        st->cancel_deadline_ms = af_cli_now_ms() + AF_CANCEL_WAIT_MS;
+    }
+}
+
+/* Finds the slice and attempt a message from NODE is about. */
+static af_slice_t *s_find(s_loop_t *st, size_t node, const af_msg_t *m, af_attempt_t **a_p)
+{
+    for (size_t i = 0; i < st->run->n_slices; i++) {
+        af_slice_t *s = &st->run->slices[i];
+        if (strcmp(s->job, m->job))
+            continue;
+        for (size_t k = 0; k < s->n_attempts; k++) {
+            af_attempt_t *a = &s->attempts[k];
+            if (a->node == node && (a->attempt == m->attempt || m->attempt == 0)) {
+                *a_p = a;
+                return s;
+            }
+        }
+    }
+    *a_p = NULL;
+    return NULL;
+}
+
+static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
+{
+    const af_build_spec_t *spec = st->run->spec;
+    while (!a->done && a->credit > 0 && a->next_offset < spec->context_size) {
+        uint64_t left = spec->context_size - a->next_offset;
+        size_t len = left < AF_CHUNK_SIZE ? (size_t)left : AF_CHUNK_SIZE;
+        zframe_t *f = zframe_new(NULL, len);
+        if (!f) {
+            s_fail(st, s, a, "infra", "out of memory sending the context");
+            return AF_ERR_NOMEM;
+        }
+        size_t got = 0;
+        while (got < len) {
+            ssize_t r = pread(st->run->context_fd, zframe_data(f) + got, len - got,
+                              (off_t)(a->next_offset + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                zframe_destroy(&f);
+                s_fail(st, s, a, "infra", "cannot read the packed context: %s",
+                       r < 0 ? strerror(errno) : "short file");
+                s_send_cancel(st, s, a);
+                return AF_ERR_IO;
+            }
+            got += (size_t)r;
+        }
+        af_msg_t *m = af_msg_new(AF_CMD_CHUNK);
+        if (!m) {
+            zframe_destroy(&f);
+            s_fail(st, s, a, "infra", "out of memory sending the context");
+            return AF_ERR_NOMEM;
+        }
+        snprintf(m->job, sizeof m->job, "%s", s->job);
+        m->attempt = a->attempt;
+        m->offset = a->next_offset;
+        af_msg_set_data(m, &f);
+        af_err_t err = {0};
+        int rc = af_farm_send(st->run->farm, a->node, m, &err);
+        af_msg_destroy(&m);
+        if (rc) {
+            s_fail(st, s, a, "infra", "%s", af_err_msg(&err, rc));
+            return rc;
+        }
+        a->next_offset += len;
+        a->credit--;
+        if (a->next_offset == spec->context_size) {
+            char b[32];
+            af_progress_status(st->run->progress, s->platform_str, s_node_name(st, a->node),
+                               "context sent", af_cli_bytes(spec->context_size, b, sizeof b));
+        }
+    }
+    return 0;
+}
+
+static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
+{
+    af_farm_node_t *fn = af_farm_node(st->run->farm, node);
+    af_progress_t *pg = st->run->progress;
+    af_attempt_t *a = NULL;
+    af_slice_t *s = NULL;
+
+    switch (m->cmd) {
+    case AF_CMD_HEARTBEAT:
+        fn->running = m->running;
+        fn->queued = m->queued;
+        return;
+    case AF_CMD_WELCOME:
+        fn->running = m->running;
+        fn->queued = m->queued;
+        return;
+    case AF_CMD_ERROR:
+        s = m->job[0] ? s_find(st, node, m, &a) : NULL;
+        if (s && a && !a->done)
+            s_fail(st, s, a, "infra", "node %s: protocol error: %s", fn->conf->name, m->message);
+        else
+            af_warn("node %s answered ERROR %d: %s", fn->conf->name, m->code, m->message);
+        return;
+    case AF_CMD_ACCEPT:
+    case AF_CMD_CREDIT:
+    case AF_CMD_STATUS:
+    case AF_CMD_LOG:
+    case AF_CMD_RESULT:
+        break;
+    default:
+        af_debug("node %s: ignoring %s", fn->conf->name, af_cmd_name(m->cmd));
+        return;
+    }
+
+    s = s_find(st, node, m, &a);
+    if (!s) {
+        af_debug("node %s: %s for unknown job %s/%u", fn->conf->name, af_cmd_name(m->cmd), m->job,
+                 m->attempt);
+        return;
+    }
+    if (a->done && m->cmd != AF_CMD_RESULT)
+        return;
+
+    switch (m->cmd) {
+    case AF_CMD_ACCEPT:
+        a->accepted = true;
+        snprintf(a->state, sizeof a->state, "%s", m->job_queued ? "queued" : "accepted");
+        af_progress_status(pg, s->platform_str, fn->conf->name,
+                           m->job_queued ? "queued" : "accepted",
+                           m->have_context ? "context already on the node" : "");
+        break;
+    case AF_CMD_CREDIT:
+        if (!a->transfer_started) {
+            a->transfer_started = true;
+            a->next_offset = m->offset;
+            char b1[32];
+            af_progress_status(pg, s->platform_str, fn->conf->name, "sending context",
+                               af_cli_bytes(st->run->spec->context_size, b1, sizeof b1));
+        }
+        if (m->credit > 4 * AF_CREDIT_WINDOW || a->credit + m->credit > 4 * AF_CREDIT_WINDOW) {
+            s_fail(st, s, a, "infra", "node %s granted more credit than the window allows",
+                   fn->conf->name);
+            s_send_cancel(st, s, a);
+            break;
+        }
+        a->credit += m->credit;
+        (void)s_send_chunks(st, s, a);
+        break;
+    case AF_CMD_STATUS:
+        snprintf(a->state, sizeof a->state, "%s", m->state);
+        af_progress_status(pg, s->platform_str, fn->conf->name, m->state, m->detail);
+        break;
+    case AF_CMD_LOG:
+        af_progress_log(pg, s->platform_str, fn->conf->name, m->stream, m->line);
+        break;
+    case AF_CMD_RESULT:
+        if (a->done)
+            return; /* already failed locally (lost, cancelled) */
+        a->done = true;
+        a->ok = m->ok;
+        a->ended_ms = af_cli_now_ms();
+        a->exit_code = m->exit_code;
+        a->duration_ms = m->duration_ms;
+        snprintf(a->failure, sizeof a->failure, "%s", m->ok ? "" : m->failure);
+        if (!m->ok && !a->failure[0])
+            snprintf(a->failure, sizeof a->failure, "infra");
+        snprintf(a->message, sizeof a->message, "%s", m->message);
+        snprintf(a->digest, sizeof a->digest, "%s", m->digest);
+        snprintf(a->media_type, sizeof a->media_type, "%s", m->media_type);
+        a->size = m->size;
+        snprintf(a->state, sizeof a->state, "%s", m->ok ? "done" : "failed");
+        if (m->ok && (!af_digest_valid(a->digest) || !a->size)) {
+            a->done = false;
+            s_fail(st, s, a, "infra", "node %s reported success without a valid digest",
+                   fn->conf->name);
+            break;
+        }
+        s_report_result(st, s, a);
+        if (!m->ok && st->run->fail_fast && strcmp(a->failure, "cancelled"))
+            s_cancel_all(st, "another slice failed");
+        break;
+    default:
+        break;
+    }
+}
+
+static int s_on_reader(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_reader_t *r = arg;
+    s_loop_t *st = r->st;
+    af_farm_node_t *fn = af_farm_node(st->run->farm, r->node);
+    for (int i = 0; i < AF_DRAIN_MAX && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+        af_err_t err = {0};
+        af_msg_t *m = af_msg_recv(sock, false, NULL, &err);
+        fn->last_seen_ms = af_cli_now_ms(); /* any traffic counts as a heartbeat */
+        if (!m) {
+            if (err.code == AF_ERR_CANCELLED)
+                break;
+            af_warn("node %s sent a malformed message: %s", fn->conf->name,
+                    af_err_msg(&err, AF_ERR_PROTO));
+            continue;
+        }
+        if (af_log_enabled(AF_LOG_DEBUG)) {
+            char buf[512];
+            af_debug("<- %s: %s", fn->conf->name, af_msg_summary(m, buf, sizeof buf));
+        }
+        s_on_message(st, r->node, m);
+        af_msg_destroy(&m);
+    }
+    return s_all_done(st) ? -1 : 0;
+}
+
+static void s_heartbeat(s_loop_t *st, long long now)
+{
+    af_farm_t *farm = st->run->farm;
+    for (size_t i = 0; i < af_farm_size(farm); i++) {
+        if (!st->used[i])
+            continue;
+        af_farm_node_t *fn = af_farm_node(farm, i);
+        long long silent = now - fn->last_seen_ms;
+        long long limit = (long long)AF_LIVENESS * (fn->heartbeat_ms ? fn->heartbeat_ms
+                                                                      : AF_HEARTBEAT_MS);
+        if (silent > limit) {
+            st->used[i] = false; /* the node is gone for this build */
+            for (size_t k = 0; k < st->run->n_slices; k++) {
+                af_slice_t *s = &st->run->slices[k];
+                af_attempt_t *a = af_slice_current(s);
+                if (a && a->node == i && !a->done)
+                    s_fail(st, s, a, "infra", "node %s lost (no heartbeat for %lld s)",
+                           fn->conf->name, (limit + 999) / 1000);
+            }
+            continue;
+        }
+        af_msg_t *m = af_msg_new(AF_CMD_HEARTBEAT);
+        if (!m)
+            continue;
+        af_err_t err = {0};
+        if (af_farm_send(farm, i, m, &err))
+            af_debug("%s", af_err_msg(&err, AF_ERR_NET));
+        af_msg_destroy(&m);
+    }
+}
+
+static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    s_loop_t *st = arg;
+    long long now = af_cli_now_ms();
+    if (af_cli_signal() && !st->run->signal) {
+        st->run->signal = af_cli_signal();
+        af_progress_info(st->run->progress, "interrupted by %s",
+                         st->run->signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        s_cancel_all(st, "interrupted");
+    }
+    if (now >= st->next_hb_ms) {
+        s_heartbeat(st, now);
+        st->next_hb_ms = now + AF_HEARTBEAT_MS;
+    }
+    if (st->cancelling && now >= st->cancel_deadline_ms) {
+        for (size_t k = 0; k < st->run->n_slices; k++) {
+            af_slice_t *s = &st->run->slices[k];
+            af_attempt_t *a = af_slice_current(s);
+            if (a && !a->done) {
+                bool was_ff = st->run->fail_fast;
+                st->run->fail_fast = false; /* already cancelling */
+                s_fail(st, s, a, "cancelled", "cancelled; node %s did not confirm within %d s",
+                       s_node_name(st, a->node), AF_CANCEL_WAIT_MS / 1000);
+                st->run->fail_fast = was_ff;
+            }
+        }
+    }
+    return s_all_done(st) ? -1 : 0;
+}
+
+static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
+{
+    const af_build_spec_t *spec = st->run->spec;
+    af_farm_node_t *fn = af_farm_node(st->run->farm, a->node);
+    af_err_t err = {0};
+    int rc = AF_ERR_NOMEM;
+
+    /* re-introduce ourselves: packing may have outlasted the agent's
+     * liveness window since the probe */
+    af_msg_t *hello = af_msg_new(AF_CMD_HELLO);
+    af_msg_t *m = af_msg_new(AF_CMD_BUILD);
+    if (!hello || !m)
+        goto out;
+    snprintf(hello->version, sizeof hello->version, "%s", AF_VERSION);
+    snprintf(hello->client, sizeof hello->client, "archfarm:%d", (int)getpid());
+    rc = af_farm_send(st->run->farm, a->node, hello, &err);
+    if (rc)
+        goto out;
+
+    snprintf(m->job, sizeof m->job, "%s", s->job);
+    m->attempt = a->attempt;
+    snprintf(m->platform, sizeof m->platform, "%s", s->platform_str);
+    snprintf(m->recipe_kind, sizeof m->recipe_kind, "%s", spec->recipe_kind);
+    snprintf(m->recipe_path, sizeof m->recipe_path, "%s", spec->recipe_path);
+    snprintf(m->target, sizeof m->target, "%s", spec->target ? spec->target : "");
+    for (size_t i = 0; i < spec->n_build_args; i++) {
+        rc = af_msg_add_build_arg(m, spec->build_args[i].key, spec->build_args[i].value);
+        if (rc) {
+            af_err_set(&err, rc, "too many or too long build args");
+            goto out;
+        }
+    }
+    snprintf(m->context_digest, sizeof m->context_digest, "%s", spec->context_digest);
+    m->context_size = spec->context_size;
+    snprintf(m->repository, sizeof m->repository, "%s", spec->repository);
+    m->registry_insecure = spec->registry_insecure;
+    /* credentials never travel over a plaintext transport: only the
+     * repository; the agent uses its own registry auth (docs/cli.md) */
+    m->source_date_epoch = spec->source_date_epoch;
+    m->timeout_s = spec->timeout_s;
+    rc = af_farm_send(st->run->farm, a->node, m, &err);
+out:
+    af_msg_destroy(&hello);
+    af_msg_destroy(&m);
+    a->started_ms = af_cli_now_ms();
+    snprintf(a->state, sizeof a->state, "sent");
+    if (rc) {
+        s_fail(st, s, a, "infra", "%s", af_err_msg(&err, rc));
+        return rc;
+    }
+    af_debug_job(s->job, fn->conf->name, "BUILD sent (%s, %s)", s->platform_str,
+                 spec->recipe_kind);
+    return 0;
+}
+
+int af_slices_run(af_slices_run_t *run)
+{
+    s_loop_t st = {0};
+    st.run = run;
+    size_t n_nodes = af_farm_size(run->farm);
+    int rc = AF_ERR_NOMEM;
+    st.used = calloc(n_nodes ? n_nodes : 1, sizeof *st.used);
+    st.readers = calloc(n_nodes ? n_nodes : 1, sizeof *st.readers);
+    st.loop = zloop_new();
+    if (!st.used || !st.readers || !st.loop)
+        goto out;
+
+    long long now = af_cli_now_ms();
+    for (size_t i = 0; i < run->n_slices; i++) {
+        af_attempt_t *a = af_slice_current(&run->slices[i]);
+        if (a && !st.used[a->node]) {
+            st.used[a->node] = true;
+            af_farm_node_t *fn = af_farm_node(run->farm, a->node);
+            fn->last_seen_ms = now; /* liveness counts from here */
+            st.readers[a->node].st = &st;
+            st.readers[a->node].node = a->node;
+            if (zloop_reader(st.loop, fn->sock, s_on_reader, &st.readers[a->node]))
+                goto out;
+            zloop_reader_set_tolerant(st.loop, fn->sock);
+        }
+    }
+    if (zloop_timer(st.loop, AF_TICK_MS, 0, s_on_tick, &st) < 0)
+        goto out;
+    st.next_hb_ms = now + AF_HEARTBEAT_MS;
+
+    for (size_t i = 0; i < run->n_slices; i++) {
+        af_slice_t *s = &run->slices[i];
+        af_attempt_t *a = af_slice_current(s);
+        if (a && !a->done) {
+            af_progress_status(run->progress, s->platform_str, s_node_name(&st, a->node),
+                               "sending build", s->job);
+            (void)s_send_build(&st, s, a);
+        }
+    }
+
+    while (!s_all_done(&st)) {
+        int lrc = zloop_start(st.loop);
+        if (lrc == -1 && s_all_done(&st))
+            break;
+        if (af_cli_signal()) {
+            if (af_cli_signal_count() > 1) {
+                /* a second signal: stop waiting for the agents */
+                af_progress_info(run->progress, "second signal: not waiting for the nodes");
+                break;
+            }
+            (void)s_on_tick(st.loop, 0, &st);
+        }
+    }
+    rc = 0;
+out:
+    zloop_destroy(&st.loop);
+    free(st.used);
+    free(st.readers);
+    return rc;
+}

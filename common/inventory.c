@@ -81,6 +81,7 @@ typedef struct {
     s_idx_list_t children, parents;
     int depth;
     int state; /* depth walk: 0 new, 1 on the stack, 2 done */
+    bool parsing; /* its body is being read: meeting it again is a loop */
     int priority;
     bool agent;     /* archfarm_agents or one of its descendants */
     size_t stamp;   /* last host whose groups included this one, +1 */
@@ -804,6 +805,10 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
         return s_fail(c, body, AF_ERR_INVAL,
                       "group \"%s\": expected a mapping with hosts, vars or children, got %s",
                       gname, s_show(body, show, sizeof show));
+    if (c->groups[gi].parsing)
+        return s_fail(c, name, AF_ERR_INVAL, "group \"%s\" is its own ancestor (a loop in children)",
+                      gname);
+    c->groups[gi].parsing = true;
     s_pairs_t pairs;
     rc = s_pairs(c, body, &pairs);
     for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
@@ -826,6 +831,7 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
         }
     }
     free(pairs.v);
+    c->groups[gi].parsing = false;
     return rc;
 }
 
@@ -855,6 +861,10 @@ static int s_depth(s_ctx_t *c, size_t gi, int level)
             depth = c->groups[pi].depth + 1;
     }
     g = &c->groups[gi];
+    if (depth > AF_INVENTORY_MAX_DEPTH)
+        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG,
+                         "group \"%s\" is nested deeper than %d levels", g->name,
+                         AF_INVENTORY_MAX_DEPTH);
     g->depth = depth;
     g->state = 2;
     /* ansible_group_priority: the group's last value wins */

@@ -58,6 +58,9 @@ void af_farm_destroy(af_farm_t **self_p)
     af_farm_t *self = *self_p;
     for (size_t i = 0; i < self->n; i++) {
         af_farm_node_t *n = &self->nodes[i];
+        /* only a node that answered can still take our last messages */
+        if (n->sock && n->status != AF_NODE_READY)
+            zsock_set_linger(n->sock, 0);
         zsock_destroy(&n->sock);
         s_free_list(&n->platforms, &n->n_platforms);
         s_free_list(&n->executors, &n->n_executors);

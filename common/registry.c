@@ -801,7 +801,12 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
                               resp->errbuf[0] ? resp->errbuf : curl_easy_strerror(cc));
         }
         self->scheme_known = true;
-        if (resp->status == 401 && !auth_answered && s_same_host(self, url)) {
+        if (resp->status == 401 && s_same_host(self, url)) {
+            if (auth_answered) {
+                s_status_error(req, resp, err);
+                return af_err_prefix(err, AF_ERR_AUTH, "registry %s rejected the %s", self->host,
+                                     self->auth == S_AUTH_BEARER ? "token" : "credentials");
+            }
             auth_answered = true;
             rc = s_authenticate(self, req, resp, err);
             if (rc)

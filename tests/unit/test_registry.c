@@ -1,0 +1,808 @@
+/* test_registry.c -- the OCI distribution client (common/registry.c)
+ * against a REAL registry: Debian's docker-registry (CNCF distribution),
+ * started here on a free loopback port with a temp storage dir, once
+ * plain, once behind htpasswd basic auth and once behind TLS with a
+ * self-signed certificate. Blobs go up and down, mount across repos,
+ * manifests go up by digest and by tag, and broken storage, wrong digests
+ * and missing things give the right errors. Skipped (with a message) only
+ * when docker-registry is not installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "digest.h"
+#include "oci.h"
+#include "registry.h"
+
+typedef struct {
+    char dir[128];
+    char host[64];
+    pid_t pid;
+    bool tls;
+    bool auth;
+} server_t;
+
+/* The servers, one per group. Test-only state. */
+static server_t s_plain, s_basic, s_tls;
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int s_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int s_sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+static void s_stop(server_t *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM);
+        int st;
+        for (int i = 0; i < 50 && waitpid(s->pid, &st, WNOHANG) == 0; i++)
+            usleep(100000);
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &st, 0);
+        s->pid = 0;
+    }
+    if (s->dir[0]) {
+        s_sh("rm -rf '%s'", s->dir);
+        s->dir[0] = '\0';
+    }
+}
+
+static af_registry_t *s_client(const server_t *s, bool insecure, const char *user,
+                               const char *pass)
+{
+    char ca[256];
+    snprintf(ca, sizeof ca, "%s/cert.pem", s->dir);
+    af_registry_opts_t o = {.insecure = insecure, .username = user, .password = pass,
+                            .ca_file = s->tls && !insecure ? ca : NULL, .timeout_s = 30};
+    af_err_t err;
+    af_registry_t *r = af_registry_new(s->host, &o, &err);
+    if (!r)
+        fail_msg("af_registry_new(%s): %s", s->host, err.msg);
+    return r;
+}
+
+/* Starts docker-registry serve with a fresh config and storage; waits up
+ * to 10 s for /v2/ to answer (401 counts when auth is on). */
+static int s_start(server_t *s, bool tls, bool auth)
+{
+    memset(s, 0, sizeof *s);
+    s->tls = tls;
+    s->auth = auth;
+    snprintf(s->dir, sizeof s->dir, "/tmp/af_registry_XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    int port = s_free_port();
+    if (port < 0)
+        return -1;
+    snprintf(s->host, sizeof s->host, "127.0.0.1:%d", port);
+    char extra[1024] = "";
+    if (tls) {
+        if (s_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                 "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout '%s/key.pem' "
+                 "-out '%s/cert.pem' >/dev/null 2>&1",
+                 s->dir, s->dir))
+            return -1;
+        snprintf(extra, sizeof extra, "  tls:\n    certificate: %s/cert.pem\n    key: %s/key.pem\n",
+                 s->dir, s->dir);
+    }
+    char auth_yaml[512] = "";
+    if (auth) {
+        if (s_sh("htpasswd -Bbn alice 's3cret pass' > '%s/htpasswd'", s->dir))
+            return -1;
+        snprintf(auth_yaml, sizeof auth_yaml,
+                 "auth:\n  htpasswd:\n    realm: archfarm-test\n    path: %s/htpasswd\n", s->dir);
+    }
+    char cfg[256], logp[256];
+    snprintf(cfg, sizeof cfg, "%s/config.yml", s->dir);
+    snprintf(logp, sizeof logp, "%s/registry.log", s->dir);
+    FILE *f = fopen(cfg, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            "storage:\n  filesystem:\n    rootdirectory: %s/storage\n  delete:\n"
+            "    enabled: true\nhttp:\n  addr: %s\n%s%s",
+            s->dir, s->host, extra, auth_yaml);
+    fclose(f);
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("docker-registry", "docker-registry", "serve", cfg, (char *)NULL);
+        _exit(127);
+    }
+    /* poll /v2/ with a throwaway client, at most ~10 s */
+    for (int i = 0; i < 100; i++) {
+        af_registry_t *r = s_client(s, !tls, NULL, NULL);
+        af_err_t err;
+        int rc = af_registry_ping(r, &err);
+        af_registry_destroy(&r);
+        if (rc == 0 || (auth && rc == AF_ERR_AUTH))
+            return 0;
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            fprintf(stderr, "docker-registry exited at start, log:\n");
+            s_sh("cat '%s' >&2", logp);
+            return -1;
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "docker-registry on %s did not answer /v2/ within 10 s, log:\n", s->host);
+    s_sh("cat '%s' >&2", logp);
+    return -1;
+}
+
+static int setup_plain(void **state)
+{
+    (void)state;
+    if (s_start(&s_plain, false, false)) {
+        s_stop(&s_plain);
+        return -1;
+    }
+    return 0;
+}
+static int teardown_plain(void **state)
+{
+    (void)state;
+    s_stop(&s_plain);
+    return 0;
+}
+static int setup_basic(void **state)
+{
+    (void)state;
+    if (s_start(&s_basic, false, true)) {
+        s_stop(&s_basic);
+        return -1;
+    }
+    return 0;
+}
+static int teardown_basic(void **state)
+{
+    (void)state;
+    s_stop(&s_basic);
+    return 0;
+}
+static int setup_tls(void **state)
+{
+    (void)state;
+    if (s_start(&s_tls, true, false)) {
+        s_stop(&s_tls);
+        return -1;
+    }
+    return 0;
+}
+static int teardown_tls(void **state)
+{
+    (void)state;
+    s_stop(&s_tls);
+    return 0;
+}
+
+/* ---- helpers ---- */
+
+/* Writes SIZE pseudo-random bytes (seeded) to PATH and digests them. */
+static void s_make_blob(const char *path, size_t size, unsigned seed, char digest[AF_DIGEST_STR_MAX])
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < size; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        fputc((int)(x & 0xff), f);
+    }
+    fclose(f);
+    uint64_t got = 0;
+    af_err_t err;
+    assert_int_equal(af_digest_file(path, digest, &got, &err), 0);
+    assert_int_equal(got, size);
+}
+
+static void s_push_buffer(af_registry_t *r, const char *repo, const char *data, size_t len,
+                          char digest[AF_DIGEST_STR_MAX])
+{
+    char path[] = "/tmp/af_blob_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+    assert_int_equal(af_digest_buffer(data, len, digest), 0);
+    af_err_t err;
+    int rc = af_registry_blob_push(r, repo, digest, path, len, NULL, NULL, NULL, &err);
+    unlink(path);
+    if (rc)
+        fail_msg("push %s: %s", digest, err.msg);
+}
+
+typedef struct {
+    uint64_t last, total;
+    int calls;
+} progress_t;
+
+static void s_progress(uint64_t done, uint64_t total, void *arg)
+{
+    progress_t *p = arg;
+    if (done > p->last)
+        p->last = done;
+    if (total)
+        p->total = total;
+    p->calls++;
+}
+
+/* Builds and pushes a one-layer image into REPO; returns its manifest. */
+static char *s_push_image(af_registry_t *r, const char *repo, const char *plat, size_t *len,
+                          char mdigest[AF_DIGEST_STR_MAX])
+{
+    af_err_t err;
+    char ldigest[AF_DIGEST_STR_MAX], cdigest[AF_DIGEST_STR_MAX];
+    char layer[64];
+    snprintf(layer, sizeof layer, "layer bytes for %s", plat);
+    s_push_buffer(r, repo, layer, strlen(layer), ldigest);
+    af_image_spec_t spec = {0};
+    assert_int_equal(af_platform_parse(plat, &spec.platform, NULL), 0);
+    const char *ids[] = {ldigest};
+    size_t clen;
+    char *cfg = af_oci_config_build(&spec, NULL, 0, ids, 1, &clen, &err);
+    assert_non_null(cfg);
+    s_push_buffer(r, repo, cfg, clen, cdigest);
+    af_descriptor_t c = {.size = (int64_t)clen}, l = {.size = (int64_t)strlen(layer)};
+    snprintf(c.media_type, sizeof c.media_type, AF_MT_OCI_CONFIG);
+    snprintf(c.digest, sizeof c.digest, "%s", cdigest);
+    snprintf(l.media_type, sizeof l.media_type, AF_MT_OCI_LAYER_GZIP);
+    snprintf(l.digest, sizeof l.digest, "%s", ldigest);
+    char *m = af_oci_manifest_build(&c, &l, 1, NULL, 0, len, &err);
+    assert_non_null(m);
+    assert_int_equal(af_digest_buffer(m, *len, mdigest), 0);
+    int rc = af_registry_manifest_put(r, repo, mdigest, AF_MT_OCI_MANIFEST, m, *len, NULL, &err);
+    if (rc)
+        fail_msg("manifest put: %s", err.msg);
+    free(cfg);
+    return m;
+}
+
+/* ---- plain registry ---- */
+
+static void registry_insecure_client_falls_back_to_http(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    assert_int_equal(af_registry_ping(r, &err), 0);
+    assert_string_equal(af_registry_scheme(r), "http");
+    /* and stays there */
+    assert_int_equal(af_registry_ping(r, &err), 0);
+    assert_string_equal(af_registry_scheme(r), "http");
+    af_registry_destroy(&r);
+    assert_null(r);
+    af_registry_destroy(&r);
+}
+
+static void registry_secure_client_never_downgrades_to_http(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, false, NULL, NULL);
+    af_err_t err;
+    af_err_clear(&err);
+    int rc = af_registry_ping(r, &err);
+    assert_int_equal(rc, AF_ERR_NET);
+    assert_string_equal(af_registry_scheme(r), "https");
+    char want[128];
+    snprintf(want, sizeof want, "GET https://%s/v2/", s_plain.host);
+    if (!strstr(err.msg, want))
+        fail_msg("message '%s' lacks '%s'", err.msg, want);
+    af_registry_destroy(&r);
+}
+
+static void registry_blob_push_exists_fetch_get(void **state)
+{
+    (void)state;
+    char path[256], out[256], digest[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/blob.bin", s_plain.dir);
+    snprintf(out, sizeof out, "%s/fetched.bin", s_plain.dir);
+    const size_t size = 3 * 1024 * 1024 + 17;
+    s_make_blob(path, size, 1, digest);
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    bool exists = true;
+    assert_int_equal(af_registry_blob_exists(r, "team/app", digest, &exists, &err), 0);
+    assert_false(exists);
+
+    progress_t p = {0};
+    int rc = af_registry_blob_push(r, "team/app", digest, path, size, NULL, s_progress, &p, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_int_equal(p.last, size);
+    assert_true(p.calls > 0);
+    assert_int_equal(af_registry_blob_exists(r, "team/app", digest, &exists, &err), 0);
+    assert_true(exists);
+
+    /* a second push finds it there and uploads nothing */
+    progress_t p2 = {0};
+    assert_int_equal(
+        af_registry_blob_push(r, "team/app", digest, path, size, NULL, s_progress, &p2, &err), 0);
+    assert_int_equal(p2.calls, 1);
+    assert_int_equal(p2.last, size);
+
+    rc = af_registry_blob_fetch(r, "team/app", digest, out, 0, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_int_equal(s_sh("cmp -s '%s' '%s'", path, out), 0);
+    /* bounded fetch */
+    assert_int_equal(af_registry_blob_fetch(r, "team/app", digest, out, size - 1, &err),
+                     AF_ERR_TOOBIG);
+    assert_int_equal(access(out, F_OK), -1);
+
+    char *body = NULL;
+    size_t len = 0;
+    assert_int_equal(af_registry_blob_get(r, "team/app", digest, 1024, &body, &len, &err),
+                     AF_ERR_TOOBIG);
+    assert_null(body);
+    assert_int_equal(af_registry_blob_get(r, "team/app", digest, size, &body, &len, &err), 0);
+    assert_int_equal(len, size);
+    assert_int_equal(body[len], '\0');
+    char dg[AF_DIGEST_STR_MAX];
+    assert_int_equal(af_digest_buffer(body, len, dg), 0);
+    assert_string_equal(dg, digest);
+    free(body);
+    af_registry_destroy(&r);
+}
+
+static void registry_blob_push_checks_the_file_size(void **state)
+{
+    (void)state;
+    char path[256], digest[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/small.bin", s_plain.dir);
+    s_make_blob(path, 1000, 7, digest);
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    assert_int_equal(af_registry_blob_push(r, "app", digest, path, 999, NULL, NULL, NULL, &err),
+                     AF_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "small.bin"));
+    assert_int_equal(af_registry_blob_push(r, "app", digest, "/nonexistent/x", 1000, NULL, NULL,
+                                           NULL, &err),
+                     AF_ERR_IO);
+    /* content that does not match the claimed digest is refused by the registry */
+    char other[AF_DIGEST_STR_MAX];
+    s_make_blob(path, 1000, 8, other);
+    int rc = af_registry_blob_push(r, "app", digest, path, 1000, NULL, NULL, NULL, &err);
+    assert_int_equal(rc, AF_ERR_DIGEST);
+    assert_non_null(strstr(err.msg, "PUT http://"));
+    assert_non_null(strstr(err.msg, "DIGEST_INVALID"));
+    af_registry_destroy(&r);
+}
+
+static void registry_blob_mount_from_another_repo(void **state)
+{
+    (void)state;
+    char path[256], digest[AF_DIGEST_STR_MAX], decoy_digest[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/mount.bin", s_plain.dir);
+    s_make_blob(path, 200000, 3, digest);
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    int rc = af_registry_blob_push(r, "src/base", digest, path, 200000, NULL, NULL, NULL, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    /* The file now holds other bytes of the same size: if the client
+     * uploaded instead of mounting, the registry would refuse the digest. */
+    s_make_blob(path, 200000, 4, decoy_digest);
+    progress_t p = {0};
+    rc = af_registry_blob_push(r, "dst/app", digest, path, 200000, "src/base", s_progress, &p,
+                               &err);
+    if (rc)
+        fail_msg("mount: %s", err.msg);
+    assert_int_equal(p.last, 200000);
+    bool exists = false;
+    assert_int_equal(af_registry_blob_exists(r, "dst/app", digest, &exists, &err), 0);
+    assert_true(exists);
+    af_registry_destroy(&r);
+}
+
+static void registry_mount_of_unknown_blob_falls_back_to_upload(void **state)
+{
+    (void)state;
+    char path[256], digest[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/nomount.bin", s_plain.dir);
+    s_make_blob(path, 50000, 5, digest);
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    int rc = af_registry_blob_push(r, "dst/other", digest, path, 50000, "src/empty", NULL, NULL,
+                                   &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    bool exists = false;
+    assert_int_equal(af_registry_blob_exists(r, "dst/other", digest, &exists, &err), 0);
+    assert_true(exists);
+    af_registry_destroy(&r);
+}
+
+static void registry_manifest_put_by_digest_get_by_digest_and_tag(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    size_t mlen;
+    char mdigest[AF_DIGEST_STR_MAX];
+    char *m = s_push_image(r, "multi/app", "linux/arm/v7", &mlen, mdigest);
+
+    char *body = NULL, *mt = NULL, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    int rc = af_registry_manifest_get(r, "multi/app", mdigest, &body, &len, &mt, dg, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_int_equal(len, mlen);
+    assert_memory_equal(body, m, len);
+    assert_string_equal(mt, AF_MT_OCI_MANIFEST);
+    assert_string_equal(dg, mdigest);
+    free(body);
+    free(mt);
+
+    /* the config reads back as the slice's platform */
+    af_oci_doc_t *doc = af_oci_doc_parse(m, mlen, NULL, &err);
+    assert_non_null(doc);
+    char *cfg = NULL;
+    size_t clen;
+    assert_int_equal(
+        af_registry_blob_get(r, "multi/app", doc->config.digest, 0, &cfg, &clen, &err), 0);
+    af_platform_t p, want;
+    assert_int_equal(af_oci_config_platform(cfg, clen, &p, &err), 0);
+    assert_int_equal(af_platform_parse("linux/arm/v7", &want, NULL), 0);
+    assert_true(af_platform_equal(&p, &want));
+    free(cfg);
+
+    /* an index over it, PUT to a tag */
+    doc->config.has_platform = false;
+    af_descriptor_t entry = {.size = (int64_t)mlen, .has_platform = true, .platform = want};
+    snprintf(entry.media_type, sizeof entry.media_type, AF_MT_OCI_MANIFEST);
+    snprintf(entry.digest, sizeof entry.digest, "%s", mdigest);
+    af_oci_doc_destroy(&doc);
+    size_t ilen;
+    char *ix = af_oci_index_build(&entry, 1, NULL, 0, &ilen, &err);
+    assert_non_null(ix);
+    char idigest[AF_DIGEST_STR_MAX];
+    rc = af_registry_manifest_put(r, "multi/app", "v1.0", AF_MT_OCI_INDEX, ix, ilen, idigest,
+                                  &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    rc = af_registry_manifest_get(r, "multi/app", "v1.0", &body, &len, &mt, dg, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_int_equal(len, ilen);
+    assert_memory_equal(body, ix, ilen);
+    assert_string_equal(mt, AF_MT_OCI_INDEX);
+    assert_string_equal(dg, idigest);
+    doc = af_oci_doc_parse(body, len, mt, &err);
+    assert_non_null(doc);
+    assert_true(doc->is_index);
+    const af_descriptor_t *sel = af_oci_index_select(doc, &want);
+    assert_non_null(sel);
+    assert_string_equal(sel->digest, mdigest);
+    af_oci_doc_destroy(&doc);
+    free(body);
+    free(mt);
+
+    bool exists = false;
+    assert_int_equal(af_registry_manifest_exists(r, "multi/app", "v1.0", &exists, dg, &err), 0);
+    assert_true(exists);
+    assert_string_equal(dg, idigest);
+    assert_int_equal(af_registry_manifest_exists(r, "multi/app", "v2.0", &exists, dg, &err), 0);
+    assert_false(exists);
+    assert_string_equal(dg, "");
+    free(ix);
+    free(m);
+    af_registry_destroy(&r);
+}
+
+static void registry_missing_things_are_notfound_with_url_and_status(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    char *body = (char *)"x", *mt = (char *)"x", dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    int rc = af_registry_manifest_get(r, "nope/app", "latest", &body, &len, &mt, dg, &err);
+    assert_int_equal(rc, AF_ERR_NOTFOUND);
+    assert_null(body);
+    assert_null(mt);
+    char want[256];
+    snprintf(want, sizeof want, "GET http://%s/v2/nope/app/manifests/latest: HTTP 404",
+             s_plain.host);
+    if (!strstr(err.msg, want) || !strstr(err.msg, "UNKNOWN"))
+        fail_msg("message '%s'", err.msg);
+
+    const char *d = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    char out[256];
+    snprintf(out, sizeof out, "%s/missing.bin", s_plain.dir);
+    assert_int_equal(af_registry_blob_fetch(r, "nope/app", d, out, 0, &err), AF_ERR_NOTFOUND);
+    assert_int_equal(access(out, F_OK), -1);
+    assert_int_equal(af_registry_blob_get(r, "nope/app", d, 100, &body, &len, &err),
+                     AF_ERR_NOTFOUND);
+    bool exists = true;
+    assert_int_equal(af_registry_blob_exists(r, "nope/app", d, &exists, &err), 0);
+    assert_false(exists);
+    af_registry_destroy(&r);
+}
+
+static void registry_manifest_put_with_wrong_digest_is_refused(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    size_t mlen;
+    char mdigest[AF_DIGEST_STR_MAX];
+    char *m = s_push_image(r, "digest/app", "linux/amd64", &mlen, mdigest);
+    const char *wrong = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    char dg[AF_DIGEST_STR_MAX] = "";
+    int rc = af_registry_manifest_put(r, "digest/app", wrong, AF_MT_OCI_MANIFEST, m, mlen, dg,
+                                      &err);
+    assert_int_equal(rc, AF_ERR_DIGEST);
+    assert_non_null(strstr(err.msg, wrong));
+    assert_non_null(strstr(err.msg, mdigest));
+    assert_string_equal(dg, "");
+    bool exists = true;
+    assert_int_equal(af_registry_manifest_exists(r, "digest/app", wrong, &exists, dg, &err), 0);
+    assert_false(exists);
+    free(m);
+    af_registry_destroy(&r);
+}
+
+static void registry_manifest_with_missing_blob_is_rejected_with_registry_message(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    af_descriptor_t c = {.size = 2};
+    snprintf(c.media_type, sizeof c.media_type, AF_MT_OCI_CONFIG);
+    snprintf(c.digest, sizeof c.digest,
+             "sha256:2222222222222222222222222222222222222222222222222222222222222222");
+    size_t len;
+    char *m = af_oci_manifest_build(&c, &c, 1, NULL, 0, &len, &err);
+    assert_non_null(m);
+    int rc = af_registry_manifest_put(r, "bad/app", "t", AF_MT_OCI_MANIFEST, m, len, NULL, &err);
+    assert_int_equal(rc, AF_ERR_HTTP);
+    if (!strstr(err.msg, "PUT http://") || !strstr(err.msg, "/v2/bad/app/manifests/t") ||
+        !strstr(err.msg, "HTTP 400") || !strstr(err.msg, "MANIFEST_BLOB_UNKNOWN"))
+        fail_msg("message '%s'", err.msg);
+    free(m);
+    af_registry_destroy(&r);
+}
+
+static void registry_fetch_detects_corrupted_storage(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    char digest[AF_DIGEST_STR_MAX];
+    const char *content = "the original content of this blob";
+    s_push_buffer(r, "corrupt/app", content, strlen(content), digest);
+    /* overwrite the stored bytes (same length) behind the registry's back */
+    const char *hex = af_digest_hex(digest);
+    assert_int_equal(s_sh("printf 'THE ORIGINAL CONTENT OF THIS BLOB' > "
+                          "'%s/storage/docker/registry/v2/blobs/sha256/%.2s/%s/data'",
+                          s_plain.dir, hex, hex),
+                     0);
+    char out[256];
+    snprintf(out, sizeof out, "%s/corrupt.bin", s_plain.dir);
+    int rc = af_registry_blob_fetch(r, "corrupt/app", digest, out, 0, &err);
+    assert_int_equal(rc, AF_ERR_DIGEST);
+    assert_non_null(strstr(err.msg, "/v2/corrupt/app/blobs/"));
+    assert_int_equal(access(out, F_OK), -1);
+    char *body = NULL;
+    size_t len;
+    assert_int_equal(af_registry_blob_get(r, "corrupt/app", digest, 1000, &body, &len, &err),
+                     AF_ERR_DIGEST);
+    assert_null(body);
+    af_registry_destroy(&r);
+}
+
+static void registry_rejects_invalid_arguments_before_any_request(void **state)
+{
+    (void)state;
+    af_err_t err;
+    assert_null(af_registry_new("", NULL, &err));
+    assert_null(af_registry_new("host/path", NULL, &err));
+    assert_null(af_registry_new("user@host", NULL, &err));
+    assert_null(af_registry_new(NULL, NULL, &err));
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    bool e;
+    const char *d = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(af_registry_blob_exists(r, "Bad/Repo", d, &e, &err), AF_ERR_INVAL);
+    assert_int_equal(af_registry_blob_exists(r, "app?x=1", d, &e, &err), AF_ERR_INVAL);
+    assert_int_equal(af_registry_blob_exists(r, "../etc", d, &e, &err), AF_ERR_INVAL);
+    assert_int_equal(af_registry_blob_exists(r, "app", "sha256:abc", &e, &err), AF_ERR_INVAL);
+    char *b, *mt, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    assert_int_equal(af_registry_manifest_get(r, "app", "bad tag", &b, &len, &mt, dg, &err),
+                     AF_ERR_INVAL);
+    assert_int_equal(af_registry_manifest_put(r, "app", "t", "", "{}", 2, dg, &err),
+                     AF_ERR_INVAL);
+    assert_int_equal(af_registry_manifest_put(r, "app", "-t", AF_MT_OCI_MANIFEST, "{}", 2, dg,
+                                              &err),
+                     AF_ERR_INVAL);
+    af_registry_destroy(&r);
+}
+
+static void registry_unreachable_host_is_a_network_error(void **state)
+{
+    (void)state;
+    int port = s_free_port();
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    af_registry_opts_t o = {.insecure = true};
+    af_err_t err;
+    af_registry_t *r = af_registry_new(host, &o, &err);
+    assert_non_null(r);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = af_registry_ping(r, &err);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    assert_int_equal(rc, AF_ERR_NET);
+    char want[128];
+    snprintf(want, sizeof want, "GET http://%s/v2/", host);
+    if (!strstr(err.msg, want))
+        fail_msg("message '%s' lacks '%s'", err.msg, want);
+    /* retried with backoff (100+200+400 ms) before giving up */
+    double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    assert_true(secs >= 0.6);
+    af_registry_destroy(&r);
+}
+
+/* ---- basic auth ---- */
+
+static void registry_basic_auth_needs_credentials(void **state)
+{
+    (void)state;
+    af_err_t err;
+    af_registry_t *r = s_client(&s_basic, true, NULL, NULL);
+    assert_int_equal(af_registry_ping(r, &err), AF_ERR_AUTH);
+    assert_non_null(strstr(err.msg, "username and password"));
+    assert_non_null(strstr(err.msg, "HTTP 401"));
+    af_registry_destroy(&r);
+
+    r = s_client(&s_basic, true, "alice", "wrong");
+    assert_int_equal(af_registry_ping(r, &err), AF_ERR_AUTH);
+    assert_non_null(strstr(err.msg, "rejected"));
+    assert_null(strstr(err.msg, "wrong"));
+    af_registry_destroy(&r);
+}
+
+static void registry_basic_auth_push_and_pull_with_credentials(void **state)
+{
+    (void)state;
+    af_err_t err;
+    af_registry_t *r = s_client(&s_basic, true, "alice", "s3cret pass");
+    int rc = af_registry_ping(r, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    size_t mlen;
+    char mdigest[AF_DIGEST_STR_MAX], dg[AF_DIGEST_STR_MAX];
+    char *m = s_push_image(r, "private/app", "linux/arm64", &mlen, mdigest);
+    char *body, *mt;
+    size_t len;
+    assert_int_equal(af_registry_manifest_get(r, "private/app", mdigest, &body, &len, &mt, dg,
+                                              &err),
+                     0);
+    assert_memory_equal(body, m, mlen);
+    free(body);
+    free(mt);
+    free(m);
+    af_registry_destroy(&r);
+}
+
+/* ---- TLS ---- */
+
+static void registry_tls_verifies_with_ca_file(void **state)
+{
+    (void)state;
+    af_err_t err;
+    af_registry_t *r = s_client(&s_tls, false, NULL, NULL); /* with the CA */
+    int rc = af_registry_ping(r, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_string_equal(af_registry_scheme(r), "https");
+    char digest[AF_DIGEST_STR_MAX];
+    s_push_buffer(r, "tls/app", "over tls", 8, digest);
+    af_registry_destroy(&r);
+}
+
+static void registry_tls_self_signed_fails_without_ca_unless_insecure(void **state)
+{
+    (void)state;
+    af_err_t err;
+    af_registry_opts_t o = {0};
+    af_registry_t *r = af_registry_new(s_tls.host, &o, &err);
+    assert_non_null(r);
+    assert_int_equal(af_registry_ping(r, &err), AF_ERR_NET);
+    assert_non_null(strstr(err.msg, "https://"));
+    assert_string_equal(af_registry_scheme(r), "https");
+    af_registry_destroy(&r);
+    /* insecure: https without verification, no downgrade needed */
+    r = s_client(&s_tls, true, NULL, NULL);
+    assert_int_equal(af_registry_ping(r, &err), 0);
+    assert_string_equal(af_registry_scheme(r), "https");
+    af_registry_destroy(&r);
+}
+
+int main(void)
+{
+    if (system("command -v docker-registry >/dev/null 2>&1") != 0) {
+        printf("SKIP test_registry: docker-registry is not installed "
+               "(apt-get install docker-registry)\n");
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest plain[] = {
+        cmocka_unit_test(registry_insecure_client_falls_back_to_http),
+        cmocka_unit_test(registry_secure_client_never_downgrades_to_http),
+        cmocka_unit_test(registry_blob_push_exists_fetch_get),
+        cmocka_unit_test(registry_blob_push_checks_the_file_size),
+        cmocka_unit_test(registry_blob_mount_from_another_repo),
+        cmocka_unit_test(registry_mount_of_unknown_blob_falls_back_to_upload),
+        cmocka_unit_test(registry_manifest_put_by_digest_get_by_digest_and_tag),
+        cmocka_unit_test(registry_missing_things_are_notfound_with_url_and_status),
+        cmocka_unit_test(registry_manifest_put_with_wrong_digest_is_refused),
+        cmocka_unit_test(registry_manifest_with_missing_blob_is_rejected_with_registry_message),
+        cmocka_unit_test(registry_fetch_detects_corrupted_storage),
+        cmocka_unit_test(registry_rejects_invalid_arguments_before_any_request),
+        cmocka_unit_test(registry_unreachable_host_is_a_network_error),
+    };
+    const struct CMUnitTest basic[] = {
+        cmocka_unit_test(registry_basic_auth_needs_credentials),
+        cmocka_unit_test(registry_basic_auth_push_and_pull_with_credentials),
+    };
+    const struct CMUnitTest tls[] = {
+        cmocka_unit_test(registry_tls_verifies_with_ca_file),
+        cmocka_unit_test(registry_tls_self_signed_fails_without_ca_unless_insecure),
+    };
+    int failed = cmocka_run_group_tests_name("registry_plain", plain, setup_plain, teardown_plain);
+    failed += cmocka_run_group_tests_name("registry_basic_auth", basic, setup_basic,
+                                          teardown_basic);
+    failed += cmocka_run_group_tests_name("registry_tls", tls, setup_tls, teardown_tls);
+    curl_global_cleanup();
+    return failed;
+}

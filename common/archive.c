@@ -925,13 +925,14 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
         goto out;
     }
     for (size_t i = 0; i < l.n; i++) {
-        char *slash = strrchr(l.items[i].dest, '/');
+        const char *slash = strrchr(l.items[i].dest, '/');
         if (!slash)
             continue;
-        *slash = '\0';
-        const s_item_t *parent = bsearch(l.items[i].dest, l.items, l.n, sizeof *l.items,
-                                         s_item_cmp_dest);
-        *slash = '/';
+        char pdest[PATH_MAX];
+        size_t plen = (size_t)(slash - l.items[i].dest);
+        memcpy(pdest, l.items[i].dest, plen);
+        pdest[plen] = '\0';
+        const s_item_t *parent = bsearch(pdest, l.items, l.n, sizeof *l.items, s_item_cmp_dest);
         if (!parent || !S_ISDIR(parent->mode)) {
             char pd[256];
             rc = af_err_set(err, AF_ERR_INVAL,

@@ -1040,6 +1040,8 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
         location = resp.location; /* mount refused: upload in this session */
         resp.location = NULL;
     }
+    /* the PUT goes with the token of the POST that opened its session */
+    const char *put_scope = from_repo ? scope : rscope;
 
     for (int attempt = 0;; attempt++) {
         if (!location) {
@@ -1057,6 +1059,7 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
             }
             location = resp.location;
             resp.location = NULL;
+            put_scope = rscope;
         }
         free(put_url);
         if (!(put_url = s_upload_url(self, location, digest))) {
@@ -1066,7 +1069,7 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
         }
         free(location);
         location = NULL;
-        s_req_t put = {.method = "PUT", .url = put_url, .scope = rscope,
+        s_req_t put = {.method = "PUT", .url = put_url, .scope = put_scope,
                        .content_type = "application/octet-stream", .upload = f,
                        .upload_size = size, .max_body = S_ERROR_BODY_MAX, .no_retry = true,
                        .progress = progress, .progress_arg = arg};

@@ -41,7 +41,7 @@ typedef struct {
 } server_t;
 
 /* The servers, one per group. Test-only state. */
-static server_t s_plain, s_basic, s_tls;
+static server_t s_plain, s_basic, s_tls, s_mock;
 
 static int s_free_port(void)
 {
@@ -220,6 +220,60 @@ static int teardown_tls(void **state)
 {
     (void)state;
     s_stop(&s_tls);
+    return 0;
+}
+
+/* The scripted registry (data/registry/mock_registry.py) for what a real
+ * one cannot be made to do: bearer tokens, 5xx/429, failing uploads,
+ * lying headers. */
+static int setup_mock(void **state)
+{
+    (void)state;
+    server_t *s = &s_mock;
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/af_mockreg_XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    const char *data = getenv("AF_TEST_DATA");
+    char script[512], portfile[256];
+    snprintf(script, sizeof script, "%s/registry/mock_registry.py", data && *data ? data : "data");
+    snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        execlp("python3", "python3", script, portfile, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(portfile, "r");
+        int port = 0;
+        if (f) {
+            int n = fscanf(f, "%d", &port);
+            fclose(f);
+            if (n == 1 && port > 0) {
+                snprintf(s->host, sizeof s->host, "127.0.0.1:%d", port);
+                return 0;
+            }
+        }
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            fprintf(stderr, "mock registry %s exited at start\n", script);
+            s_stop(s);
+            return -1;
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "mock registry did not start within 10 s\n");
+    s_stop(s);
+    return -1;
+}
+
+static int teardown_mock(void **state)
+{
+    (void)state;
+    s_stop(&s_mock);
     return 0;
 }
 
@@ -768,6 +822,194 @@ static void registry_tls_self_signed_fails_without_ca_unless_insecure(void **sta
     af_registry_destroy(&r);
 }
 
+/* ---- scripted registry: bearer tokens, retries, broken replies ---- */
+
+static size_t s_collect(char *data, size_t size, size_t n, void *arg)
+{
+    char *buf = arg;
+    size_t have = strlen(buf), add = size * n;
+    if (have + add < 4096) {
+        memcpy(buf + have, data, add);
+        buf[have + add] = '\0';
+    }
+    return size * n;
+}
+
+/* The mock's counters as JSON text. */
+static void s_mock_stats(char buf[4096])
+{
+    buf[0] = '\0';
+    char url[128];
+    snprintf(url, sizeof url, "http://%s/_stats", s_mock.host);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+}
+
+static void registry_bearer_token_is_fetched_once_per_scope(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    int rc = af_registry_ping(r, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    char d1[AF_DIGEST_STR_MAX], d2[AF_DIGEST_STR_MAX];
+    s_push_buffer(r, "team/app", "first blob", 10, d1);
+    s_push_buffer(r, "team/app", "second blob", 11, d2);
+    char *body = NULL;
+    size_t len;
+    assert_int_equal(af_registry_blob_get(r, "team/app", d2, 100, &body, &len, &err), 0);
+    assert_int_equal(len, 11);
+    assert_memory_equal(body, "second blob", 11);
+    free(body);
+    char stats[4096];
+    s_mock_stats(stats);
+    if (!strstr(stats, "\"repository:team/app:pull\": 1") ||
+        !strstr(stats, "\"repository:team/app:pull,push\": 1"))
+        fail_msg("token requests not cached per scope: %s", stats);
+    af_registry_destroy(&r);
+}
+
+static void registry_bearer_mount_asks_for_both_repositories(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    char path[256], digest[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/m.bin", s_mock.dir);
+    s_make_blob(path, 4000, 9, digest);
+    /* the mock does not mount (202): the client uploads in that session */
+    int rc = af_registry_blob_push(r, "team/dst", digest, path, 4000, "team/src", NULL, NULL,
+                                   &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    char stats[4096];
+    s_mock_stats(stats);
+    if (!strstr(stats, "\"repository:team/dst:pull,push repository:team/src:pull\": 1"))
+        fail_msg("mount scope missing: %s", stats);
+    af_registry_destroy(&r);
+}
+
+static void registry_bearer_wrong_credentials_is_an_auth_error(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "nope");
+    af_err_t err;
+    bool exists;
+    const char *d = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(af_registry_blob_exists(r, "team/app", d, &exists, &err), AF_ERR_AUTH);
+    assert_non_null(strstr(err.msg, "credentials rejected by the token service"));
+    assert_non_null(strstr(err.msg, "/token"));
+    assert_null(strstr(err.msg, "nope"));
+    af_registry_destroy(&r);
+}
+
+static void registry_bearer_anonymous_pull_of_public_repo(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, NULL, NULL);
+    af_err_t err;
+    char *body, *mt, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    assert_int_equal(af_registry_manifest_get(r, "public/app", "v1", &body, &len, &mt, dg, &err),
+                     AF_ERR_NOTFOUND);
+    assert_non_null(strstr(err.msg, "MANIFEST_UNKNOWN"));
+    /* a private repo refuses the anonymous token */
+    assert_int_equal(af_registry_manifest_get(r, "team/app", "v1", &body, &len, &mt, dg, &err),
+                     AF_ERR_AUTH);
+    assert_non_null(strstr(err.msg, "rejected the token"));
+    af_registry_destroy(&r);
+}
+
+static void registry_retries_server_errors_and_rate_limits(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    char *body, *mt, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    /* two 503s, then the real answer */
+    assert_int_equal(af_registry_manifest_get(r, "flaky/app", "v1", &body, &len, &mt, dg, &err),
+                     AF_ERR_NOTFOUND);
+    assert_int_equal(af_registry_manifest_get(r, "ratelimit/app", "v1", &body, &len, &mt, dg,
+                                              &err),
+                     AF_ERR_NOTFOUND);
+    char d[AF_DIGEST_STR_MAX];
+    s_push_buffer(r, "flaky/app", "flaky blob", 10, d);
+    bool exists = false;
+    assert_int_equal(af_registry_blob_exists(r, "flaky/app", d, &exists, &err), 0);
+    assert_true(exists);
+    af_registry_destroy(&r);
+}
+
+static void registry_failed_blob_put_restarts_the_upload(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    char before[4096], after[4096];
+    s_mock_stats(before);
+    int posts0 = atoi(strstr(before, "\"posts\": ") + 9);
+    char d[AF_DIGEST_STR_MAX];
+    s_push_buffer(r, "putfail/app", "retried blob", 12, d);
+    s_mock_stats(after);
+    int posts1 = atoi(strstr(after, "\"posts\": ") + 9);
+    assert_int_equal(posts1 - posts0, 2);
+    af_registry_destroy(&r);
+}
+
+static void registry_detects_wrong_pushed_digest(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    char path[256], digest[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/w.bin", s_mock.dir);
+    s_make_blob(path, 3000, 11, digest);
+    int rc = af_registry_blob_push(r, "wrongdigest/app", digest, path, 3000, NULL, NULL, NULL,
+                                   &err);
+    assert_int_equal(rc, AF_ERR_DIGEST);
+    assert_non_null(strstr(err.msg, "registry stored"));
+    assert_null(strstr(err.msg, "_state")); /* no query strings in messages */
+    af_registry_destroy(&r);
+}
+
+static void registry_oversized_manifest_is_refused(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    char *body, *mt, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    assert_int_equal(af_registry_manifest_get(r, "big/app", "v1", &body, &len, &mt, dg, &err),
+                     AF_ERR_TOOBIG);
+    assert_null(body);
+    af_registry_destroy(&r);
+}
+
+static void registry_manifest_by_digest_is_verified(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    char *body, *mt, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    const char *d = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    assert_int_equal(af_registry_manifest_get(r, "liar/app", d, &body, &len, &mt, dg, &err),
+                     AF_ERR_DIGEST);
+    assert_null(body);
+    assert_null(mt);
+    /* by tag there is nothing to verify against */
+    assert_int_equal(af_registry_manifest_get(r, "liar/app", "v1", &body, &len, &mt, dg, &err),
+                     0);
+    free(body);
+    free(mt);
+    af_registry_destroy(&r);
+}
+
 int main(void)
 {
     if (system("command -v docker-registry >/dev/null 2>&1") != 0) {
@@ -799,10 +1041,22 @@ int main(void)
         cmocka_unit_test(registry_tls_verifies_with_ca_file),
         cmocka_unit_test(registry_tls_self_signed_fails_without_ca_unless_insecure),
     };
+    const struct CMUnitTest mock[] = {
+        cmocka_unit_test(registry_bearer_token_is_fetched_once_per_scope),
+        cmocka_unit_test(registry_bearer_mount_asks_for_both_repositories),
+        cmocka_unit_test(registry_bearer_wrong_credentials_is_an_auth_error),
+        cmocka_unit_test(registry_bearer_anonymous_pull_of_public_repo),
+        cmocka_unit_test(registry_retries_server_errors_and_rate_limits),
+        cmocka_unit_test(registry_failed_blob_put_restarts_the_upload),
+        cmocka_unit_test(registry_detects_wrong_pushed_digest),
+        cmocka_unit_test(registry_oversized_manifest_is_refused),
+        cmocka_unit_test(registry_manifest_by_digest_is_verified),
+    };
     int failed = cmocka_run_group_tests_name("registry_plain", plain, setup_plain, teardown_plain);
     failed += cmocka_run_group_tests_name("registry_basic_auth", basic, setup_basic,
                                           teardown_basic);
     failed += cmocka_run_group_tests_name("registry_tls", tls, setup_tls, teardown_tls);
+    failed += cmocka_run_group_tests_name("registry_scripted", mock, setup_mock, teardown_mock);
     curl_global_cleanup();
     return failed;
 }

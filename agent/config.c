@@ -1,0 +1,331 @@
+/* config.c -- agent.yaml (libyaml document API) and flag values.
+ *
+ * One key table drives both the file and the flags, so a key means the
+ * same thing and is checked the same way wherever it comes from. */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "log.h"
+
+typedef enum { S_STR, S_UINT, S_BOOL, S_PLATFORMS, S_EXECUTOR } s_type_t;
+
+typedef struct {
+    const char *key;
+    s_type_t type;
+    size_t offset;
+    size_t size;   /* S_STR: buffer size */
+    uint32_t min, max;
+} s_key_t;
+
+#define S_OFF(f) offsetof(af_agent_config_t, f)
+#define S_SZ(f) sizeof(((af_agent_config_t *)0)->f)
+
+static const s_key_t s_keys[] = {
+    {"listen", S_STR, S_OFF(listen), S_SZ(listen), 0, 0},
+    {"name", S_STR, S_OFF(name), S_SZ(name), 0, 0},
+    {"platforms", S_PLATFORMS, 0, 0, 0, 0},
+    {"platform", S_PLATFORMS, 0, 0, 0, 0},
+    {"workdir", S_STR, S_OFF(workdir), S_SZ(workdir), 0, 0},
+    {"max_jobs", S_UINT, S_OFF(max_jobs), 0, 1, 256},
+    {"executor", S_EXECUTOR, S_OFF(executor), S_SZ(executor), 0, 0},
+    {"insecure", S_BOOL, S_OFF(insecure), 0, 0, 0},
+    {"cert", S_STR, S_OFF(cert), S_SZ(cert), 0, 0},
+    {"authorized_keys", S_STR, S_OFF(authorized_keys), S_SZ(authorized_keys), 0, 0},
+    {"heartbeat_ms", S_UINT, S_OFF(heartbeat_ms), 0, 50, 60000},
+    {"liveness", S_UINT, S_OFF(liveness), 0, 1, 100},
+    {"job_timeout_s", S_UINT, S_OFF(job_timeout_s), 0, 0, 7 * 24 * 3600},
+    {"context_cache", S_UINT, S_OFF(context_cache), 0, 1, 1024},
+    {"kill_grace_ms", S_UINT, S_OFF(kill_grace_ms), 0, 0, 600000},
+};
+#define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+
+void af_agent_config_defaults(af_agent_config_t *self)
+{
+    assert(self);
+    memset(self, 0, sizeof *self);
+    snprintf(self->listen, sizeof self->listen, "%s", AF_AGENT_DEFAULT_LISTEN);
+    snprintf(self->workdir, sizeof self->workdir, "%s", AF_AGENT_DEFAULT_WORKDIR);
+    snprintf(self->executor, sizeof self->executor, "auto");
+    self->max_jobs = 1;
+    self->heartbeat_ms = AF_HEARTBEAT_MS;
+    self->liveness = AF_LIVENESS;
+    self->context_cache = AF_AGENT_DEFAULT_CONTEXT_CACHE;
+    self->kill_grace_ms = AF_AGENT_DEFAULT_KILL_GRACE_MS;
+}
+
+static const s_key_t *s_lookup(const char *key)
+{
+    char norm[64];
+    snprintf(norm, sizeof norm, "%s", key);
+    for (char *p = norm; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (!strcmp(s_keys[i].key, norm))
+            return &s_keys[i];
+    return NULL;
+}
+
+static int s_parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL};
+    static const char *const no[] = {"false", "no", "off", "0", NULL};
+    for (size_t i = 0; yes[i]; i++)
+        if (!strcasecmp(v, yes[i]))
+            return *out = true, 0;
+    for (size_t i = 0; no[i]; i++)
+        if (!strcasecmp(v, no[i]))
+            return *out = false, 0;
+    return -1;
+}
+
+static int s_add_platforms(af_agent_config_t *self, const char *value, const char *where,
+                           af_err_t *err)
+{
+    af_platform_t list[AF_MAX_LIST];
+    size_t n = 0;
+    af_err_t perr;
+    af_err_clear(&perr);
+    if (af_platform_parse_list(value, list, AF_MAX_LIST, &n, &perr) < 0)
+        return af_err_set(err, AF_ERR_INVAL, "%s: %s", where, af_err_msg(&perr, AF_ERR_INVAL));
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < self->n_platforms; j++)
+            dup = dup || af_platform_equal(&self->platforms[j], &list[i]);
+        if (dup)
+            continue;
+        if (self->n_platforms >= AF_MAX_LIST)
+            return af_err_set(err, AF_ERR_TOOBIG, "%s: more than %d platforms", where,
+                              AF_MAX_LIST);
+        self->platforms[self->n_platforms++] = list[i];
+    }
+    return 0;
+}
+
+/* Sets K from scalar V; WHERE prefixes messages ("file:3:5" or "--flag"). */
+static int s_set_value(af_agent_config_t *self, const s_key_t *k, const char *v, const char *where,
+                       af_err_t *err)
+{
+    char *base = (char *)self;
+    switch (k->type) {
+    case S_STR:
+        if (strlen(v) >= k->size)
+            return af_err_set(err, AF_ERR_TOOBIG, "%s: %s is longer than %zu bytes", where, k->key,
+                              k->size - 1);
+        snprintf(base + k->offset, k->size, "%s", v);
+        return 0;
+    case S_EXECUTOR:
+        if (strcmp(v, "auto") && strcmp(v, "native") && strcmp(v, "buildah"))
+            return af_err_set(err, AF_ERR_INVAL,
+                              "%s: executor must be auto, native or buildah, not \"%s\"", where, v);
+        snprintf(base + k->offset, k->size, "%s", v);
+        return 0;
+    case S_BOOL: {
+        bool b;
+        if (s_parse_bool(v, &b) < 0)
+            return af_err_set(err, AF_ERR_INVAL, "%s: %s must be true or false, not \"%s\"",
+                              where, k->key, v);
+        *(bool *)(base + k->offset) = b;
+        return 0;
+    }
+    case S_UINT: {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *v == '-' || *v == '+' || errno || !end || *end || n < k->min || n > k->max)
+            return af_err_set(err, AF_ERR_INVAL, "%s: %s must be an integer from %u to %u, not \"%s\"",
+                              where, k->key, k->min, k->max, v);
+        *(uint32_t *)(base + k->offset) = (uint32_t)n;
+        return 0;
+    }
+    case S_PLATFORMS:
+        return s_add_platforms(self, v, where, err);
+    }
+    return af_err_set(err, AF_ERR_INVAL, "%s: bad key %s", where, k->key);
+}
+
+int af_agent_config_set(af_agent_config_t *self, const char *key, const char *value,
+                        const char *origin, af_err_t *err)
+{
+    assert(self && key && value);
+    const char *where = origin ? origin : key;
+    const s_key_t *k = s_lookup(key);
+    if (!k)
+        return af_err_set(err, AF_ERR_INVAL, "%s: unknown setting \"%s\"", where, key);
+    if (k->type == S_PLATFORMS && !strcmp(k->key, "platforms"))
+        self->n_platforms = 0;
+    return s_set_value(self, k, value, where, err);
+}
+
+static int s_node_error(af_err_t *err, const char *name, const yaml_node_t *node, const char *msg,
+                        const char *arg)
+{
+    return af_err_set(err, AF_ERR_PARSE, "%s:%zu:%zu: %s%s", name, node->start_mark.line + 1,
+                      node->start_mark.column + 1, msg, arg ? arg : "");
+}
+
+int af_agent_config_load_buffer(af_agent_config_t *self, const char *name, const char *data,
+                                size_t len, af_err_t *err)
+{
+    assert(self && name && (data || !len));
+    if (len > AF_AGENT_CONFIG_MAX_BYTES)
+        return af_err_set(err, AF_ERR_TOOBIG, "%s: larger than %d bytes", name,
+                          AF_AGENT_CONFIG_MAX_BYTES);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = 0;
+    if (!yaml_parser_initialize(&parser))
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(data ? data : ""), len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = af_err_set(err, AF_ERR_PARSE, "%s:%zu:%zu: %s", name, parser.problem_mark.line + 1,
+                        parser.problem_mark.column + 1,
+                        parser.problem ? parser.problem : "malformed YAML");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root)
+        goto out; /* empty file */
+    if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
+        goto out; /* "~" or blank */
+    if (root->type != YAML_MAPPING_NODE) {
+        rc = s_node_error(err, name, root, "expected a mapping of settings", NULL);
+        goto out;
+    }
+    bool seen[S_NKEYS] = {false};
+    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+         pair < root->data.mapping.pairs.top; pair++) {
+        yaml_node_t *kn = yaml_document_get_node(&doc, pair->key);
+        yaml_node_t *vn = yaml_document_get_node(&doc, pair->value);
+        if (!kn || !vn || kn->type != YAML_SCALAR_NODE) {
+            rc = s_node_error(err, name, kn ? kn : root, "expected a key", NULL);
+            goto out;
+        }
+        const char *key = (const char *)kn->data.scalar.value;
+        const s_key_t *k = NULL;
+        for (size_t i = 0; i < S_NKEYS; i++)
+            if (!strcmp(s_keys[i].key, key) && strcmp(key, "platform"))
+                k = &s_keys[i];
+        if (!k) {
+            rc = s_node_error(err, name, kn, "unknown key: ", key);
+            goto out;
+        }
+        size_t idx = (size_t)(k - s_keys);
+        if (seen[idx]) {
+            rc = s_node_error(err, name, kn, "duplicate key: ", key);
+            goto out;
+        }
+        seen[idx] = true;
+        char where[AF_ERRMSG_MAX / 2];
+        snprintf(where, sizeof where, "%s:%zu:%zu", name, vn->start_mark.line + 1,
+                 vn->start_mark.column + 1);
+        if (k->type == S_PLATFORMS) {
+            self->n_platforms = 0;
+            if (vn->type == YAML_SCALAR_NODE) {
+                if ((rc = s_set_value(self, k, (const char *)vn->data.scalar.value, where, err)))
+                    goto out;
+                continue;
+            }
+            if (vn->type != YAML_SEQUENCE_NODE) {
+                rc = s_node_error(err, name, vn, "platforms must be a list", NULL);
+                goto out;
+            }
+            for (yaml_node_item_t *it = vn->data.sequence.items.start;
+                 it < vn->data.sequence.items.top; it++) {
+                yaml_node_t *in = yaml_document_get_node(&doc, *it);
+                if (!in || in->type != YAML_SCALAR_NODE) {
+                    rc = s_node_error(err, name, in ? in : vn, "expected a platform string", NULL);
+                    goto out;
+                }
+                snprintf(where, sizeof where, "%s:%zu:%zu", name, in->start_mark.line + 1,
+                         in->start_mark.column + 1);
+                if ((rc = s_set_value(self, k, (const char *)in->data.scalar.value, where, err)))
+                    goto out;
+            }
+            continue;
+        }
+        if (vn->type != YAML_SCALAR_NODE) {
+            rc = s_node_error(err, name, vn, "expected a single value for ", key);
+            goto out;
+        }
+        if ((rc = s_set_value(self, k, (const char *)vn->data.scalar.value, where, err)))
+            goto out;
+    }
+out:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int af_agent_config_load(af_agent_config_t *self, const char *path, af_err_t *err)
+{
+    assert(self && path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return af_err_set(err, errno == ENOENT ? AF_ERR_NOTFOUND : AF_ERR_IO, "%s: %s", path,
+                          strerror(errno));
+    char *buf = malloc(AF_AGENT_CONFIG_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, AF_AGENT_CONFIG_MAX_BYTES + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    int rc;
+    if (failed)
+        rc = af_err_set(err, AF_ERR_IO, "%s: read error", path);
+    else
+        rc = af_agent_config_load_buffer(self, path, buf, n, err);
+    free(buf);
+    return rc;
+}
+
+int af_agent_config_finish(af_agent_config_t *self, af_err_t *err)
+{
+    assert(self);
+    if (!self->listen[0])
+        return af_err_set(err, AF_ERR_INVAL, "listen: an endpoint is required");
+    if (!self->workdir[0])
+        return af_err_set(err, AF_ERR_INVAL, "workdir: a directory is required");
+    if (self->n_platforms == 0) {
+        if (af_platform_host(&self->platforms[0]) < 0)
+            return af_err_set(err, AF_ERR_UNSUPPORTED,
+                              "cannot tell this host's platform; set platforms or --platform");
+        self->n_platforms = 1;
+    }
+    if (!self->name[0]) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+            snprintf(host, sizeof host, "localhost");
+        snprintf(self->name, sizeof self->name, "%s", host);
+    }
+    for (const char *p = self->name; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            return af_err_set(err, AF_ERR_INVAL, "name: \"%s\" must be printable, without spaces",
+                              self->name);
+    if (!self->insecure)
+        return af_err_set(err, AF_ERR_UNSUPPORTED, "CURVE not yet supported, use --insecure");
+    return 0;
+}
+
+char *af_agent_config_platforms(const af_agent_config_t *self, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < self->n_platforms && off < len; i++) {
+        char p[AF_PLATFORM_STR_MAX];
+        af_platform_format(&self->platforms[i], p, sizeof p);
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", p);
+    }
+    return buf;
+}

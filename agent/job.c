@@ -1,0 +1,571 @@
+/* job.c -- one slice's state machine on the agent (see job.h).
+ *
+ * The job owns its BUILD message (and with it the registry password,
+ * zeroed when the message is destroyed), the context writer while
+ * receiving, the extraction worker, and the executor's state through the
+ * executor's release(). It talks to its coordinator directly: STATUS, LOG,
+ * CREDIT and the final RESULT go out on the agent's ROUTER with the
+ * coordinator's routing id. */
+#include "job.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "log.h"
+#include "worker.h"
+
+struct af_job {
+    af_job_hooks_t hooks;
+    const af_executor_t *executor;
+    af_msg_t *build;
+    zframe_t *peer;
+    char id[AF_MAX_NAME + 1];
+    uint32_t attempt;
+    char tag[AF_MAX_NAME + 16]; /* "job/attempt" for logs */
+    af_platform_t platform;
+    af_job_state_t state;
+    char dir[AF_CONTEXT_MAX_PATH];
+    char ctx_dir[AF_CONTEXT_MAX_PATH];
+    bool dir_made;
+    bool have_context;
+    bool pinned;
+    bool queued_notified;
+    bool executor_started;
+    bool closed;
+    af_context_writer_t *writer;
+    uint32_t unacked;    /* chunks written since the last CREDIT */
+    af_worker_t *extract;
+    int timeout_timer;
+    uint32_t timeout_s;
+    bool cancelling;
+    af_job_outcome_t cancel;
+    af_job_outcome_t outcome;
+    int64_t started_ms;
+    void *exec_data;
+};
+
+static void s_finish(af_job_t *self, const af_job_outcome_t *outcome);
+
+/* --- sending --- */
+
+static void s_send(af_job_t *self, af_msg_t **msg_p)
+{
+    af_msg_t *msg = *msg_p;
+    if (!msg)
+        return;
+    snprintf(msg->job, sizeof msg->job, "%s", self->id);
+    msg->attempt = self->attempt;
+    af_msg_set_routing_id(msg, self->peer);
+    af_err_t err;
+    af_err_clear(&err);
+    if (af_msg_send(msg, self->hooks.router, &err) < 0)
+        af_warn_job(self->tag, self->hooks.node, "cannot send %s: %s", af_cmd_name(msg->cmd),
+                    af_err_msg(&err, AF_ERR_PROTO));
+    af_msg_destroy(msg_p);
+}
+
+void af_job_status(af_job_t *self, const char *state, const char *detail)
+{
+    af_msg_t *msg = af_msg_new(AF_CMD_STATUS);
+    if (!msg)
+        return;
+    snprintf(msg->state, sizeof msg->state, "%s", state);
+    snprintf(msg->detail, sizeof msg->detail, "%s", detail ? detail : "");
+    af_debug_job(self->tag, self->hooks.node, "status %s %s", state, detail ? detail : "");
+    s_send(self, &msg);
+}
+
+void af_job_log(af_job_t *self, const char *stream, const char *line)
+{
+    af_msg_t *msg = af_msg_new(AF_CMD_LOG);
+    if (!msg)
+        return;
+    snprintf(msg->stream, sizeof msg->stream, "%s", stream);
+    snprintf(msg->line, sizeof msg->line, "%s", line);
+    s_send(self, &msg);
+}
+
+static void s_send_credit(af_job_t *self, uint32_t credit)
+{
+    af_msg_t *msg = af_msg_new(AF_CMD_CREDIT);
+    if (!msg)
+        return;
+    msg->offset = self->writer ? af_context_writer_offset(self->writer) : 0;
+    msg->credit = credit;
+    s_send(self, &msg);
+}
+
+/* --- helpers --- */
+
+void af_job_outcome_fail(af_job_outcome_t *out, const char *failure, int32_t exit_code,
+                         const char *fmt, ...)
+{
+    memset(out, 0, sizeof *out);
+    out->ok = false;
+    snprintf(out->failure, sizeof out->failure, "%s", failure);
+    out->exit_code = exit_code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->message, sizeof out->message, fmt, ap);
+    va_end(ap);
+}
+
+static void s_fail(af_job_t *self, const char *failure, const char *msg)
+{
+    af_job_outcome_t out;
+    af_job_outcome_fail(&out, failure, -1, "%s", msg);
+    s_finish(self, &out);
+}
+
+static void s_unpin(af_job_t *self)
+{
+    if (self->pinned) {
+        af_context_store_unpin(self->hooks.store, self->build->context_digest);
+        self->pinned = false;
+    }
+}
+
+static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    af_job_t *self = (af_job_t *)arg;
+    self->timeout_timer = -1; /* one-shot: freed by the loop */
+    af_warn_job(self->tag, self->hooks.node, "timed out after %u s", self->timeout_s);
+    af_job_cancel(self, "timeout", "timed out after %u s", self->timeout_s);
+    return 0;
+}
+
+static void s_end_timer(af_job_t *self)
+{
+    if (self->timeout_timer >= 0) {
+        zloop_timer_end(self->hooks.loop, self->timeout_timer);
+        self->timeout_timer = -1;
+    }
+}
+
+/* Records the outcome (a pending cancel wins) and tells the agent. */
+static void s_finish(af_job_t *self, const af_job_outcome_t *outcome)
+{
+    if (self->state == AF_JOB_DONE)
+        return;
+    self->state = AF_JOB_DONE;
+    self->outcome = self->cancelling ? self->cancel : *outcome;
+    s_end_timer(self);
+    if (self->outcome.ok)
+        af_info_job(self->tag, self->hooks.node, "built %s", self->outcome.digest);
+    else
+        af_info_job(self->tag, self->hooks.node, "failed (%s): %s", self->outcome.failure,
+                    self->outcome.message);
+    if (self->hooks.on_finished)
+        self->hooks.on_finished(self->hooks.arg, self);
+}
+
+static int s_mkdir(const char *path, af_err_t *err)
+{
+    if (mkdir(path, 0700) < 0)
+        return af_err_set(err, errno == EEXIST ? AF_ERR_STATE : AF_ERR_IO, "%s: %s", path,
+                          strerror(errno));
+    return 0;
+}
+
+/* --- lifecycle --- */
+
+af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p,
+                     const af_executor_t *executor, af_err_t *err)
+{
+    assert(hooks && build_p && *build_p && executor);
+    af_msg_t *build = *build_p;
+    *build_p = NULL;
+    af_job_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        af_msg_destroy(&build);
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    self->hooks = *hooks;
+    self->executor = executor;
+    self->build = build;
+    self->timeout_timer = -1;
+    self->started_ms = zclock_mono();
+    snprintf(self->id, sizeof self->id, "%s", build->job);
+    self->attempt = build->attempt;
+    snprintf(self->tag, sizeof self->tag, "%s/%u", self->id, self->attempt);
+    self->outcome.exit_code = -1;
+    if (build->routing_id && !(self->peer = zframe_dup(build->routing_id))) {
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (af_platform_parse(build->platform, &self->platform, err) < 0)
+        goto fail;
+    self->timeout_s = build->timeout_s ? build->timeout_s : hooks->default_timeout_s;
+    if (snprintf(self->dir, sizeof self->dir, "%s/%s-%u", hooks->jobs_dir, self->id,
+                 self->attempt) >= (int)sizeof self->dir - 8) {
+        af_err_set(err, AF_ERR_TOOBIG, "job dir path too long");
+        goto fail;
+    }
+    snprintf(self->ctx_dir, sizeof self->ctx_dir, "%s/ctx", self->dir);
+    if (s_mkdir(self->dir, err) < 0)
+        goto fail;
+    self->dir_made = true;
+    if (build->context_size == 0) {
+        self->have_context = true; /* nothing to send */
+        self->state = AF_JOB_READY;
+    }
+    else if (af_context_store_has(hooks->store, build->context_digest)) {
+        af_context_store_pin(hooks->store, build->context_digest);
+        self->pinned = true;
+        self->have_context = true;
+        self->state = AF_JOB_READY;
+    }
+    else
+        self->state = AF_JOB_RECEIVING;
+    af_info_job(self->tag, hooks->node, "accepted %s %s recipe for %s (context %s, %s)",
+                build->platform, build->recipe_kind, build->repository, build->context_digest,
+                self->have_context ? "cached" : "to receive");
+    return self;
+fail:
+    af_job_destroy(&self);
+    return NULL;
+}
+
+/* Releases the worker, the executor's state, the writer and the pin.
+ * Idempotent. Blocks only if something is still running (hard stop). */
+static void s_release(af_job_t *self)
+{
+    s_end_timer(self);
+    if (self->extract && !af_worker_finished(self->extract))
+        af_worker_cancel(self->extract);
+    af_worker_destroy(&self->extract);
+    if (self->executor_started && self->executor->release) {
+        self->executor->release(self);
+        self->executor_started = false;
+    }
+    af_context_writer_destroy(&self->writer);
+    s_unpin(self);
+}
+
+static void s_remove_dir(af_job_t *self)
+{
+    if (!self->dir_made)
+        return;
+    af_err_t err;
+    af_err_clear(&err);
+    if (af_remove_tree(self->dir, &err) < 0)
+        af_error_job(self->tag, self->hooks.node, "cannot remove job dir: %s",
+                     af_err_msg(&err, AF_ERR_IO));
+    self->dir_made = false;
+}
+
+void af_job_destroy(af_job_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    af_job_t *self = *self_p;
+    s_release(self);
+    s_remove_dir(self);
+    zframe_destroy(&self->peer);
+    af_msg_destroy(&self->build);
+    free(self);
+    *self_p = NULL;
+}
+
+void af_job_close(af_job_t *self)
+{
+    assert(self);
+    if (self->closed)
+        return;
+    self->closed = true;
+    s_release(self);
+    s_remove_dir(self);
+    af_msg_t *msg = af_msg_new(AF_CMD_RESULT);
+    if (!msg)
+        return;
+    const af_job_outcome_t *o = &self->outcome;
+    msg->ok = o->ok;
+    snprintf(msg->digest, sizeof msg->digest, "%s", o->digest);
+    snprintf(msg->media_type, sizeof msg->media_type, "%s", o->media_type);
+    msg->size = o->size;
+    snprintf(msg->platform, sizeof msg->platform, "%s", self->build->platform);
+    snprintf(msg->failure, sizeof msg->failure, "%s", o->ok ? "" : o->failure);
+    msg->exit_code = o->exit_code;
+    snprintf(msg->message, sizeof msg->message, "%s", o->message);
+    int64_t now = zclock_mono();
+    msg->duration_ms = now > self->started_ms ? (uint64_t)(now - self->started_ms) : 0;
+    s_send(self, &msg);
+}
+
+void af_job_begin(af_job_t *self)
+{
+    assert(self);
+    if (self->state == AF_JOB_RECEIVING) {
+        af_err_t err;
+        af_err_clear(&err);
+        self->writer = af_context_writer_new(self->hooks.store, self->build->context_digest,
+                                             self->build->context_size, &err);
+        if (!self->writer) {
+            s_fail(self, "infra", af_err_msg(&err, AF_ERR_IO));
+            return;
+        }
+        char detail[64];
+        snprintf(detail, sizeof detail, "%llu bytes",
+                 (unsigned long long)self->build->context_size);
+        af_job_status(self, "receiving", detail);
+        s_send_credit(self, AF_CREDIT_WINDOW);
+        return;
+    }
+    if (self->state == AF_JOB_READY && self->hooks.on_ready)
+        self->hooks.on_ready(self->hooks.arg, self);
+}
+
+void af_job_chunk(af_job_t *self, af_msg_t *chunk)
+{
+    assert(self && chunk);
+    if (self->state == AF_JOB_DONE)
+        return; /* late chunk after a failure or cancel */
+    if (self->state != AF_JOB_RECEIVING || !self->writer) {
+        s_fail(self, "infra", "context chunk received after the context was complete");
+        return;
+    }
+    af_err_t err;
+    af_err_clear(&err);
+    const void *data = chunk->data ? (const void *)zframe_data(chunk->data) : (const void *)"";
+    size_t len = chunk->data ? zframe_size(chunk->data) : 0;
+    if (af_context_writer_write(self->writer, chunk->offset, data, len, &err) < 0) {
+        s_fail(self, "infra", af_err_msg(&err, AF_ERR_PROTO));
+        return;
+    }
+    if (!af_context_writer_complete(self->writer)) {
+        if (++self->unacked >= AF_CREDIT_WINDOW / 2) {
+            s_send_credit(self, self->unacked);
+            self->unacked = 0;
+        }
+        return;
+    }
+    int rc = af_context_writer_commit(self->writer, &err);
+    af_context_writer_destroy(&self->writer);
+    if (rc < 0) {
+        s_fail(self, "infra", af_err_msg(&err, rc));
+        return;
+    }
+    self->pinned = true; /* commit pinned it for us */
+    self->state = AF_JOB_READY;
+    af_info_job(self->tag, self->hooks.node, "context %s received", self->build->context_digest);
+    if (self->hooks.on_ready)
+        self->hooks.on_ready(self->hooks.arg, self);
+}
+
+/* --- extraction, then the executor --- */
+
+typedef struct {
+    char *tar;
+    char *dest;
+} s_extract_args_t;
+
+static void s_extract_args_free(void *varg)
+{
+    s_extract_args_t *a = (s_extract_args_t *)varg;
+    if (a) {
+        free(a->tar);
+        free(a->dest);
+        free(a);
+    }
+}
+
+/* Runs in the worker thread. af_archive_extract has no progress hook, so a
+ * cancel is noticed before and after it. */
+static int s_extract_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
+{
+    s_extract_args_t *a = (s_extract_args_t *)varg;
+    if (af_worker_cancelled(ctx))
+        return af_err_set(err, AF_ERR_CANCELLED, "cancelled");
+    int rc = af_archive_extract(a->tar, a->dest, NULL, err);
+    if (rc == 0 && af_worker_cancelled(ctx))
+        return af_err_set(err, AF_ERR_CANCELLED, "cancelled");
+    return rc;
+}
+
+static void s_run_executor(af_job_t *self)
+{
+    self->state = AF_JOB_RUNNING;
+    if (self->cancelling) {
+        s_finish(self, &self->cancel);
+        return;
+    }
+    af_job_status(self, "running", self->executor->name);
+    self->executor_started = true;
+    af_err_t err;
+    af_err_clear(&err);
+    if (self->executor->start(self, &err) < 0) {
+        af_job_outcome_t out;
+        af_job_outcome_fail(&out, "infra", -1, "%s", af_err_msg(&err, AF_ERR_STATE));
+        s_finish(self, &out);
+    }
+}
+
+static void s_on_extract_done(void *arg, int code, const char *message,
+                              const char *const *outputs, size_t n_outputs)
+{
+    af_job_t *self = (af_job_t *)arg;
+    s_unpin(self);
+    if (self->cancelling) {
+        s_finish(self, &self->cancel);
+        return;
+    }
+    if (code != 0) {
+        af_job_outcome_t out;
+        af_job_outcome_fail(&out, "infra", -1, "cannot extract the context: %s", message);
+        s_finish(self, &out);
+        return;
+    }
+    s_run_executor(self);
+}
+
+void af_job_start(af_job_t *self)
+{
+    assert(self);
+    if (self->state != AF_JOB_READY)
+        return;
+    self->state = AF_JOB_EXTRACTING;
+    if (self->timeout_s)
+        self->timeout_timer =
+            zloop_timer(self->hooks.loop, (size_t)self->timeout_s * 1000, 1, s_on_timeout, self);
+    af_err_t err;
+    af_err_clear(&err);
+    if (s_mkdir(self->ctx_dir, &err) < 0) {
+        s_fail(self, "infra", af_err_msg(&err, AF_ERR_IO));
+        return;
+    }
+    if (self->build->context_size == 0) {
+        s_run_executor(self);
+        return;
+    }
+    char tar[AF_CONTEXT_MAX_PATH];
+    if (af_context_store_path(self->hooks.store, self->build->context_digest, tar, sizeof tar)) {
+        s_fail(self, "infra", "the context vanished from the context store");
+        return;
+    }
+    af_job_status(self, "extracting", self->build->context_digest);
+    s_extract_args_t *a = calloc(1, sizeof *a);
+    if (a) {
+        a->tar = strdup(tar);
+        a->dest = strdup(self->ctx_dir);
+    }
+    if (!a || !a->tar || !a->dest) {
+        s_extract_args_free(a);
+        s_fail(self, "infra", "out of memory");
+        return;
+    }
+    self->extract = af_worker_new(self->hooks.loop, s_extract_run, a, s_extract_args_free, NULL,
+                                  s_on_extract_done, self);
+    if (!self->extract)
+        s_fail(self, "infra", "cannot start the extraction thread");
+}
+
+void af_job_cancel(af_job_t *self, const char *failure, const char *fmt, ...)
+{
+    assert(self && failure);
+    if (self->state == AF_JOB_DONE || self->cancelling)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char text[AF_MAX_STR + 1];
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    af_job_outcome_fail(&self->cancel, failure, -1, "%s", text);
+    self->cancelling = true;
+    af_info_job(self->tag, self->hooks.node, "stopping (%s): %s", failure, text);
+    switch (self->state) {
+    case AF_JOB_RECEIVING:
+    case AF_JOB_READY:
+        s_finish(self, &self->cancel);
+        break;
+    case AF_JOB_EXTRACTING:
+        if (self->extract)
+            af_worker_cancel(self->extract);
+        else
+            s_finish(self, &self->cancel);
+        break;
+    case AF_JOB_RUNNING:
+        if (self->executor->cancel)
+            self->executor->cancel(self);
+        break;
+    case AF_JOB_DONE:
+        break;
+    }
+}
+
+void af_job_executor_done(af_job_t *self, const af_job_outcome_t *outcome)
+{
+    assert(self && outcome);
+    if (self->state != AF_JOB_RUNNING)
+        return;
+    s_finish(self, outcome);
+}
+
+void af_job_notify_queued(af_job_t *self)
+{
+    assert(self);
+    if (self->queued_notified || self->state == AF_JOB_DONE)
+        return;
+    self->queued_notified = true;
+    af_job_status(self, "queued", "waiting for a free slot");
+}
+
+/* --- accessors --- */
+
+const char *af_job_id(const af_job_t *self) { return self->id; }
+uint32_t af_job_attempt(const af_job_t *self) { return self->attempt; }
+af_job_state_t af_job_state(const af_job_t *self) { return self->state; }
+bool af_job_have_context(const af_job_t *self) { return self->have_context; }
+zframe_t *af_job_peer(const af_job_t *self) { return self->peer; }
+zloop_t *af_job_loop(const af_job_t *self) { return self->hooks.loop; }
+const af_msg_t *af_job_build(const af_job_t *self) { return self->build; }
+const char *af_job_dir(const af_job_t *self) { return self->dir; }
+const char *af_job_ctx_dir(const af_job_t *self) { return self->ctx_dir; }
+const af_platform_t *af_job_platform(const af_job_t *self) { return &self->platform; }
+const char *af_job_node(const af_job_t *self) { return self->hooks.node; }
+int af_job_kill_grace_ms(const af_job_t *self) { return self->hooks.kill_grace_ms; }
+void af_job_set_exec_data(af_job_t *self, void *data) { self->exec_data = data; }
+void *af_job_exec_data(const af_job_t *self) { return self->exec_data; }
+
+const af_platform_t *af_job_build_platform(const af_job_t *self)
+{
+    return &self->hooks.build_platform;
+}
+
+const char *af_job_state_name(af_job_state_t state)
+{
+    switch (state) {
+    case AF_JOB_RECEIVING: return "receiving";
+    case AF_JOB_READY: return "queued";
+    case AF_JOB_EXTRACTING: return "extracting";
+    case AF_JOB_RUNNING: return "running";
+    case AF_JOB_DONE: return "done";
+    }
+    return "unknown";
+}
+
+bool af_job_matches(const af_job_t *self, const char *job, uint32_t attempt)
+{
+    return !strcmp(self->id, job) && (attempt == 0 || attempt == self->attempt);
+}
+
+void af_job_write_pgid(af_job_t *self, pid_t pgid)
+{
+    char path[AF_CONTEXT_MAX_PATH + 8];
+    snprintf(path, sizeof path, "%s/pgid", self->dir);
+    FILE *f = fopen(path, "we");
+    if (!f) {
+        af_warn_job(self->tag, self->hooks.node, "%s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)pgid);
+    if (fclose(f) != 0)
+        af_warn_job(self->tag, self->hooks.node, "%s: %s", path, strerror(errno));
+}

@@ -1,0 +1,444 @@
+/* process.c -- a build step child process polled by the agent's zloop.
+ *
+ * posix_spawn() (vfork-like, safe in a threaded process) starts
+ * `/bin/sh -c CMD` as the leader of its own process group, with stdin from
+ * /dev/null, stdout/stderr on O_CLOEXEC pipes and every other descriptor
+ * closed. The parent ends of the pipes are non-blocking and polled by the
+ * loop; a pidfd (pidfd_open, Linux >= 5.3) tells the loop when the child
+ * exits. Without pidfd support (old kernels, some emulators) a 100 ms
+ * timer polls waitid(WNOWAIT) and wakes a self-pipe polled in place of the
+ * pidfd, so the exit is always handled from a poller, never from a timer
+ * (a timer handler must not end pollers: zloop may still dispatch them in
+ * the same turn). Output is cut into lines bounded
+ * by AF_MAX_LOG_LINE. When the leader exits, its group gets SIGKILL so no
+ * background grandchild survives the step. */
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "log.h"
+
+/* Upper bound on bytes read per loop turn and stream, so a child that
+ * floods its output cannot starve the rest of the loop. */
+#define S_READ_BUDGET (256 * 1024)
+/* Bytes read after the child exited, to flush what it wrote last. */
+#define S_DRAIN_BUDGET (1024 * 1024)
+#define S_WAITPID_POLL_MS 100
+
+typedef struct {
+    af_process_t *owner;
+    const char *name; /* "stdout" | "stderr" */
+    int fd;           /* -1 when closed */
+    bool polling;
+    zmq_pollitem_t item;
+    size_t len;
+    char buf[AF_MAX_LOG_LINE + 1];
+} s_stream_t;
+
+struct af_process {
+    zloop_t *loop;
+    pid_t pid;
+    int pidfd; /* -1 when not available or closed */
+    bool pidfd_polling;
+    zmq_pollitem_t pid_item;
+    int wait_timer;  /* waitpid polling fallback, -1 when none */
+    int wake_fd;     /* fallback: write end of the self-pipe behind pidfd */
+    int kill_timer;  /* SIGKILL after grace, -1 when none */
+    bool exited;
+    int status;
+    s_stream_t out, err;
+    af_process_line_fn *on_line;
+    af_process_exit_fn *on_exit;
+    void *arg;
+};
+
+static void s_emit(s_stream_t *s, const char *data, size_t len)
+{
+    char line[AF_MAX_LOG_LINE + 1];
+    memcpy(line, data, len);
+    line[len] = '\0';
+    if (s->owner->on_line)
+        s->owner->on_line(s->name, line, len, s->owner->arg);
+}
+
+/* Consumes LEN new bytes already appended to s->buf: emits every complete
+ * line and, when the buffer is full without a newline, a split line. */
+static void s_split(s_stream_t *s)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < s->len; i++) {
+        if (s->buf[i] == '\n') {
+            s_emit(s, s->buf + start, i - start);
+            start = i + 1;
+        }
+    }
+    if (start > 0) {
+        memmove(s->buf, s->buf + start, s->len - start);
+        s->len -= start;
+    }
+    if (s->len == AF_MAX_LOG_LINE) {
+        s_emit(s, s->buf, s->len);
+        s->len = 0;
+    }
+}
+
+static void s_stream_close(s_stream_t *s)
+{
+    if (s->polling) {
+        zloop_poller_end(s->owner->loop, &s->item);
+        s->polling = false;
+    }
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+/* Reads up to BUDGET bytes. On EOF flushes the partial line and closes. */
+static void s_stream_read(s_stream_t *s, size_t budget)
+{
+    size_t total = 0;
+    while (s->fd >= 0 && total < budget) {
+        ssize_t n = read(s->fd, s->buf + s->len, AF_MAX_LOG_LINE - s->len);
+        if (n > 0) {
+            s->len += (size_t)n;
+            total += (size_t)n;
+            s_split(s);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        /* EOF or a hard error: the writer side is gone */
+        if (s->len > 0) {
+            s_emit(s, s->buf, s->len);
+            s->len = 0;
+        }
+        s_stream_close(s);
+    }
+}
+
+static int s_on_stream(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    s_stream_read((s_stream_t *)arg, S_READ_BUDGET);
+    return 0;
+}
+
+static void s_group_kill(pid_t pgid, int sig)
+{
+    if (pgid > 0 && kill(-pgid, sig) < 0 && errno != ESRCH)
+        af_warn("kill(-%d, %d): %s", (int)pgid, sig, strerror(errno));
+}
+
+static void s_stop_watching(af_process_t *self)
+{
+    if (self->pidfd_polling) {
+        zloop_poller_end(self->loop, &self->pid_item);
+        self->pidfd_polling = false;
+    }
+    if (self->pidfd >= 0) {
+        close(self->pidfd);
+        self->pidfd = -1;
+    }
+    if (self->wake_fd >= 0) {
+        close(self->wake_fd);
+        self->wake_fd = -1;
+    }
+    if (self->wait_timer >= 0) {
+        zloop_timer_end(self->loop, self->wait_timer);
+        self->wait_timer = -1;
+    }
+    if (self->kill_timer >= 0) {
+        zloop_timer_end(self->loop, self->kill_timer);
+        self->kill_timer = -1;
+    }
+}
+
+/* The child may have exited: reap it without blocking. On exit, drain
+ * and close the pipes, kill what is left of the group, report. */
+static void s_check_exit(af_process_t *self)
+{
+    int status = 0;
+    pid_t r = waitpid(self->pid, &status, WNOHANG);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        if (errno == EINTR)
+            return;
+        af_warn("waitpid(%d): %s", (int)self->pid, strerror(errno));
+        status = 255 << 8; /* reported as a failed step */
+    }
+    self->exited = true;
+    self->status = status;
+    s_group_kill(self->pid, SIGKILL);
+    s_stop_watching(self);
+    s_stream_read(&self->out, S_DRAIN_BUDGET);
+    s_stream_read(&self->err, S_DRAIN_BUDGET);
+    if (self->out.len) {
+        s_emit(&self->out, self->out.buf, self->out.len);
+        self->out.len = 0;
+    }
+    if (self->err.len) {
+        s_emit(&self->err, self->err.buf, self->err.len);
+        self->err.len = 0;
+    }
+    s_stream_close(&self->out);
+    s_stream_close(&self->err);
+    if (self->on_exit)
+        self->on_exit(status, self->arg); /* may destroy self: last statement */
+}
+
+static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    s_check_exit((af_process_t *)arg);
+    return 0;
+}
+
+/* Fallback without pidfd: notice the exit without reaping, then wake the
+ * poller that handles it. */
+static int s_on_wait_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    af_process_t *self = (af_process_t *)arg;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, (id_t)self->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
+        info.si_pid = self->pid; /* cannot wait: let the poller find out */
+    if (info.si_pid != 0 && self->wake_fd >= 0) {
+        char c = 1;
+        if (write(self->wake_fd, &c, 1) < 0)
+            af_warn("self-pipe: %s", strerror(errno));
+        zloop_timer_end(loop, timer_id);
+        self->wait_timer = -1;
+    }
+    return 0;
+}
+
+static int s_on_kill_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    af_process_t *self = (af_process_t *)arg;
+    self->kill_timer = -1; /* one-shot: the loop frees it */
+    if (!self->exited) {
+        af_debug("grace period over, SIGKILL to group %d", (int)self->pid);
+        s_group_kill(self->pid, SIGKILL);
+    }
+    return 0;
+}
+
+static int s_pipe(int fds[2], af_err_t *err)
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return af_err_set(err, AF_ERR_IO, "pipe: %s", strerror(errno));
+    int fl = fcntl(fds[0], F_GETFL);
+    if (fl < 0 || fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return af_err_set(err, AF_ERR_IO, "fcntl: %s", strerror(e));
+    }
+    return 0;
+}
+
+static void s_stream_init(af_process_t *self, s_stream_t *s, const char *name)
+{
+    s->owner = self;
+    s->name = name;
+    s->fd = -1;
+}
+
+static int s_stream_watch(s_stream_t *s)
+{
+    s->item = (zmq_pollitem_t){NULL, s->fd, ZMQ_POLLIN, 0};
+    if (zloop_poller(s->owner->loop, &s->item, s_on_stream, s) < 0)
+        return -1;
+    zloop_poller_set_tolerant(s->owner->loop, &s->item);
+    s->polling = true;
+    return 0;
+}
+
+af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[], const char *cwd,
+                             af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
+                             af_err_t *err)
+{
+    assert(loop && cmd && envp && cwd);
+    int out[2] = {-1, -1}, errp[2] = {-1, -1};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    bool fa_init = false, attr_init = false;
+    af_process_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    self->loop = loop;
+    self->pidfd = -1;
+    self->wait_timer = -1;
+    self->wake_fd = -1;
+    self->kill_timer = -1;
+    self->on_line = on_line;
+    self->on_exit = on_exit;
+    self->arg = arg;
+    s_stream_init(self, &self->out, "stdout");
+    s_stream_init(self, &self->err, "stderr");
+
+    if (s_pipe(out, err) < 0 || s_pipe(errp, err) < 0)
+        goto fail;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc)
+        goto spawn_fail;
+    fa_init = true;
+    if ((rc = posix_spawn_file_actions_addchdir_np(&fa, cwd)) ||
+        (rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, errp[1], 2)) ||
+        (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)))
+        goto spawn_fail;
+    if ((rc = posix_spawnattr_init(&attr)))
+        goto spawn_fail;
+    attr_init = true;
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&defaults, sigs[i]);
+    if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                                  POSIX_SPAWN_SETSIGDEF)) ||
+        (rc = posix_spawnattr_setpgroup(&attr, 0)) ||
+        (rc = posix_spawnattr_setsigmask(&attr, &none)) ||
+        (rc = posix_spawnattr_setsigdefault(&attr, &defaults)))
+        goto spawn_fail;
+    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    rc = posix_spawn(&self->pid, "/bin/sh", &fa, &attr, argv, envp);
+    if (rc) {
+        af_err_set(err, AF_ERR_CHILD, "cannot start /bin/sh in %s: %s", cwd, strerror(rc));
+        goto fail;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    fa_init = attr_init = false;
+    close(out[1]);
+    close(errp[1]);
+    out[1] = errp[1] = -1;
+    self->out.fd = out[0];
+    self->err.fd = errp[0];
+    out[0] = errp[0] = -1;
+
+    if (s_stream_watch(&self->out) < 0 || s_stream_watch(&self->err) < 0) {
+        af_err_set(err, AF_ERR_NOMEM, "cannot poll the child's output");
+        af_process_destroy(&self);
+        return NULL;
+    }
+    self->pidfd = (int)syscall(SYS_pidfd_open, self->pid, 0);
+    if (self->pidfd < 0) {
+        af_debug("no pidfd (%s), polling waitid", strerror(errno));
+        int wake[2];
+        if (s_pipe(wake, err) < 0) {
+            af_process_destroy(&self);
+            return NULL;
+        }
+        self->pidfd = wake[0];
+        self->wake_fd = wake[1];
+        self->wait_timer = zloop_timer(loop, S_WAITPID_POLL_MS, 0, s_on_wait_timer, self);
+    }
+    if (self->pidfd >= 0) {
+        self->pid_item = (zmq_pollitem_t){NULL, self->pidfd, ZMQ_POLLIN, 0};
+        if (zloop_poller(loop, &self->pid_item, s_on_pidfd, self) == 0) {
+            zloop_poller_set_tolerant(loop, &self->pid_item);
+            self->pidfd_polling = true;
+        }
+    }
+    if (!self->pidfd_polling || (self->wake_fd >= 0 && self->wait_timer < 0)) {
+        af_err_set(err, AF_ERR_NOMEM, "cannot watch the child");
+        af_process_destroy(&self);
+        return NULL;
+    }
+    af_debug("spawned pid %d in %s", (int)self->pid, cwd);
+    return self;
+
+spawn_fail:
+    af_err_set(err, AF_ERR_CHILD, "cannot prepare the child process: %s", strerror(rc));
+fail:
+    if (fa_init)
+        posix_spawn_file_actions_destroy(&fa);
+    if (attr_init)
+        posix_spawnattr_destroy(&attr);
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0)
+            close(out[i]);
+        if (errp[i] >= 0)
+            close(errp[i]);
+    }
+    free(self);
+    return NULL;
+}
+
+void af_process_destroy(af_process_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    af_process_t *self = *self_p;
+    if (!self->exited && self->pid > 0) {
+        s_group_kill(self->pid, SIGKILL);
+        int status;
+        while (waitpid(self->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        s_group_kill(self->pid, SIGKILL);
+        self->exited = true;
+    }
+    s_stop_watching(self);
+    s_stream_close(&self->out);
+    s_stream_close(&self->err);
+    free(self);
+    *self_p = NULL;
+}
+
+void af_process_kill(af_process_t *self, int grace_ms)
+{
+    assert(self);
+    if (self->exited)
+        return;
+    if (grace_ms <= 0) {
+        s_group_kill(self->pid, SIGKILL);
+        return;
+    }
+    s_group_kill(self->pid, SIGTERM);
+    if (self->kill_timer < 0)
+        self->kill_timer = zloop_timer(self->loop, (size_t)grace_ms, 1, s_on_kill_timer, self);
+    if (self->kill_timer < 0)
+        s_group_kill(self->pid, SIGKILL);
+}
+
+pid_t af_process_pid(const af_process_t *self)
+{
+    assert(self);
+    return self->pid;
+}
+
+bool af_process_exited(const af_process_t *self)
+{
+    assert(self);
+    return self->exited;
+}
+
+char *af_process_status_text(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "ended with wait status 0x%x", (unsigned)status);
+    return buf;
+}

@@ -17,6 +17,10 @@
 #include "error.h"
 #include "kv.h"
 
+/* Entries in one env/labels mapping, items in entrypoint/cmd (the file
+ * itself is bounded by AF_RECIPE_MAX_BYTES, copy by AF_RECIPE_MAX_COPY). */
+#define AF_RECIPE_MAX_ENTRIES 256
+
 typedef struct {
     char *src;  /* relative, no "..", no leading "/" */
     char *dest; /* absolute image path */

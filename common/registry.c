@@ -397,7 +397,7 @@ static CURLcode s_perform(af_registry_t *self, const s_req_t *req, const char *u
     snprintf(resp->url, sizeof resp->url, "%s", url);
     s_upload_t up = {req, 0};
     struct curl_slist *hdrs = NULL, *tmp;
-    char line[AF_MAX_NAME + 64];
+    char line[512]; /* the Accept list is ~200 bytes, a media type <= AF_MAX_NAME */
     bool ok = true;
 #define S_ADD_HEADER(text)                                                                         \
     do {                                                                                           \

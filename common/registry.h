@@ -60,8 +60,9 @@ int af_registry_blob_fetch(af_registry_t *self, const char *repo, const char *di
                            const char *path, uint64_t max_size, af_err_t *err)
     __attribute__((warn_unused_result));
 
-/* Downloads a small blob (config) into memory, at most MAX_SIZE bytes,
- * verifying the digest. *body_p is malloc'd, NUL-terminated; caller owns. */
+/* Downloads a small blob (config) into memory, at most MAX_SIZE bytes
+ * (0 = AF_CONFIG_MAX_BYTES), verifying the digest. *body_p is malloc'd,
+ * NUL-terminated; caller owns. */
 int af_registry_blob_get(af_registry_t *self, const char *repo, const char *digest,
                          size_t max_size, char **body_p, size_t *len_p, af_err_t *err)
     __attribute__((warn_unused_result));

@@ -592,6 +592,65 @@ static void registry_manifest_put_by_digest_get_by_digest_and_tag(void **state)
     af_registry_destroy(&r);
 }
 
+/* A client nobody here wrote reads what we pushed: skopeo (skipped when
+ * not installed). */
+static void registry_pushed_index_reads_back_with_skopeo(void **state)
+{
+    (void)state;
+    if (system("command -v skopeo >/dev/null 2>&1") != 0) {
+        print_message("SKIP: skopeo not installed\n");
+        return;
+    }
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    size_t alen, blen;
+    char ad[AF_DIGEST_STR_MAX], bd[AF_DIGEST_STR_MAX], idg[AF_DIGEST_STR_MAX];
+    char *a = s_push_image(r, "skopeo/app", "linux/amd64", &alen, ad);
+    char *b = s_push_image(r, "skopeo/app", "linux/arm/v7", &blen, bd);
+    af_descriptor_t e[2] = {{.size = (int64_t)alen, .has_platform = true},
+                            {.size = (int64_t)blen, .has_platform = true}};
+    assert_int_equal(af_platform_parse("linux/amd64", &e[0].platform, NULL), 0);
+    assert_int_equal(af_platform_parse("linux/arm/v7", &e[1].platform, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        snprintf(e[i].media_type, sizeof e[i].media_type, AF_MT_OCI_MANIFEST);
+    snprintf(e[0].digest, sizeof e[0].digest, "%s", ad);
+    snprintf(e[1].digest, sizeof e[1].digest, "%s", bd);
+    size_t ilen;
+    char *ix = af_oci_index_build(e, 2, NULL, 0, &ilen, &err);
+    assert_non_null(ix);
+    assert_int_equal(
+        af_registry_manifest_put(r, "skopeo/app", "multi", AF_MT_OCI_INDEX, ix, ilen, idg, &err),
+        0);
+    char raw[256], out[256];
+    snprintf(raw, sizeof raw, "%s/skopeo.raw", s_plain.dir);
+    snprintf(out, sizeof out, "%s/skopeo.json", s_plain.dir);
+    FILE *f = fopen(raw, "wb");
+    assert_non_null(f);
+    fwrite(ix, 1, ilen, f);
+    fclose(f);
+    /* the exact bytes we pushed */
+    assert_int_equal(s_sh("skopeo inspect --raw --tls-verify=false docker://%s/skopeo/app:multi "
+                          "| cmp -s - '%s'",
+                          s_plain.host, raw),
+                     0);
+    /* skopeo resolves the arm/v7 entry and reads its config */
+    assert_int_equal(s_sh("skopeo --override-arch arm --override-variant v7 inspect "
+                          "--tls-verify=false docker://%s/skopeo/app:multi > '%s'",
+                          s_plain.host, out),
+                     0);
+    char ld[AF_DIGEST_STR_MAX];
+    const char *layer = "layer bytes for linux/arm/v7"; /* as s_push_image writes it */
+    assert_int_equal(af_digest_buffer(layer, strlen(layer), ld), 0);
+    if (s_sh("grep -q '\"Architecture\": \"arm\"' '%s' && grep -q '\"Digest\": \"%s\"' '%s' "
+             "&& grep -q '\"%s\"' '%s'",
+             out, idg, out, ld, out))
+        fail_msg("skopeo did not resolve linux/arm/v7 to our manifest");
+    free(ix);
+    free(a);
+    free(b);
+    af_registry_destroy(&r);
+}
+
 static void registry_missing_things_are_notfound_with_url_and_status(void **state)
 {
     (void)state;
@@ -990,6 +1049,22 @@ static void registry_oversized_manifest_is_refused(void **state)
     af_registry_destroy(&r);
 }
 
+static void registry_manifest_get_accepts_all_four_media_types(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    char *body, *mt, dg[AF_DIGEST_STR_MAX];
+    size_t len;
+    assert_int_equal(af_registry_manifest_get(r, "accept/app", "v1", &body, &len, &mt, dg, &err),
+                     0);
+    assert_string_equal(body, AF_MT_ACCEPT_MANIFESTS);
+    assert_string_equal(mt, "text/plain");
+    free(body);
+    free(mt);
+    af_registry_destroy(&r);
+}
+
 static void registry_manifest_by_digest_is_verified(void **state)
 {
     (void)state;
@@ -1026,6 +1101,7 @@ int main(void)
         cmocka_unit_test(registry_blob_mount_from_another_repo),
         cmocka_unit_test(registry_mount_of_unknown_blob_falls_back_to_upload),
         cmocka_unit_test(registry_manifest_put_by_digest_get_by_digest_and_tag),
+        cmocka_unit_test(registry_pushed_index_reads_back_with_skopeo),
         cmocka_unit_test(registry_missing_things_are_notfound_with_url_and_status),
         cmocka_unit_test(registry_manifest_put_with_wrong_digest_is_refused),
         cmocka_unit_test(registry_manifest_with_missing_blob_is_rejected_with_registry_message),
@@ -1051,6 +1127,7 @@ int main(void)
         cmocka_unit_test(registry_detects_wrong_pushed_digest),
         cmocka_unit_test(registry_oversized_manifest_is_refused),
         cmocka_unit_test(registry_manifest_by_digest_is_verified),
+        cmocka_unit_test(registry_manifest_get_accepts_all_four_media_types),
     };
     int failed = cmocka_run_group_tests_name("registry_plain", plain, setup_plain, teardown_plain);
     failed += cmocka_run_group_tests_name("registry_basic_auth", basic, setup_basic,

@@ -19,6 +19,7 @@ path component:
   wrongdigest/* blob PUT answers with a wrong Docker-Content-Digest
   big/*         manifest GET returns 4 MiB + 1 bytes
   liar/*        manifest GET returns a body that does not match a digest ref
+  accept/*      manifest GET returns the request's Accept header as the body
   *             anything else needs a token got with Basic bob:pw
 
 GET /_stats returns counters as JSON (token requests per scope, uploads).
@@ -187,6 +188,8 @@ class H(BaseHTTPRequestHandler):
             return self.reply(201, b"", {"Docker-Content-Digest": sha(body)})
         if repo.startswith("big/"):
             return self.reply(200, b" " * (4 * 1024 * 1024 + 1), {}, mt)
+        if repo.startswith("accept/"):
+            return self.reply(200, self.headers.get("Accept", "").encode(), {}, "text/plain")
         if repo.startswith("liar/"):
             return self.reply(200, b'{"schemaVersion":2}', {}, mt)
         got = MANIFESTS.get((repo, ref))

@@ -167,8 +167,10 @@ void af_msg_set_routing_id(af_msg_t *self, zframe_t *routing_id);
 /* Takes ownership of *data_p for CHUNK and nulls it. */
 void af_msg_set_data(af_msg_t *self, zframe_t **data_p);
 
-/* Encodes to frames (with routing id first when set). Returns a new zmsg
- * (caller owns) or NULL with err set (field over its limit). */
+/* Encodes to frames (with routing id first when set). Runs the same checks
+ * as decode first, so what we send is what a peer accepts. Returns a new
+ * zmsg (caller owns) or NULL with err set naming the field (AF_ERR_PROTO,
+ * AF_ERR_TOOBIG, AF_ERR_INVAL for a bad cmd or DATA on a non-CHUNK). */
 zmsg_t *af_msg_encode(const af_msg_t *self, af_err_t *err);
 
 /* Encodes and sends on SOCK. Does not take SELF. 0 or negative code. */
@@ -179,14 +181,22 @@ int af_msg_send(const af_msg_t *self, zsock_t *sock, af_err_t *err)
  * id. On success returns a new message (caller owns). On failure returns
  * NULL, sets err, and, when a routing id was present, hands it to
  * *routing_id_p (caller owns) so an ERROR can be sent back; routing_id_p
- * may be NULL. Never crashes on any input. */
+ * may be NULL. Never crashes on any input. err->code is what an ERROR
+ * reply carries: AF_ERR_PARSE (body not a msgpack map), AF_ERR_PROTO
+ * (framing, missing key, wrong type, bad value, repeated key),
+ * AF_ERR_TOOBIG (over a limit), AF_ERR_UNSUPPORTED (unknown command).
+ * Unknown keys are ignored; a known key given twice is rejected. */
 af_msg_t *af_msg_decode(zmsg_t **zmsg_p, bool router, zframe_t **routing_id_p, af_err_t *err);
 
 /* Receives one message from SOCK and decodes it as above. A zmsg_recv
- * failure (interrupted) returns NULL with AF_ERR_CANCELLED. */
+ * failure returns NULL with AF_ERR_TIMEOUT (ZMQ_RCVTIMEO expired) or
+ * AF_ERR_CANCELLED (interrupted, context terminated). */
 af_msg_t *af_msg_recv(zsock_t *sock, bool router, zframe_t **routing_id_p, af_err_t *err);
 
-/* A short printable summary for debug logs (no secrets). Writes to buf. */
+/* A short printable summary for debug logs: "CMD key=value ...", strings
+ * cut at 40 bytes with unprintable bytes as '?'. Never the password (only
+ * "registry_password=(set)") nor build arg values. Writes at most len
+ * bytes including the NUL; returns buf. */
 char *af_msg_summary(const af_msg_t *self, char *buf, size_t len);
 
 #endif

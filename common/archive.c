@@ -808,7 +808,7 @@ static int s_layer_collect(s_layer_t *l, const char *root_real, const af_layer_e
 {
     char pn[256], pd[256];
     char dest[PATH_MAX];
-    char *joined = NULL, *real = NULL;
+    char *real = NULL;
     int rc = 0;
     int dfd = -1;
 
@@ -822,10 +822,7 @@ static int s_layer_collect(s_layer_t *l, const char *root_real, const af_layer_e
                           pn, pd);
     if (nr != 0)
         return af_err_set(l->err, AF_ERR_TOOBIG, "layer entry \"%s\": destination too long", pn);
-    joined = e->src[0] == '/' ? strdup(e->src) : s_join(root_real, e->src);
-    if (!joined)
-        return af_err_set(l->err, AF_ERR_NOMEM, "layer: out of memory");
-    real = realpath(joined, NULL);
+    real = realpath(e->src, NULL); /* a host path: relative means cwd-relative */
     if (!real) {
         rc = af_err_set(l->err, errno == ENOENT ? AF_ERR_NOTFOUND : AF_ERR_IO,
                         "layer entry \"%s\": %s", pn, strerror(errno));
@@ -877,7 +874,6 @@ static int s_layer_collect(s_layer_t *l, const char *root_real, const af_layer_e
 out:
     if (dfd >= 0)
         close(dfd);
-    free(joined);
     free(real);
     return rc;
 }

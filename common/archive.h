@@ -35,8 +35,13 @@ typedef struct {
  * mode kept (permission bits), owner 0:0; symlinks stored as links;
  * other special files are skipped with a warning. .dockerignore at DIR's
  * root is honoured (Docker's rules: patterns with ** and ?, leading "!"
- * re-includes, comments). .dockerignore and the Dockerfile are always
- * included. Returns 0 or an error with the offending path in err. */
+ * re-includes, comments). .dockerignore, Dockerfile and archfarm.yaml at
+ * the root are always included. An excluded directory is walked only when
+ * a "!" pattern could re-include something below it, and its own entry is
+ * written only if something below it is. OUT_PATH, if inside DIR, is not
+ * packed. Bounded by AF_CONTEXT_MAX_FILES / AF_CONTEXT_MAX_BYTES
+ * (AF_ERR_TOOBIG). Returns 0 or an error with the offending path in err;
+ * on error OUT_PATH is removed. */
 int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime,
                             af_pack_result_t *result, af_err_t *err)
     __attribute__((warn_unused_result));
@@ -58,7 +63,12 @@ typedef struct {
 /* Writes a gzip'd layer to OUT_PATH. Deterministic: sorted entries,
  * mtime = MTIME, uid/gid 0, no names, gzip header with mtime 0 and no
  * file name. Every SRC must resolve inside ROOT (symlinks included), else
- * AF_ERR_UNSAFE naming the entry. */
+ * AF_ERR_UNSAFE naming the entry. SRC is a host path (a relative one is
+ * relative to the cwd); a SRC that is itself a symlink is followed, while
+ * symlinks inside a directory SRC are stored as symlinks. When two entries
+ * give the same DEST the later one wins; a DEST below a non-directory is
+ * AF_ERR_INVAL, a DEST with ".." AF_ERR_UNSAFE. On error OUT_PATH is
+ * removed. */
 int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, size_t n,
                            const char *out_path, int64_t mtime, af_layer_result_t *result,
                            af_err_t *err) __attribute__((warn_unused_result));
@@ -74,7 +84,14 @@ typedef struct {
  * extracted, symlinks whose target resolves outside DEST_DIR, writing
  * through a symlink, devices, FIFOs, sockets, and crossing the limits.
  * On error nothing outside DEST_DIR was touched; DEST_DIR may hold a
- * partial tree that the caller removes. LIMITS may be NULL (defaults). */
+ * partial tree that the caller removes. LIMITS may be NULL (defaults).
+ * Details: files keep their permission bits masked to 0777 (no setuid,
+ * setgid, sticky); directories always keep owner rwx; parents missing from
+ * the tar are made 0755 and count as entries; a later non-directory entry
+ * replaces an earlier one of the same name; a symlink target must be
+ * relative, with ".." only before any name, and stay inside DEST_DIR; a
+ * 0-byte file is an empty archive. Messages read
+ * `context: entry "NAME": REASON`; unreadable input is AF_ERR_PARSE. */
 int af_archive_extract(const char *tar_path, const char *dest_dir,
                        const af_extract_limits_t *limits, af_err_t *err)
     __attribute__((warn_unused_result));

@@ -574,13 +574,16 @@ static char *s_make_root(void)
 
 static void s_layer(const char *root, const char *out, af_layer_result_t *r)
 {
+    char *hello = s_path(root, "out/hello"), *conf = s_path(root, "conf");
     const af_layer_entry_t entries[] = {
-        {.src = "out/hello", .dest = "/usr/local/bin/hello"},
-        {.src = "conf", .dest = "/etc/app/"},
+        {.src = hello, .dest = "/usr/local/bin/hello"},
+        {.src = conf, .dest = "/etc/app/"},
     };
     af_err_t err = {0};
     if (af_archive_write_layer(root, entries, 2, out, MTIME, r, &err) != 0)
         fail_msg("write_layer: %s", err.msg);
+    free(hello);
+    free(conf);
 }
 
 static void write_layer_is_deterministic(void **state)
@@ -698,13 +701,16 @@ static void write_layer_later_entry_wins_and_tree_at_root(void **state)
     s_put(root, "other", "other", 0644);
     char *out = s_tmpdir();
     char *l1 = s_path(out, "1.tgz");
+    char *conf = s_path(root, "conf"), *other = s_path(root, "other");
     const af_layer_entry_t entries[] = {
-        {.src = "conf", .dest = "/"},
-        {.src = "other", .dest = "a.conf"}, /* relative dest is taken from / */
+        {.src = conf, .dest = "/"},
+        {.src = other, .dest = "a.conf"}, /* relative dest is taken from / */
     };
     af_layer_result_t r;
     af_err_t err = {0};
     assert_int_equal(af_archive_write_layer(root, entries, 2, l1, MTIME, &r, &err), 0);
+    free(conf);
+    free(other);
     s_ent_t ents[16];
     size_t n = s_list(l1, ents, 16);
     assert_int_equal(n, 4);
@@ -722,7 +728,8 @@ static void s_layer_reject(const char *root, const char *src, const char *dest, 
 {
     char *out = s_tmpdir();
     char *l1 = s_path(out, "1.tgz");
-    const af_layer_entry_t e = {.src = src, .dest = dest};
+    char *full = src[0] == '/' ? strdup(src) : s_path(root, src);
+    const af_layer_entry_t e = {.src = full, .dest = dest};
     af_layer_result_t r;
     af_err_t err = {0};
     int rc = af_archive_write_layer(root, &e, 1, l1, MTIME, &r, &err);
@@ -731,6 +738,7 @@ static void s_layer_reject(const char *root, const char *src, const char *dest, 
     if (needle && !strstr(err.msg, needle))
         fail_msg("message \"%s\" lacks \"%s\"", err.msg, needle);
     assert_int_equal(access(l1, F_OK), -1); /* nothing left behind */
+    free(full);
     free(l1);
     s_rm(out);
 }
@@ -749,7 +757,7 @@ static void write_layer_rejects_sources_outside_root(void **state)
     assert_int_equal(mkdir(rootsib, 0755), 0);
     s_put(rootsib, "x", "x", 0644);
     s_layer_reject(root, "../outside.txt", "/x", AF_ERR_UNSAFE, "../outside.txt");
-    s_layer_reject(root, "esc", "/x", AF_ERR_UNSAFE, "\"esc\"");
+    s_layer_reject(root, "esc", "/x", AF_ERR_UNSAFE, "/esc\"");
     s_layer_reject(root, "etc/passwd", "/x", AF_ERR_UNSAFE, "etc/passwd");
     s_layer_reject(root, "/etc/passwd", "/x", AF_ERR_UNSAFE, "/etc/passwd");
     s_layer_reject(root, "../root2/x", "/x", AF_ERR_UNSAFE, "root2");
@@ -759,9 +767,11 @@ static void write_layer_rejects_sources_outside_root(void **state)
     /* a symlink source inside the root is followed to its file */
     char *out = s_tmpdir();
     char *l1 = s_path(out, "1.tgz");
-    const af_layer_entry_t e = {.src = "ok", .dest = "/ok"};
+    char *ok = s_path(root, "ok");
+    const af_layer_entry_t e = {.src = ok, .dest = "/ok"};
     af_layer_result_t r;
     assert_int_equal(af_archive_write_layer(root, &e, 1, l1, MTIME, &r, NULL), 0);
+    free(ok);
     s_ent_t ents[4];
     assert_int_equal(s_list(l1, ents, 4), 1);
     assert_int_equal(ents[0].type, AE_IFREG);
@@ -778,14 +788,16 @@ static void write_layer_rejects_file_above_another_file(void **state)
     char *root = s_make_root();
     char *out = s_tmpdir();
     char *l1 = s_path(out, "1.tgz");
+    char *hello = s_path(root, "out/hello");
     const af_layer_entry_t entries[] = {
-        {.src = "out/hello", .dest = "/bin/x/y"},
-        {.src = "out/hello", .dest = "/bin/x"},
+        {.src = hello, .dest = "/bin/x/y"},
+        {.src = hello, .dest = "/bin/x"},
     };
     af_layer_result_t r;
     af_err_t err = {0};
     assert_int_equal(af_archive_write_layer(root, entries, 2, l1, MTIME, &r, &err), AF_ERR_INVAL);
     assert_non_null(strstr(err.msg, "/bin/x/y"));
+    free(hello);
     free(l1);
     s_rm(out);
     s_rm(root);

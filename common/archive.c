@@ -460,13 +460,14 @@ static int s_pack_entry(s_pack_t *c, int dfd, const char *nm, size_t len, s_pend
                               s_printable(c->path, pn, sizeof pn));
         }
         uint64_t size = (uint64_t)fst.st_size;
-        if ((rc = s_pack_count(c, size)) == 0 && (rc = s_pack_flush(c, here)) == 0 &&
-            (rc = s_put_header(c->a, c->path, AE_IFREG, fst.st_mode, size, NULL, c->mtime,
-                               c->err)) == 0)
-            rc = s_put_data(c->a, fd, size, c->buf, c->path, c->err);
+        if ((rc = s_pack_count(c, size)) == 0 && (rc = s_pack_flush(c, here)) == 0) {
+            if ((rc = s_put_header(c->a, c->path, AE_IFREG, fst.st_mode, size, NULL, c->mtime,
+                                   c->err)) == 0)
+                rc = s_put_data(c->a, fd, size, c->buf, c->path, c->err);
+            if (rc)
+                af_err_prefix(c->err, rc, "context");
+        }
         close(fd);
-        if (rc)
-            af_err_prefix(c->err, rc, "context");
         return rc;
     }
     if (S_ISLNK(st.st_mode)) {
@@ -953,9 +954,11 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
     for (size_t i = 0; i < l.n; i++) {
         const s_item_t *it = &l.items[i];
         if (S_ISDIR(it->mode)) {
-            rc = s_put_header(a, it->dest, AE_IFDIR, it->mode, 0, NULL, mtime, err);
+            if ((rc = s_put_header(a, it->dest, AE_IFDIR, it->mode, 0, NULL, mtime, err)) != 0)
+                af_err_prefix(err, rc, "layer");
         } else if (S_ISLNK(it->mode)) {
-            rc = s_put_header(a, it->dest, AE_IFLNK, 0777, 0, it->link, mtime, err);
+            if ((rc = s_put_header(a, it->dest, AE_IFLNK, 0777, 0, it->link, mtime, err)) != 0)
+                af_err_prefix(err, rc, "layer");
         } else {
             char pn[256];
             int fd = open(it->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -967,17 +970,18 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
                        (uint64_t)st.st_size != it->size) {
                 rc = af_err_set(err, AF_ERR_IO, "layer: \"%s\": changed while writing the layer",
                                 s_printable(it->src, pn, sizeof pn));
-            } else if ((rc = s_put_header(a, it->dest, AE_IFREG, it->mode, it->size, NULL, mtime,
-                                          err)) == 0) {
-                rc = s_put_data(a, fd, it->size, buf, it->src, err);
+            } else {
+                if ((rc = s_put_header(a, it->dest, AE_IFREG, it->mode, it->size, NULL, mtime,
+                                       err)) == 0)
+                    rc = s_put_data(a, fd, it->size, buf, it->src, err);
+                if (rc)
+                    af_err_prefix(err, rc, "layer");
             }
             if (fd >= 0)
                 close(fd);
         }
-        if (rc) {
-            af_err_prefix(err, rc, "layer");
+        if (rc)
             goto out;
-        }
     }
     if (archive_write_close(a) != ARCHIVE_OK) {
         rc = af_err_set(err, AF_ERR_IO, "%s: %s", out_path, archive_error_string(a));
@@ -1099,7 +1103,7 @@ static int s_open_parent(s_x_t *x, char *path, bool create, const char **leaf)
             char pp[200];
             s_printable(path, pp, sizeof pp); /* the prefix up to this component */
             if (is_link)
-                rc = s_xerr(x, AF_ERR_UNSAFE, "would be written through the symlink \"%s\"", pp);
+                rc = s_xerr(x, AF_ERR_UNSAFE, "path passes through the symlink \"%s\"", pp);
             else if (e == ENOTDIR || e == ELOOP)
                 rc = s_xerr(x, AF_ERR_UNSAFE, "\"%s\" is not a directory", pp);
             else if (e == ENOENT)

@@ -156,8 +156,8 @@ out:
 }
 
 /* Reads one entry of "auths". 0 with both NULL when it holds nothing usable. */
-static int s_entry(const char *path, const char *key, json_t *entry, char **user_p,
-                   char **pass_p, af_err_t *err)
+static int s_entry(const char *path, const char *key, json_t *entry, char **user_p, char **pass_p,
+                   af_err_t *err)
 {
     if (!json_is_object(entry))
         return af_err_set(err, AF_ERR_PARSE, "%s: auths.\"%s\": not an object", path, key);
@@ -174,8 +174,7 @@ static int s_entry(const char *path, const char *key, json_t *entry, char **user
         return af_err_set(err, AF_ERR_PARSE,
                           "%s: auths.\"%s\": username and password must be strings", path, key);
     if (json_string_length(user) > AF_MAX_SECRET || json_string_length(pass) > AF_MAX_SECRET)
-        return af_err_set(err, AF_ERR_TOOBIG, "%s: auths.\"%s\": credential too long", path,
-                          key);
+        return af_err_set(err, AF_ERR_TOOBIG, "%s: auths.\"%s\": credential too long", path, key);
     *user_p = strdup(json_string_value(user));
     *pass_p = strdup(json_string_value(pass));
     if (!*user_p || !*pass_p) {

@@ -30,8 +30,8 @@ bool af_oci_is_index(const char *media_type)
 
 bool af_oci_is_manifest(const char *media_type)
 {
-    return media_type && (!strcmp(media_type, AF_MT_OCI_MANIFEST) ||
-                          !strcmp(media_type, AF_MT_DOCKER_MANIFEST));
+    return media_type &&
+           (!strcmp(media_type, AF_MT_OCI_MANIFEST) || !strcmp(media_type, AF_MT_DOCKER_MANIFEST));
 }
 
 /* ---- building ---------------------------------------------------------- */
@@ -57,17 +57,14 @@ static bool s_set_str(json_t *obj, const char *key, const char *value)
     return v && json_object_set_new(obj, key, v) == 0;
 }
 
-static int s_check_descriptor(const af_descriptor_t *d, const char *what, size_t i,
-                              af_err_t *err)
+static int s_check_descriptor(const af_descriptor_t *d, const char *what, size_t i, af_err_t *err)
 {
     if (!d->media_type[0])
         return af_err_set(err, AF_ERR_INVAL, "%s[%zu]: empty mediaType", what, i);
     if (!af_digest_valid(d->digest))
-        return af_err_set(err, AF_ERR_INVAL, "%s[%zu]: invalid digest \"%s\"", what, i,
-                          d->digest);
+        return af_err_set(err, AF_ERR_INVAL, "%s[%zu]: invalid digest \"%s\"", what, i, d->digest);
     if (d->size < 0)
-        return af_err_set(err, AF_ERR_INVAL, "%s[%zu]: negative size %" PRId64, what, i,
-                          d->size);
+        return af_err_set(err, AF_ERR_INVAL, "%s[%zu]: negative size %" PRId64, what, i, d->size);
     return 0;
 }
 
@@ -386,8 +383,8 @@ char *af_oci_manifest_build(const af_descriptor_t *config, const af_descriptor_t
     if (json_object_set(root, "layers", arr))
         goto nomem;
     if (n_annotations) {
-        json_t *a = s_kv_object(NULL, annotations, n_annotations, "image manifest: annotations",
-                                err);
+        json_t *a =
+            s_kv_object(NULL, annotations, n_annotations, "image manifest: annotations", err);
         if (!a || json_object_set_new(root, "annotations", a))
             goto err;
     }
@@ -428,8 +425,7 @@ char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv
     if (json_object_set(root, "manifests", arr))
         goto nomem;
     if (n_annotations) {
-        json_t *a =
-            s_kv_object(NULL, annotations, n_annotations, "image index: annotations", err);
+        json_t *a = s_kv_object(NULL, annotations, n_annotations, "image index: annotations", err);
         if (!a || json_object_set_new(root, "annotations", a))
             goto err;
     }
@@ -499,8 +495,8 @@ static int s_parse_descriptor(json_t *o, const char *what, bool platform_allowed
     if (!digest)
         return af_err_set(err, AF_ERR_PARSE, "%s: missing digest", what);
     if (!af_digest_valid(digest))
-        return af_err_set(err, AF_ERR_PARSE, "%s: invalid or unsupported digest \"%.80s\"",
-                          what, digest);
+        return af_err_set(err, AF_ERR_PARSE, "%s: invalid or unsupported digest \"%.80s\"", what,
+                          digest);
     json_t *size = json_object_get(o, "size");
     if (!size)
         return af_err_set(err, AF_ERR_PARSE, "%s: missing size", what);
@@ -589,8 +585,9 @@ af_oci_doc_t *af_oci_doc_parse(const char *body, size_t len, const char *content
         else if (json_object_get(root, "config"))
             mt = AF_MT_OCI_MANIFEST;
         else {
-            af_err_set(err, AF_ERR_PARSE, "manifest: no mediaType, and neither manifests nor "
-                                          "config");
+            af_err_set(err, AF_ERR_PARSE,
+                       "manifest: no mediaType, and neither manifests nor "
+                       "config");
             goto err;
         }
     }
@@ -600,8 +597,8 @@ af_oci_doc_t *af_oci_doc_parse(const char *body, size_t len, const char *content
     if (doc->is_index) {
         rc = s_parse_list(root, "manifests", true, &doc->manifests, &doc->n_manifests, err);
     } else {
-        rc = s_parse_descriptor(json_object_get(root, "config"), "config", false, &doc->config,
-                                err);
+        rc =
+            s_parse_descriptor(json_object_get(root, "config"), "config", false, &doc->config, err);
         if (!json_object_get(root, "config"))
             rc = af_err_set(err, AF_ERR_PARSE, "missing \"config\"");
         if (!rc)

@@ -164,8 +164,8 @@ int af_ref_parse(const char *s, af_ref_t *out, af_err_t *err)
     if (total == 0)
         return af_err_set(err, AF_ERR_INVAL, "invalid reference \"\": empty");
     if (total > AF_MAX_REF)
-        return af_err_set(err, AF_ERR_INVAL, "invalid reference \"%.64s...\": longer than %d",
-                          s, AF_MAX_REF);
+        return af_err_set(err, AF_ERR_INVAL, "invalid reference \"%.64s...\": longer than %d", s,
+                          AF_MAX_REF);
     const char *why = NULL;
 
     /* name [":" tag] ["@" digest] */

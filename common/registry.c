@@ -36,11 +36,11 @@
 #include "oci.h"
 #include "ref.h"
 
-#define S_TOKEN_SLOTS 8                   /* bearer tokens cached per client */
-#define S_TOKEN_REPLY_MAX (1024 * 1024)   /* a token endpoint's JSON reply */
-#define S_ERROR_BODY_MAX (64 * 1024)      /* kept of an error reply, for its message */
-#define S_HEADER_MAX 8192                 /* one captured header value (Location) */
-#define S_BACKOFF_MS 100                  /* first retry delay, doubled each time */
+#define S_TOKEN_SLOTS 8                 /* bearer tokens cached per client */
+#define S_TOKEN_REPLY_MAX (1024 * 1024) /* a token endpoint's JSON reply */
+#define S_ERROR_BODY_MAX (64 * 1024)    /* kept of an error reply, for its message */
+#define S_HEADER_MAX 8192               /* one captured header value (Location) */
+#define S_BACKOFF_MS 100                /* first retry delay, doubled each time */
 #define S_MAX_REDIRS 5
 
 typedef enum { S_AUTH_NONE, S_AUTH_BASIC, S_AUTH_BEARER } s_auth_t;
@@ -51,9 +51,9 @@ typedef struct {
 } s_token_t;
 
 struct af_registry {
-    char host[256];       /* API host[:port] */
-    char scheme[8];       /* "https" or "http" */
-    bool scheme_known;    /* a request has reached the server with it */
+    char host[256];    /* API host[:port] */
+    char scheme[8];    /* "https" or "http" */
+    bool scheme_known; /* a request has reached the server with it */
     bool insecure;
     char *username;
     char *password;
@@ -68,20 +68,20 @@ struct af_registry {
 /* One request: what to send and where the reply goes. */
 typedef struct {
     const char *method;
-    const char *path;          /* "/v2/..." on our host, or NULL when url is set */
-    const char *url;           /* an absolute URL (a Location) */
-    const char *scope;         /* bearer scope(s), space separated; NULL for none */
+    const char *path;  /* "/v2/..." on our host, or NULL when url is set */
+    const char *url;   /* an absolute URL (a Location) */
+    const char *scope; /* bearer scope(s), space separated; NULL for none */
     const char *accept;
     const char *content_type;
-    const char *body;          /* in-memory request body */
+    const char *body; /* in-memory request body */
     size_t body_len;
-    FILE *upload;              /* or a file streamed as the body */
+    FILE *upload; /* or a file streamed as the body */
     uint64_t upload_size;
-    size_t max_body;           /* 2xx reply into memory, at most this; 0 = discard */
-    FILE *download;            /* or a 2xx reply into this file */
-    uint64_t max_download;     /* 0 = unbounded */
-    bool follow;               /* follow redirects (blob GET to storage) */
-    bool no_retry;             /* the caller retries (blob upload restarts) */
+    size_t max_body;       /* 2xx reply into memory, at most this; 0 = discard */
+    FILE *download;        /* or a 2xx reply into this file */
+    uint64_t max_download; /* 0 = unbounded */
+    bool follow;           /* follow redirects (blob GET to storage) */
+    bool no_retry;         /* the caller retries (blob upload restarts) */
     af_registry_progress_fn *progress;
     void *progress_arg;
 } s_req_t;
@@ -90,17 +90,17 @@ typedef struct {
 typedef struct {
     long status;
     char *location;
-    char digest[AF_DIGEST_STR_MAX];   /* Docker-Content-Digest when valid */
+    char digest[AF_DIGEST_STR_MAX]; /* Docker-Content-Digest when valid */
     char content_type[AF_MAX_NAME + 1];
-    char *challenge;                  /* WWW-Authenticate */
-    char *body;                       /* 2xx memory sink or the error body */
+    char *challenge; /* WWW-Authenticate */
+    char *body;      /* 2xx memory sink or the error body */
     size_t body_len, body_cap;
     bool too_big;
     bool sink_failed;
     uint64_t downloaded;
     af_digest_t *dl_digest;
     const s_req_t *req;
-    char url[S_HEADER_MAX];           /* the URL of this attempt */
+    char url[S_HEADER_MAX]; /* the URL of this attempt */
     char errbuf[CURL_ERROR_SIZE];
 } s_resp_t;
 
@@ -135,8 +135,8 @@ static bool s_repo_ok(const char *repo)
     if (!repo || !*repo || strlen(repo) > 255 || repo[0] == '/')
         return false;
     for (const char *p = repo; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '.' ||
-              *p == '_' || *p == '-' || *p == '/'))
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '.' || *p == '_' ||
+              *p == '-' || *p == '/'))
             return false;
     return !strstr(repo, "..") && !strstr(repo, "//");
 }
@@ -483,8 +483,7 @@ static CURLcode s_perform(af_registry_t *self, const s_req_t *req, const char *u
 /* ---- errors ----------------------------------------------------------- */
 
 /* "CODE: message" from a registry's JSON error body, or "". */
-static void s_registry_error(const s_resp_t *r, char *out, size_t len, char *code,
-                             size_t code_len)
+static void s_registry_error(const s_resp_t *r, char *out, size_t len, char *code, size_t code_len)
 {
     out[0] = '\0';
     if (code_len)
@@ -515,8 +514,8 @@ static int s_status_error(const s_req_t *req, const s_resp_t *r, af_err_t *err)
         rc = AF_ERR_NOTFOUND;
     else if (!strcmp(code, "DIGEST_INVALID"))
         rc = AF_ERR_DIGEST;
-    return af_err_set(err, rc, "%s %s: HTTP %ld%s", req->method,
-                      s_msg_url(r->url, url, sizeof url), r->status, why);
+    return af_err_set(err, rc, "%s %s: HTTP %ld%s", req->method, s_msg_url(r->url, url, sizeof url),
+                      r->status, why);
 }
 
 static bool s_transient(CURLcode cc)
@@ -651,8 +650,9 @@ static int s_fetch_token(af_registry_t *self, const char *challenge, const char 
             }
             rc = af_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? AF_ERR_TIMEOUT : AF_ERR_NET,
                             "GET %s: %s", s_msg_url(url, murl, sizeof murl),
-                            resp.too_big ? "token reply too large"
-                                         : resp.errbuf[0] ? resp.errbuf : curl_easy_strerror(cc));
+                            resp.too_big     ? "token reply too large"
+                            : resp.errbuf[0] ? resp.errbuf
+                                             : curl_easy_strerror(cc));
             goto out;
         }
         if (s_transient_status(resp.status) && attempt < AF_HTTP_RETRIES) {
@@ -736,8 +736,7 @@ static int s_rewind(const s_req_t *req, s_resp_t *resp, af_err_t *err)
     if (req->download) {
         if (fflush(req->download) || ftruncate(fileno(req->download), 0) ||
             fseeko(req->download, 0, SEEK_SET))
-            return af_err_set(err, AF_ERR_IO, "cannot truncate the download: %s",
-                              strerror(errno));
+            return af_err_set(err, AF_ERR_IO, "cannot truncate the download: %s", strerror(errno));
         af_digest_destroy(&resp->dl_digest);
         if (!(resp->dl_digest = af_digest_new()))
             return af_err_set(err, AF_ERR_NOMEM, "out of memory");
@@ -778,8 +777,7 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
                                   req->method, s_msg_url(url, murl, sizeof murl));
             if (resp->sink_failed)
                 return af_err_set(err, AF_ERR_IO, "%s %s: cannot write the download: %s",
-                                  req->method, s_msg_url(url, murl, sizeof murl),
-                                  strerror(errno));
+                                  req->method, s_msg_url(url, murl, sizeof murl), strerror(errno));
             if (req->path && !self->scheme_known && self->insecure && !fell_back &&
                 !strcmp(self->scheme, "https")) {
                 af_warn("registry %s: HTTPS failed (%s); using plain HTTP as allowed for "
@@ -925,16 +923,16 @@ static int s_check_args(const char *repo, const char *digest, af_err_t *err)
     return 0;
 }
 
-int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest,
-                            bool *exists, af_err_t *err)
+int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest, bool *exists,
+                            af_err_t *err)
 {
     int rc = s_check_args(repo, digest, err);
     if (rc)
         return rc;
     char path[512], scope[300];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", repo, digest);
-    s_req_t req = {.method = "HEAD", .path = path,
-                   .scope = s_scope(scope, sizeof scope, repo, "pull")};
+    s_req_t req = {
+        .method = "HEAD", .path = path, .scope = s_scope(scope, sizeof scope, repo, "pull")};
     s_resp_t resp = {0};
     *exists = false;
     rc = s_request(self, &req, &resp, err);
@@ -954,9 +952,8 @@ static int s_check_pushed_digest(const s_req_t *req, const s_resp_t *resp, const
 {
     char murl[1024];
     if (resp->digest[0] && strcmp(resp->digest, want))
-        return af_err_set(err, AF_ERR_DIGEST, "%s %s: registry stored %s, expected %s",
-                          req->method, s_msg_url(resp->url, murl, sizeof murl), resp->digest,
-                          want);
+        return af_err_set(err, AF_ERR_DIGEST, "%s %s: registry stored %s, expected %s", req->method,
+                          s_msg_url(resp->url, murl, sizeof murl), resp->digest, want);
     return 0;
 }
 
@@ -970,8 +967,7 @@ static char *s_upload_url(af_registry_t *self, const char *location, const char 
     if (!strncmp(location, "http://", 7) || !strncmp(location, "https://", 8))
         n = asprintf(&url, "%s%cdigest=%s", location, sep, digest);
     else if (location[0] == '/')
-        n = asprintf(&url, "%s://%s%s%cdigest=%s", self->scheme, self->host, location, sep,
-                     digest);
+        n = asprintf(&url, "%s://%s%s%cdigest=%s", self->scheme, self->host, location, sep, digest);
     else
         return NULL;
     return n < 0 ? NULL : url;
@@ -1019,10 +1015,10 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
     }
 
     if (from_repo) {
-        snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo,
-                 digest, from_repo);
-        s_req_t req = {.method = "POST", .path = path_buf, .scope = scope,
-                       .max_body = S_ERROR_BODY_MAX};
+        snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest,
+                 from_repo);
+        s_req_t req = {
+            .method = "POST", .path = path_buf, .scope = scope, .max_body = S_ERROR_BODY_MAX};
         if ((rc = s_request(self, &req, &resp, err)))
             goto out;
         if (resp.status == 201) {
@@ -1046,8 +1042,8 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
     for (int attempt = 0;; attempt++) {
         if (!location) {
             snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/", repo);
-            s_req_t req = {.method = "POST", .path = path_buf, .scope = rscope,
-                           .max_body = S_ERROR_BODY_MAX};
+            s_req_t req = {
+                .method = "POST", .path = path_buf, .scope = rscope, .max_body = S_ERROR_BODY_MAX};
             if ((rc = s_request(self, &req, &resp, err)))
                 goto out;
             if (resp.status != 202 || !resp.location) {
@@ -1069,15 +1065,21 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
         }
         free(location);
         location = NULL;
-        s_req_t put = {.method = "PUT", .url = put_url, .scope = put_scope,
-                       .content_type = "application/octet-stream", .upload = f,
-                       .upload_size = size, .max_body = S_ERROR_BODY_MAX, .no_retry = true,
-                       .progress = progress, .progress_arg = arg};
+        s_req_t put = {.method = "PUT",
+                       .url = put_url,
+                       .scope = put_scope,
+                       .content_type = "application/octet-stream",
+                       .upload = f,
+                       .upload_size = size,
+                       .max_body = S_ERROR_BODY_MAX,
+                       .no_retry = true,
+                       .progress = progress,
+                       .progress_arg = arg};
         af_err_t put_err;
         af_err_clear(&put_err);
         rc = s_request(self, &put, &resp, &put_err);
-        bool transient = rc == AF_ERR_NET || rc == AF_ERR_TIMEOUT ||
-                         (!rc && s_transient_status(resp.status));
+        bool transient =
+            rc == AF_ERR_NET || rc == AF_ERR_TIMEOUT || (!rc && s_transient_status(resp.status));
         if (transient && attempt < AF_HTTP_RETRIES) {
             /* the upload session may be gone: start a new one */
             af_debug("PUT %s: %s, restarting the upload", s_msg_url(put_url, murl, sizeof murl),
@@ -1115,9 +1117,13 @@ static int s_blob_download(af_registry_t *self, const char *repo, const char *di
         return rc;
     char path[512], scope[300], murl[1024], got[AF_DIGEST_STR_MAX];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", repo, digest);
-    s_req_t req = {.method = "GET", .path = path,
-                   .scope = s_scope(scope, sizeof scope, repo, "pull"), .download = f,
-                   .max_download = max, .max_body = f ? 0 : (size_t)max, .follow = true};
+    s_req_t req = {.method = "GET",
+                   .path = path,
+                   .scope = s_scope(scope, sizeof scope, repo, "pull"),
+                   .download = f,
+                   .max_download = max,
+                   .max_body = f ? 0 : (size_t)max,
+                   .follow = true};
     if ((rc = s_request(self, &req, resp, err)))
         return rc;
     if (resp->status != 200)
@@ -1130,7 +1136,7 @@ static int s_blob_download(af_registry_t *self, const char *repo, const char *di
         return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     }
     if (strcmp(got, digest))
-        return af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s", 
+        return af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s",
                           s_msg_url(resp->url, murl, sizeof murl), got);
     return 0;
 }
@@ -1151,8 +1157,8 @@ int af_registry_blob_fetch(af_registry_t *self, const char *repo, const char *di
     return rc;
 }
 
-int af_registry_blob_get(af_registry_t *self, const char *repo, const char *digest,
-                         size_t max_size, char **body_p, size_t *len_p, af_err_t *err)
+int af_registry_blob_get(af_registry_t *self, const char *repo, const char *digest, size_t max_size,
+                         char **body_p, size_t *len_p, af_err_t *err)
 {
     *body_p = NULL;
     if (len_p)
@@ -1189,20 +1195,22 @@ int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *
         strpbrk(media_type, "\r\n"))
         return af_err_set(err, AF_ERR_INVAL, "manifest for %s: invalid media type", reference);
     if (!body || len > AF_MANIFEST_MAX_BYTES)
-        return af_err_set(err, AF_ERR_TOOBIG, "manifest for %s: %zu bytes, more than %d",
-                          reference, len, AF_MANIFEST_MAX_BYTES);
+        return af_err_set(err, AF_ERR_TOOBIG, "manifest for %s: %zu bytes, more than %d", reference,
+                          len, AF_MANIFEST_MAX_BYTES);
     char dg[AF_DIGEST_STR_MAX];
     if (af_digest_buffer(body, len, dg))
         return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     if (strchr(reference, ':') && strcmp(reference, dg))
-        return af_err_set(err, AF_ERR_DIGEST,
-                          "manifest for %s/%s@%s: the body's digest is %s", self->host, repo,
-                          reference, dg);
+        return af_err_set(err, AF_ERR_DIGEST, "manifest for %s/%s@%s: the body's digest is %s",
+                          self->host, repo, reference, dg);
     char path[600], scope[300];
     snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, reference);
-    s_req_t req = {.method = "PUT", .path = path,
+    s_req_t req = {.method = "PUT",
+                   .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull,push"),
-                   .content_type = media_type, .body = body, .body_len = len,
+                   .content_type = media_type,
+                   .body = body,
+                   .body_len = len,
                    .max_body = S_ERROR_BODY_MAX};
     s_resp_t resp = {0};
     rc = s_request(self, &req, &resp, err);
@@ -1233,9 +1241,11 @@ int af_registry_manifest_get(af_registry_t *self, const char *repo, const char *
                           reference ? reference : "");
     char path[600], scope[300], murl[1024], dg[AF_DIGEST_STR_MAX];
     snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, reference);
-    s_req_t req = {.method = "GET", .path = path,
+    s_req_t req = {.method = "GET",
+                   .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull"),
-                   .accept = AF_MT_ACCEPT_MANIFESTS, .max_body = AF_MANIFEST_MAX_BYTES};
+                   .accept = AF_MT_ACCEPT_MANIFESTS,
+                   .max_body = AF_MANIFEST_MAX_BYTES};
     s_resp_t resp = {0};
     if ((rc = s_request(self, &req, &resp, err)))
         goto out;
@@ -1285,7 +1295,8 @@ int af_registry_manifest_exists(af_registry_t *self, const char *repo, const cha
                           reference ? reference : "");
     char path[600], scope[300];
     snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, reference);
-    s_req_t req = {.method = "HEAD", .path = path,
+    s_req_t req = {.method = "HEAD",
+                   .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull"),
                    .accept = AF_MT_ACCEPT_MANIFESTS};
     s_resp_t resp = {0};

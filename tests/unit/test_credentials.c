@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka needs the four above first */
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -262,10 +263,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(credentials_decodes_base64_auth_for_host_key, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(credentials_base64_padding_variants_decode_exactly,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(credentials_password_may_contain_colons_and_be_empty,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(credentials_base64_padding_variants_decode_exactly, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(credentials_password_may_contain_colons_and_be_empty, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(credentials_url_keys_and_docker_io_aliases_match, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(credentials_username_password_fields_are_read, setup,
@@ -274,17 +275,14 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(credentials_registry_auth_file_wins_over_docker_config,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(credentials_fall_through_to_home_and_xdg, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(credentials_no_files_means_no_credentials, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(credentials_fall_through_to_home_and_xdg, setup, teardown),
+        cmocka_unit_test_setup_teardown(credentials_no_files_means_no_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_malformed_json_names_file_and_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(credentials_wrong_types_are_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_bad_base64_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(credentials_oversized_file_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(credentials_invalid_arguments_are_errors, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(credentials_invalid_arguments_are_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka needs the four above first */
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -50,8 +51,8 @@ static void s_validate(const char *kind, const char *body, size_t len)
     assert_int_equal(write(fd, body, len), (ssize_t)len);
     close(fd);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "python3 '%s/oci/validate.py' '%s/oci/schema' %s '%s'",
-             s_data_dir(), s_data_dir(), kind, path);
+    snprintf(cmd, sizeof cmd, "python3 '%s/oci/validate.py' '%s/oci/schema' %s '%s'", s_data_dir(),
+             s_data_dir(), kind, path);
     int rc = system(cmd);
     unlink(path);
     if (rc != 0)
@@ -99,8 +100,9 @@ static void oci_schema_validator_catches_invalid_documents(void **state)
     assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
     close(fd);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "python3 '%s/oci/validate.py' '%s/oci/schema' manifest '%s' 2>/dev/null",
-             s_data_dir(), s_data_dir(), path);
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s/oci/validate.py' '%s/oci/schema' manifest '%s' 2>/dev/null", s_data_dir(),
+             s_data_dir(), path);
     int rc = system(cmd);
     unlink(path);
     assert_int_not_equal(rc, 0);
@@ -370,14 +372,13 @@ static void oci_index_is_exact_and_valid(void **state)
     assert_int_equal(len, len2);
     assert_memory_equal(ix, ix2, len);
     assert_string_equal(
-        ix,
-        "{\"manifests\":[{\"digest\":\"" DA "\",\"mediaType\":\"" AF_MT_OCI_MANIFEST
-        "\",\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"},\"size\":500},"
-        "{\"digest\":\"" DB "\",\"mediaType\":\"" AF_MT_OCI_MANIFEST
-        "\",\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\"},\"size\":501},"
-        "{\"digest\":\"" DC "\",\"mediaType\":\"" AF_MT_OCI_MANIFEST
-        "\",\"platform\":{\"architecture\":\"arm\",\"os\":\"linux\",\"variant\":\"v7\"},"
-        "\"size\":502}],\"mediaType\":\"" AF_MT_OCI_INDEX "\",\"schemaVersion\":2}");
+        ix, "{\"manifests\":[{\"digest\":\"" DA "\",\"mediaType\":\"" AF_MT_OCI_MANIFEST
+            "\",\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"},\"size\":500},"
+            "{\"digest\":\"" DB "\",\"mediaType\":\"" AF_MT_OCI_MANIFEST
+            "\",\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\"},\"size\":501},"
+            "{\"digest\":\"" DC "\",\"mediaType\":\"" AF_MT_OCI_MANIFEST
+            "\",\"platform\":{\"architecture\":\"arm\",\"os\":\"linux\",\"variant\":\"v7\"},"
+            "\"size\":502}],\"mediaType\":\"" AF_MT_OCI_INDEX "\",\"schemaVersion\":2}");
     s_validate("index", ix, len);
     free(ix2);
     af_kv_t ann[] = {{"org.opencontainers.image.ref.name", "v1"}};
@@ -568,10 +569,10 @@ static void oci_parse_refuses_oversized_bodies(void **state)
     assert_null(af_oci_doc_parse(big, n, NULL, &err));
     assert_int_equal(err.code, AF_ERR_TOOBIG);
     af_platform_t p;
-    assert_int_equal(af_oci_config_platform(big, (size_t)AF_CONFIG_MAX_BYTES + 1 > n
-                                                     ? n
-                                                     : (size_t)AF_CONFIG_MAX_BYTES + 1,
-                                            &p, &err),
+    assert_int_equal(af_oci_config_platform(
+                         big,
+                         (size_t)AF_CONFIG_MAX_BYTES + 1 > n ? n : (size_t)AF_CONFIG_MAX_BYTES + 1,
+                         &p, &err),
                      (size_t)AF_CONFIG_MAX_BYTES + 1 > n ? AF_ERR_PARSE : AF_ERR_TOOBIG);
     free(big);
     assert_null(af_oci_doc_parse(NULL, 0, NULL, &err));
@@ -627,12 +628,11 @@ static void oci_index_select_prefers_exact_then_variantless(void **state)
 static void oci_index_select_skips_nested_indexes(void **state)
 {
     (void)state;
-    const char *ix =
-        "{\"schemaVersion\":2,\"manifests\":["
-        "{\"mediaType\":\"" AF_MT_OCI_INDEX "\",\"digest\":\"" DA "\",\"size\":1,"
-        "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
-        "{\"mediaType\":\"" AF_MT_OCI_MANIFEST "\",\"digest\":\"" DB "\",\"size\":1,"
-        "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}";
+    const char *ix = "{\"schemaVersion\":2,\"manifests\":["
+                     "{\"mediaType\":\"" AF_MT_OCI_INDEX "\",\"digest\":\"" DA "\",\"size\":1,"
+                     "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
+                     "{\"mediaType\":\"" AF_MT_OCI_MANIFEST "\",\"digest\":\"" DB "\",\"size\":1,"
+                     "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}";
     af_oci_doc_t *doc = af_oci_doc_parse(ix, strlen(ix), NULL, NULL);
     assert_non_null(doc);
     af_platform_t p = s_plat("linux/amd64");

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka needs the four above first */
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -166,8 +167,7 @@ static void ref_format_round_trips(void **state)
     af_ref_t r;
     char buf[1024];
     assert_int_equal(af_ref_parse("localhost:5000/app:v1@sha256:" D64, &r, NULL), 0);
-    assert_string_equal(af_ref_format(&r, buf, sizeof buf),
-                        "localhost:5000/app:v1@sha256:" D64);
+    assert_string_equal(af_ref_format(&r, buf, sizeof buf), "localhost:5000/app:v1@sha256:" D64);
     assert_string_equal(af_ref_format_repo(&r, buf, sizeof buf), "localhost:5000/app");
     assert_int_equal(af_ref_parse("alpine", &r, NULL), 0);
     assert_string_equal(af_ref_format(&r, buf, sizeof buf), "docker.io/library/alpine");

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka needs the four above first */
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -86,13 +87,15 @@ static void s_stop(server_t *s)
     }
 }
 
-static af_registry_t *s_client(const server_t *s, bool insecure, const char *user,
-                               const char *pass)
+static af_registry_t *s_client(const server_t *s, bool insecure, const char *user, const char *pass)
 {
     char ca[256];
     snprintf(ca, sizeof ca, "%s/cert.pem", s->dir);
-    af_registry_opts_t o = {.insecure = insecure, .username = user, .password = pass,
-                            .ca_file = s->tls && !insecure ? ca : NULL, .timeout_s = 30};
+    af_registry_opts_t o = {.insecure = insecure,
+                            .username = user,
+                            .password = pass,
+                            .ca_file = s->tls && !insecure ? ca : NULL,
+                            .timeout_s = 30};
     af_err_t err;
     af_registry_t *r = af_registry_new(s->host, &o, &err);
     if (!r)
@@ -280,7 +283,8 @@ static int teardown_mock(void **state)
 /* ---- helpers ---- */
 
 /* Writes SIZE pseudo-random bytes (seeded) to PATH and digests them. */
-static void s_make_blob(const char *path, size_t size, unsigned seed, char digest[AF_DIGEST_STR_MAX])
+static void s_make_blob(const char *path, size_t size, unsigned seed,
+                        char digest[AF_DIGEST_STR_MAX])
 {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
@@ -458,9 +462,9 @@ static void registry_blob_push_checks_the_file_size(void **state)
     assert_int_equal(af_registry_blob_push(r, "app", digest, path, 999, NULL, NULL, NULL, &err),
                      AF_ERR_INVAL);
     assert_non_null(strstr(err.msg, "small.bin"));
-    assert_int_equal(af_registry_blob_push(r, "app", digest, "/nonexistent/x", 1000, NULL, NULL,
-                                           NULL, &err),
-                     AF_ERR_IO);
+    assert_int_equal(
+        af_registry_blob_push(r, "app", digest, "/nonexistent/x", 1000, NULL, NULL, NULL, &err),
+        AF_ERR_IO);
     /* content that does not match the claimed digest is refused by the registry */
     char other[AF_DIGEST_STR_MAX];
     s_make_blob(path, 1000, 8, other);
@@ -486,8 +490,8 @@ static void registry_blob_mount_from_another_repo(void **state)
      * uploaded instead of mounting, the registry would refuse the digest. */
     s_make_blob(path, 200000, 4, decoy_digest);
     progress_t p = {0};
-    rc = af_registry_blob_push(r, "dst/app", digest, path, 200000, "src/base", s_progress, &p,
-                               &err);
+    rc =
+        af_registry_blob_push(r, "dst/app", digest, path, 200000, "src/base", s_progress, &p, &err);
     if (rc)
         fail_msg("mount: %s", err.msg);
     assert_int_equal(p.last, 200000);
@@ -505,8 +509,8 @@ static void registry_mount_of_unknown_blob_falls_back_to_upload(void **state)
     s_make_blob(path, 50000, 5, digest);
     af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
     af_err_t err;
-    int rc = af_registry_blob_push(r, "dst/other", digest, path, 50000, "src/empty", NULL, NULL,
-                                   &err);
+    int rc =
+        af_registry_blob_push(r, "dst/other", digest, path, 50000, "src/empty", NULL, NULL, &err);
     if (rc)
         fail_msg("%s", err.msg);
     bool exists = false;
@@ -541,8 +545,8 @@ static void registry_manifest_put_by_digest_get_by_digest_and_tag(void **state)
     assert_non_null(doc);
     char *cfg = NULL;
     size_t clen;
-    assert_int_equal(
-        af_registry_blob_get(r, "multi/app", doc->config.digest, 0, &cfg, &clen, &err), 0);
+    assert_int_equal(af_registry_blob_get(r, "multi/app", doc->config.digest, 0, &cfg, &clen, &err),
+                     0);
     af_platform_t p, want;
     assert_int_equal(af_oci_config_platform(cfg, clen, &p, &err), 0);
     assert_int_equal(af_platform_parse("linux/arm/v7", &want, NULL), 0);
@@ -559,8 +563,7 @@ static void registry_manifest_put_by_digest_get_by_digest_and_tag(void **state)
     char *ix = af_oci_index_build(&entry, 1, NULL, 0, &ilen, &err);
     assert_non_null(ix);
     char idigest[AF_DIGEST_STR_MAX];
-    rc = af_registry_manifest_put(r, "multi/app", "v1.0", AF_MT_OCI_INDEX, ix, ilen, idigest,
-                                  &err);
+    rc = af_registry_manifest_put(r, "multi/app", "v1.0", AF_MT_OCI_INDEX, ix, ilen, idigest, &err);
     if (rc)
         fail_msg("%s", err.msg);
     rc = af_registry_manifest_get(r, "multi/app", "v1.0", &body, &len, &mt, dg, &err);
@@ -691,8 +694,8 @@ static void registry_manifest_put_with_wrong_digest_is_refused(void **state)
     char *m = s_push_image(r, "digest/app", "linux/amd64", &mlen, mdigest);
     const char *wrong = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     char dg[AF_DIGEST_STR_MAX] = "";
-    int rc = af_registry_manifest_put(r, "digest/app", wrong, AF_MT_OCI_MANIFEST, m, mlen, dg,
-                                      &err);
+    int rc =
+        af_registry_manifest_put(r, "digest/app", wrong, AF_MT_OCI_MANIFEST, m, mlen, dg, &err);
     assert_int_equal(rc, AF_ERR_DIGEST);
     assert_non_null(strstr(err.msg, wrong));
     assert_non_null(strstr(err.msg, mdigest));
@@ -772,11 +775,10 @@ static void registry_rejects_invalid_arguments_before_any_request(void **state)
     size_t len;
     assert_int_equal(af_registry_manifest_get(r, "app", "bad tag", &b, &len, &mt, dg, &err),
                      AF_ERR_INVAL);
-    assert_int_equal(af_registry_manifest_put(r, "app", "t", "", "{}", 2, dg, &err),
-                     AF_ERR_INVAL);
-    assert_int_equal(af_registry_manifest_put(r, "app", "-t", AF_MT_OCI_MANIFEST, "{}", 2, dg,
-                                              &err),
-                     AF_ERR_INVAL);
+    assert_int_equal(af_registry_manifest_put(r, "app", "t", "", "{}", 2, dg, &err), AF_ERR_INVAL);
+    assert_int_equal(
+        af_registry_manifest_put(r, "app", "-t", AF_MT_OCI_MANIFEST, "{}", 2, dg, &err),
+        AF_ERR_INVAL);
     af_registry_destroy(&r);
 }
 
@@ -837,9 +839,8 @@ static void registry_basic_auth_push_and_pull_with_credentials(void **state)
     char *m = s_push_image(r, "private/app", "linux/arm64", &mlen, mdigest);
     char *body, *mt;
     size_t len;
-    assert_int_equal(af_registry_manifest_get(r, "private/app", mdigest, &body, &len, &mt, dg,
-                                              &err),
-                     0);
+    assert_int_equal(
+        af_registry_manifest_get(r, "private/app", mdigest, &body, &len, &mt, dg, &err), 0);
     assert_memory_equal(body, m, mlen);
     free(body);
     free(mt);
@@ -942,8 +943,7 @@ static void registry_bearer_mount_asks_for_both_repositories(void **state)
     snprintf(path, sizeof path, "%s/m.bin", s_mock.dir);
     s_make_blob(path, 4000, 9, digest);
     /* the mock does not mount (202): the client uploads in that session */
-    int rc = af_registry_blob_push(r, "team/dst", digest, path, 4000, "team/src", NULL, NULL,
-                                   &err);
+    int rc = af_registry_blob_push(r, "team/dst", digest, path, 4000, "team/src", NULL, NULL, &err);
     if (rc)
         fail_msg("%s", err.msg);
     char stats[4096];
@@ -994,8 +994,7 @@ static void registry_retries_server_errors_and_rate_limits(void **state)
     /* two 503s, then the real answer */
     assert_int_equal(af_registry_manifest_get(r, "flaky/app", "v1", &body, &len, &mt, dg, &err),
                      AF_ERR_NOTFOUND);
-    assert_int_equal(af_registry_manifest_get(r, "ratelimit/app", "v1", &body, &len, &mt, dg,
-                                              &err),
+    assert_int_equal(af_registry_manifest_get(r, "ratelimit/app", "v1", &body, &len, &mt, dg, &err),
                      AF_ERR_NOTFOUND);
     char d[AF_DIGEST_STR_MAX];
     s_push_buffer(r, "flaky/app", "flaky blob", 10, d);
@@ -1028,8 +1027,8 @@ static void registry_detects_wrong_pushed_digest(void **state)
     char path[256], digest[AF_DIGEST_STR_MAX];
     snprintf(path, sizeof path, "%s/w.bin", s_mock.dir);
     s_make_blob(path, 3000, 11, digest);
-    int rc = af_registry_blob_push(r, "wrongdigest/app", digest, path, 3000, NULL, NULL, NULL,
-                                   &err);
+    int rc =
+        af_registry_blob_push(r, "wrongdigest/app", digest, path, 3000, NULL, NULL, NULL, &err);
     assert_int_equal(rc, AF_ERR_DIGEST);
     assert_non_null(strstr(err.msg, "registry stored"));
     assert_null(strstr(err.msg, "_state")); /* no query strings in messages */
@@ -1078,8 +1077,7 @@ static void registry_manifest_by_digest_is_verified(void **state)
     assert_null(body);
     assert_null(mt);
     /* by tag there is nothing to verify against */
-    assert_int_equal(af_registry_manifest_get(r, "liar/app", "v1", &body, &len, &mt, dg, &err),
-                     0);
+    assert_int_equal(af_registry_manifest_get(r, "liar/app", "v1", &body, &len, &mt, dg, &err), 0);
     free(body);
     free(mt);
     af_registry_destroy(&r);
@@ -1130,8 +1128,8 @@ int main(void)
         cmocka_unit_test(registry_manifest_get_accepts_all_four_media_types),
     };
     int failed = cmocka_run_group_tests_name("registry_plain", plain, setup_plain, teardown_plain);
-    failed += cmocka_run_group_tests_name("registry_basic_auth", basic, setup_basic,
-                                          teardown_basic);
+    failed +=
+        cmocka_run_group_tests_name("registry_basic_auth", basic, setup_basic, teardown_basic);
     failed += cmocka_run_group_tests_name("registry_tls", tls, setup_tls, teardown_tls);
     failed += cmocka_run_group_tests_name("registry_scripted", mock, setup_mock, teardown_mock);
     curl_global_cleanup();

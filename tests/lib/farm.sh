@@ -423,7 +423,7 @@ af_pull_rootfs() {
         af_fail "skopeo ${args[*]} copy docker://$ref failed: $(cat "$dir/skopeo.log")"
     local layer
     for layer in $(jq -r '.layers[].digest' "$dir/image/manifest.json"); do
-        tar -xzf "$dir/image/${layer#sha256:}" -C "$dir/rootfs" ||
+        tar --warning=no-unknown-keyword -xzf "$dir/image/${layer#sha256:}" -C "$dir/rootfs" ||
             af_fail "cannot unpack layer $layer of $ref ($platform)"
     done
 }

@@ -275,8 +275,10 @@ static void s_sink_close(s_sink_t *k)
     k->zbuf = NULL;
 }
 
-/* A deterministic tar writer into K: restricted pax (plain ustar unless a
- * field needs pax), names stored as raw bytes whatever the locale. */
+/* A deterministic tar writer into K: restricted pax, i.e. plain ustar
+ * unless a field needs a pax record (long or non-ASCII names, big sizes).
+ * A name that is not valid in the locale's charset is stored as raw bytes
+ * (hdrcharset=BINARY) for that entry only. */
 static struct archive *s_tar_writer(s_sink_t *k, af_err_t *err)
 {
     struct archive *a = archive_write_new();
@@ -285,7 +287,6 @@ static struct archive *s_tar_writer(s_sink_t *k, af_err_t *err)
         return NULL;
     }
     if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-        archive_write_set_options(a, "hdrcharset=BINARY") < ARCHIVE_WARN ||
         archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
         archive_write_open2(a, k, NULL, s_sink_write, NULL, NULL) != ARCHIVE_OK) {
         af_err_set(err, AF_ERR_STATE, "%s: tar writer: %s", k->path, archive_error_string(a));

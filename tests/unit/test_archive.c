@@ -427,6 +427,23 @@ static void pack_context_bad_dockerignore_fails_and_leaves_no_output(void **stat
     s_rm(ctx);
 }
 
+static void pack_context_plain_names_are_plain_ustar(void **state)
+{
+    /* no pax record for short ASCII names: one header, one data block and
+     * the two zero blocks, nothing padded */
+    char *ctx = s_tmpdir();
+    s_put(ctx, "a", "hi\n", 0644);
+    char *out = s_tmpdir();
+    char *tar = s_path(out, "c.tar");
+    af_pack_result_t r;
+    assert_int_equal(af_archive_pack_context(ctx, tar, MTIME, &r, NULL), 0);
+    assert_int_equal(r.size, 4 * 512);
+    assert_int_equal(r.files, 1);
+    free(tar);
+    s_rm(out);
+    s_rm(ctx);
+}
+
 static void pack_context_missing_dir_is_notfound(void **state)
 {
     af_pack_result_t r;
@@ -1320,6 +1337,7 @@ int main(void)
         cmocka_unit_test(pack_context_stores_symlinks_without_following),
         cmocka_unit_test(pack_context_honours_dockerignore),
         cmocka_unit_test(pack_context_bad_dockerignore_fails_and_leaves_no_output),
+        cmocka_unit_test(pack_context_plain_names_are_plain_ustar),
         cmocka_unit_test(pack_context_missing_dir_is_notfound),
         cmocka_unit_test(pack_context_skips_its_own_output_and_fifos),
         cmocka_unit_test(pack_context_long_and_utf8_names_round_trip),

@@ -231,8 +231,9 @@ char *af_oci_config_build(const af_image_spec_t *spec, const char *base, size_t 
         af_err_set(err, AF_ERR_INVAL, "image config: platform has no os/architecture");
         return NULL;
     }
-    if (spec->created < 0) {
-        af_err_set(err, AF_ERR_INVAL, "image config: negative creation time %" PRId64,
+    /* RFC 3339 has four-digit years: 9999-12-31T23:59:59Z at most */
+    if (spec->created < 0 || spec->created > 253402300799LL) {
+        af_err_set(err, AF_ERR_INVAL, "image config: creation time %" PRId64 " out of range",
                    spec->created);
         return NULL;
     }

@@ -272,7 +272,15 @@ static void oci_config_rejects_bad_inputs(void **state)
 
     spec.created = -5;
     assert_null(af_oci_config_build(&spec, NULL, 0, s_diff1, 1, &len, &err));
-    assert_non_null(strstr(err.msg, "negative"));
+    assert_non_null(strstr(err.msg, "out of range"));
+    spec.created = 253402300800LL; /* year 10000 */
+    assert_null(af_oci_config_build(&spec, NULL, 0, s_diff1, 1, &len, &err));
+    assert_non_null(strstr(err.msg, "out of range"));
+    spec.created = 253402300799LL;
+    char *c = af_oci_config_build(&spec, NULL, 0, s_diff1, 1, &len, &err);
+    assert_non_null(c);
+    assert_non_null(strstr(c, "\"9999-12-31T23:59:59Z\""));
+    free(c);
     spec.created = 0;
 
     af_kv_t env[] = {{"A=B", "x"}};

@@ -56,23 +56,57 @@ typedef enum {
 typedef struct {
     const char *key;
     s_type_t type;
-    size_t off;  /* offset of the value (array pointer for lists) */
-    size_t noff; /* offset of the count (lists, kv) */
-    size_t cap;
     s_syntax_t syntax;
+    size_t off;                /* offset of the value (array pointer for lists) */
+    size_t noff;               /* offset of the count (lists, kv) */
+    size_t cap;                /* see s_type_t */
     const char *const *values; /* S_ENUM, NULL-terminated */
     int64_t min;
     uint64_t max;
 } s_field_t;
 
 enum {
-    K_VERSION, K_CLIENT, K_NODE, K_PLATFORMS, K_EXECUTORS, K_RUNNING, K_QUEUED,
-    K_MAX_JOBS, K_HEARTBEAT_MS, K_JOB, K_ATTEMPT, K_PLATFORM, K_RECIPE_KIND,
-    K_RECIPE_PATH, K_TARGET, K_BUILD_ARGS, K_CONTEXT_DIGEST, K_CONTEXT_SIZE,
-    K_REPOSITORY, K_REGISTRY_INSECURE, K_REGISTRY_USERNAME, K_REGISTRY_PASSWORD,
-    K_SOURCE_DATE_EPOCH, K_TIMEOUT_S, K_HAVE_CONTEXT, K_JOB_QUEUED, K_OFFSET,
-    K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
-    K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
+    K_VERSION,
+    K_CLIENT,
+    K_NODE,
+    K_PLATFORMS,
+    K_EXECUTORS,
+    K_RUNNING,
+    K_QUEUED,
+    K_MAX_JOBS,
+    K_HEARTBEAT_MS,
+    K_JOB,
+    K_ATTEMPT,
+    K_PLATFORM,
+    K_RECIPE_KIND,
+    K_RECIPE_PATH,
+    K_TARGET,
+    K_BUILD_ARGS,
+    K_CONTEXT_DIGEST,
+    K_CONTEXT_SIZE,
+    K_REPOSITORY,
+    K_REGISTRY_INSECURE,
+    K_REGISTRY_USERNAME,
+    K_REGISTRY_PASSWORD,
+    K_SOURCE_DATE_EPOCH,
+    K_TIMEOUT_S,
+    K_HAVE_CONTEXT,
+    K_JOB_QUEUED,
+    K_OFFSET,
+    K_CREDIT,
+    K_STREAM,
+    K_LINE,
+    K_STATE,
+    K_DETAIL,
+    K_OK,
+    K_DIGEST,
+    K_MEDIA_TYPE,
+    K_SIZE,
+    K_FAILURE,
+    K_EXIT_CODE,
+    K_MESSAGE,
+    K_DURATION_MS,
+    K_CODE,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
@@ -81,14 +115,16 @@ static const char *const s_recipe_kinds[] = {"native", "dockerfile", NULL};
 static const char *const s_streams[] = {"stdout", "stderr", "agent", NULL};
 static const char *const s_failures[] = {"", "build", "infra", "cancelled", "timeout", NULL};
 
-#define S_SIZEOF(name) sizeof(((af_msg_t *) 0)->name)
-#define S_STRF(id, name, syn, vals) \
-    [id] = {#name, S_STR, offsetof(af_msg_t, name), 0, S_SIZEOF(name), syn, vals, 0, 0}
-#define S_NUMF(id, name, type, lo, hi) \
-    [id] = {#name, type, offsetof(af_msg_t, name), 0, 0, S_ANY, NULL, lo, hi}
-#define S_BOOLF(id, name) [id] = {#name, S_BOOL, offsetof(af_msg_t, name), 0, 0, S_ANY, NULL, 0, 1}
-#define S_LISTF(id, name, ncount, elemmax, syn) \
-    [id] = {#name, S_LIST, offsetof(af_msg_t, name), offsetof(af_msg_t, ncount), elemmax, syn, NULL, 0, AF_MAX_LIST}
+#define S_SIZEOF(name) sizeof(((af_msg_t *)0)->name)
+#define S_STRF(id, name, syn, vals)                                                                \
+    [id] = {#name, S_STR, syn, offsetof(af_msg_t, name), 0, S_SIZEOF(name), vals, 0, 0}
+#define S_NUMF(id, name, type, lo, hi)                                                             \
+    [id] = {#name, type, S_ANY, offsetof(af_msg_t, name), 0, 0, NULL, lo, hi}
+#define S_BOOLF(id, name) [id] = {#name, S_BOOL, S_ANY, offsetof(af_msg_t, name), 0, 0, NULL, 0, 1}
+#define S_LISTF(id, name, ncount, elemmax, syn)                                                    \
+    [id] = {                                                                                       \
+        #name, S_LIST, syn,        offsetof(af_msg_t, name), offsetof(af_msg_t, ncount), elemmax,  \
+        NULL,  0,      AF_MAX_LIST}
 
 static const s_field_t s_fields[K_COUNT] = {
     S_STRF(K_VERSION, version, S_TOKEN, NULL),
@@ -106,21 +142,20 @@ static const s_field_t s_fields[K_COUNT] = {
     S_STRF(K_RECIPE_KIND, recipe_kind, S_ENUM, s_recipe_kinds),
     S_STRF(K_RECIPE_PATH, recipe_path, S_ANY, NULL),
     S_STRF(K_TARGET, target, S_TOKEN, NULL),
-    [K_BUILD_ARGS] = {"build_args", S_KV, offsetof(af_msg_t, build_args),
-                      offsetof(af_msg_t, n_build_args), AF_MAX_STR, S_ANY, NULL, 0,
-                      AF_MAX_BUILD_ARGS},
+    [K_BUILD_ARGS] = {"build_args", S_KV, S_ANY, offsetof(af_msg_t, build_args),
+                      offsetof(af_msg_t, n_build_args), AF_MAX_STR, NULL, 0, AF_MAX_BUILD_ARGS},
     S_STRF(K_CONTEXT_DIGEST, context_digest, S_DIGEST, NULL),
-    S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
+    S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t)AF_CONTEXT_MAX_BYTES),
     S_STRF(K_REPOSITORY, repository, S_TOKEN, NULL),
     S_BOOLF(K_REGISTRY_INSECURE, registry_insecure),
     S_STRF(K_REGISTRY_USERNAME, registry_username, S_ANY, NULL),
-    [K_REGISTRY_PASSWORD] = {"registry_password", S_SECRET, offsetof(af_msg_t, registry_password),
-                             0, AF_MAX_SECRET, S_ANY, NULL, 0, 0},
+    [K_REGISTRY_PASSWORD] = {"registry_password", S_SECRET, S_ANY,
+                             offsetof(af_msg_t, registry_password), 0, AF_MAX_SECRET, NULL, 0, 0},
     S_NUMF(K_SOURCE_DATE_EPOCH, source_date_epoch, S_I64, -1, INT64_MAX),
     S_NUMF(K_TIMEOUT_S, timeout_s, S_U32, 0, UINT32_MAX),
     S_BOOLF(K_HAVE_CONTEXT, have_context),
     S_BOOLF(K_JOB_QUEUED, job_queued),
-    S_NUMF(K_OFFSET, offset, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
+    S_NUMF(K_OFFSET, offset, S_U64, 0, (uint64_t)AF_CONTEXT_MAX_BYTES),
     S_NUMF(K_CREDIT, credit, S_U32, 0, UINT32_MAX),
     S_STRF(K_STREAM, stream, S_ENUM, s_streams),
     S_STRF(K_LINE, line, S_ANY, NULL),
@@ -147,36 +182,43 @@ typedef struct {
     uint8_t flags;
 } s_use_t;
 
-#define U_JOB {K_JOB, U_REQ | U_NONEMPTY}, {K_ATTEMPT, U_REQ}
+#define U_JOB                                                                                      \
+    {K_JOB, U_REQ | U_NONEMPTY},                                                                   \
+    {                                                                                              \
+        K_ATTEMPT, U_REQ                                                                           \
+    }
 
 static const s_use_t s_hello[] = {{K_VERSION, U_REQ | U_NONEMPTY}, {K_CLIENT, 0}};
-static const s_use_t s_welcome[] = {
-    {K_VERSION, U_REQ | U_NONEMPTY}, {K_NODE, U_REQ | U_NONEMPTY}, {K_PLATFORMS, U_REQ},
-    {K_EXECUTORS, U_REQ}, {K_RUNNING, U_REQ}, {K_QUEUED, U_REQ}, {K_MAX_JOBS, U_REQ},
-    {K_HEARTBEAT_MS, U_REQ}};
-static const s_use_t s_build[] = {
-    U_JOB,
-    {K_PLATFORM, U_REQ | U_NONEMPTY},
-    {K_RECIPE_KIND, U_REQ | U_NONEMPTY},
-    {K_RECIPE_PATH, U_REQ | U_NONEMPTY},
-    {K_TARGET, 0},
-    {K_BUILD_ARGS, 0},
-    {K_CONTEXT_DIGEST, U_REQ | U_NONEMPTY},
-    {K_CONTEXT_SIZE, U_REQ},
-    {K_REPOSITORY, U_REQ | U_NONEMPTY},
-    {K_REGISTRY_INSECURE, 0},
-    {K_REGISTRY_USERNAME, 0},
-    {K_REGISTRY_PASSWORD, 0},
-    {K_SOURCE_DATE_EPOCH, 0},
-    {K_TIMEOUT_S, 0}};
+static const s_use_t s_welcome[] = {{K_VERSION, U_REQ | U_NONEMPTY},
+                                    {K_NODE, U_REQ | U_NONEMPTY},
+                                    {K_PLATFORMS, U_REQ},
+                                    {K_EXECUTORS, U_REQ},
+                                    {K_RUNNING, U_REQ},
+                                    {K_QUEUED, U_REQ},
+                                    {K_MAX_JOBS, U_REQ},
+                                    {K_HEARTBEAT_MS, U_REQ}};
+static const s_use_t s_build[] = {U_JOB,
+                                  {K_PLATFORM, U_REQ | U_NONEMPTY},
+                                  {K_RECIPE_KIND, U_REQ | U_NONEMPTY},
+                                  {K_RECIPE_PATH, U_REQ | U_NONEMPTY},
+                                  {K_TARGET, 0},
+                                  {K_BUILD_ARGS, 0},
+                                  {K_CONTEXT_DIGEST, U_REQ | U_NONEMPTY},
+                                  {K_CONTEXT_SIZE, U_REQ},
+                                  {K_REPOSITORY, U_REQ | U_NONEMPTY},
+                                  {K_REGISTRY_INSECURE, 0},
+                                  {K_REGISTRY_USERNAME, 0},
+                                  {K_REGISTRY_PASSWORD, 0},
+                                  {K_SOURCE_DATE_EPOCH, 0},
+                                  {K_TIMEOUT_S, 0}};
 static const s_use_t s_accept[] = {U_JOB, {K_HAVE_CONTEXT, U_REQ}, {K_JOB_QUEUED, 0}};
 static const s_use_t s_credit[] = {U_JOB, {K_OFFSET, U_REQ}, {K_CREDIT, U_REQ}};
 static const s_use_t s_chunk[] = {U_JOB, {K_OFFSET, U_REQ}};
 static const s_use_t s_log[] = {U_JOB, {K_STREAM, U_REQ | U_NONEMPTY}, {K_LINE, U_REQ}};
 static const s_use_t s_status[] = {U_JOB, {K_STATE, U_REQ | U_NONEMPTY}, {K_DETAIL, 0}};
 static const s_use_t s_result[] = {
-    U_JOB,         {K_OK, U_REQ},    {K_DIGEST, 0},    {K_MEDIA_TYPE, 0},  {K_SIZE, 0},
-    {K_PLATFORM, 0}, {K_FAILURE, 0}, {K_EXIT_CODE, 0}, {K_MESSAGE, 0}, {K_DURATION_MS, 0}};
+    U_JOB,           {K_OK, U_REQ},  {K_DIGEST, 0},    {K_MEDIA_TYPE, 0}, {K_SIZE, 0},
+    {K_PLATFORM, 0}, {K_FAILURE, 0}, {K_EXIT_CODE, 0}, {K_MESSAGE, 0},    {K_DURATION_MS, 0}};
 static const s_use_t s_cancel[] = {{K_JOB, U_REQ | U_NONEMPTY}, {K_ATTEMPT, U_REQ | U_ZERO}};
 static const s_use_t s_heartbeat[] = {{K_RUNNING, U_REQ}, {K_QUEUED, U_REQ}};
 static const s_use_t s_error[] = {{K_CODE, U_REQ}, {K_MESSAGE, U_REQ}, {K_JOB, 0}};
@@ -188,7 +230,10 @@ typedef struct {
     bool data; /* exactly one DATA frame follows the body */
 } s_cmd_t;
 
-#define S_CMD(name, uses, data) {name, uses, sizeof(uses) / sizeof(uses[0]), data}
+#define S_CMD(name, uses, data)                                                                    \
+    {                                                                                              \
+        name, uses, sizeof(uses) / sizeof(uses[0]), data                                           \
+    }
 
 static const s_cmd_t s_cmds[AF_CMD_COUNT] = {
     [AF_CMD_INVALID] = {"INVALID", NULL, 0, false},
@@ -214,8 +259,8 @@ static const char *s_quote(char *dst, size_t dstlen, const char *s, size_t len)
 {
     size_t i, o = 0;
     for (i = 0; i < len && i < 40 && o + 4 < dstlen; i++) {
-        unsigned char c = (unsigned char) s[i];
-        dst[o++] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
+        unsigned char c = (unsigned char)s[i];
+        dst[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
     if (i < len && o + 4 < dstlen) {
         memcpy(dst + o, "...", 3);
@@ -258,7 +303,7 @@ static bool s_syntax_ok(s_syntax_t syn, const char *const *values, const char *s
         return memchr(s, '\0', len) == NULL;
     case S_TOKEN:
         for (size_t i = 0; i < len; i++)
-            if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
+            if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
                 return false;
         return true;
     case S_WORD:
@@ -296,20 +341,27 @@ static bool s_syntax_ok(s_syntax_t syn, const char *const *values, const char *s
 static const char *s_syntax_name(s_syntax_t syn)
 {
     switch (syn) {
-    case S_ANY: return "text without NUL";
-    case S_TOKEN: return "printable ASCII without spaces";
-    case S_WORD: return "a lowercase word";
-    case S_JOB: return "a job id [A-Za-z0-9][A-Za-z0-9._-]{0,127}";
-    case S_DIGEST: return "sha256:<64 lowercase hex>";
-    case S_PLATFORM: return "a platform os/arch[/variant]";
-    case S_ENUM: return "one of the allowed values";
+    case S_ANY:
+        return "text without NUL";
+    case S_TOKEN:
+        return "printable ASCII without spaces";
+    case S_WORD:
+        return "a lowercase word";
+    case S_JOB:
+        return "a job id [A-Za-z0-9][A-Za-z0-9._-]{0,127}";
+    case S_DIGEST:
+        return "sha256:<64 lowercase hex>";
+    case S_PLATFORM:
+        return "a platform os/arch[/variant]";
+    case S_ENUM:
+        return "one of the allowed values";
     }
     return "?";
 }
 
 static void *s_at(const af_msg_t *self, size_t off)
 {
-    return (char *) self + off;
+    return (char *)self + off;
 }
 
 static void s_secret_free(char **secret_p)
@@ -355,7 +407,7 @@ static char *s_strndup(const char *s, size_t len)
 
 af_msg_t *af_msg_new(af_cmd_t cmd)
 {
-    if ((int) cmd < 0 || cmd >= AF_CMD_COUNT)
+    if ((int)cmd < 0 || cmd >= AF_CMD_COUNT)
         return NULL;
     af_msg_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -384,7 +436,7 @@ void af_msg_destroy(af_msg_t **self_p)
 
 const char *af_cmd_name(af_cmd_t cmd)
 {
-    if ((int) cmd <= 0 || cmd >= AF_CMD_COUNT)
+    if ((int)cmd <= 0 || cmd >= AF_CMD_COUNT)
         return "INVALID";
     return s_cmds[cmd].name;
 }
@@ -469,8 +521,8 @@ void af_msg_set_data(af_msg_t *self, zframe_t **data_p)
 
 /* ---- validation of the flat record (encode and decode) ------------------ */
 
-static int s_check_number(const s_field_t *f, uint8_t flags, const af_msg_t *self,
-                          const char *cmd, af_err_t *err)
+static int s_check_number(const s_field_t *f, uint8_t flags, const af_msg_t *self, const char *cmd,
+                          af_err_t *err)
 {
     const void *p = s_at(self, f->off);
     int64_t min = (flags & U_ZERO) ? 0 : f->min;
@@ -478,13 +530,26 @@ static int s_check_number(const s_field_t *f, uint8_t flags, const af_msg_t *sel
     uint64_t u = 0;
     int64_t i = 0;
     switch (f->type) {
-    case S_U32: u = *(const uint32_t *) p; break;
-    case S_U64: u = *(const uint64_t *) p; break;
-    case S_I32: i = *(const int32_t *) p; neg = i < 0; u = (uint64_t) i; break;
-    case S_I64: i = *(const int64_t *) p; neg = i < 0; u = (uint64_t) i; break;
-    default: return 0;
+    case S_U32:
+        u = *(const uint32_t *)p;
+        break;
+    case S_U64:
+        u = *(const uint64_t *)p;
+        break;
+    case S_I32:
+        i = *(const int32_t *)p;
+        neg = i < 0;
+        u = (uint64_t)i;
+        break;
+    case S_I64:
+        i = *(const int64_t *)p;
+        neg = i < 0;
+        u = (uint64_t)i;
+        break;
+    default:
+        return 0;
     }
-    if (neg ? i < min : (min > 0 && u < (uint64_t) min))
+    if (neg ? i < min : (min > 0 && u < (uint64_t)min))
         return af_err_set(err, AF_ERR_PROTO, "%s: '%s' must be >= %" PRId64, cmd, f->key, min);
     if (!neg && u > f->max)
         return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' must be <= %" PRIu64, cmd, f->key, f->max);
@@ -529,14 +594,14 @@ static int s_check(const af_msg_t *self, af_err_t *err)
                 return rc;
             break;
         case S_SECRET: {
-            const char *s = *(char *const *) s_at(self, f->off);
+            const char *s = *(char *const *)s_at(self, f->off);
             if (s && (rc = s_check_string(f, flags, s, f->cap + 1, c->name, err)))
                 return rc;
             break;
         }
         case S_LIST: {
-            char *const *list = *(char **const *) s_at(self, f->off);
-            size_t n = *(const size_t *) s_at(self, f->noff);
+            char *const *list = *(char **const *)s_at(self, f->off);
+            size_t n = *(const size_t *)s_at(self, f->noff);
             if (n > f->max)
                 return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items",
                                   c->name, f->key, f->max);
@@ -550,8 +615,8 @@ static int s_check(const af_msg_t *self, af_err_t *err)
             break;
         }
         case S_KV: {
-            const af_kv_t *kv = *(af_kv_t *const *) s_at(self, f->off);
-            size_t n = *(const size_t *) s_at(self, f->noff);
+            const af_kv_t *kv = *(af_kv_t *const *)s_at(self, f->off);
+            size_t n = *(const size_t *)s_at(self, f->noff);
             char q[64];
             if (n > f->max)
                 return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items",
@@ -562,8 +627,8 @@ static int s_check(const af_msg_t *self, af_err_t *err)
                                       f->key);
                 size_t klen = strnlen(kv[i].key, AF_MAX_NAME + 1);
                 if (klen > AF_MAX_NAME || strnlen(kv[i].value, AF_MAX_STR + 1) > AF_MAX_STR)
-                    return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' item %zu is too long",
-                                      c->name, f->key, i);
+                    return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' item %zu is too long", c->name,
+                                      f->key, i);
                 if (klen == 0 || !s_syntax_ok(S_TOKEN, NULL, kv[i].key, klen) ||
                     memchr(kv[i].key, '=', klen))
                     return af_err_set(err, AF_ERR_PROTO, "%s: '%s' key \"%s\" is not a name",
@@ -594,9 +659,9 @@ static int s_check(const af_msg_t *self, af_err_t *err)
         size_t len = self->data ? zframe_size(self->data) : 0;
         if (!self->data || len < 1 || len > AF_CHUNK_SIZE)
             return af_err_set(err, self->data && len ? AF_ERR_TOOBIG : AF_ERR_PROTO,
-                              "CHUNK: needs one data frame of 1..%d bytes (got %zu)",
-                              AF_CHUNK_SIZE, len);
-        if (self->offset + len > (uint64_t) AF_CONTEXT_MAX_BYTES)
+                              "CHUNK: needs one data frame of 1..%d bytes (got %zu)", AF_CHUNK_SIZE,
+                              len);
+        if (self->offset + len > (uint64_t)AF_CONTEXT_MAX_BYTES)
             return af_err_set(err, AF_ERR_TOOBIG, "CHUNK: offset+length beyond the context limit");
     }
     return 0;
@@ -621,16 +686,16 @@ static size_t s_body_bound(const af_msg_t *self)
         if (f->type == S_STR)
             n += strnlen(s_at(self, f->off), f->cap);
         else if (f->type == S_SECRET) {
-            const char *s = *(char *const *) s_at(self, f->off);
+            const char *s = *(char *const *)s_at(self, f->off);
             n += s ? strlen(s) : 0;
         } else if (f->type == S_LIST) {
-            char *const *list = *(char **const *) s_at(self, f->off);
-            size_t cnt = *(const size_t *) s_at(self, f->noff);
+            char *const *list = *(char **const *)s_at(self, f->off);
+            size_t cnt = *(const size_t *)s_at(self, f->noff);
             for (size_t i = 0; i < cnt; i++)
                 n += strlen(list[i]) + 5;
         } else if (f->type == S_KV) {
-            const af_kv_t *kv = *(af_kv_t *const *) s_at(self, f->off);
-            size_t cnt = *(const size_t *) s_at(self, f->noff);
+            const af_kv_t *kv = *(af_kv_t *const *)s_at(self, f->off);
+            size_t cnt = *(const size_t *)s_at(self, f->noff);
             for (size_t i = 0; i < cnt; i++)
                 n += strlen(kv[i].key) + strlen(kv[i].value) + 10;
         }
@@ -647,12 +712,12 @@ static int s_pack_field(msgpack_packer *pk, const af_msg_t *self, const s_field_
     case S_STR:
         return s_pack_str(pk, p, strlen(p));
     case S_SECRET: {
-        const char *s = *(char *const *) p;
+        const char *s = *(char *const *)p;
         return s_pack_str(pk, s, strlen(s));
     }
     case S_LIST: {
-        char *const *list = *(char **const *) p;
-        size_t n = *(const size_t *) s_at(self, f->noff);
+        char *const *list = *(char **const *)p;
+        size_t n = *(const size_t *)s_at(self, f->noff);
         if (msgpack_pack_array(pk, n))
             return -1;
         for (size_t i = 0; i < n; i++)
@@ -661,8 +726,8 @@ static int s_pack_field(msgpack_packer *pk, const af_msg_t *self, const s_field_
         return 0;
     }
     case S_KV: {
-        const af_kv_t *kv = *(af_kv_t *const *) p;
-        size_t n = *(const size_t *) s_at(self, f->noff);
+        const af_kv_t *kv = *(af_kv_t *const *)p;
+        size_t n = *(const size_t *)s_at(self, f->noff);
         if (msgpack_pack_map(pk, n))
             return -1;
         for (size_t i = 0; i < n; i++)
@@ -672,22 +737,22 @@ static int s_pack_field(msgpack_packer *pk, const af_msg_t *self, const s_field_
         return 0;
     }
     case S_BOOL:
-        return *(const bool *) p ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        return *(const bool *)p ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     case S_U32:
-        return msgpack_pack_uint32(pk, *(const uint32_t *) p);
+        return msgpack_pack_uint32(pk, *(const uint32_t *)p);
     case S_U64:
-        return msgpack_pack_uint64(pk, *(const uint64_t *) p);
+        return msgpack_pack_uint64(pk, *(const uint64_t *)p);
     case S_I32:
-        return msgpack_pack_int32(pk, *(const int32_t *) p);
+        return msgpack_pack_int32(pk, *(const int32_t *)p);
     case S_I64:
-        return msgpack_pack_int64(pk, *(const int64_t *) p);
+        return msgpack_pack_int64(pk, *(const int64_t *)p);
     }
     return -1;
 }
 
 zmsg_t *af_msg_encode(const af_msg_t *self, af_err_t *err)
 {
-    if (!self || (int) self->cmd <= 0 || self->cmd >= AF_CMD_COUNT) {
+    if (!self || (int)self->cmd <= 0 || self->cmd >= AF_CMD_COUNT) {
         af_err_set(err, AF_ERR_INVAL, "cannot encode a message without a valid command");
         return NULL;
     }
@@ -714,14 +779,14 @@ zmsg_t *af_msg_encode(const af_msg_t *self, af_err_t *err)
     size_t n = 0;
     for (size_t u = 0; u < c->n_uses; u++) {
         const s_field_t *f = &s_fields[c->uses[u].field];
-        if (f->type != S_SECRET || *(char *const *) s_at(self, f->off))
+        if (f->type != S_SECRET || *(char *const *)s_at(self, f->off))
             n++;
     }
     if (msgpack_pack_map(&pk, n))
         goto nomem;
     for (size_t u = 0; u < c->n_uses; u++) {
         const s_field_t *f = &s_fields[c->uses[u].field];
-        if (f->type == S_SECRET && !*(char *const *) s_at(self, f->off))
+        if (f->type == S_SECRET && !*(char *const *)s_at(self, f->off))
             continue;
         if (s_pack_field(&pk, self, f))
             goto nomem;
@@ -789,6 +854,32 @@ static bool s_read_be(const uint8_t *p, size_t len, size_t *pos, size_t k, uint6
     return true;
 }
 
+/* The msgpack type bytes 0xc0..0xdf: how many big-endian length bytes
+ * follow the type byte, how many payload bytes follow besides that length
+ * (fixed sizes, the ext type byte), and whether it opens a container. */
+enum { S_SCALAR, S_ARRAY, S_MAP, S_NEVER };
+static const struct {
+    uint8_t lenbytes, fixed, kind;
+} s_heads[32] = {
+    [0x00] = {0, 0, S_SCALAR},                             /* nil */
+    [0x01] = {0, 0, S_NEVER},                              /* 0xc1 is never used */
+    [0x02] = {0, 0, S_SCALAR},  [0x03] = {0, 0, S_SCALAR}, /* false, true */
+    [0x04] = {1, 0, S_SCALAR},  [0x05] = {2, 0, S_SCALAR}, /* bin 8/16/32 */
+    [0x06] = {4, 0, S_SCALAR},  [0x07] = {1, 1, S_SCALAR}, /* ext 8/16/32 (+type) */
+    [0x08] = {2, 1, S_SCALAR},  [0x09] = {4, 1, S_SCALAR},
+    [0x0a] = {0, 4, S_SCALAR},  [0x0b] = {0, 8, S_SCALAR}, /* float 32/64 */
+    [0x0c] = {0, 1, S_SCALAR},  [0x0d] = {0, 2, S_SCALAR}, /* uint 8/16/32/64 */
+    [0x0e] = {0, 4, S_SCALAR},  [0x0f] = {0, 8, S_SCALAR},
+    [0x10] = {0, 1, S_SCALAR},  [0x11] = {0, 2, S_SCALAR}, /* int 8/16/32/64 */
+    [0x12] = {0, 4, S_SCALAR},  [0x13] = {0, 8, S_SCALAR},
+    [0x14] = {0, 2, S_SCALAR},  [0x15] = {0, 3, S_SCALAR}, /* fixext 1/2/4/8/16 */
+    [0x16] = {0, 5, S_SCALAR},  [0x17] = {0, 9, S_SCALAR},
+    [0x18] = {0, 17, S_SCALAR}, [0x19] = {1, 0, S_SCALAR}, /* str 8/16/32 */
+    [0x1a] = {2, 0, S_SCALAR},  [0x1b] = {4, 0, S_SCALAR},
+    [0x1c] = {2, 0, S_ARRAY},   [0x1d] = {4, 0, S_ARRAY}, /* array 16/32 */
+    [0x1e] = {2, 0, S_MAP},     [0x1f] = {4, 0, S_MAP},   /* map 16/32 */
+};
+
 /* Walks the one msgpack object in P[0..len) without allocating, so that
  * msgpack-c is only handed bodies whose allocations are bounded by their
  * size: every container must declare no more elements than bytes remain,
@@ -814,60 +905,42 @@ static int s_scan(const uint8_t *p, size_t len, size_t *used, const char *cmd, a
         if (pos >= len)
             goto truncated;
         uint8_t b = p[pos++];
-        uint64_t n = 0, skip = 0, extra = 0;
-        bool container = false;
+        uint64_t n = 0, skip = 0;
+        int kind = S_SCALAR;
         if (b <= 0x7f || b >= 0xe0) {
-            /* fixint */
+            /* positive or negative fixint: nothing follows */
         } else if (b <= 0x8f) {
-            container = true;
-            n = 2 * (uint64_t) (b & 0x0f);
+            kind = S_MAP;
+            n = b & 0x0f;
         } else if (b <= 0x9f) {
-            container = true;
+            kind = S_ARRAY;
             n = b & 0x0f;
         } else if (b <= 0xbf) {
-            skip = b & 0x1f;
+            skip = b & 0x1f; /* fixstr */
         } else {
-            switch (b) {
-            case 0xc0: case 0xc2: case 0xc3: break;
-            case 0xc4: case 0xd9: if (!s_read_be(p, len, &pos, 1, &skip)) goto truncated; break;
-            case 0xc5: case 0xda: if (!s_read_be(p, len, &pos, 2, &skip)) goto truncated; break;
-            case 0xc6: case 0xdb: if (!s_read_be(p, len, &pos, 4, &skip)) goto truncated; break;
-            case 0xc7: if (!s_read_be(p, len, &pos, 1, &skip)) goto truncated; extra = 1; break;
-            case 0xc8: if (!s_read_be(p, len, &pos, 2, &skip)) goto truncated; extra = 1; break;
-            case 0xc9: if (!s_read_be(p, len, &pos, 4, &skip)) goto truncated; extra = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: container = true; if (!s_read_be(p, len, &pos, 2, &n)) goto truncated; break;
-            case 0xdd: container = true; if (!s_read_be(p, len, &pos, 4, &n)) goto truncated; break;
-            case 0xde: container = true; if (!s_read_be(p, len, &pos, 2, &n)) goto truncated; n *= 2; break;
-            case 0xdf: container = true; if (!s_read_be(p, len, &pos, 4, &n)) goto truncated; n *= 2; break;
-            default: /* 0xc1, never used */
+            kind = s_heads[b - 0xc0].kind;
+            if (kind == S_NEVER)
                 return af_err_set(err, AF_ERR_PARSE, "%s: body is not valid msgpack", cmd);
+            if (!s_read_be(p, len, &pos, s_heads[b - 0xc0].lenbytes, &n))
+                goto truncated;
+            if (kind == S_SCALAR) {
+                skip = n + s_heads[b - 0xc0].fixed;
+                n = 0;
             }
         }
-        if (container) {
+        if (kind == S_MAP)
+            n *= 2;
+        if (kind == S_SCALAR) {
+            if (skip > len - pos)
+                goto truncated;
+            pos += skip;
+        } else if (n > 0) {
             if (n > len - pos)
                 goto truncated;
-            if (n == 0)
-                continue;
             if (depth + 1 > AF_PROTO_MAX_DEPTH)
                 return af_err_set(err, AF_ERR_TOOBIG, "%s: body nests deeper than %d", cmd,
                                   AF_PROTO_MAX_DEPTH);
             left[++depth] = n;
-        } else {
-            skip += extra;
-            if (skip > len - pos)
-                goto truncated;
-            pos += skip;
         }
     }
 truncated:
@@ -877,16 +950,27 @@ truncated:
 static const char *s_type_name(msgpack_object_type t)
 {
     switch (t) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: return "uint";
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "int";
-    case MSGPACK_OBJECT_FLOAT32: case MSGPACK_OBJECT_FLOAT64: return "float";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_EXT: return "ext";
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return "uint";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "int";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "float";
+    case MSGPACK_OBJECT_STR:
+        return "str";
+    case MSGPACK_OBJECT_ARRAY:
+        return "array";
+    case MSGPACK_OBJECT_MAP:
+        return "map";
+    case MSGPACK_OBJECT_BIN:
+        return "bin";
+    case MSGPACK_OBJECT_EXT:
+        return "ext";
     }
     return "?";
 }
@@ -922,13 +1006,13 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
         if ((rc = s_get_str(f, o, f->cap - 1, cmd, err)))
             return rc;
         memcpy(p, o->via.str.ptr, o->via.str.size);
-        ((char *) p)[o->via.str.size] = '\0';
+        ((char *)p)[o->via.str.size] = '\0';
         return 0;
     case S_SECRET:
         if ((rc = s_get_str(f, o, f->cap, cmd, err)))
             return rc;
-        s_secret_free((char **) p);
-        if (!(*(char **) p = s_strndup(o->via.str.ptr, o->via.str.size)))
+        s_secret_free((char **)p);
+        if (!(*(char **)p = s_strndup(o->via.str.ptr, o->via.str.size)))
             return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
         return 0;
     case S_LIST: {
@@ -937,8 +1021,8 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return s_wrong_type(f, o, "array", cmd, err);
         if (o->via.array.size > f->max)
-            return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items",
-                              cmd, f->key, f->max);
+            return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items", cmd,
+                              f->key, f->max);
         s_list_free(list_p, n_p);
         if (o->via.array.size == 0)
             return 0;
@@ -960,8 +1044,8 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
         if (o->type != MSGPACK_OBJECT_MAP)
             return s_wrong_type(f, o, "map", cmd, err);
         if (o->via.map.size > f->max)
-            return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items",
-                              cmd, f->key, f->max);
+            return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items", cmd,
+                              f->key, f->max);
         s_kv_free(kv_p, n_p);
         if (o->via.map.size == 0)
             return 0;
@@ -983,7 +1067,7 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
     case S_BOOL:
         if (o->type != MSGPACK_OBJECT_BOOLEAN)
             return s_wrong_type(f, o, "bool", cmd, err);
-        *(bool *) p = o->via.boolean;
+        *(bool *)p = o->via.boolean;
         return 0;
     default:
         break;
@@ -997,13 +1081,21 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
         if (v > f->max)
             return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' must be <= %" PRIu64, cmd, f->key,
                               f->max);
-        if (min > 0 && v < (uint64_t) min)
+        if (min > 0 && v < (uint64_t)min)
             return af_err_set(err, AF_ERR_PROTO, "%s: '%s' must be >= %" PRId64, cmd, f->key, min);
         switch (f->type) {
-        case S_U32: *(uint32_t *) p = (uint32_t) v; break;
-        case S_U64: *(uint64_t *) p = v; break;
-        case S_I32: *(int32_t *) p = (int32_t) v; break;
-        default: *(int64_t *) p = (int64_t) v; break;
+        case S_U32:
+            *(uint32_t *)p = (uint32_t)v;
+            break;
+        case S_U64:
+            *(uint64_t *)p = v;
+            break;
+        case S_I32:
+            *(int32_t *)p = (int32_t)v;
+            break;
+        default:
+            *(int64_t *)p = (int64_t)v;
+            break;
         }
         return 0;
     }
@@ -1012,9 +1104,9 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
         if (is_unsigned || v < min)
             return af_err_set(err, AF_ERR_PROTO, "%s: '%s' must be >= %" PRId64, cmd, f->key, min);
         if (f->type == S_I32)
-            *(int32_t *) p = (int32_t) v;
+            *(int32_t *)p = (int32_t)v;
         else
-            *(int64_t *) p = v;
+            *(int64_t *)p = v;
         return 0;
     }
     return s_wrong_type(f, o, is_unsigned ? "uint" : "int", cmd, err);
@@ -1036,7 +1128,7 @@ static int s_decode_body(af_msg_t *self, const uint8_t *data, size_t size, af_er
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    if (msgpack_unpack_next(&up, (const char *) data, size, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (msgpack_unpack_next(&up, (const char *)data, size, &off) != MSGPACK_UNPACK_SUCCESS ||
         off != size) {
         rc = af_err_set(err, AF_ERR_PARSE, "%s: body is not valid msgpack", c->name);
         goto out;
@@ -1112,7 +1204,7 @@ af_msg_t *af_msg_decode(zmsg_t **zmsg_p, bool router, zframe_t **routing_id_p, a
     if (!s_frame_is(id, AF_PROTO_ID)) {
         if (id)
             af_err_set(err, AF_ERR_PROTO, "not an %s message (protocol id \"%s\")", AF_PROTO_ID,
-                       s_quote(q, sizeof q, (const char *) zframe_data(id), zframe_size(id)));
+                       s_quote(q, sizeof q, (const char *)zframe_data(id), zframe_size(id)));
         else
             af_err_set(err, AF_ERR_PROTO, "message has no protocol id frame");
         goto fail;
@@ -1125,10 +1217,10 @@ af_msg_t *af_msg_decode(zmsg_t **zmsg_p, bool router, zframe_t **routing_id_p, a
     af_cmd_t cmd = AF_CMD_INVALID;
     for (int i = 1; i < AF_CMD_COUNT; i++)
         if (s_frame_is(cmdf, s_cmds[i].name))
-            cmd = (af_cmd_t) i;
+            cmd = (af_cmd_t)i;
     if (cmd == AF_CMD_INVALID) {
         af_err_set(err, AF_ERR_UNSUPPORTED, "unknown command \"%s\"",
-                   s_quote(q, sizeof q, (const char *) zframe_data(cmdf), zframe_size(cmdf)));
+                   s_quote(q, sizeof q, (const char *)zframe_data(cmdf), zframe_size(cmdf)));
         goto fail;
     }
     const s_cmd_t *c = &s_cmds[cmd];
@@ -1205,7 +1297,7 @@ static void s_out(s_out_t *o, const char *fmt, ...)
     int n = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
     va_end(ap);
     if (n > 0)
-        o->pos += (size_t) n;
+        o->pos += (size_t)n;
 }
 
 char *af_msg_summary(const af_msg_t *self, char *buf, size_t len)
@@ -1218,7 +1310,7 @@ char *af_msg_summary(const af_msg_t *self, char *buf, size_t len)
         s_out(&o, "(null)");
         return buf;
     }
-    if ((int) self->cmd <= 0 || self->cmd >= AF_CMD_COUNT) {
+    if ((int)self->cmd <= 0 || self->cmd >= AF_CMD_COUNT) {
         s_out(&o, "INVALID");
         return buf;
     }
@@ -1236,12 +1328,12 @@ char *af_msg_summary(const af_msg_t *self, char *buf, size_t len)
             break;
         }
         case S_SECRET: /* never the value, only whether one is set */
-            if (*(char *const *) p)
+            if (*(char *const *)p)
                 s_out(&o, " %s=(set)", f->key);
             break;
         case S_LIST: {
-            char *const *list = *(char **const *) p;
-            size_t n = *(const size_t *) s_at(self, f->noff);
+            char *const *list = *(char **const *)p;
+            size_t n = *(const size_t *)s_at(self, f->noff);
             s_out(&o, " %s=[", f->key);
             for (size_t i = 0; list && i < n && i < 8; i++)
                 s_out(&o, "%s%s", i ? "," : "", s_quote(q, sizeof q, list[i], strlen(list[i])));
@@ -1249,13 +1341,23 @@ char *af_msg_summary(const af_msg_t *self, char *buf, size_t len)
             break;
         }
         case S_KV: /* keys only: build args may carry tokens */
-            s_out(&o, " %s=%zu", f->key, *(const size_t *) s_at(self, f->noff));
+            s_out(&o, " %s=%zu", f->key, *(const size_t *)s_at(self, f->noff));
             break;
-        case S_BOOL: s_out(&o, " %s=%s", f->key, *(const bool *) p ? "true" : "false"); break;
-        case S_U32: s_out(&o, " %s=%" PRIu32, f->key, *(const uint32_t *) p); break;
-        case S_U64: s_out(&o, " %s=%" PRIu64, f->key, *(const uint64_t *) p); break;
-        case S_I32: s_out(&o, " %s=%" PRId32, f->key, *(const int32_t *) p); break;
-        case S_I64: s_out(&o, " %s=%" PRId64, f->key, *(const int64_t *) p); break;
+        case S_BOOL:
+            s_out(&o, " %s=%s", f->key, *(const bool *)p ? "true" : "false");
+            break;
+        case S_U32:
+            s_out(&o, " %s=%" PRIu32, f->key, *(const uint32_t *)p);
+            break;
+        case S_U64:
+            s_out(&o, " %s=%" PRIu64, f->key, *(const uint64_t *)p);
+            break;
+        case S_I32:
+            s_out(&o, " %s=%" PRId32, f->key, *(const int32_t *)p);
+            break;
+        case S_I64:
+            s_out(&o, " %s=%" PRId64, f->key, *(const int64_t *)p);
+            break;
         }
     }
     if (self->data)

@@ -40,12 +40,12 @@ static af_cmd_t s_run(const uint8_t *data, size_t size, af_err_t *errp)
         zmsg_addstr(zmsg, "rid");
     if ((flags & 2) && pos < size) {
         zmsg_addstr(zmsg, AF_PROTO_ID);
-        zmsg_addstr(zmsg, af_cmd_name((af_cmd_t) (data[pos++] % AF_CMD_COUNT)));
+        zmsg_addstr(zmsg, af_cmd_name((af_cmd_t)(data[pos++] % AF_CMD_COUNT)));
     }
     for (int n = 0; n < FUZZ_MAX_FRAMES && pos < size; n++) {
         size_t len = data[pos];
         if (pos + 1 < size)
-            len |= (size_t) data[pos + 1] << 8;
+            len |= (size_t)data[pos + 1] << 8;
         pos += 2;
         if (pos > size)
             pos = size;
@@ -75,7 +75,7 @@ static af_cmd_t s_run(const uint8_t *data, size_t size, af_err_t *errp)
     af_msg_summary(msg, buf, sizeof buf);
     if (msg->registry_password) {
         char *saved = msg->registry_password;
-        msg->registry_password = (char *) "a-different-secret";
+        msg->registry_password = (char *)"a-different-secret";
         af_msg_summary(msg, buf2, sizeof buf2);
         msg->registry_password = saved;
         if (strcmp(buf, buf2) != 0)
@@ -96,7 +96,7 @@ static af_cmd_t s_run(const uint8_t *data, size_t size, af_err_t *errp)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     af_err_t err;
-    (void) s_run(data, size, &err);
+    (void)s_run(data, size, &err);
     return 0;
 }
 
@@ -201,8 +201,8 @@ static int s_write(const char *dir, const char *name, const char *how, zmsg_t *z
     }
     for (; frame; frame = zmsg_next(zmsg)) {
         size_t len = zframe_size(frame);
-        fputc((int) (len & 0xff), f);
-        fputc((int) (len >> 8), f);
+        fputc((int)(len & 0xff), f);
+        fputc((int)(len >> 8), f);
         fwrite(zframe_data(frame), 1, len, f);
     }
     return fclose(f);
@@ -211,14 +211,14 @@ static int s_write(const char *dir, const char *name, const char *how, zmsg_t *z
 static int s_write_corpus(const char *dir)
 {
     for (int c = AF_CMD_HELLO; c < AF_CMD_COUNT; c++) {
-        af_msg_t *m = s_seed((af_cmd_t) c);
+        af_msg_t *m = s_seed((af_cmd_t)c);
         zmsg_t *z = m ? af_msg_encode(m, NULL) : NULL;
         if (!z) {
-            fprintf(stderr, "cannot build seed for %s\n", af_cmd_name((af_cmd_t) c));
+            fprintf(stderr, "cannot build seed for %s\n", af_cmd_name((af_cmd_t)c));
             return 1;
         }
         char name[64];
-        snprintf(name, sizeof name, "%02d-%s", c, af_cmd_name((af_cmd_t) c));
+        snprintf(name, sizeof name, "%02d-%s", c, af_cmd_name((af_cmd_t)c));
         int rc = s_write(dir, name, "dealer", z, 0, c);
         rc |= s_write(dir, name, "structured", z, 2, c);
         zmsg_destroy(&z);

@@ -77,7 +77,7 @@ static af_msg_t *s_sample(af_cmd_t cmd)
         zframe_t *data = zframe_new(NULL, 1000);
         assert_non_null(data);
         for (size_t i = 0; i < 1000; i++)
-            zframe_data(data)[i] = (byte) (i * 7);
+            zframe_data(data)[i] = (byte)(i * 7);
         af_msg_set_data(m, &data);
         assert_null(data);
         break;
@@ -243,9 +243,9 @@ static zmsg_t *s_with_dup(af_cmd_t cmd, const char *key, const void *val, size_t
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    assert_int_equal(msgpack_unpack_next(&up, (const char *) zframe_data(body), zframe_size(body),
-                                         &off),
-                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(
+        msgpack_unpack_next(&up, (const char *)zframe_data(body), zframe_size(body), &off),
+        MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(up.data.type, MSGPACK_OBJECT_MAP);
     const msgpack_object_map *map = &up.data.via.map;
     size_t keep = 0;
@@ -355,21 +355,21 @@ static af_msg_t *s_expect_ok(zmsg_t *z)
 
 static void proto_roundtrip_every_command_dealer(void **state)
 {
-    (void) state;
+    (void)state;
     for (int c = AF_CMD_HELLO; c < AF_CMD_COUNT; c++) {
-        af_msg_t *m = s_sample((af_cmd_t) c);
+        af_msg_t *m = s_sample((af_cmd_t)c);
         af_err_t err;
         af_err_clear(&err);
         zmsg_t *z = af_msg_encode(m, &err);
         if (!z)
-            print_error("%s: %s\n", af_cmd_name((af_cmd_t) c), err.msg);
+            print_error("%s: %s\n", af_cmd_name((af_cmd_t)c), err.msg);
         assert_non_null(z);
         assert_int_equal(zmsg_size(z), c == AF_CMD_CHUNK ? 4 : 3);
         assert_true(zframe_streq(zmsg_first(z), AF_PROTO_ID));
-        assert_true(zframe_streq(zmsg_next(z), af_cmd_name((af_cmd_t) c)));
+        assert_true(zframe_streq(zmsg_next(z), af_cmd_name((af_cmd_t)c)));
         af_msg_t *d = af_msg_decode(&z, false, NULL, &err);
         if (!d)
-            print_error("%s: %s\n", af_cmd_name((af_cmd_t) c), err.msg);
+            print_error("%s: %s\n", af_cmd_name((af_cmd_t)c), err.msg);
         assert_non_null(d);
         assert_null(d->routing_id);
         s_assert_msg_equal(m, d);
@@ -380,9 +380,9 @@ static void proto_roundtrip_every_command_dealer(void **state)
 
 static void proto_roundtrip_every_command_router(void **state)
 {
-    (void) state;
+    (void)state;
     for (int c = AF_CMD_HELLO; c < AF_CMD_COUNT; c++) {
-        af_msg_t *m = s_sample((af_cmd_t) c);
+        af_msg_t *m = s_sample((af_cmd_t)c);
         zframe_t *rid = zframe_new("\x00peer\x01", 6);
         af_msg_set_routing_id(m, rid);
         zframe_destroy(&rid);
@@ -402,7 +402,7 @@ static void proto_roundtrip_every_command_router(void **state)
 
 static void proto_defaults_survive_roundtrip(void **state)
 {
-    (void) state;
+    (void)state;
     /* a minimal BUILD: optional keys carry their documented defaults */
     af_msg_t *m = af_msg_new(AF_CMD_BUILD);
     assert_int_equal(m->attempt, 1);
@@ -434,7 +434,7 @@ static void proto_defaults_survive_roundtrip(void **state)
 
 static void proto_send_recv_over_inproc_router_dealer(void **state)
 {
-    (void) state;
+    (void)state;
     zsock_t *router = zsock_new_router("inproc://proto-test");
     zsock_t *dealer = zsock_new_dealer(">inproc://proto-test");
     assert_non_null(router);
@@ -444,7 +444,7 @@ static void proto_send_recv_over_inproc_router_dealer(void **state)
 
     for (int c = AF_CMD_HELLO; c < AF_CMD_COUNT; c++) {
         /* coordinator -> agent */
-        af_msg_t *m = s_sample((af_cmd_t) c);
+        af_msg_t *m = s_sample((af_cmd_t)c);
         assert_int_equal(af_msg_send(m, dealer, NULL), 0);
         zframe_t *rid = NULL;
         af_err_t err;
@@ -457,7 +457,7 @@ static void proto_send_recv_over_inproc_router_dealer(void **state)
 
         /* agent -> coordinator, addressed by the routing id we got;
          * af_msg_send leaves the message intact, so send it twice */
-        af_msg_t *reply = s_sample((af_cmd_t) c);
+        af_msg_t *reply = s_sample((af_cmd_t)c);
         af_msg_set_routing_id(reply, got->routing_id);
         assert_int_equal(af_msg_send(reply, router, NULL), 0);
         assert_int_equal(af_msg_send(reply, router, NULL), 0);
@@ -527,7 +527,7 @@ static void *s_read_data(const char *name, size_t *len)
 
 static void proto_hello_encodes_to_golden_bytes(void **state)
 {
-    (void) state;
+    (void)state;
     size_t len;
     char *golden = s_read_data("hello.body", &len);
     af_msg_t *m = af_msg_new(AF_CMD_HELLO);
@@ -549,7 +549,7 @@ static void proto_hello_encodes_to_golden_bytes(void **state)
 
 static void proto_build_from_foreign_encoder_decodes(void **state)
 {
-    (void) state;
+    (void)state;
     /* map16, str8 keys, uint64/int32/int8 number forms, an unknown key with
      * ext and float values: what another msgpack library might send */
     size_t len;
@@ -575,16 +575,18 @@ static void proto_build_from_foreign_encoder_decodes(void **state)
 
 static void proto_decode_rejects_missing_required_keys(void **state)
 {
-    (void) state;
+    (void)state;
     static const struct {
         af_cmd_t cmd;
         const char *keys[10];
     } req[] = {
         {AF_CMD_HELLO, {"version"}},
-        {AF_CMD_WELCOME, {"version", "node", "platforms", "executors", "running", "queued",
-                          "max_jobs", "heartbeat_ms"}},
-        {AF_CMD_BUILD, {"job", "attempt", "platform", "recipe_kind", "recipe_path",
-                        "context_digest", "context_size", "repository"}},
+        {AF_CMD_WELCOME,
+         {"version", "node", "platforms", "executors", "running", "queued", "max_jobs",
+          "heartbeat_ms"}},
+        {AF_CMD_BUILD,
+         {"job", "attempt", "platform", "recipe_kind", "recipe_path", "context_digest",
+          "context_size", "repository"}},
         {AF_CMD_ACCEPT, {"job", "attempt", "have_context"}},
         {AF_CMD_CREDIT, {"job", "attempt", "offset", "credit"}},
         {AF_CMD_CHUNK, {"job", "attempt", "offset"}},
@@ -605,11 +607,16 @@ static void proto_decode_rejects_missing_required_keys(void **state)
     static const struct {
         af_cmd_t cmd;
         const char *key;
-    } opt[] = {{AF_CMD_HELLO, "client"},        {AF_CMD_BUILD, "target"},
-               {AF_CMD_BUILD, "build_args"},    {AF_CMD_BUILD, "registry_password"},
-               {AF_CMD_BUILD, "registry_username"}, {AF_CMD_BUILD, "source_date_epoch"},
-               {AF_CMD_BUILD, "timeout_s"},     {AF_CMD_ACCEPT, "job_queued"},
-               {AF_CMD_STATUS, "detail"},       {AF_CMD_RESULT, "size"},
+    } opt[] = {{AF_CMD_HELLO, "client"},
+               {AF_CMD_BUILD, "target"},
+               {AF_CMD_BUILD, "build_args"},
+               {AF_CMD_BUILD, "registry_password"},
+               {AF_CMD_BUILD, "registry_username"},
+               {AF_CMD_BUILD, "source_date_epoch"},
+               {AF_CMD_BUILD, "timeout_s"},
+               {AF_CMD_ACCEPT, "job_queued"},
+               {AF_CMD_STATUS, "detail"},
+               {AF_CMD_RESULT, "size"},
                {AF_CMD_ERROR, "job"}};
     for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
         af_msg_t *m = s_expect_ok(s_with(opt[i].cmd, opt[i].key, NULL, 0));
@@ -619,7 +626,7 @@ static void proto_decode_rejects_missing_required_keys(void **state)
 
 static void proto_decode_rejects_wrong_types(void **state)
 {
-    (void) state;
+    (void)state;
     /* int where str, str where uint, float where uint, negative where
      * unsigned, nil, bin, ext, array where map, map where array */
     s_expect_fail(s_with_uint(AF_CMD_BUILD, "job", 7), AF_ERR_PROTO, "'job' must be str, got uint");
@@ -655,8 +662,8 @@ static void proto_decode_rejects_wrong_types(void **state)
 
 static void proto_decode_checks_number_ranges(void **state)
 {
-    (void) state;
-    s_expect_fail(s_with_uint(AF_CMD_BUILD, "attempt", (uint64_t) UINT32_MAX + 1), AF_ERR_TOOBIG,
+    (void)state;
+    s_expect_fail(s_with_uint(AF_CMD_BUILD, "attempt", (uint64_t)UINT32_MAX + 1), AF_ERR_TOOBIG,
                   "'attempt' must be <= 4294967295");
     af_msg_t *m = s_expect_ok(s_with_uint(AF_CMD_BUILD, "attempt", UINT32_MAX));
     assert_int_equal(m->attempt, UINT32_MAX);
@@ -666,18 +673,18 @@ static void proto_decode_checks_number_ranges(void **state)
     s_expect_fail(s_with_int(AF_CMD_HEARTBEAT, "queued", INT64_MIN), AF_ERR_PROTO, NULL);
     s_expect_fail(s_with_uint(AF_CMD_WELCOME, "heartbeat_ms", 0), AF_ERR_PROTO,
                   "'heartbeat_ms' must be >= 1");
-    s_expect_fail(s_with_uint(AF_CMD_BUILD, "context_size", (uint64_t) AF_CONTEXT_MAX_BYTES + 1),
+    s_expect_fail(s_with_uint(AF_CMD_BUILD, "context_size", (uint64_t)AF_CONTEXT_MAX_BYTES + 1),
                   AF_ERR_TOOBIG, "'context_size'");
-    s_expect_fail(s_with_uint(AF_CMD_CHUNK, "offset", (uint64_t) AF_CONTEXT_MAX_BYTES), AF_ERR_TOOBIG,
-                  "beyond the context limit");
+    s_expect_fail(s_with_uint(AF_CMD_CHUNK, "offset", (uint64_t)AF_CONTEXT_MAX_BYTES),
+                  AF_ERR_TOOBIG, "beyond the context limit");
     s_expect_fail(s_with_int(AF_CMD_BUILD, "source_date_epoch", -2), AF_ERR_PROTO,
                   "'source_date_epoch' must be >= -1");
     m = s_expect_ok(s_with_int(AF_CMD_BUILD, "source_date_epoch", 0));
     assert_true(m->source_date_epoch == 0);
     af_msg_destroy(&m);
-    s_expect_fail(s_with_uint(AF_CMD_RESULT, "exit_code", (uint64_t) INT32_MAX + 1), AF_ERR_TOOBIG,
+    s_expect_fail(s_with_uint(AF_CMD_RESULT, "exit_code", (uint64_t)INT32_MAX + 1), AF_ERR_TOOBIG,
                   NULL);
-    s_expect_fail(s_with_int(AF_CMD_RESULT, "exit_code", (int64_t) INT32_MIN - 1), AF_ERR_PROTO,
+    s_expect_fail(s_with_int(AF_CMD_RESULT, "exit_code", (int64_t)INT32_MIN - 1), AF_ERR_PROTO,
                   NULL);
     m = s_expect_ok(s_with_int(AF_CMD_RESULT, "exit_code", INT32_MIN));
     assert_int_equal(m->exit_code, INT32_MIN);
@@ -692,9 +699,9 @@ static void proto_decode_checks_number_ranges(void **state)
 
 static void proto_attempt_zero_only_for_cancel(void **state)
 {
-    (void) state;
+    (void)state;
     for (int c = AF_CMD_BUILD; c <= AF_CMD_RESULT; c++)
-        s_expect_fail(s_with_uint((af_cmd_t) c, "attempt", 0), AF_ERR_PROTO,
+        s_expect_fail(s_with_uint((af_cmd_t)c, "attempt", 0), AF_ERR_PROTO,
                       "'attempt' must be >= 1");
     af_msg_t *m = s_expect_ok(s_with_uint(AF_CMD_CANCEL, "attempt", 0));
     assert_int_equal(m->attempt, 0);
@@ -706,7 +713,7 @@ static void proto_attempt_zero_only_for_cancel(void **state)
 
 static void proto_decode_rejects_too_long_strings_and_lists(void **state)
 {
-    (void) state;
+    (void)state;
     char big[AF_MAX_LOG_LINE + 2];
     memset(big, 'a', sizeof big);
     s_expect_fail(s_with_str(AF_CMD_BUILD, "job", big, AF_MAX_NAME + 1), AF_ERR_TOOBIG,
@@ -785,7 +792,7 @@ static void proto_decode_rejects_too_long_strings_and_lists(void **state)
 
 static void proto_decode_rejects_nul_inside_strings(void **state)
 {
-    (void) state;
+    (void)state;
     s_expect_fail(s_with_str(AF_CMD_LOG, "line", "ab\0cd", 5), AF_ERR_PROTO,
                   "'line' contains a NUL byte");
     s_expect_fail(s_with_str(AF_CMD_BUILD, "job", "j\0", 2), AF_ERR_PROTO, "NUL");
@@ -796,7 +803,7 @@ static void proto_decode_rejects_nul_inside_strings(void **state)
 
 static void proto_decode_checks_job_ids(void **state)
 {
-    (void) state;
+    (void)state;
     static const char *bad[] = {"", "-a", ".a", "_a", "a b", "a/b", "a:b", "\xc3\xa4", "a\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         s_expect_fail(s_with_str(AF_CMD_BUILD, "job", bad[i], strlen(bad[i])), AF_ERR_PROTO,
@@ -818,7 +825,7 @@ static void proto_decode_checks_job_ids(void **state)
 
 static void proto_decode_checks_digests(void **state)
 {
-    (void) state;
+    (void)state;
     static const char *bad[] = {
         "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
         "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
@@ -845,7 +852,7 @@ static void proto_decode_checks_digests(void **state)
 
 static void proto_decode_checks_enums_and_words(void **state)
 {
-    (void) state;
+    (void)state;
     s_expect_fail(s_with_str(AF_CMD_BUILD, "recipe_kind", "docker", 6), AF_ERR_PROTO,
                   "'recipe_kind' \"docker\" is not one of the allowed values");
     s_expect_fail(s_with_str(AF_CMD_LOG, "stream", "stdin", 5), AF_ERR_PROTO, "'stream'");
@@ -885,7 +892,7 @@ static void proto_decode_checks_enums_and_words(void **state)
 
 static void proto_decode_rejects_bad_framing(void **state)
 {
-    (void) state;
+    (void)state;
     af_msg_t *m = s_sample(AF_CMD_HELLO);
     zmsg_t *good = af_msg_encode(m, NULL);
     af_msg_destroy(&m);
@@ -946,7 +953,7 @@ static void proto_decode_rejects_bad_framing(void **state)
 
 static void proto_chunk_needs_exactly_one_data_frame(void **state)
 {
-    (void) state;
+    (void)state;
     af_msg_t *m = s_sample(AF_CMD_CHUNK);
     zmsg_t *good = af_msg_encode(m, NULL);
     af_msg_destroy(&m);
@@ -1000,7 +1007,7 @@ static void proto_chunk_needs_exactly_one_data_frame(void **state)
 
 static void proto_decode_rejects_malformed_bodies(void **state)
 {
-    (void) state;
+    (void)state;
     static const struct {
         const char *bytes;
         size_t len;
@@ -1049,12 +1056,16 @@ static void proto_decode_rejects_malformed_bodies(void **state)
 
 static void proto_unknown_keys_are_ignored(void **state)
 {
-    (void) state;
+    (void)state;
     /* any type, nested, under a key we do not know */
-    static const char nested[] = "\x84\xa1" "a\xcb\x3f\xf0\0\0\0\0\0\0"
-                                 "\xa1" "b\xd4\x01\x02"
-                                 "\xa1" "c\x93\xc0\xc3\xc4\x00"
-                                 "\xa1" "d\x81\x01\x02";
+    static const char nested[] = "\x84\xa1"
+                                 "a\xcb\x3f\xf0\0\0\0\0\0\0"
+                                 "\xa1"
+                                 "b\xd4\x01\x02"
+                                 "\xa1"
+                                 "c\x93\xc0\xc3\xc4\x00"
+                                 "\xa1"
+                                 "d\x81\x01\x02";
     zmsg_t *z = s_with(AF_CMD_HEARTBEAT, "future_field", nested, sizeof nested - 1);
     af_msg_t *m = s_expect_ok(z);
     assert_int_equal(m->running, 1);
@@ -1082,7 +1093,7 @@ static void proto_unknown_keys_are_ignored(void **state)
 
 static void proto_duplicate_known_keys_are_rejected(void **state)
 {
-    (void) state;
+    (void)state;
     s_expect_fail(s_with_dup(AF_CMD_BUILD, "job", "\xa1z", 2, true), AF_ERR_PROTO,
                   "BUILD: key 'job' appears twice");
     s_expect_fail(s_with_dup(AF_CMD_BUILD, "registry_password", "\xa1z", 2, true), AF_ERR_PROTO,
@@ -1100,7 +1111,7 @@ static void proto_duplicate_known_keys_are_rejected(void **state)
 
 static void proto_encode_refuses_invalid_messages(void **state)
 {
-    (void) state;
+    (void)state;
     af_err_t err;
     assert_null(af_msg_encode(NULL, &err));
     assert_int_equal(err.code, AF_ERR_INVAL);
@@ -1141,7 +1152,7 @@ static void proto_encode_refuses_invalid_messages(void **state)
 
 static void proto_setters_copy_and_bound_their_input(void **state)
 {
-    (void) state;
+    (void)state;
     af_msg_t *m = af_msg_new(AF_CMD_WELCOME);
     for (int i = 0; i < AF_MAX_LIST; i++)
         assert_int_equal(af_msg_add_platform(m, "linux/amd64"), 0);
@@ -1182,7 +1193,7 @@ static void proto_setters_copy_and_bound_their_input(void **state)
 
 static void proto_summary_never_shows_the_password(void **state)
 {
-    (void) state;
+    (void)state;
     char buf[2048];
     af_msg_t *m = s_sample(AF_CMD_BUILD);
     af_msg_summary(m, buf, sizeof buf);
@@ -1213,9 +1224,9 @@ static void proto_summary_never_shows_the_password(void **state)
     af_msg_destroy(&d);
     af_msg_destroy(&m);
     for (int c = AF_CMD_HELLO; c < AF_CMD_COUNT; c++) {
-        m = s_sample((af_cmd_t) c);
+        m = s_sample((af_cmd_t)c);
         af_msg_summary(m, buf, sizeof buf);
-        assert_int_equal(strncmp(buf, af_cmd_name((af_cmd_t) c), strlen(af_cmd_name((af_cmd_t) c))),
+        assert_int_equal(strncmp(buf, af_cmd_name((af_cmd_t)c), strlen(af_cmd_name((af_cmd_t)c))),
                          0);
         af_msg_destroy(&m);
     }
@@ -1224,14 +1235,14 @@ static void proto_summary_never_shows_the_password(void **state)
 
 static void proto_command_names(void **state)
 {
-    (void) state;
-    static const char *names[] = {"INVALID", "HELLO",  "WELCOME", "BUILD",  "ACCEPT",
-                                  "CREDIT",  "CHUNK",  "LOG",     "STATUS", "RESULT",
+    (void)state;
+    static const char *names[] = {"INVALID", "HELLO",     "WELCOME", "BUILD",  "ACCEPT",
+                                  "CREDIT",  "CHUNK",     "LOG",     "STATUS", "RESULT",
                                   "CANCEL",  "HEARTBEAT", "ERROR"};
     for (int c = 0; c < AF_CMD_COUNT; c++)
-        assert_string_equal(af_cmd_name((af_cmd_t) c), names[c]);
+        assert_string_equal(af_cmd_name((af_cmd_t)c), names[c]);
     assert_string_equal(af_cmd_name(AF_CMD_COUNT), "INVALID");
-    assert_string_equal(af_cmd_name((af_cmd_t) -1), "INVALID");
+    assert_string_equal(af_cmd_name((af_cmd_t)-1), "INVALID");
 }
 
 /* ---- garbage ----------------------------------------------------------- */
@@ -1247,11 +1258,11 @@ static uint64_t s_rand(uint64_t *s)
 
 static void proto_random_garbage_never_crashes_or_leaks(void **state)
 {
-    (void) state;
+    (void)state;
     uint64_t seed = UINT64_C(0x9e3779b97f4a7c15);
     zmsg_t *valid[AF_CMD_COUNT] = {NULL};
     for (int c = AF_CMD_HELLO; c < AF_CMD_COUNT; c++) {
-        af_msg_t *m = s_sample((af_cmd_t) c);
+        af_msg_t *m = s_sample((af_cmd_t)c);
         valid[c] = af_msg_encode(m, NULL);
         af_msg_destroy(&m);
     }
@@ -1271,13 +1282,13 @@ static void proto_random_garbage_never_crashes_or_leaks(void **state)
                     continue;
                 }
                 if (f == (router ? 2u : 1u) && (fr & 3)) {
-                    zmsg_addstr(z, af_cmd_name((af_cmd_t) ((fr >> 4) % AF_CMD_COUNT)));
+                    zmsg_addstr(z, af_cmd_name((af_cmd_t)((fr >> 4) % AF_CMD_COUNT)));
                     continue;
                 }
                 size_t len = (fr >> 8) % ((fr & 4) ? 2048 : 48);
                 zframe_t *frame = zframe_new(NULL, len);
                 for (size_t i = 0; i < len; i++)
-                    zframe_data(frame)[i] = (byte) s_rand(&seed);
+                    zframe_data(frame)[i] = (byte)s_rand(&seed);
                 zmsg_append(z, &frame);
             }
         } else {
@@ -1293,7 +1304,7 @@ static void proto_random_garbage_never_crashes_or_leaks(void **state)
             size_t flips = 1 + (r >> 16) % 4;
             for (size_t i = 0; i < flips && zframe_size(body); i++) {
                 uint64_t fr = s_rand(&seed);
-                zframe_data(body)[fr % zframe_size(body)] = (byte) (fr >> 32);
+                zframe_data(body)[fr % zframe_size(body)] = (byte)(fr >> 32);
             }
         }
         zframe_t *rid = NULL;

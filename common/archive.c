@@ -207,8 +207,7 @@ static la_ssize_t s_sink_write(struct archive *a, void *arg, const void *buf, si
     k->zs.next_in = (Bytef *)(uintptr_t)buf;
     k->zs.avail_in = (uInt)len;
     if (s_sink_deflate(k, Z_NO_FLUSH) != 0) {
-        archive_set_error(a, k->saved_errno ? k->saved_errno : EIO, "compress %s failed",
-                          k->path);
+        archive_set_error(a, k->saved_errno ? k->saved_errno : EIO, "compress %s failed", k->path);
         return -1;
     }
     return (la_ssize_t)len;
@@ -334,8 +333,8 @@ static int s_put_data(struct archive *a, int fd, uint64_t size, unsigned char *b
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return af_err_set(err, AF_ERR_IO, "\"%s\": read: %s",
-                              s_printable(name, pn, sizeof pn), strerror(errno));
+            return af_err_set(err, AF_ERR_IO, "\"%s\": read: %s", s_printable(name, pn, sizeof pn),
+                              strerror(errno));
         if (n == 0)
             return af_err_set(err, AF_ERR_IO, "\"%s\": file shrank while being archived",
                               s_printable(name, pn, sizeof pn));
@@ -429,8 +428,8 @@ static int s_pack_entry(s_pack_t *c, int dfd, const char *nm, size_t len, s_pend
         return af_err_set(c->err, AF_ERR_IO, "context: \"%s\": %s",
                           s_printable(c->path, pn, sizeof pn), strerror(errno));
     }
-    bool excluded = (here == NULL && s_always_included(nm)) ? false
-                                                            : af_dockerignore_excluded(c->di, c->path);
+    bool excluded =
+        (here == NULL && s_always_included(nm)) ? false : af_dockerignore_excluded(c->di, c->path);
     if (S_ISDIR(st.st_mode)) {
         if (excluded && !af_dockerignore_may_include_below(c->di, c->path))
             return 0;
@@ -820,8 +819,8 @@ static int s_layer_collect(s_layer_t *l, const char *root_real, const af_layer_e
     s_printable(e->dest, pd, sizeof pd);
     int nr = s_norm_dest(e->dest, dest, sizeof dest);
     if (nr == -1)
-        return af_err_set(l->err, AF_ERR_UNSAFE, "layer entry \"%s\": destination \"%s\" has \"..\"",
-                          pn, pd);
+        return af_err_set(l->err, AF_ERR_UNSAFE,
+                          "layer entry \"%s\": destination \"%s\" has \"..\"", pn, pd);
     if (nr != 0)
         return af_err_set(l->err, AF_ERR_TOOBIG, "layer entry \"%s\": destination too long", pn);
     real = realpath(e->src, NULL); /* a host path: relative means cwd-relative */
@@ -850,14 +849,14 @@ static int s_layer_collect(s_layer_t *l, const char *root_real, const af_layer_e
         goto out;
     }
     if (!*dest && !S_ISDIR(st.st_mode)) {
-        rc = af_err_set(l->err, AF_ERR_INVAL, "layer entry \"%s\": a file can not become \"/\"",
-                        pn);
+        rc =
+            af_err_set(l->err, AF_ERR_INVAL, "layer entry \"%s\": a file can not become \"/\"", pn);
         goto out;
     }
     /* implicit parents, 0755 */
     for (char *s = strchr(dest, '/'); s; s = strchr(s + 1, '/')) {
-        if ((rc = s_item_add(l, strndup(dest, (size_t)(s - dest)), NULL, NULL, NULL,
-                             S_IFDIR | 0755, 0)) != 0)
+        if ((rc = s_item_add(l, strndup(dest, (size_t)(s - dest)), NULL, NULL, NULL, S_IFDIR | 0755,
+                             0)) != 0)
             goto out;
     }
     if (S_ISREG(st.st_mode)) {
@@ -1096,8 +1095,8 @@ static int s_open_parent(s_x_t *x, char *path, bool create, const char **leaf)
         }
         int e = errno;
         struct stat st;
-        bool is_link = nfd < 0 && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                       S_ISLNK(st.st_mode);
+        bool is_link =
+            nfd < 0 && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
         close(fd);
         if (nfd < 0) {
             int rc;
@@ -1235,9 +1234,9 @@ static int s_x_file(s_x_t *x, struct archive *a, struct archive_entry *e, char *
         goto out;
     }
     if (archive_entry_mtime_is_set(e)) {
-        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
-                                 {.tv_sec = archive_entry_mtime(e),
-                                  .tv_nsec = archive_entry_mtime_nsec(e)}};
+        struct timespec ts[2] = {
+            {.tv_nsec = UTIME_OMIT},
+            {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)}};
         (void)futimens(fd, ts); /* cosmetic; never fatal */
     }
 out:
@@ -1354,8 +1353,7 @@ static int s_x_entry(s_x_t *x, struct archive *a, struct archive_entry *e)
     if (!raw)
         return s_xerr(x, AF_ERR_PARSE, "no path name");
     if (++x->files > x->max_files)
-        return s_xerr(x, AF_ERR_TOOBIG, "more than %llu entries",
-                      (unsigned long long)x->max_files);
+        return s_xerr(x, AF_ERR_TOOBIG, "more than %llu entries", (unsigned long long)x->max_files);
     int rc = s_check_path(x, raw, path, "path");
     if (rc)
         return rc;

@@ -351,8 +351,8 @@ static int s_add(af_dockerignore_t *self, const char *line, size_t len, const ch
         return af_err_set(err, AF_ERR_PARSE, "%s:%zu: illegal exclusion pattern: \"!\"", name,
                           lineno);
     if (len > AF_DOCKERIGNORE_MAX_PATTERN)
-        return af_err_set(err, AF_ERR_TOOBIG, "%s:%zu: pattern longer than %d bytes", name,
-                          lineno, AF_DOCKERIGNORE_MAX_PATTERN);
+        return af_err_set(err, AF_ERR_TOOBIG, "%s:%zu: pattern longer than %d bytes", name, lineno,
+                          AF_DOCKERIGNORE_MAX_PATTERN);
     if (memchr(line, '\0', len))
         return af_err_set(err, AF_ERR_PARSE, "%s:%zu: NUL byte in pattern", name, lineno);
     if (self->n >= AF_DOCKERIGNORE_MAX_PATTERNS)

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #define AF_ARCHIVE_WANT_LIBARCHIVE
@@ -310,9 +311,8 @@ static void pack_context_entries_sorted_with_fixed_owner_and_mtime(void **state)
     assert_int_equal(af_archive_pack_context(ctx, tar, MTIME, &r, NULL), 0);
     s_ent_t ents[32];
     size_t n = s_list(tar, ents, 32);
-    const char *want[] = {"Dockerfile", "empty",       "link",       "run.sh",
-                          "secret.key", "src/",        "src/main.c", "src/sub/",
-                          "src/sub/z.c", "src-a"};
+    const char *want[] = {"Dockerfile", "empty",      "link",     "run.sh",      "secret.key",
+                          "src/",       "src/main.c", "src/sub/", "src/sub/z.c", "src-a"};
     assert_int_equal(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(ents[i].name, want[i]);
@@ -398,8 +398,9 @@ static void pack_context_honours_dockerignore(void **state)
     assert_int_equal(af_archive_pack_context(ctx, tar, MTIME, &r, &err), 0);
     s_ent_t ents[32];
     size_t n = s_list(tar, ents, 32);
-    const char *want[] = {".dockerignore", "Dockerfile", "build/", "build/keep.txt", "main.c",
-                          "secret/",       "src/",       "src/debug.log", "src/x.c"};
+    const char *want[] = {".dockerignore",  "Dockerfile",    "build/",
+                          "build/keep.txt", "main.c",        "secret/",
+                          "src/",           "src/debug.log", "src/x.c"};
     assert_int_equal(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++)
         assert_string_equal(ents[i].name, want[i]);
@@ -448,9 +449,9 @@ static void pack_context_missing_dir_is_notfound(void **state)
 {
     af_pack_result_t r;
     af_err_t err = {0};
-    assert_int_equal(af_archive_pack_context("/nonexistent/ctx", "/tmp/af_never.tar", MTIME, &r,
-                                             &err),
-                     AF_ERR_NOTFOUND);
+    assert_int_equal(
+        af_archive_pack_context("/nonexistent/ctx", "/tmp/af_never.tar", MTIME, &r, &err),
+        AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "/nonexistent/ctx"));
 }
 
@@ -580,7 +581,10 @@ static char *s_make_root(void)
 {
     char *root = s_tmpdir();
     s_mkdir(root, "out", 0755);
-    s_put(root, "out/hello", "\x7f" "ELF...", 0755);
+    s_put(root, "out/hello",
+          "\x7f"
+          "ELF...",
+          0755);
     s_mkdir(root, "conf", 0750);
     s_put(root, "conf/a.conf", "a=1\n", 0644);
     s_mkdir(root, "conf/sub", 0755);
@@ -686,10 +690,10 @@ static void write_layer_lists_sorted_entries_with_parents_and_fixed_owner(void *
     s_layer(root, l1, &r);
     s_ent_t ents[32];
     size_t n = s_list(l1, ents, 32);
-    const char *want[] = {"etc/",          "etc/app/",        "etc/app/a.conf",
-                          "etc/app/current", "etc/app/sub/",  "etc/app/sub/b.conf",
-                          "usr/",          "usr/local/",      "usr/local/bin/",
-                          "usr/local/bin/hello"};
+    const char *want[] = {
+        "etc/",           "etc/app/",           "etc/app/a.conf", "etc/app/current",
+        "etc/app/sub/",   "etc/app/sub/b.conf", "usr/",           "usr/local/",
+        "usr/local/bin/", "usr/local/bin/hello"};
     assert_int_equal(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(ents[i].name, want[i]);

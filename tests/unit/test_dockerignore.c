@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -200,7 +201,8 @@ static void dockerignore_backslash_escapes_a_metachar(void **state)
 
 static void dockerignore_bang_with_spaces_and_bom(void **state)
 {
-    af_dockerignore_t *di = s_di("\xef\xbb\xbf" "*.log\n!  keep.log  \n");
+    af_dockerignore_t *di = s_di("\xef\xbb\xbf"
+                                 "*.log\n!  keep.log  \n");
     assert_int_equal(af_dockerignore_count(di), 2);
     assert_true(af_dockerignore_excluded(di, "a.log"));
     assert_false(af_dockerignore_excluded(di, "keep.log"));

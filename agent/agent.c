@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,13 +107,15 @@ static void s_counts(const af_agent_t *self, uint32_t *running, uint32_t *queued
     }
 }
 
-static s_peer_t *s_peer_touch(af_agent_t *self, zframe_t *rid)
+/* The peer for RID, or NULL if it has not said HELLO (or was declared
+ * dead since). CREATE adds it (HELLO). Refreshes its liveness. */
+static s_peer_t *s_peer_get(af_agent_t *self, zframe_t *rid, bool create)
 {
     char *key = zframe_strhex(rid);
     if (!key)
         return NULL;
     s_peer_t *p = zhashx_lookup(self->peers, key);
-    if (!p) {
+    if (!p && create) {
         p = calloc(1, sizeof *p);
         if (!p || !(p->rid = zframe_dup(rid))) {
             free(p);
@@ -122,10 +125,10 @@ static s_peer_t *s_peer_touch(af_agent_t *self, zframe_t *rid)
         p->key = key;
         key = NULL;
         zhashx_insert(self->peers, p->key, p);
-        af_debug("new peer %s", p->key);
     }
     free(key);
-    p->last_seen = zclock_mono();
+    if (p)
+        p->last_seen = zclock_mono();
     return p;
 }
 
@@ -394,7 +397,7 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
     af_msg_t *in = af_msg_recv(sock, true, &rid, &err);
     if (!in) {
         if (rid) {
-            s_peer_touch(self, rid);
+            s_peer_get(self, rid, false);
             af_debug("malformed message: %s", af_err_msg(&err, AF_ERR_PROTO));
             s_send_error(self, rid, err.code ? err.code : AF_ERR_PROTO, "",
                          af_err_msg(&err, AF_ERR_PROTO));
@@ -403,8 +406,16 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         return 0;
     }
     zframe_destroy(&rid);
-    s_peer_t *peer = in->routing_id ? s_peer_touch(self, in->routing_id) : NULL;
+    if (!in->routing_id) {
+        af_msg_destroy(&in);
+        return 0;
+    }
+    s_peer_t *peer = s_peer_get(self, in->routing_id, in->cmd == AF_CMD_HELLO);
     if (!peer) {
+        /* no session: HELLO first. HEARTBEAT and ERROR get no answer. */
+        if (in->cmd != AF_CMD_HEARTBEAT && in->cmd != AF_CMD_ERROR)
+            s_send_error(self, in->routing_id, AF_ERR_STATE, in->job,
+                         "no session: send HELLO first");
         af_msg_destroy(&in);
         return 0;
     }
@@ -433,8 +444,9 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         break;
     default: {
         char text[128];
-        snprintf(text, sizeof text, "unexpected command %s", af_cmd_name(in->cmd));
-        s_send_error(self, peer->rid, AF_ERR_PROTO, in->job, text);
+        snprintf(text, sizeof text, "unexpected command %s from a coordinator",
+                 af_cmd_name(in->cmd));
+        s_send_error(self, peer->rid, AF_ERR_UNSUPPORTED, in->job, text);
         break;
     }
     }
@@ -473,8 +485,10 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
         af_warn("coordinator %s silent for %lld ms: cancelling its jobs",
                 p->client[0] ? p->client : p->key, (long long)(now - p->last_seen));
         for (af_job_t *j = zlistx_first(self->jobs); j; j = zlistx_next(self->jobs))
-            if (s_same_peer(af_job_peer(j), p->rid))
+            if (s_same_peer(af_job_peer(j), p->rid)) {
+                af_job_forget_peer(j); /* send it nothing more */
                 af_job_cancel(j, "cancelled", "coordinator connection lost");
+            }
         zhashx_delete(self->peers, key);
     }
     zlist_destroy(&dead);
@@ -580,6 +594,10 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
         af_err_set(err, AF_ERR_INVAL, "configuration not finished");
         goto fail;
     }
+    /* orphans of build steps become our children, so killing a step's
+     * process group can also reap every member (see process.c) */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        af_warn("cannot become a child subreaper: %s", strerror(errno));
     if (af_platform_host(&self->build_platform) < 0)
         self->build_platform = self->cfg.platforms[0];
     if (s_pick_executors(self, err) < 0)
@@ -591,6 +609,8 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
     if (s_mkdirs(self->workdir, err) < 0 || s_mkdirs(self->jobs_dir, err) < 0 ||
         s_clean_stale_jobs(self, err) < 0)
         goto fail;
+    if (chmod(self->jobs_dir, 0700) < 0) /* job dirs hold contexts and scratch blobs */
+        af_warn("chmod %s: %s", self->jobs_dir, strerror(errno));
     if (!(self->store = af_context_store_new(self->contexts_dir, self->cfg.context_cache, err)))
         goto fail;
 

@@ -195,8 +195,11 @@ int af_agent_config_load_buffer(af_agent_config_t *self, const char *name, const
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root)
         goto out; /* empty file */
-    if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
-        goto out; /* "~" or blank */
+    if (root->type == YAML_SCALAR_NODE && root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        const char *v = (const char *)root->data.scalar.value;
+        if (!*v || !strcmp(v, "~") || !strcasecmp(v, "null"))
+            goto out; /* a null document: nothing set */
+    }
     if (root->type != YAML_MAPPING_NODE) {
         rc = s_node_error(err, name, root, "expected a mapping of settings", NULL);
         goto out;

@@ -143,6 +143,8 @@ af_context_store_t *af_context_store_new(const char *dir, size_t keep, af_err_t 
     self->keep = keep ? keep : 1;
     if (s_mkdir_p(dir, err) < 0)
         goto fail;
+    if (chmod(dir, 0700) < 0)
+        af_warn("chmod %s: %s", dir, strerror(errno));
     DIR *d = opendir(dir);
     if (!d) {
         af_err_set(err, AF_ERR_IO, "%s: %s", dir, strerror(errno));

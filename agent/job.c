@@ -60,6 +60,10 @@ static void s_send(af_job_t *self, af_msg_t **msg_p)
     af_msg_t *msg = *msg_p;
     if (!msg)
         return;
+    if (!self->peer) { /* the coordinator is gone */
+        af_msg_destroy(msg_p);
+        return;
+    }
     snprintf(msg->job, sizeof msg->job, "%s", self->id);
     msg->attempt = self->attempt;
     af_msg_set_routing_id(msg, self->peer);
@@ -506,6 +510,12 @@ void af_job_executor_done(af_job_t *self, const af_job_outcome_t *outcome)
     if (self->state != AF_JOB_RUNNING)
         return;
     s_finish(self, outcome);
+}
+
+void af_job_forget_peer(af_job_t *self)
+{
+    assert(self);
+    zframe_destroy(&self->peer);
 }
 
 void af_job_notify_queued(af_job_t *self)

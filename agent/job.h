@@ -94,6 +94,9 @@ void af_job_cancel(af_job_t *self, const char *failure, const char *fmt, ...)
  * RESULT. Call from a reader/poller handler, then destroy the job. */
 void af_job_close(af_job_t *self);
 
+/* The coordinator is gone: send it nothing more (not even RESULT). */
+void af_job_forget_peer(af_job_t *self);
+
 /* Sends STATUS queued (once) while the job waits for a slot. */
 void af_job_notify_queued(af_job_t *self);
 

@@ -10,8 +10,9 @@
  * pidfd, so the exit is always handled from a poller, never from a timer
  * (a timer handler must not end pollers: zloop may still dispatch them in
  * the same turn). Output is cut into lines bounded
- * by AF_MAX_LOG_LINE. When the leader exits, its group gets SIGKILL so no
- * background grandchild survives the step. */
+ * by AF_MAX_LOG_LINE, NUL bytes replaced by '?'. When the leader exits, its group gets SIGKILL so no
+ * background grandchild survives the step, and the members that are our
+ * children (all of them when the agent is a child subreaper) are reaped. */
 #include "process.h"
 
 #include <errno.h>
@@ -67,6 +68,9 @@ static void s_emit(s_stream_t *s, const char *data, size_t len)
     char line[AF_MAX_LOG_LINE + 1];
     memcpy(line, data, len);
     line[len] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\0')
+            line[i] = '?'; /* the protocol carries text without NUL */
     if (s->owner->on_line)
         s->owner->on_line(s->name, line, len, s->owner->arg);
 }
@@ -141,6 +145,23 @@ static void s_group_kill(pid_t pgid, int sig)
         af_warn("kill(-%d, %d): %s", (int)pgid, sig, strerror(errno));
 }
 
+/* After SIGKILL to the group: reaps the members that are our children.
+ * With the agent a child subreaper (PR_SET_CHILD_SUBREAPER) that is every
+ * descendant still in the group, so none is left running or as a zombie
+ * once this returns. SIGKILLed processes exit promptly (barring
+ * uninterruptible sleep in the kernel). */
+static void s_reap_group(pid_t pgid)
+{
+    for (;;) {
+        pid_t r = waitpid(-pgid, NULL, 0);
+        if (r > 0)
+            continue;
+        if (r < 0 && errno == EINTR)
+            continue;
+        return; /* ECHILD: none left */
+    }
+}
+
 static void s_stop_watching(af_process_t *self)
 {
     if (self->pidfd_polling) {
@@ -182,6 +203,7 @@ static void s_check_exit(af_process_t *self)
     self->exited = true;
     self->status = status;
     s_group_kill(self->pid, SIGKILL);
+    s_reap_group(self->pid);
     s_stop_watching(self);
     s_stream_read(&self->out, S_DRAIN_BUDGET);
     s_stream_read(&self->err, S_DRAIN_BUDGET);
@@ -394,6 +416,7 @@ void af_process_destroy(af_process_t **self_p)
         while (waitpid(self->pid, &status, 0) < 0 && errno == EINTR)
             ;
         s_group_kill(self->pid, SIGKILL);
+        s_reap_group(self->pid);
         self->exited = true;
     }
     s_stop_watching(self);

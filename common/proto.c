@@ -65,48 +65,16 @@ typedef struct {
     uint64_t max;
 } s_field_t;
 
+/* The tables read best as tables. */
+/* clang-format off */
 enum {
-    K_VERSION,
-    K_CLIENT,
-    K_NODE,
-    K_PLATFORMS,
-    K_EXECUTORS,
-    K_RUNNING,
-    K_QUEUED,
-    K_MAX_JOBS,
-    K_HEARTBEAT_MS,
-    K_JOB,
-    K_ATTEMPT,
-    K_PLATFORM,
-    K_RECIPE_KIND,
-    K_RECIPE_PATH,
-    K_TARGET,
-    K_BUILD_ARGS,
-    K_CONTEXT_DIGEST,
-    K_CONTEXT_SIZE,
-    K_REPOSITORY,
-    K_REGISTRY_INSECURE,
-    K_REGISTRY_USERNAME,
-    K_REGISTRY_PASSWORD,
-    K_SOURCE_DATE_EPOCH,
-    K_TIMEOUT_S,
-    K_HAVE_CONTEXT,
-    K_JOB_QUEUED,
-    K_OFFSET,
-    K_CREDIT,
-    K_STREAM,
-    K_LINE,
-    K_STATE,
-    K_DETAIL,
-    K_OK,
-    K_DIGEST,
-    K_MEDIA_TYPE,
-    K_SIZE,
-    K_FAILURE,
-    K_EXIT_CODE,
-    K_MESSAGE,
-    K_DURATION_MS,
-    K_CODE,
+    K_VERSION, K_CLIENT, K_NODE, K_PLATFORMS, K_EXECUTORS, K_RUNNING, K_QUEUED,
+    K_MAX_JOBS, K_HEARTBEAT_MS, K_JOB, K_ATTEMPT, K_PLATFORM, K_RECIPE_KIND,
+    K_RECIPE_PATH, K_TARGET, K_BUILD_ARGS, K_CONTEXT_DIGEST, K_CONTEXT_SIZE,
+    K_REPOSITORY, K_REGISTRY_INSECURE, K_REGISTRY_USERNAME, K_REGISTRY_PASSWORD,
+    K_SOURCE_DATE_EPOCH, K_TIMEOUT_S, K_HAVE_CONTEXT, K_JOB_QUEUED, K_OFFSET,
+    K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
+    K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
@@ -115,16 +83,15 @@ static const char *const s_recipe_kinds[] = {"native", "dockerfile", NULL};
 static const char *const s_streams[] = {"stdout", "stderr", "agent", NULL};
 static const char *const s_failures[] = {"", "build", "infra", "cancelled", "timeout", NULL};
 
-#define S_SIZEOF(name) sizeof(((af_msg_t *)0)->name)
-#define S_STRF(id, name, syn, vals)                                                                \
+#define S_SIZEOF(name) sizeof(((af_msg_t *) 0)->name)
+#define S_STRF(id, name, syn, vals) \
     [id] = {#name, S_STR, syn, offsetof(af_msg_t, name), 0, S_SIZEOF(name), vals, 0, 0}
-#define S_NUMF(id, name, type, lo, hi)                                                             \
+#define S_NUMF(id, name, type, lo, hi) \
     [id] = {#name, type, S_ANY, offsetof(af_msg_t, name), 0, 0, NULL, lo, hi}
 #define S_BOOLF(id, name) [id] = {#name, S_BOOL, S_ANY, offsetof(af_msg_t, name), 0, 0, NULL, 0, 1}
-#define S_LISTF(id, name, ncount, elemmax, syn)                                                    \
-    [id] = {                                                                                       \
-        #name, S_LIST, syn,        offsetof(af_msg_t, name), offsetof(af_msg_t, ncount), elemmax,  \
-        NULL,  0,      AF_MAX_LIST}
+#define S_LISTF(id, name, ncount, elemmax, syn) \
+    [id] = {#name, S_LIST, syn, offsetof(af_msg_t, name), offsetof(af_msg_t, ncount), elemmax, \
+            NULL, 0, AF_MAX_LIST}
 
 static const s_field_t s_fields[K_COUNT] = {
     S_STRF(K_VERSION, version, S_TOKEN, NULL),
@@ -145,7 +112,7 @@ static const s_field_t s_fields[K_COUNT] = {
     [K_BUILD_ARGS] = {"build_args", S_KV, S_ANY, offsetof(af_msg_t, build_args),
                       offsetof(af_msg_t, n_build_args), AF_MAX_STR, NULL, 0, AF_MAX_BUILD_ARGS},
     S_STRF(K_CONTEXT_DIGEST, context_digest, S_DIGEST, NULL),
-    S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t)AF_CONTEXT_MAX_BYTES),
+    S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
     S_STRF(K_REPOSITORY, repository, S_TOKEN, NULL),
     S_BOOLF(K_REGISTRY_INSECURE, registry_insecure),
     S_STRF(K_REGISTRY_USERNAME, registry_username, S_ANY, NULL),
@@ -155,7 +122,7 @@ static const s_field_t s_fields[K_COUNT] = {
     S_NUMF(K_TIMEOUT_S, timeout_s, S_U32, 0, UINT32_MAX),
     S_BOOLF(K_HAVE_CONTEXT, have_context),
     S_BOOLF(K_JOB_QUEUED, job_queued),
-    S_NUMF(K_OFFSET, offset, S_U64, 0, (uint64_t)AF_CONTEXT_MAX_BYTES),
+    S_NUMF(K_OFFSET, offset, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
     S_NUMF(K_CREDIT, credit, S_U32, 0, UINT32_MAX),
     S_STRF(K_STREAM, stream, S_ENUM, s_streams),
     S_STRF(K_LINE, line, S_ANY, NULL),
@@ -182,43 +149,36 @@ typedef struct {
     uint8_t flags;
 } s_use_t;
 
-#define U_JOB                                                                                      \
-    {K_JOB, U_REQ | U_NONEMPTY},                                                                   \
-    {                                                                                              \
-        K_ATTEMPT, U_REQ                                                                           \
-    }
+#define U_JOB {K_JOB, U_REQ | U_NONEMPTY}, {K_ATTEMPT, U_REQ}
 
 static const s_use_t s_hello[] = {{K_VERSION, U_REQ | U_NONEMPTY}, {K_CLIENT, 0}};
-static const s_use_t s_welcome[] = {{K_VERSION, U_REQ | U_NONEMPTY},
-                                    {K_NODE, U_REQ | U_NONEMPTY},
-                                    {K_PLATFORMS, U_REQ},
-                                    {K_EXECUTORS, U_REQ},
-                                    {K_RUNNING, U_REQ},
-                                    {K_QUEUED, U_REQ},
-                                    {K_MAX_JOBS, U_REQ},
-                                    {K_HEARTBEAT_MS, U_REQ}};
-static const s_use_t s_build[] = {U_JOB,
-                                  {K_PLATFORM, U_REQ | U_NONEMPTY},
-                                  {K_RECIPE_KIND, U_REQ | U_NONEMPTY},
-                                  {K_RECIPE_PATH, U_REQ | U_NONEMPTY},
-                                  {K_TARGET, 0},
-                                  {K_BUILD_ARGS, 0},
-                                  {K_CONTEXT_DIGEST, U_REQ | U_NONEMPTY},
-                                  {K_CONTEXT_SIZE, U_REQ},
-                                  {K_REPOSITORY, U_REQ | U_NONEMPTY},
-                                  {K_REGISTRY_INSECURE, 0},
-                                  {K_REGISTRY_USERNAME, 0},
-                                  {K_REGISTRY_PASSWORD, 0},
-                                  {K_SOURCE_DATE_EPOCH, 0},
-                                  {K_TIMEOUT_S, 0}};
+static const s_use_t s_welcome[] = {
+    {K_VERSION, U_REQ | U_NONEMPTY}, {K_NODE, U_REQ | U_NONEMPTY}, {K_PLATFORMS, U_REQ},
+    {K_EXECUTORS, U_REQ}, {K_RUNNING, U_REQ}, {K_QUEUED, U_REQ}, {K_MAX_JOBS, U_REQ},
+    {K_HEARTBEAT_MS, U_REQ}};
+static const s_use_t s_build[] = {
+    U_JOB,
+    {K_PLATFORM, U_REQ | U_NONEMPTY},
+    {K_RECIPE_KIND, U_REQ | U_NONEMPTY},
+    {K_RECIPE_PATH, U_REQ | U_NONEMPTY},
+    {K_TARGET, 0},
+    {K_BUILD_ARGS, 0},
+    {K_CONTEXT_DIGEST, U_REQ | U_NONEMPTY},
+    {K_CONTEXT_SIZE, U_REQ},
+    {K_REPOSITORY, U_REQ | U_NONEMPTY},
+    {K_REGISTRY_INSECURE, 0},
+    {K_REGISTRY_USERNAME, 0},
+    {K_REGISTRY_PASSWORD, 0},
+    {K_SOURCE_DATE_EPOCH, 0},
+    {K_TIMEOUT_S, 0}};
 static const s_use_t s_accept[] = {U_JOB, {K_HAVE_CONTEXT, U_REQ}, {K_JOB_QUEUED, 0}};
 static const s_use_t s_credit[] = {U_JOB, {K_OFFSET, U_REQ}, {K_CREDIT, U_REQ}};
 static const s_use_t s_chunk[] = {U_JOB, {K_OFFSET, U_REQ}};
 static const s_use_t s_log[] = {U_JOB, {K_STREAM, U_REQ | U_NONEMPTY}, {K_LINE, U_REQ}};
 static const s_use_t s_status[] = {U_JOB, {K_STATE, U_REQ | U_NONEMPTY}, {K_DETAIL, 0}};
 static const s_use_t s_result[] = {
-    U_JOB,           {K_OK, U_REQ},  {K_DIGEST, 0},    {K_MEDIA_TYPE, 0}, {K_SIZE, 0},
-    {K_PLATFORM, 0}, {K_FAILURE, 0}, {K_EXIT_CODE, 0}, {K_MESSAGE, 0},    {K_DURATION_MS, 0}};
+    U_JOB,         {K_OK, U_REQ},    {K_DIGEST, 0},    {K_MEDIA_TYPE, 0},  {K_SIZE, 0},
+    {K_PLATFORM, 0}, {K_FAILURE, 0}, {K_EXIT_CODE, 0}, {K_MESSAGE, 0}, {K_DURATION_MS, 0}};
 static const s_use_t s_cancel[] = {{K_JOB, U_REQ | U_NONEMPTY}, {K_ATTEMPT, U_REQ | U_ZERO}};
 static const s_use_t s_heartbeat[] = {{K_RUNNING, U_REQ}, {K_QUEUED, U_REQ}};
 static const s_use_t s_error[] = {{K_CODE, U_REQ}, {K_MESSAGE, U_REQ}, {K_JOB, 0}};
@@ -230,10 +190,7 @@ typedef struct {
     bool data; /* exactly one DATA frame follows the body */
 } s_cmd_t;
 
-#define S_CMD(name, uses, data)                                                                    \
-    {                                                                                              \
-        name, uses, sizeof(uses) / sizeof(uses[0]), data                                           \
-    }
+#define S_CMD(name, uses, data) {name, uses, sizeof(uses) / sizeof(uses[0]), data}
 
 static const s_cmd_t s_cmds[AF_CMD_COUNT] = {
     [AF_CMD_INVALID] = {"INVALID", NULL, 0, false},
@@ -250,6 +207,7 @@ static const s_cmd_t s_cmds[AF_CMD_COUNT] = {
     [AF_CMD_HEARTBEAT] = S_CMD("HEARTBEAT", s_heartbeat, false),
     [AF_CMD_ERROR] = S_CMD("ERROR", s_error, false),
 };
+/* clang-format on */
 
 /* ---- small helpers ----------------------------------------------------- */
 

@@ -44,6 +44,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$port
+  secret: archfarm-test-only
 $http_extra
 $auth_yaml
 EOF

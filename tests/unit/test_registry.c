@@ -143,7 +143,7 @@ static int s_start(server_t *s, bool tls, bool auth)
     fprintf(f,
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
             "storage:\n  filesystem:\n    rootdirectory: %s/storage\n  delete:\n"
-            "    enabled: true\nhttp:\n  addr: %s\n%s%s",
+            "    enabled: true\nhttp:\n  addr: %s\n  secret: archfarm-test-only\n%s%s",
             s->dir, s->host, extra, auth_yaml);
     fclose(f);
     s->pid = fork();

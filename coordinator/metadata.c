@@ -81,7 +81,7 @@ int af_metadata_write(const char *path, const char *index_digest, const char *me
                         strerror(errno));
         goto out;
     }
-    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || fputc('\n', f) == EOF ||
+    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) || fputc('\n', f) == EOF ||
         fflush(f) || fsync(fileno(f))) {
         rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
                         strerror(errno));

@@ -64,7 +64,7 @@ static json_t *s_event(const char *type)
 
 static void s_emit(json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     if (s) {
         fputs(s, stdout);
         fputc('\n', stdout);

@@ -270,9 +270,6 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         if (!a->transfer_started) {
             a->transfer_started = true;
             a->next_offset = m->offset;
-            char b1[32];
-            af_progress_status(pg, s->platform_str, fn->conf->name, "sending context",
-                               af_cli_bytes(st->run->spec->context_size, b1, sizeof b1));
         }
         if (m->credit > 4 * AF_CREDIT_WINDOW || a->credit + m->credit > 4 * AF_CREDIT_WINDOW) {
             s_fail(st, s, a, "infra", "node %s granted more credit than the window allows",

@@ -2,9 +2,11 @@
  *
  * One zloop per process. Handlers never free a job directly: a job that
  * reaches its outcome is queued on `dead` and a message on an internal
- * PAIR pipe wakes the reaper, a reader handler, which closes (RESULT, job
- * dir removed) and destroys it. That keeps destruction out of timer
- * handlers, where zloop could still dispatch the pollers being ended. */
+ * PAIR pipe wakes the reaper, a reader handler, which closes it (job dir
+ * removed in a worker thread, then RESULT); a closed job is queued on
+ * `closed` and destroyed by the reaper in the same way. That keeps
+ * destruction out of timer handlers, where zloop could still dispatch the
+ * pollers being ended. */
 #include "agent.h"
 
 #include <dirent.h>
@@ -50,7 +52,8 @@ struct af_agent {
     af_context_store_t *store;
     zhashx_t *peers;  /* key -> s_peer_t */
     zlistx_t *jobs;   /* af_job_t *, arrival order */
-    zlistx_t *dead;   /* finished jobs waiting for the reaper */
+    zlistx_t *dead;   /* finished jobs waiting to be closed */
+    zlistx_t *closed; /* closed jobs (RESULT sent) waiting to be destroyed */
     bool wake_pending;
     const af_executor_t *executors[S_MAX_EXECUTORS];
     size_t n_executors;
@@ -177,6 +180,13 @@ static void s_hook_finished(void *arg, af_job_t *job)
     s_wake(self);
 }
 
+static void s_hook_closed(void *arg, af_job_t *job)
+{
+    af_agent_t *self = (af_agent_t *)arg;
+    zlistx_add_end(self->closed, job);
+    s_wake(self);
+}
+
 static void s_remove_job(af_agent_t *self, af_job_t *job)
 {
     void *handle = zlistx_find(self->jobs, job);
@@ -195,9 +205,10 @@ static int s_on_wake(zloop_t *loop, zsock_t *sock, void *arg)
     }
     self->wake_pending = false;
     af_job_t *job;
-    while ((job = zlistx_detach(self->dead, NULL)) != NULL) {
+    while ((job = zlistx_detach(self->dead, NULL)) != NULL)
+        af_job_close(job); /* on_closed may follow at once or later */
+    while ((job = zlistx_detach(self->closed, NULL)) != NULL) {
         s_remove_job(self, job);
-        af_job_close(job);
         af_job_destroy(&job);
     }
     if (self->draining && zlistx_size(self->jobs) == 0)
@@ -617,9 +628,10 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
     self->peers = zhashx_new();
     self->jobs = zlistx_new();
     self->dead = zlistx_new();
+    self->closed = zlistx_new();
     self->loop = zloop_new();
     self->router = zsock_new(ZMQ_ROUTER);
-    if (!self->peers || !self->jobs || !self->dead || !self->loop || !self->router) {
+    if (!self->peers || !self->jobs || !self->dead || !self->closed || !self->loop || !self->router) {
         af_err_set(err, AF_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -663,6 +675,7 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
         .kill_grace_ms = (int)self->cfg.kill_grace_ms,
         .on_ready = s_hook_ready,
         .on_finished = s_hook_finished,
+        .on_closed = s_hook_closed,
         .arg = self,
     };
 
@@ -695,6 +708,7 @@ void af_agent_destroy(af_agent_t **self_p)
             af_job_destroy(&job);
     }
     zlistx_destroy(&self->dead);
+    zlistx_destroy(&self->closed);
     zlistx_destroy(&self->jobs);
     if (self->loop && self->hb_timer >= 0)
         zloop_timer_end(self->loop, self->hb_timer);

@@ -42,6 +42,7 @@ struct af_job {
     af_context_writer_t *writer;
     uint32_t unacked;    /* chunks written since the last CREDIT */
     af_worker_t *extract;
+    af_worker_t *remove;   /* deletes the job dir while closing */
     int timeout_timer;
     uint32_t timeout_s;
     bool cancelling;
@@ -272,6 +273,7 @@ void af_job_destroy(af_job_t **self_p)
         return;
     af_job_t *self = *self_p;
     s_release(self);
+    af_worker_destroy(&self->remove); /* waits for a removal in progress */
     s_remove_dir(self);
     zframe_destroy(&self->peer);
     af_msg_destroy(&self->build);
@@ -279,14 +281,8 @@ void af_job_destroy(af_job_t **self_p)
     *self_p = NULL;
 }
 
-void af_job_close(af_job_t *self)
+static void s_send_result(af_job_t *self)
 {
-    assert(self);
-    if (self->closed)
-        return;
-    self->closed = true;
-    s_release(self);
-    s_remove_dir(self);
     af_msg_t *msg = af_msg_new(AF_CMD_RESULT);
     if (!msg)
         return;
@@ -302,6 +298,41 @@ void af_job_close(af_job_t *self)
     int64_t now = zclock_mono();
     msg->duration_ms = now > self->started_ms ? (uint64_t)(now - self->started_ms) : 0;
     s_send(self, &msg);
+}
+
+/* Runs in the worker thread. */
+static int s_remove_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
+{
+    return af_remove_tree((const char *)varg, err);
+}
+
+static void s_on_removed(void *arg, int code, const char *message, const char *const *outputs,
+                         size_t n_outputs)
+{
+    af_job_t *self = (af_job_t *)arg;
+    if (code != 0)
+        af_error_job(self->tag, self->hooks.node, "cannot remove job dir: %s", message);
+    self->dir_made = false;
+    s_send_result(self);
+    if (self->hooks.on_closed)
+        self->hooks.on_closed(self->hooks.arg, self);
+}
+
+void af_job_close(af_job_t *self)
+{
+    assert(self);
+    if (self->closed)
+        return;
+    self->closed = true;
+    s_release(self);
+    char *path = self->dir_made ? strdup(self->dir) : NULL;
+    if (path)
+        self->remove =
+            af_worker_new(self->hooks.loop, s_remove_run, path, free, NULL, s_on_removed, self);
+    if (!self->remove) {
+        s_remove_dir(self); /* no dir, or no thread: do it here */
+        s_on_removed(self, 0, "", NULL, 0);
+    }
 }
 
 void af_job_begin(af_job_t *self)

@@ -11,10 +11,12 @@
  * loss). All of this runs on the agent's loop; the job sends its own
  * STATUS/LOG/CREDIT/RESULT to its coordinator through the ROUTER.
  *
- * Ending a job is two steps so that nothing is freed under a running
- * zloop timer: the job calls hooks.on_finished when its outcome is known;
- * the agent then calls af_job_close() (which releases everything, removes
- * the dir and sends RESULT) from a reader handler, and destroys it. */
+ * Ending a job takes three steps so that nothing is freed under a running
+ * zloop timer and the loop never waits for a big tree to be deleted: the
+ * job calls hooks.on_finished when its outcome is known; the agent then
+ * calls af_job_close() from a reader handler, which releases everything
+ * and removes the job dir in a worker thread; once the dir is gone the job
+ * sends RESULT and calls hooks.on_closed; the agent then destroys it. */
 #ifndef AF_AGENT_JOB_H
 #define AF_AGENT_JOB_H
 
@@ -49,6 +51,7 @@ typedef struct {
     int kill_grace_ms;
     void (*on_ready)(void *arg, af_job_t *job);    /* context stored: may start */
     void (*on_finished)(void *arg, af_job_t *job); /* outcome known: close it soon */
+    void (*on_closed)(void *arg, af_job_t *job);   /* RESULT sent: destroy it soon */
     void *arg;
 } af_job_hooks_t;
 
@@ -90,8 +93,9 @@ void af_job_start(af_job_t *self);
 void af_job_cancel(af_job_t *self, const char *failure, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* After on_finished: releases everything, removes the job dir, then sends
- * RESULT. Call from a reader/poller handler, then destroy the job. */
+/* After on_finished: releases everything, removes the job dir (in a
+ * worker thread), then sends RESULT and calls on_closed (possibly before
+ * returning). Call once, from a reader/poller handler. */
 void af_job_close(af_job_t *self);
 
 /* The coordinator is gone: send it nothing more (not even RESULT). */

@@ -161,7 +161,8 @@ static void s_print_failures(af_slice_t *slices, size_t n, af_farm_t *farm)
         if (a->ok || !strcmp(a->failure, "cancelled"))
             continue;
         const char *node = af_farm_node(farm, a->node)->conf->name;
-        if (!strcmp(a->failure, "build") && a->exit_code >= 0)
+        if (!strcmp(a->failure, "build") && a->exit_code >= 0 &&
+            !strstr(a->message, "status"))
             af_cli_error("%s on node %s failed: build step exited with status %d: %s",
                          slices[i].platform_str, node, a->exit_code, a->message);
         else

@@ -91,7 +91,7 @@ int af_schedule_pick(af_candidate_t *cands, size_t n_cands, const af_platform_t 
                 snprintf(rbuf, sizeof rbuf, "agent does not announce %s", pbuf);
                 reason = rbuf;
             } else
-                reason = "no Dockerfile engine (executors: native only)";
+                reason = "no Dockerfile engine among its executors";
             off += snprintf(why + off, sizeof why - off, "%s%s (%s)", off ? ", " : "", c->name,
                             reason);
         }

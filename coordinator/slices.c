@@ -27,6 +27,7 @@
 
 #define AF_TICK_MS 100
 #define AF_DRAIN_MAX 64 /* messages handled per reader wake-up */
+#define AF_PROGRESS_BIG_CONTEXT (8ULL * 1024 * 1024) /* report transfer progress above this */
 
 typedef struct s_loop s_loop_t;
 
@@ -102,7 +103,7 @@ static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *fai
     a->done = true;
     a->exit_code = -1;
     a->ended_ms = af_cli_now_ms();
-    af_warn_job(s->job, s_node_name(st, a->node), "%s", a->message);
+    af_debug_job(s->job, s_node_name(st, a->node), "%s", a->message);
     s_report_result(st, s, a);
     if (st->run->fail_fast && strcmp(failure, "cancelled"))
         s_cancel_all(st, "another slice failed");
@@ -204,8 +205,19 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
             s_fail(st, s, a, "infra", "%s", af_err_msg(&err, rc));
             return rc;
         }
+        uint64_t before = a->next_offset;
         a->next_offset += len;
         a->credit--;
+        /* big contexts: a line at every quarter */
+        uint64_t q = spec->context_size / 4;
+        if (spec->context_size >= AF_PROGRESS_BIG_CONTEXT && a->next_offset < spec->context_size &&
+            before / q != a->next_offset / q) {
+            char b1[32], b2[32], detail[96];
+            snprintf(detail, sizeof detail, "%s of %s", af_cli_bytes(a->next_offset, b1, sizeof b1),
+                     af_cli_bytes(spec->context_size, b2, sizeof b2));
+            af_progress_status(st->run->progress, s->platform_str, s_node_name(st, a->node),
+                               "sending context", detail);
+        }
         if (a->next_offset == spec->context_size) {
             char b[32];
             af_progress_status(st->run->progress, s->platform_str, s_node_name(st, a->node),

@@ -123,7 +123,7 @@ static void schedule_dockerfile_needs_an_engine(void **state)
     assert_int_equal(af_schedule_pick(c, 2, &arm, 1, "dockerfile", chosen, &err),
                      AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "no node can build linux/arm64 (dockerfile recipe)"));
-    assert_non_null(strstr(err.msg, "plain (no Dockerfile engine"));
+    assert_non_null(strstr(err.msg, "plain (no Dockerfile engine among its executors)"));
     assert_non_null(strstr(err.msg, "engine (unreachable)"));
 }
 

@@ -13,8 +13,9 @@
  * first, then created relative to a directory fd of DEST_DIR, walking the
  * parents one component at a time with O_NOFOLLOW, so nothing can be
  * written through a symlink, whatever order the entries come in. */
-#define AF_ARCHIVE_WANT_LIBARCHIVE
-#include <archive.h> /* common/archive.h, which forwards to libarchive's */
+#include "archive.h"
+
+#include <archive.h> /* libarchive */
 #include <archive_entry.h>
 
 #include <dirent.h>

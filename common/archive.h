@@ -101,11 +101,3 @@ int af_archive_extract(const char *tar_path, const char *dest_dir,
 int af_remove_tree(const char *path, af_err_t *err) __attribute__((warn_unused_result));
 
 #endif
-
-/* libarchive's own header is also named archive.h, and common/ comes first
- * on the include path, so <archive.h> finds this file. Code that needs
- * libarchive defines AF_ARCHIVE_WANT_LIBARCHIVE and includes <archive.h>
- * (angle brackets): this block then forwards to the system header. */
-#if defined(AF_ARCHIVE_WANT_LIBARCHIVE) && !defined(ARCHIVE_H_INCLUDED)
-#include_next <archive.h>
-#endif

@@ -8,8 +8,9 @@
 
 #include <cmocka.h>
 
-#define AF_ARCHIVE_WANT_LIBARCHIVE
-#include <archive.h> /* common/archive.h + libarchive's */
+#include "archive.h"
+
+#include <archive.h> /* libarchive */
 #include <archive_entry.h>
 
 #include <dirent.h>

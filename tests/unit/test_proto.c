@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h" /* first: it supplies the C limits czmq/msgpack need, see there */
+#include "proto.h"
 
 #include <cmocka.h>
 #include <msgpack.h>

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -28,15 +29,15 @@
 #include "proto.h"
 #include "ref.h"
 
-#define S_SNDHWM 100000          /* messages queued per peer before drops */
-#define S_LINGER_MS 2000          /* RESULTs still sent when shutting down */
-#define S_DRAIN_EXTRA_MS 10000    /* beyond kill_grace_ms */
+#define S_SNDHWM 100000        /* messages queued per peer before drops */
+#define S_LINGER_MS 2000       /* RESULTs still sent when shutting down */
+#define S_DRAIN_EXTRA_MS 10000 /* beyond kill_grace_ms */
 #define S_MAX_EXECUTORS 8
 
 typedef struct {
-    char *key;          /* hex of the routing id */
+    char *key; /* hex of the routing id */
     zframe_t *rid;
-    int64_t last_seen;  /* zclock_mono() */
+    int64_t last_seen; /* zclock_mono() */
     char client[AF_MAX_NAME + 1];
 } s_peer_t;
 
@@ -154,8 +155,7 @@ static void s_schedule(af_agent_t *self)
         if (running < self->cfg.max_jobs) {
             running++;
             af_job_start(j); /* may finish at once: it then waits for the reaper */
-        }
-        else
+        } else
             af_job_notify_queued(j);
     }
 }
@@ -232,8 +232,7 @@ static void s_on_hello(af_agent_t *self, s_peer_t *peer, af_msg_t *in)
     snprintf(msg->node, sizeof msg->node, "%s", self->cfg.name);
     for (size_t i = 0; i < self->cfg.n_platforms; i++) {
         char p[AF_PLATFORM_STR_MAX];
-        if (af_msg_add_platform(msg, af_platform_format(&self->cfg.platforms[i], p, sizeof p)) <
-            0)
+        if (af_msg_add_platform(msg, af_platform_format(&self->cfg.platforms[i], p, sizeof p)) < 0)
             af_warn("cannot list platform %s", p);
     }
     for (size_t i = 0; i < self->n_executors; i++)
@@ -465,7 +464,26 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
-/* Heartbeats out, dead peers out. Never destroys: cancelled jobs go
+/* As a child subreaper the agent inherits the orphans of build steps.
+ * Those still in a step's process group are reaped when the step ends
+ * (process.c); one that left the group (setsid) and has since exited would
+ * stay a zombie: reap it here. A step leader itself is left to its pidfd. */
+static void s_reap_strays(af_agent_t *self)
+{
+    for (int i = 0; i < 64; i++) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+            return;
+        for (af_job_t *j = zlistx_first(self->jobs); j; j = zlistx_next(self->jobs))
+            if (af_job_step_pid(j) == si.si_pid)
+                return; /* a step that just ended: its pidfd handler reaps it */
+        if (waitpid(si.si_pid, NULL, WNOHANG) > 0)
+            af_debug("reaped stray process %d", (int)si.si_pid);
+    }
+}
+
+/* Heartbeats out, dead peers out, strays reaped. Never destroys: cancelled jobs go
  * through the reaper. */
 static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
 {
@@ -503,6 +521,7 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
         zhashx_delete(self->peers, key);
     }
     zlist_destroy(&dead);
+    s_reap_strays(self);
     return 0;
 }
 
@@ -572,8 +591,8 @@ static int s_pick_executors(af_agent_t *self, af_err_t *err)
                     (!strcmp(want, "auto") && (!e->probe || e->probe()));
         if (take && e->probe && !e->probe()) {
             if (!strcmp(want, e->name))
-                return af_err_set(err, AF_ERR_UNSUPPORTED,
-                                  "executor %s is not usable on this host", e->name);
+                return af_err_set(err, AF_ERR_UNSUPPORTED, "executor %s is not usable on this host",
+                                  e->name);
             continue;
         }
         if (take)
@@ -585,8 +604,7 @@ static int s_pick_executors(af_agent_t *self, af_err_t *err)
             found = found || !strcmp(self->executors[i]->name, want);
         if (!found)
             return af_err_set(err, AF_ERR_UNSUPPORTED,
-                              "executor %s is not available in this build of archfarm-agent",
-                              want);
+                              "executor %s is not available in this build of archfarm-agent", want);
     }
     return 0;
 }
@@ -631,7 +649,8 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
     self->closed = zlistx_new();
     self->loop = zloop_new();
     self->router = zsock_new(ZMQ_ROUTER);
-    if (!self->peers || !self->jobs || !self->dead || !self->closed || !self->loop || !self->router) {
+    if (!self->peers || !self->jobs || !self->dead || !self->closed || !self->loop ||
+        !self->router) {
         af_err_set(err, AF_ERR_NOMEM, "out of memory");
         goto fail;
     }

@@ -12,7 +12,7 @@
 #ifndef AF_AGENT_AGENT_H
 #define AF_AGENT_AGENT_H
 
-#include "proto.h" /* before anything czmq: C limits, see proto.h */
+#include <czmq.h>
 
 #include "config.h"
 #include "error.h"

@@ -88,8 +88,8 @@ static int s_write_file(const char *path, const char *data, size_t len, af_err_t
 }
 
 typedef struct {
-    af_oci_doc_t *manifest;   /* the base image's manifest for our platform */
-    char *config;             /* its config bytes */
+    af_oci_doc_t *manifest; /* the base image's manifest for our platform */
+    char *config;           /* its config bytes */
     size_t config_len;
 } s_base_t;
 
@@ -102,8 +102,7 @@ static void s_base_clear(s_base_t *b)
 
 /* Resolves FROM to a manifest and config for the slice's platform. */
 static int s_resolve_base(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_registry_t *reg,
-                          const af_ref_t *base_ref, const char *from, s_base_t *out,
-                          af_err_t *err)
+                          const af_ref_t *base_ref, const char *from, s_base_t *out, af_err_t *err)
 {
     char *body = NULL, *mt = NULL;
     size_t len = 0;
@@ -196,9 +195,9 @@ static int s_copy_base_layers(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_re
         rc = af_registry_blob_fetch(source, base_ref->repository, l->digest, path,
                                     (uint64_t)l->size, err);
         if (rc == 0)
-            rc = af_registry_blob_push(target, repo, l->digest, path, (uint64_t)l->size,
-                                       same_registry ? base_ref->repository : NULL, NULL, NULL,
-                                       err);
+            rc =
+                af_registry_blob_push(target, repo, l->digest, path, (uint64_t)l->size,
+                                      same_registry ? base_ref->repository : NULL, NULL, NULL, err);
         unlink(path);
         if (rc < 0)
             return rc;
@@ -234,9 +233,8 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         goto out;
     }
     const char *repo = target.repository;
-    af_registry_opts_t opts = {.insecure = a->insecure,
-                               .username = a->username,
-                               .password = a->password};
+    af_registry_opts_t opts = {
+        .insecure = a->insecure, .username = a->username, .password = a->password};
     if (!(reg = af_registry_new(target.registry, &opts, err))) {
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
@@ -344,8 +342,8 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
             goto out;
         af_worker_log(ctx, "pushing layer %s %s", s_short(layer.digest, sd, sizeof sd),
                       s_human(layer.size, hs, sizeof hs));
-        if ((rc = af_registry_blob_push(reg, repo, layer.digest, layer_path, layer.size, NULL,
-                                        NULL, NULL, err)) < 0)
+        if ((rc = af_registry_blob_push(reg, repo, layer.digest, layer_path, layer.size, NULL, NULL,
+                                        NULL, err)) < 0)
             goto out;
     }
 
@@ -381,8 +379,7 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     if ((rc = af_registry_manifest_put(reg, repo, digest, AF_MT_OCI_MANIFEST, manifest,
                                        manifest_len, put_digest, err)) < 0)
         goto out;
-    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len,
-                  a->repository);
+    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len, a->repository);
     char size_s[32];
     snprintf(size_s, sizeof size_s, "%zu", manifest_len);
     if (af_worker_output(ctx, digest) < 0 || af_worker_output(ctx, AF_MT_OCI_MANIFEST) < 0 ||

@@ -20,7 +20,7 @@
 #include "worker.h"
 
 typedef struct {
-    char *job;                 /* "job/attempt", for logs */
+    char *job; /* "job/attempt", for logs */
     char *node;
     char *ctx_dir;             /* the build root: the context after the step */
     char *job_dir;             /* scratch space for blobs */

@@ -18,8 +18,8 @@ static const char *const s_dropped[] = {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_P
 
 static bool s_valid_name(const char *key)
 {
-    if (!key || !*key || !((*key >= 'A' && *key <= 'Z') || (*key >= 'a' && *key <= 'z') ||
-                           *key == '_'))
+    if (!key || !*key ||
+        !((*key >= 'A' && *key <= 'Z') || (*key >= 'a' && *key <= 'z') || *key == '_'))
         return false;
     for (const char *p = key; *p; p++)
         if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||

@@ -19,12 +19,12 @@
 #include "platform.h"
 
 typedef struct {
-    const af_platform_t *target;     /* the slice's platform */
-    const af_platform_t *build;      /* the agent host's platform */
-    int64_t source_date_epoch;       /* < 0 is taken as 0 */
-    const af_kv_t *recipe_env;       /* build.env, may be NULL */
+    const af_platform_t *target; /* the slice's platform */
+    const af_platform_t *build;  /* the agent host's platform */
+    int64_t source_date_epoch;   /* < 0 is taken as 0 */
+    const af_kv_t *recipe_env;   /* build.env, may be NULL */
     size_t n_recipe_env;
-    const af_kv_t *build_args;       /* BUILD build_args, may be NULL */
+    const af_kv_t *build_args; /* BUILD build_args, may be NULL */
     size_t n_build_args;
 } af_buildenv_spec_t;
 

@@ -21,7 +21,7 @@ typedef struct {
     const char *key;
     s_type_t type;
     size_t offset;
-    size_t size;   /* S_STR: buffer size */
+    size_t size; /* S_STR: buffer size */
     uint32_t min, max;
 } s_key_t;
 
@@ -103,8 +103,7 @@ static int s_add_platforms(af_agent_config_t *self, const char *value, const cha
         if (dup)
             continue;
         if (self->n_platforms >= AF_MAX_LIST)
-            return af_err_set(err, AF_ERR_TOOBIG, "%s: more than %d platforms", where,
-                              AF_MAX_LIST);
+            return af_err_set(err, AF_ERR_TOOBIG, "%s: more than %d platforms", where, AF_MAX_LIST);
         self->platforms[self->n_platforms++] = list[i];
     }
     return 0;
@@ -131,8 +130,8 @@ static int s_set_value(af_agent_config_t *self, const s_key_t *k, const char *v,
     case S_BOOL: {
         bool b;
         if (s_parse_bool(v, &b) < 0)
-            return af_err_set(err, AF_ERR_INVAL, "%s: %s must be true or false, not \"%s\"",
-                              where, k->key, v);
+            return af_err_set(err, AF_ERR_INVAL, "%s: %s must be true or false, not \"%s\"", where,
+                              k->key, v);
         *(bool *)(base + k->offset) = b;
         return 0;
     }
@@ -141,8 +140,9 @@ static int s_set_value(af_agent_config_t *self, const s_key_t *k, const char *v,
         errno = 0;
         unsigned long long n = strtoull(v, &end, 10);
         if (!*v || *v == '-' || *v == '+' || errno || !end || *end || n < k->min || n > k->max)
-            return af_err_set(err, AF_ERR_INVAL, "%s: %s must be an integer from %u to %u, not \"%s\"",
-                              where, k->key, k->min, k->max, v);
+            return af_err_set(err, AF_ERR_INVAL,
+                              "%s: %s must be an integer from %u to %u, not \"%s\"", where, k->key,
+                              k->min, k->max, v);
         *(uint32_t *)(base + k->offset) = (uint32_t)n;
         return 0;
     }

@@ -25,21 +25,21 @@
 #define AF_AGENT_PATH_MAX 1024
 
 typedef struct {
-    char listen[AF_MAX_REF + 1];            /* ZeroMQ endpoint to bind */
-    char name[AF_MAX_NAME + 1];             /* node name; "" = hostname */
-    af_platform_t platforms[AF_MAX_LIST];   /* served natively; none = host */
+    char listen[AF_MAX_REF + 1];          /* ZeroMQ endpoint to bind */
+    char name[AF_MAX_NAME + 1];           /* node name; "" = hostname */
+    af_platform_t platforms[AF_MAX_LIST]; /* served natively; none = host */
     size_t n_platforms;
-    char workdir[AF_AGENT_PATH_MAX];        /* jobs/ and contexts/ live here */
-    uint32_t max_jobs;                      /* slices running at once */
-    char executor[16];                      /* auto | native | buildah */
-    bool insecure;                          /* plaintext transport */
-    char cert[AF_AGENT_PATH_MAX];           /* CURVE server certificate */
-    char authorized_keys[AF_AGENT_PATH_MAX];/* CURVE client public keys */
-    uint32_t heartbeat_ms;                  /* heartbeat interval */
-    uint32_t liveness;                      /* silent intervals before a peer is dead */
-    uint32_t job_timeout_s;                 /* default per-job limit, 0 = none */
-    uint32_t context_cache;                 /* contexts kept in workdir/contexts */
-    uint32_t kill_grace_ms;                 /* SIGTERM -> SIGKILL delay */
+    char workdir[AF_AGENT_PATH_MAX];         /* jobs/ and contexts/ live here */
+    uint32_t max_jobs;                       /* slices running at once */
+    char executor[16];                       /* auto | native | buildah */
+    bool insecure;                           /* plaintext transport */
+    char cert[AF_AGENT_PATH_MAX];            /* CURVE server certificate */
+    char authorized_keys[AF_AGENT_PATH_MAX]; /* CURVE client public keys */
+    uint32_t heartbeat_ms;                   /* heartbeat interval */
+    uint32_t liveness;                       /* silent intervals before a peer is dead */
+    uint32_t job_timeout_s;                  /* default per-job limit, 0 = none */
+    uint32_t context_cache;                  /* contexts kept in workdir/contexts */
+    uint32_t kill_grace_ms;                  /* SIGTERM -> SIGKILL delay */
 } af_agent_config_t;
 
 /* Fills the defaults. Cannot fail. */

@@ -25,7 +25,7 @@
 
 typedef struct {
     char hex[S_HEX_LEN + 1];
-    uint64_t seq;  /* larger = used more recently */
+    uint64_t seq; /* larger = used more recently */
     unsigned pins;
     int64_t mtime; /* only used while indexing at startup */
 } s_entry_t;
@@ -218,8 +218,7 @@ bool af_context_store_has(af_context_store_t *self, const char *digest)
     return true;
 }
 
-int af_context_store_path(const af_context_store_t *self, const char *digest, char *buf,
-                          size_t len)
+int af_context_store_path(const af_context_store_t *self, const char *digest, char *buf, size_t len)
 {
     assert(self);
     if (!af_digest_valid(digest))

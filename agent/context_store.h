@@ -31,8 +31,8 @@ void af_context_store_destroy(af_context_store_t **self_p);
 bool af_context_store_has(af_context_store_t *self, const char *digest);
 
 /* Path of DIGEST's tar into buf. 0, or AF_ERR_NOTFOUND / AF_ERR_INVAL. */
-int af_context_store_path(const af_context_store_t *self, const char *digest, char *buf,
-                          size_t len) __attribute__((warn_unused_result));
+int af_context_store_path(const af_context_store_t *self, const char *digest, char *buf, size_t len)
+    __attribute__((warn_unused_result));
 
 /* Pins DIGEST against eviction (counted); unpin releases one pin. */
 void af_context_store_pin(af_context_store_t *self, const char *digest);

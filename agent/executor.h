@@ -20,9 +20,9 @@
 typedef struct af_job af_job_t;
 
 typedef struct af_executor {
-    const char *name;            /* "native", reported in WELCOME */
-    const char *const *kinds;    /* recipe kinds it builds, NULL-terminated */
-    bool (*probe)(void);         /* usable on this host (tools installed) */
+    const char *name;                           /* "native", reported in WELCOME */
+    const char *const *kinds;                   /* recipe kinds it builds, NULL-terminated */
+    bool (*probe)(void);                        /* usable on this host (tools installed) */
     int (*start)(af_job_t *job, af_err_t *err); /* 0, or an error: the job fails "infra" */
     void (*cancel)(af_job_t *job);
     void (*release)(af_job_t *job);

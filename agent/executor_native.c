@@ -107,8 +107,7 @@ static void s_on_asm_done(void *arg, int code, const char *message, const char *
         snprintf(out.digest, sizeof out.digest, "%s", outputs[0]);
         snprintf(out.media_type, sizeof out.media_type, "%s", outputs[1]);
         out.size = strtoull(outputs[2], NULL, 10);
-    }
-    else if (code == AF_ERR_CANCELLED)
+    } else if (code == AF_ERR_CANCELLED)
         af_job_outcome_fail(&out, "cancelled", 0, "cancelled while pushing");
     else
         af_job_outcome_fail(&out, "infra", 0, "%s", message[0] ? message : af_strerror(code));
@@ -176,8 +175,8 @@ static void s_on_exit(int status, void *arg)
     }
     af_job_outcome_t out;
     if (WIFEXITED(status))
-        af_job_outcome_fail(&out, "build", WEXITSTATUS(status),
-                            "build step exited with status %d", WEXITSTATUS(status));
+        af_job_outcome_fail(&out, "build", WEXITSTATUS(status), "build step exited with status %d",
+                            WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
         af_job_outcome_fail(&out, "build", 128 + WTERMSIG(status),
                             "build step killed by signal %d (%s)", WTERMSIG(status),

@@ -40,9 +40,9 @@ struct af_job {
     bool executor_started;
     bool closed;
     af_context_writer_t *writer;
-    uint32_t unacked;    /* chunks written since the last CREDIT */
+    uint32_t unacked; /* chunks written since the last CREDIT */
     af_worker_t *extract;
-    af_worker_t *remove;   /* deletes the job dir while closing */
+    af_worker_t *remove; /* deletes the job dir while closing */
     int timeout_timer;
     uint32_t timeout_s;
     bool cancelling;
@@ -50,6 +50,7 @@ struct af_job {
     af_job_outcome_t outcome;
     int64_t started_ms;
     void *exec_data;
+    pid_t step_pid;
 };
 
 static void s_finish(af_job_t *self, const af_job_outcome_t *outcome);
@@ -181,8 +182,8 @@ static int s_mkdir(const char *path, af_err_t *err)
 
 /* --- lifecycle --- */
 
-af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p,
-                     const af_executor_t *executor, af_err_t *err)
+af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p, const af_executor_t *executor,
+                     af_err_t *err)
 {
     assert(hooks && build_p && *build_p && executor);
     af_msg_t *build = *build_p;
@@ -221,14 +222,12 @@ af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p,
     if (build->context_size == 0) {
         self->have_context = true; /* nothing to send */
         self->state = AF_JOB_READY;
-    }
-    else if (af_context_store_has(hooks->store, build->context_digest)) {
+    } else if (af_context_store_has(hooks->store, build->context_digest)) {
         af_context_store_pin(hooks->store, build->context_digest);
         self->pinned = true;
         self->have_context = true;
         self->state = AF_JOB_READY;
-    }
-    else
+    } else
         self->state = AF_JOB_RECEIVING;
     af_info_job(self->tag, hooks->node, "accepted %s %s recipe for %s (context %s, %s)",
                 build->platform, build->recipe_kind, build->repository, build->context_digest,
@@ -443,8 +442,8 @@ static void s_run_executor(af_job_t *self)
     }
 }
 
-static void s_on_extract_done(void *arg, int code, const char *message,
-                              const char *const *outputs, size_t n_outputs)
+static void s_on_extract_done(void *arg, int code, const char *message, const char *const *outputs,
+                              size_t n_outputs)
 {
     af_job_t *self = (af_job_t *)arg;
     s_unpin(self);
@@ -560,20 +559,62 @@ void af_job_notify_queued(af_job_t *self)
 
 /* --- accessors --- */
 
-const char *af_job_id(const af_job_t *self) { return self->id; }
-uint32_t af_job_attempt(const af_job_t *self) { return self->attempt; }
-af_job_state_t af_job_state(const af_job_t *self) { return self->state; }
-bool af_job_have_context(const af_job_t *self) { return self->have_context; }
-zframe_t *af_job_peer(const af_job_t *self) { return self->peer; }
-zloop_t *af_job_loop(const af_job_t *self) { return self->hooks.loop; }
-const af_msg_t *af_job_build(const af_job_t *self) { return self->build; }
-const char *af_job_dir(const af_job_t *self) { return self->dir; }
-const char *af_job_ctx_dir(const af_job_t *self) { return self->ctx_dir; }
-const af_platform_t *af_job_platform(const af_job_t *self) { return &self->platform; }
-const char *af_job_node(const af_job_t *self) { return self->hooks.node; }
-int af_job_kill_grace_ms(const af_job_t *self) { return self->hooks.kill_grace_ms; }
-void af_job_set_exec_data(af_job_t *self, void *data) { self->exec_data = data; }
-void *af_job_exec_data(const af_job_t *self) { return self->exec_data; }
+const char *af_job_id(const af_job_t *self)
+{
+    return self->id;
+}
+uint32_t af_job_attempt(const af_job_t *self)
+{
+    return self->attempt;
+}
+af_job_state_t af_job_state(const af_job_t *self)
+{
+    return self->state;
+}
+bool af_job_have_context(const af_job_t *self)
+{
+    return self->have_context;
+}
+zframe_t *af_job_peer(const af_job_t *self)
+{
+    return self->peer;
+}
+zloop_t *af_job_loop(const af_job_t *self)
+{
+    return self->hooks.loop;
+}
+const af_msg_t *af_job_build(const af_job_t *self)
+{
+    return self->build;
+}
+const char *af_job_dir(const af_job_t *self)
+{
+    return self->dir;
+}
+const char *af_job_ctx_dir(const af_job_t *self)
+{
+    return self->ctx_dir;
+}
+const af_platform_t *af_job_platform(const af_job_t *self)
+{
+    return &self->platform;
+}
+const char *af_job_node(const af_job_t *self)
+{
+    return self->hooks.node;
+}
+int af_job_kill_grace_ms(const af_job_t *self)
+{
+    return self->hooks.kill_grace_ms;
+}
+void af_job_set_exec_data(af_job_t *self, void *data)
+{
+    self->exec_data = data;
+}
+void *af_job_exec_data(const af_job_t *self)
+{
+    return self->exec_data;
+}
 
 const af_platform_t *af_job_build_platform(const af_job_t *self)
 {
@@ -583,11 +624,16 @@ const af_platform_t *af_job_build_platform(const af_job_t *self)
 const char *af_job_state_name(af_job_state_t state)
 {
     switch (state) {
-    case AF_JOB_RECEIVING: return "receiving";
-    case AF_JOB_READY: return "queued";
-    case AF_JOB_EXTRACTING: return "extracting";
-    case AF_JOB_RUNNING: return "running";
-    case AF_JOB_DONE: return "done";
+    case AF_JOB_RECEIVING:
+        return "receiving";
+    case AF_JOB_READY:
+        return "queued";
+    case AF_JOB_EXTRACTING:
+        return "extracting";
+    case AF_JOB_RUNNING:
+        return "running";
+    case AF_JOB_DONE:
+        return "done";
     }
     return "unknown";
 }
@@ -597,8 +643,14 @@ bool af_job_matches(const af_job_t *self, const char *job, uint32_t attempt)
     return !strcmp(self->id, job) && (attempt == 0 || attempt == self->attempt);
 }
 
+pid_t af_job_step_pid(const af_job_t *self)
+{
+    return self->step_pid;
+}
+
 void af_job_write_pgid(af_job_t *self, pid_t pgid)
 {
+    self->step_pid = pgid;
     char path[AF_CONTEXT_MAX_PATH + 8];
     snprintf(path, sizeof path, "%s/pgid", self->dir);
     FILE *f = fopen(path, "we");

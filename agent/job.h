@@ -20,7 +20,6 @@
 #ifndef AF_AGENT_JOB_H
 #define AF_AGENT_JOB_H
 
-#include "proto.h" /* before anything czmq: C limits, see proto.h */
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,10 +41,10 @@ typedef enum {
 /* What the agent lends every job; borrowed, must outlive the jobs. */
 typedef struct {
     zloop_t *loop;
-    zsock_t *router;            /* replies go here (loop thread only) */
+    zsock_t *router; /* replies go here (loop thread only) */
     af_context_store_t *store;
-    const char *jobs_dir;       /* workdir/jobs */
-    const char *node;           /* this agent's name, for logs */
+    const char *jobs_dir; /* workdir/jobs */
+    const char *node;     /* this agent's name, for logs */
     af_platform_t build_platform;
     uint32_t default_timeout_s; /* when BUILD.timeout_s is 0; 0 = none */
     int kill_grace_ms;
@@ -61,8 +60,8 @@ typedef struct {
     char digest[AF_DIGEST_STR_MAX];
     char media_type[AF_MAX_NAME + 1];
     uint64_t size;
-    char failure[16];            /* "" | build | infra | cancelled | timeout */
-    int32_t exit_code;           /* step status, -1 if none */
+    char failure[16];  /* "" | build | infra | cancelled | timeout */
+    int32_t exit_code; /* step status, -1 if none */
     char message[AF_MAX_STR + 1];
 } af_job_outcome_t;
 
@@ -70,8 +69,8 @@ typedef struct {
  * failure) run by EXECUTOR, and its job dir. If the store holds the
  * context it is pinned and the job starts READY. NULL with err on
  * failure (the dir cannot be made, bad field). */
-af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p,
-                     const af_executor_t *executor, af_err_t *err);
+af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p, const af_executor_t *executor,
+                     af_err_t *err);
 
 /* Hard stop: kills and reaps what still runs, waits for worker threads,
  * removes the job dir, sends nothing. NULL-safe; nulls *self_p. */
@@ -116,7 +115,7 @@ bool af_job_matches(const af_job_t *self, const char *job, uint32_t attempt);
 
 /* --- for executors --- */
 zloop_t *af_job_loop(const af_job_t *self);
-const af_msg_t *af_job_build(const af_job_t *self);   /* the BUILD, borrowed */
+const af_msg_t *af_job_build(const af_job_t *self); /* the BUILD, borrowed */
 const char *af_job_dir(const af_job_t *self);
 const char *af_job_ctx_dir(const af_job_t *self);
 const af_platform_t *af_job_platform(const af_job_t *self);
@@ -130,6 +129,8 @@ void *af_job_exec_data(const af_job_t *self);
 /* Records the build step's process group in the job dir ("pgid"), so a
  * restarted agent can find processes a crash left behind. */
 void af_job_write_pgid(af_job_t *self, pid_t pgid);
+/* The build step's pid (= its process group), 0 when none was started. */
+pid_t af_job_step_pid(const af_job_t *self);
 /* The executor has finished (once). A pending cancel/timeout wins. */
 void af_job_executor_done(af_job_t *self, const af_job_outcome_t *outcome);
 

@@ -1,13 +1,12 @@
 /* main.c -- archfarm-agent: parse the command line, load the config, run.
  * Flags override agent.yaml; see docs/agent.md. Exit status: 0 after a
  * clean shutdown, 1 on a runtime failure, 2 on a bad flag or config. */
-#include "agent.h" /* first: brings czmq with C limits, see proto.h */
-
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "config.h"
 #include "error.h"
 #include "limits.h"
@@ -50,8 +49,14 @@ typedef struct {
 int main(int argc, char **argv)
 {
     enum {
-        O_INSECURE = 256, O_CERT, O_AUTH_KEYS, O_HEARTBEAT, O_LIVENESS, O_JOB_TIMEOUT,
-        O_CONTEXT_CACHE, O_KILL_GRACE
+        O_INSECURE = 256,
+        O_CERT,
+        O_AUTH_KEYS,
+        O_HEARTBEAT,
+        O_LIVENESS,
+        O_JOB_TIMEOUT,
+        O_CONTEXT_CACHE,
+        O_KILL_GRACE
     };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -83,25 +88,67 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "c:l:p:w:j:e:n:hV", opts, NULL)) != -1) {
         s_flag_t f = {NULL, optarg, NULL};
         switch (c) {
-        case 'c': config_path = optarg; continue;
-        case 'l': f.key = "listen"; f.origin = "--listen"; break;
+        case 'c':
+            config_path = optarg;
+            continue;
+        case 'l':
+            f.key = "listen";
+            f.origin = "--listen";
+            break;
         case 'p':
             f.key = platform_seen ? "platform" : "platforms"; /* first one replaces the file's */
             f.origin = "--platform";
             platform_seen = true;
             break;
-        case 'w': f.key = "workdir"; f.origin = "--workdir"; break;
-        case 'j': f.key = "max_jobs"; f.origin = "--max-jobs"; break;
-        case 'e': f.key = "executor"; f.origin = "--executor"; break;
-        case 'n': f.key = "name"; f.origin = "--name"; break;
-        case O_INSECURE: f.key = "insecure"; f.value = "true"; f.origin = "--insecure"; break;
-        case O_CERT: f.key = "cert"; f.origin = "--cert"; break;
-        case O_AUTH_KEYS: f.key = "authorized_keys"; f.origin = "--authorized-keys"; break;
-        case O_HEARTBEAT: f.key = "heartbeat_ms"; f.origin = "--heartbeat-ms"; break;
-        case O_LIVENESS: f.key = "liveness"; f.origin = "--liveness"; break;
-        case O_JOB_TIMEOUT: f.key = "job_timeout_s"; f.origin = "--job-timeout"; break;
-        case O_CONTEXT_CACHE: f.key = "context_cache"; f.origin = "--context-cache"; break;
-        case O_KILL_GRACE: f.key = "kill_grace_ms"; f.origin = "--kill-grace-ms"; break;
+        case 'w':
+            f.key = "workdir";
+            f.origin = "--workdir";
+            break;
+        case 'j':
+            f.key = "max_jobs";
+            f.origin = "--max-jobs";
+            break;
+        case 'e':
+            f.key = "executor";
+            f.origin = "--executor";
+            break;
+        case 'n':
+            f.key = "name";
+            f.origin = "--name";
+            break;
+        case O_INSECURE:
+            f.key = "insecure";
+            f.value = "true";
+            f.origin = "--insecure";
+            break;
+        case O_CERT:
+            f.key = "cert";
+            f.origin = "--cert";
+            break;
+        case O_AUTH_KEYS:
+            f.key = "authorized_keys";
+            f.origin = "--authorized-keys";
+            break;
+        case O_HEARTBEAT:
+            f.key = "heartbeat_ms";
+            f.origin = "--heartbeat-ms";
+            break;
+        case O_LIVENESS:
+            f.key = "liveness";
+            f.origin = "--liveness";
+            break;
+        case O_JOB_TIMEOUT:
+            f.key = "job_timeout_s";
+            f.origin = "--job-timeout";
+            break;
+        case O_CONTEXT_CACHE:
+            f.key = "context_cache";
+            f.origin = "--context-cache";
+            break;
+        case O_KILL_GRACE:
+            f.key = "kill_grace_ms";
+            f.origin = "--kill-grace-ms";
+            break;
         case 'h':
             s_usage(stdout);
             free(flags);

@@ -10,9 +10,9 @@
  * pidfd, so the exit is always handled from a poller, never from a timer
  * (a timer handler must not end pollers: zloop may still dispatch them in
  * the same turn). Output is cut into lines bounded
- * by AF_MAX_LOG_LINE, NUL bytes replaced by '?'. When the leader exits, its group gets SIGKILL so no
- * background grandchild survives the step, and the members that are our
- * children (all of them when the agent is a child subreaper) are reaped. */
+ * by AF_MAX_LOG_LINE, NUL bytes replaced by '?'. When the leader exits, its group gets SIGKILL so
+ * no background grandchild survives the step, and the members that are our children (all of them
+ * when the agent is a child subreaper) are reaped. */
 #include "process.h"
 
 #include <errno.h>
@@ -52,9 +52,9 @@ struct af_process {
     int pidfd; /* -1 when not available or closed */
     bool pidfd_polling;
     zmq_pollitem_t pid_item;
-    int wait_timer;  /* waitpid polling fallback, -1 when none */
-    int wake_fd;     /* fallback: write end of the self-pipe behind pidfd */
-    int kill_timer;  /* SIGKILL after grace, -1 when none */
+    int wait_timer; /* waitpid polling fallback, -1 when none */
+    int wake_fd;    /* fallback: write end of the self-pipe behind pidfd */
+    int kill_timer; /* SIGKILL after grace, -1 when none */
     bool exited;
     int status;
     s_stream_t out, err;

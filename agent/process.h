@@ -11,7 +11,7 @@
 #ifndef AF_AGENT_PROCESS_H
 #define AF_AGENT_PROCESS_H
 
-#include "proto.h" /* before anything czmq: C limits, see proto.h */
+#include <czmq.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -20,7 +20,8 @@
 typedef struct af_process af_process_t;
 
 /* One line of output without its newline, LEN <= AF_MAX_LOG_LINE, NUL
- * terminated (NUL bytes in the output become '?'). STREAM is "stdout" or "stderr". Borrowed for the call. */
+ * terminated (NUL bytes in the output become '?'). STREAM is "stdout" or "stderr". Borrowed for the
+ * call. */
 typedef void(af_process_line_fn)(const char *stream, const char *line, size_t len, void *arg);
 
 /* The child has exited and been reaped; STATUS is a waitpid(2) status.

@@ -88,8 +88,7 @@ static int s_on_pipe(zloop_t *loop, zsock_t *sock, void *arg)
         if (line && self->on_log)
             self->on_log(self->cb_arg, line);
         zstr_free(&line);
-    }
-    else if (cmd && streq(cmd, "DONE") && !self->finished) {
+    } else if (cmd && streq(cmd, "DONE") && !self->finished) {
         char *code_s = zmsg_popstr(msg);
         char *message = zmsg_popstr(msg);
         char *outputs[AF_WORKER_MAX_OUTPUTS];
@@ -117,9 +116,8 @@ static int s_on_pipe(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
-af_worker_t *af_worker_new(zloop_t *loop, af_worker_fn *fn, void *args,
-                           af_worker_free_fn *free_fn, af_worker_log_fn *on_log,
-                           af_worker_done_fn *on_done, void *cb_arg)
+af_worker_t *af_worker_new(zloop_t *loop, af_worker_fn *fn, void *args, af_worker_free_fn *free_fn,
+                           af_worker_log_fn *on_log, af_worker_done_fn *on_done, void *cb_arg)
 {
     assert(loop && fn);
     af_worker_t *self = calloc(1, sizeof *self);

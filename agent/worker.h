@@ -10,7 +10,7 @@
 #ifndef AF_AGENT_WORKER_H
 #define AF_AGENT_WORKER_H
 
-#include "proto.h" /* before anything czmq: C limits, see proto.h */
+#include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -43,9 +43,8 @@ typedef void(af_worker_done_fn)(void *cb_arg, int code, const char *message,
 /* Starts FN in a new thread and watches its pipe on LOOP. Takes ARGS
  * (freed with FREE_FN, which may be NULL, in the thread, even on failure
  * here). Caller owns the result; NULL on failure. */
-af_worker_t *af_worker_new(zloop_t *loop, af_worker_fn *fn, void *args,
-                           af_worker_free_fn *free_fn, af_worker_log_fn *on_log,
-                           af_worker_done_fn *on_done, void *cb_arg);
+af_worker_t *af_worker_new(zloop_t *loop, af_worker_fn *fn, void *args, af_worker_free_fn *free_fn,
+                           af_worker_log_fn *on_log, af_worker_done_fn *on_done, void *cb_arg);
 
 /* Stops watching, ends the thread and waits for it. Blocks until FN
  * returns if it is still running (FN sees af_worker_cancelled() true).

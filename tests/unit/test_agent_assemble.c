@@ -5,8 +5,6 @@
  * as a tagged index, resolved to the slice's platform, its layer mounted
  * into the target repository and listed first; a base with no manifest for
  * the platform; cancelling. Skipped when docker-registry is missing. */
-#include "proto.h" /* first: C limits, see proto.h */
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -214,8 +212,7 @@ static void s_rmtmp(char *t)
     free(t);
 }
 
-static af_oci_doc_t *s_get_manifest(const char *repo, const char *ref, char **body_p,
-                                    size_t *len_p)
+static af_oci_doc_t *s_get_manifest(const char *repo, const char *ref, char **body_p, size_t *len_p)
 {
     af_registry_t *c = s_client();
     char *mt = NULL;
@@ -262,9 +259,8 @@ static void assemble_pushes_a_scratch_image_by_digest(void **state)
     af_registry_t *c = s_client();
     char *config = NULL;
     size_t config_len = 0;
-    assert_int_equal(af_registry_blob_get(c, "demo/app", doc->config.digest, 0, &config,
-                                          &config_len, NULL),
-                     0);
+    assert_int_equal(
+        af_registry_blob_get(c, "demo/app", doc->config.digest, 0, &config, &config_len, NULL), 0);
     af_platform_t p;
     assert_int_equal(af_oci_config_platform(config, config_len, &p, NULL), 0);
     char ps[AF_PLATFORM_STR_MAX];
@@ -336,8 +332,7 @@ static void assemble_resolves_a_base_index_and_mounts_its_layers(void **state)
     char *tmp = s_tmpdir();
     char yaml[512];
     snprintf(yaml, sizeof yaml,
-             "image:\n  from: %s/lib/base:1\n  copy: [{src: out/hi, dest: /app/hi}]\n",
-             s_reg.host);
+             "image:\n  from: %s/lib/base:1\n  copy: [{src: out/hi, dest: /app/hi}]\n", s_reg.host);
     s_result_t r;
     s_run(s_args(tmp, yaml, "demo/derived", "linux/arm64"), &r, false);
     if (r.code)

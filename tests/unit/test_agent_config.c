@@ -10,8 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proto.h" /* first: C limits, see proto.h */
-
 #include <cmocka.h>
 
 #include "buildenv.h"
@@ -125,7 +123,8 @@ static void config_errors_name_file_line_and_column(void **state)
     s_expect_error("name: [a, b]\n", "agent.yaml:1:7: expected a single value for name");
     s_expect_error("max_jobs: 2\nmax_jobs: 3\n", "agent.yaml:2:1: duplicate key: max_jobs");
     s_expect_error("listen: [unclosed\n", "agent.yaml:");
-    s_expect_error("platform: linux/amd64\n", "unknown key: platform"); /* the file says platforms */
+    s_expect_error("platform: linux/amd64\n",
+                   "unknown key: platform"); /* the file says platforms */
 }
 
 static void config_rejects_overlong_values(void **state)
@@ -143,8 +142,7 @@ static void config_file_missing_is_an_error_naming_it(void **state)
     af_agent_config_t cfg;
     af_err_t err;
     af_agent_config_defaults(&cfg);
-    assert_int_equal(af_agent_config_load(&cfg, "/nonexistent/agent.yaml", &err),
-                     AF_ERR_NOTFOUND);
+    assert_int_equal(af_agent_config_load(&cfg, "/nonexistent/agent.yaml", &err), AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "/nonexistent/agent.yaml"));
 }
 
@@ -174,8 +172,7 @@ static void config_flags_override_the_file(void **state)
     assert_int_equal(cfg.max_jobs, 5);
     /* the first --platform replaces the file's list, later ones append */
     assert_int_equal(af_agent_config_set(&cfg, "platforms", "arm64", "--platform", &err), 0);
-    assert_int_equal(af_agent_config_set(&cfg, "platform", "linux/arm/v7", "--platform", &err),
-                     0);
+    assert_int_equal(af_agent_config_set(&cfg, "platform", "linux/arm/v7", "--platform", &err), 0);
     assert_int_equal(af_agent_config_set(&cfg, "platform", "linux/arm64", "--platform", &err), 0);
     char buf[128];
     assert_string_equal(af_agent_config_platforms(&cfg, buf, sizeof buf),
@@ -271,12 +268,17 @@ static void buildenv_precedence_agent_then_recipe_then_args_then_platform(void *
 {
     af_platform_t p;
     assert_int_equal(af_platform_parse("linux/amd64", &p, NULL), 0);
-    char *const base[] = {"A=agent", "B=agent", "C=agent", "TARGETARCH=spoofed",
-                          "NOTIFY_SOCKET=/run/systemd/notify", NULL};
+    char *const base[] = {
+        "A=agent", "B=agent", "C=agent", "TARGETARCH=spoofed", "NOTIFY_SOCKET=/run/systemd/notify",
+        NULL};
     af_kv_t recipe[] = {{"B", "recipe"}, {"C", "recipe"}, {"TARGETOS", "spoofed"}};
     af_kv_t args[] = {{"C", "arg"}, {"D", "arg"}, {"BUILDARCH", "spoofed"}};
-    af_buildenv_spec_t spec = {.target = &p, .build = &p, .recipe_env = recipe, .n_recipe_env = 3,
-                               .build_args = args, .n_build_args = 3};
+    af_buildenv_spec_t spec = {.target = &p,
+                               .build = &p,
+                               .recipe_env = recipe,
+                               .n_recipe_env = 3,
+                               .build_args = args,
+                               .n_build_args = 3};
     char **env = af_buildenv_new(base, &spec, NULL);
     assert_non_null(env);
     assert_string_equal(af_buildenv_get(env, "A"), "agent");
@@ -301,8 +303,8 @@ static void buildenv_rejects_invalid_variable_names(void **state)
     const char *bad[] = {"A=B", "1ABC", "", "WITH SPACE", "semi;colon"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         af_kv_t args[] = {{(char *)bad[i], "x"}};
-        af_buildenv_spec_t spec = {.target = &p, .build = &p, .build_args = args,
-                                   .n_build_args = 1};
+        af_buildenv_spec_t spec = {
+            .target = &p, .build = &p, .build_args = args, .n_build_args = 1};
         af_err_t err;
         af_err_clear(&err);
         assert_null(af_buildenv_new(NULL, &spec, &err));

@@ -3,8 +3,6 @@
  * output lines (split, long, unterminated, both streams), exit statuses,
  * environment and cwd, killing the whole process group (grandchildren
  * included), SIGKILL after the grace period, destroy while running. */
-#include "process.h" /* first: brings czmq with the C limits (see proto.h) */
-
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -19,6 +17,7 @@
 #include <cmocka.h>
 
 #include "limits.h"
+#include "process.h"
 
 typedef struct {
     zloop_t *loop;
@@ -29,7 +28,7 @@ typedef struct {
     size_t n_lines;
     bool exited;
     int status;
-    int kill_after_ms;   /* >0: call af_process_kill after this delay */
+    int kill_after_ms; /* >0: call af_process_kill after this delay */
     int grace_ms;
     bool destroy_on_exit;
 } s_run_t;

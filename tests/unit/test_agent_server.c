@@ -8,8 +8,6 @@
  * and shutdown. Registry pushes go to a closed port here (infra failure);
  * a real registry is exercised by the integration tests. After each
  * RESULT the job dir must already be gone and no build process left. */
-#include "proto.h" /* first: C limits, see proto.h */
-
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -29,6 +27,7 @@
 #include "archive.h"
 #include "config.h"
 #include "digest.h"
+#include "proto.h"
 
 #define S_TIMEOUT_MS 20000
 #define S_UNREACHABLE_REPO "127.0.0.1:1/test/app"
@@ -44,8 +43,8 @@ typedef struct {
     zactor_t *agent;
     char endpoint[256];
     zsock_t *dealer;
-    char logs[65536];     /* LOG lines, "stream: line\n" */
-    char states[4096];    /* STATUS states, space separated */
+    char logs[65536];  /* LOG lines, "stream: line\n" */
+    char states[4096]; /* STATUS states, space separated */
 } s_fx_t;
 
 static int s_counter;
@@ -752,6 +751,37 @@ static void server_shutdown_cancels_running_jobs(void **state)
     assert_int_equal(s_count_job_dirs(fx), 0);
 }
 
+static bool s_pid_exists(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)pid);
+    return access(path, F_OK) == 0;
+}
+
+static void server_reaps_processes_that_escaped_the_group(void **state)
+{
+    s_fx_t *fx = *state;
+    fx->cfg.heartbeat_ms = 100;
+    s_context(fx, "build: {run: 'setsid sleep 0.3 & echo pid=$!; exit 1'}\n");
+    s_start_agent(fx);
+    s_hello(fx, fx->dealer);
+    af_msg_t *m = s_build_msg(fx, "stray-0", "linux/amd64");
+    s_submit(fx, fx->dealer, &m);
+    af_msg_t *r = s_recv(fx, AF_CMD_RESULT);
+    assert_non_null(r);
+    assert_string_equal(r->failure, "build");
+    af_msg_destroy(&r);
+    pid_t stray = s_logged_pid(fx);
+    assert_true(stray > 0);
+    /* it outlives the step (it left the group) but not as a zombie */
+    int64_t deadline = zclock_mono() + 5000;
+    while (s_pid_exists(stray) && zclock_mono() < deadline) {
+        af_msg_t *hb = s_recv_on(fx, fx->dealer, AF_CMD_HEARTBEAT, 100);
+        af_msg_destroy(&hb);
+    }
+    assert_false(s_pid_exists(stray));
+}
+
 static void server_removes_stale_job_dirs_at_startup(void **state)
 {
     s_fx_t *fx = *state;
@@ -790,6 +820,7 @@ int main(void)
         T(server_bad_recipe_is_infra_failure_naming_the_file),
         T(server_successful_step_then_unreachable_registry_is_infra),
         T(server_shutdown_cancels_running_jobs),
+        T(server_reaps_processes_that_escaped_the_group),
         T(server_removes_stale_job_dirs_at_startup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

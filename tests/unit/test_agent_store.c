@@ -3,6 +3,7 @@
  * fault (gap, overlap, overrun, oversize chunk, digest mismatch, short
  * transfer), LRU eviction with pins, and the index rebuilt at startup
  * (stale temp files removed, foreign files ignored). */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proto.h" /* first: C limits, see proto.h */
-
 #include <cmocka.h>
 
 #include "archive.h"
 #include "context_store.h"
 #include "digest.h"
+#include "limits.h"
 
 typedef struct {
     char dir[256];
@@ -293,18 +293,16 @@ int main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(store_rejects_gap_overlap_overrun_and_oversize_chunks,
                                         s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(store_digest_mismatch_keeps_nothing, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(store_digest_mismatch_keeps_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(store_rejects_bad_digest_and_oversize_context, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(store_evicts_least_recently_used_beyond_keep, s_setup,
                                         s_teardown),
-        cmocka_unit_test_setup_teardown(store_never_evicts_a_pinned_context, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(store_never_evicts_a_pinned_context, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(store_reindexes_at_startup_and_removes_partial_files,
                                         s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(store_keeps_most_recent_by_mtime_across_restarts,
-                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(store_keeps_most_recent_by_mtime_across_restarts, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

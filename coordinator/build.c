@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "build.h"
+#include "credentials.h"
 #include "log.h"
 #include "oci.h"
 #include "registry.h"
@@ -183,6 +184,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     af_registry_t *reg = NULL;
     char *index = NULL;
     char ctx_path[PATH_MAX] = "";
+    char *reg_user = NULL, *reg_pass = NULL;
     int ctx_fd = -1;
     int rc;
 
@@ -196,14 +198,23 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     const af_ref_t *first = &o->tags[0];
     af_ref_format_repo(first, spec.repository, sizeof spec.repository);
     spec.registry_insecure = af_insecure_match(&o->insecure, first->registry);
+    rc = af_credentials_lookup(first->registry, &reg_user, &reg_pass, &err);
+    if (rc) {
+        af_cli_error("%s", af_err_msg(&err, rc));
+        return AF_EXIT_USAGE;
+    }
+    spec.registry_username = reg_user;
+    spec.registry_password = reg_pass;
     spec.target = o->target;
     spec.build_args = o->build_args;
     spec.n_build_args = o->n_build_args;
     spec.timeout_s = o->timeout_s;
 
     pg = af_progress_new(o->progress);
-    if (!pg)
-        return AF_EXIT_INFRA;
+    if (!pg) {
+        rc = AF_EXIT_INFRA;
+        goto out;
+    }
 
     /* 2. the farm */
     inv = af_cli_inventory_load(cli, NULL, &err);
@@ -442,5 +453,10 @@ out:
     af_farm_destroy(&farm);
     af_inventory_destroy(&inv);
     af_progress_destroy(&pg);
+    if (reg_pass) {
+        explicit_bzero(reg_pass, strlen(reg_pass));
+        free(reg_pass);
+    }
+    free(reg_user);
     return rc;
 }

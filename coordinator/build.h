@@ -92,6 +92,8 @@ typedef struct {
     uint64_t context_size;
     char repository[AF_MAX_REF + 1];
     bool registry_insecure;
+    const char *registry_username; /* NULL when none; sent only over CURVE */
+    const char *registry_password; /* secret; sent only over CURVE, never logged */
     int64_t source_date_epoch;
     uint32_t timeout_s;
 } af_build_spec_t;

@@ -163,8 +163,12 @@ static int s_apply_curve(af_farm_node_t *n)
     return 0;
 }
 
-static int s_connect(af_farm_node_t *n)
+static zsock_t *s_monitor_start(af_farm_t *self, size_t i);
+static void s_monitor_stop(af_farm_node_t *n, zsock_t **mon_p);
+
+static int s_connect(af_farm_t *self, size_t i, zsock_t **mon_p)
 {
+    af_farm_node_t *n = &self->nodes[i];
     if (n->sock)
         return 0;
     n->sock = zsock_new(ZMQ_DEALER);
@@ -182,13 +186,86 @@ static int s_connect(af_farm_node_t *n)
         zsock_destroy(&n->sock);
         return -1;
     }
+    if (mon_p)
+        *mon_p = s_monitor_start(self, i);
     if (zsock_connect(n->sock, "%s", n->conf->endpoint) != 0) {
         s_set_status(n, AF_NODE_UNREACHABLE, "cannot connect to %s: %s", n->conf->endpoint,
                      zmq_strerror(zmq_errno()));
+        if (mon_p)
+            s_monitor_stop(n, mon_p);
         zsock_destroy(&n->sock);
         return -1;
     }
     return 0;
+}
+
+/* Watches node I's handshakes during the probe, so a refused key or a
+ * security mismatch is reported as such instead of as silence. Returns the
+ * PAIR socket that receives the events (caller owns), or NULL. */
+static zsock_t *s_monitor_start(af_farm_t *self, size_t i)
+{
+    af_farm_node_t *n = &self->nodes[i];
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://af-farm-%p-%zu", (void *)self, i);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECT_RETRIED;
+    if (zmq_socket_monitor(zsock_resolve(n->sock), ep, events))
+        return NULL;
+    zsock_t *mon = zsock_new(ZMQ_PAIR);
+    if (mon && zsock_connect(mon, "%s", ep)) {
+        zsock_destroy(&mon);
+    }
+    if (!mon)
+        zmq_socket_monitor(zsock_resolve(n->sock), NULL, 0);
+    return mon;
+}
+
+static void s_monitor_stop(af_farm_node_t *n, zsock_t **mon_p)
+{
+    if (!*mon_p)
+        return;
+    zmq_socket_monitor(zsock_resolve(n->sock), NULL, 0);
+    zsock_set_linger(*mon_p, 0);
+    zsock_destroy(mon_p);
+}
+
+/* Reads one monitor event. Returns true when it settles the node's status. */
+static bool s_monitor_event(af_farm_node_t *n, zsock_t *mon, bool *refused)
+{
+    zmsg_t *ev = zmsg_recv(mon);
+    if (!ev)
+        return false;
+    zframe_t *f = zmsg_first(ev);
+    bool settled = false;
+    if (f && zframe_size(f) == 6) {
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, zframe_data(f), 2);
+        memcpy(&value, zframe_data(f) + 2, 4);
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            s_set_status(n, AF_NODE_UNAUTHORIZED,
+                         "node %s refused our CURVE key (status %u): add the coordinator's "
+                         "public certificate to its --authorized-keys directory",
+                         n->conf->name, value);
+            settled = true;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            s_set_status(n, AF_NODE_ERROR,
+                         "handshake with %s failed (%s0x%x): do the inventory's "
+                         "archfarm_insecure/archfarm_server_key match the agent's "
+                         "--insecure/--cert?",
+                         n->conf->endpoint,
+                         value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                             ? "security mechanism mismatch, "
+                             : "protocol error ",
+                         value);
+            settled = true;
+        } else if (event == ZMQ_EVENT_CONNECT_RETRIED) {
+            *refused = true;
+        }
+    }
+    zmsg_destroy(&ev);
+    return settled;
 }
 
 static int s_dup_list(char ***dst, size_t *n_dst, char *const *src, size_t n)
@@ -236,19 +313,16 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
     gethostname(host, sizeof host - 1);
     snprintf(client, sizeof client, "%.64s:%d", host, (int)getpid());
 
-    zmq_pollitem_t *items = calloc(self->n ? self->n : 1, sizeof *items);
-    size_t *which = calloc(self->n ? self->n : 1, sizeof *which);
-    if (!items || !which) {
-        free(items);
-        free(which);
-        return AF_ERR_NOMEM;
-    }
+    /* per node: [0] its DEALER, [1] its handshake monitor */
+    size_t cap = self->n ? self->n : 1;
+    zmq_pollitem_t *items = calloc(2 * cap, sizeof *items);
+    size_t *which = calloc(cap, sizeof *which);
+    zsock_t **mons = calloc(cap, sizeof *mons);
+    bool *refused = calloc(cap, sizeof *refused);
     af_msg_t *hello = af_msg_new(AF_CMD_HELLO);
-    if (!hello) {
-        free(items);
-        free(which);
-        return AF_ERR_NOMEM;
-    }
+    int rc = AF_ERR_NOMEM;
+    if (!items || !which || !mons || !refused || !hello)
+        goto out;
     snprintf(hello->version, sizeof hello->version, "%s", AF_VERSION);
     snprintf(hello->client, sizeof hello->client, "%s", client);
 
@@ -261,7 +335,7 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
         n->status = AF_NODE_UNREACHABLE;
         snprintf(n->status_msg, sizeof n->status_msg, "no answer from %s within %d ms",
                  n->conf->endpoint, timeout_ms);
-        if (s_connect(n))
+        if (s_connect(self, i, &mons[i]))
             continue;
         af_err_t err = {0};
         if (af_msg_send(hello, n->sock, &err)) {
@@ -270,20 +344,24 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
             continue;
         }
         af_debug("HELLO -> %s (%s)", n->conf->name, n->conf->endpoint);
-        items[waiting].socket = zsock_resolve(n->sock);
-        items[waiting].events = ZMQ_POLLIN;
         which[waiting] = i;
         waiting++;
     }
-    af_msg_destroy(&hello);
 
-    int ready = 0;
-    int rc = 0;
+    rc = 0;
     while (waiting > 0) {
         long long left = start + timeout_ms - af_cli_now_ms();
         if (left <= 0)
             break;
-        int prc = zmq_poll(items, (int)waiting, (long)left);
+        for (size_t k = 0; k < waiting; k++) {
+            size_t i = which[k];
+            items[2 * k] = (zmq_pollitem_t){zsock_resolve(self->nodes[i].sock), 0, ZMQ_POLLIN, 0};
+            items[2 * k + 1] = (zmq_pollitem_t){mons[i] ? zsock_resolve(mons[i]) : NULL, -1,
+                                                mons[i] ? ZMQ_POLLIN : 0, 0};
+        }
+        /* items with neither socket nor fd are skipped by giving them no
+         * events; zmq_poll ignores an fd of -1 */
+        int prc = zmq_poll(items, (int)(2 * waiting), (long)left);
         if (prc < 0) {
             if (af_cli_signal()) {
                 rc = AF_ERR_CANCELLED;
@@ -292,43 +370,62 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
             continue;
         }
         for (long k = 0; k < (long)waiting; k++) {
-            if (!(items[k].revents & ZMQ_POLLIN))
-                continue;
-            af_farm_node_t *n = &self->nodes[which[k]];
-            af_err_t err = {0};
-            af_msg_t *m = af_msg_recv(n->sock, false, NULL, &err);
+            size_t i = which[k];
+            af_farm_node_t *n = &self->nodes[i];
             bool done = false;
-            if (!m) {
-                s_set_status(n, AF_NODE_ERROR, "node %s sent a malformed reply: %s",
-                             n->conf->name, af_err_msg(&err, AF_ERR_PROTO));
-                done = true;
-            } else if (m->cmd == AF_CMD_WELCOME) {
-                s_take_welcome(n, m, start);
-                done = true;
-            } else if (m->cmd == AF_CMD_ERROR) {
-                s_set_status(n, AF_NODE_ERROR, "node %s refused HELLO: %s", n->conf->name,
-                             m->message);
-                done = true;
-            } else {
-                af_debug("node %s: ignoring %s during probe", n->conf->name,
-                         af_cmd_name(m->cmd));
+            if (mons[i] && (items[2 * k + 1].revents & ZMQ_POLLIN))
+                done = s_monitor_event(n, mons[i], &refused[i]);
+            if (!done && (items[2 * k].revents & ZMQ_POLLIN)) {
+                af_err_t err = {0};
+                af_msg_t *m = af_msg_recv(n->sock, false, NULL, &err);
+                if (!m) {
+                    s_set_status(n, AF_NODE_ERROR, "node %s sent a malformed reply: %s",
+                                 n->conf->name, af_err_msg(&err, AF_ERR_PROTO));
+                    done = true;
+                } else if (m->cmd == AF_CMD_WELCOME) {
+                    s_take_welcome(n, m, start);
+                    done = true;
+                } else if (m->cmd == AF_CMD_ERROR) {
+                    s_set_status(n, AF_NODE_ERROR, "node %s refused HELLO: %s", n->conf->name,
+                                 m->message);
+                    done = true;
+                } else {
+                    af_debug("node %s: ignoring %s during probe", n->conf->name,
+                             af_cmd_name(m->cmd));
+                }
+                af_msg_destroy(&m);
             }
-            af_msg_destroy(&m);
             if (done) {
-                /* stop polling it: the last item takes its place */
-                items[k] = items[waiting - 1];
+                /* stop polling it: the last one takes its place */
                 which[k] = which[waiting - 1];
+                items[2 * k] = items[2 * (waiting - 1)];
+                items[2 * k + 1] = items[2 * (waiting - 1) + 1];
                 waiting--;
                 k--;
             }
         }
     }
-    for (size_t i = 0; i < self->n; i++)
+    for (size_t k = 0; k < waiting; k++) {
+        af_farm_node_t *n = &self->nodes[which[k]];
+        if (refused[which[k]] && n->status == AF_NODE_UNREACHABLE)
+            s_set_status(n, AF_NODE_UNREACHABLE, "connection refused by %s (is the agent running?)",
+                         n->conf->endpoint);
+    }
+    int ready = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        s_monitor_stop(&self->nodes[i], &mons[i]);
         if ((!select || select[i]) && self->nodes[i].status == AF_NODE_READY)
             ready++;
+    }
+    if (!rc)
+        rc = ready;
+out:
+    af_msg_destroy(&hello);
     free(items);
     free(which);
-    return rc ? rc : ready;
+    free(mons);
+    free(refused);
+    return rc;
 }
 
 int af_farm_send(af_farm_t *self, size_t i, const af_msg_t *msg, af_err_t *err)

@@ -453,8 +453,17 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     m->context_size = spec->context_size;
     snprintf(m->repository, sizeof m->repository, "%s", spec->repository);
     m->registry_insecure = spec->registry_insecure;
-    /* credentials never travel over a plaintext transport: only the
-     * repository; the agent uses its own registry auth (docs/cli.md) */
+    /* credentials travel only over CURVE; over a plaintext transport the
+     * agent uses its own registry auth (docs/cli.md) */
+    if (!fn->conf->insecure && spec->registry_username && spec->registry_password) {
+        snprintf(m->registry_username, sizeof m->registry_username, "%s",
+                 spec->registry_username);
+        rc = af_msg_set_password(m, spec->registry_password);
+        if (rc) {
+            af_err_set(&err, rc, "registry credentials too long");
+            goto out;
+        }
+    }
     m->source_date_epoch = spec->source_date_epoch;
     m->timeout_s = spec->timeout_s;
     rc = af_farm_send(st->run->farm, a->node, m, &err);

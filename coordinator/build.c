@@ -5,10 +5,9 @@
  * once into a temp file; run the slices; verify them in the registry;
  * publish the index to every tag; write the metadata file; print the index
  * digest. Each step's failure maps to one exit status (docs/cli.md). */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/limits.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

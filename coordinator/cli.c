@@ -4,11 +4,11 @@
  * with the user's credentials, loading the inventory named by -i or
  * $ARCHFARM_INVENTORY, and the one allowed piece of global state: the flag
  * the SIGINT/SIGTERM handler sets. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include "cli.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <czmq.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>

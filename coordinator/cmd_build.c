@@ -1,7 +1,6 @@
 /* cmd_build.c -- `archfarm build`: the command line of a build (buildx's
  * flags), checked completely before anything touches the network; then
  * build.c runs it. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,6 @@
  * inspect`: an index with its per-platform manifests, or one manifest with
  * its config's platform and layers. --raw prints the exact bytes the
  * registry served. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,6 @@
  * Ansible inventory the way every other command reads it, and lists the
  * nodes archfarm sees in it (after group inheritance and host ranges), as
  * a table or JSON. No network. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * for an agent (--cert, its public key goes into the inventory as
  * archfarm_server_key) or for a coordinator (ARCHFARM_CLIENT_CERT; the
  * public file goes into the agents' --authorized-keys directory). */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
+#include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

@@ -1,7 +1,6 @@
 /* cmd_ls.c -- `archfarm ls` and `archfarm inspect NODE`: probe the farm's
  * nodes in parallel (HELLO/WELCOME, one deadline) and show what each one
  * offers right now, next to what the inventory says about it. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>

@@ -2,7 +2,6 @@
  * HELLO/WELCOME probe (see farm.h). Each node gets its own socket so a
  * dead node only ever costs its own messages; the probe polls all sockets
  * together under one deadline. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include "farm.h"
 
 #include <stdarg.h>

@@ -10,7 +10,6 @@
 #ifndef AF_FARM_H
 #define AF_FARM_H
 
-#include "proto.h" /* before czmq.h: C limits, see proto.h */
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,6 +1,5 @@
 /* main.c -- `archfarm`, the coordinator CLI: parses the global options and
  * hands off to one subcommand (cmd_*.c). It holds no logic of its own. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>

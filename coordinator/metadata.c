@@ -3,7 +3,6 @@
  * slice the platform, node, digest, seconds and every attempt), built with
  * jansson and written atomically (temp file in the same directory, fsync,
  * rename) so a reader never sees half a file. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>

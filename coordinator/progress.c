@@ -1,7 +1,6 @@
 /* progress.c -- build progress output (see progress.h): prefixed lines on
  * stderr, or JSON events on stdout built with jansson. This is CLI output
  * code, so it prints directly. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include "progress.h"
 
 #include <jansson.h>

@@ -3,7 +3,6 @@
  * slice's os/architecture/variant), build the OCI index over the slices,
  * and PUT it to every requested tag. Until the first tag PUT nothing
  * visible has changed; that PUT is the commit point. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

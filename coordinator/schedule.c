@@ -1,6 +1,5 @@
 /* schedule.c -- picks a node per platform (see schedule.h). Kept free of
  * sockets and I/O so tests/unit/test_coord_schedule.c can include it. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include "schedule.h"
 
 #include <stdio.h>

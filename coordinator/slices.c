@@ -11,7 +11,6 @@
  * on another node here. With fail-fast, the first failed slice cancels the
  * others. SIGINT/SIGTERM cancel everything and wait at most
  * AF_CANCEL_WAIT_MS for the agents' RESULTs. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -1,7 +1,6 @@
 /* test_coord_cli.c -- the coordinator's shared CLI rules (coordinator/
  * cli.c, compiled in here): which registries are insecure, and how
  * registry errors map to exit statuses. */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 
 #include <setjmp.h>
 #include <stdarg.h>

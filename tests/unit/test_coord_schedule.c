@@ -1,6 +1,5 @@
 /* test_coord_schedule.c -- the coordinator's node choice (coordinator/
  * schedule.c, compiled in here: the CLI is not a library). */
-#include "proto.h" /* first: supplies the C limits czmq needs (see proto.h) */
 
 #include <setjmp.h>
 #include <stdarg.h>

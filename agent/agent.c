@@ -748,23 +748,52 @@ static int s_on_drain_deadline(zloop_t *loop, int timer_id, void *arg)
 }
 
 /* Cancels every job and runs the loop until all have reported. */
+/* Cancels the jobs that have not started (WAITING_ONLY) or all of them.
+ * Only cancels: finished jobs go through the reaper, so this is safe in a
+ * timer handler. */
+static void s_cancel_jobs(af_agent_t *self, bool waiting_only)
+{
+    for (af_job_t *j = zlistx_first(self->jobs); j; j = zlistx_next(self->jobs)) {
+        af_job_state_t st = af_job_state(j);
+        if (!waiting_only || st == AF_JOB_RECEIVING || st == AF_JOB_READY)
+            af_job_cancel(j, "cancelled", "agent %s is shutting down", self->cfg.name);
+    }
+}
+
+static int s_on_drain_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    af_agent_t *self = (af_agent_t *)arg;
+    af_info("drain period over: cancelling running jobs");
+    s_cancel_jobs(self, false);
+    return 0;
+}
+
+/* No new jobs. Waiting jobs are cancelled now; running ones may finish
+ * within drain_s, then they are cancelled too. Runs the loop until every
+ * job has reported, or a deadline, or another signal. */
 static void s_drain(af_agent_t *self)
 {
     self->draining = true;
     if (zlistx_size(self->jobs) == 0)
         return;
-    af_info("shutting down: cancelling %zu job(s)", zlistx_size(self->jobs));
-    for (af_job_t *j = zlistx_first(self->jobs); j; j = zlistx_next(self->jobs))
-        af_job_cancel(j, "cancelled", "agent %s is shutting down", self->cfg.name);
-    /* the first signal ends zloop_start(); let the loop run once more so the
+    af_info("shutting down: %zu job(s) to stop%s", zlistx_size(self->jobs),
+            self->cfg.drain_s ? ", running ones may finish first" : "");
+    s_cancel_jobs(self, self->cfg.drain_s > 0);
+    int drain_timer = -1;
+    if (self->cfg.drain_s > 0)
+        drain_timer =
+            zloop_timer(self->loop, (size_t)self->cfg.drain_s * 1000, 1, s_on_drain_timeout, self);
+    /* the first signal ended zloop_start(); let the loop run again so the
      * jobs can stop cleanly. A second signal ends it again. */
     zsys_interrupted = 0;
     s_wake(self);
-    int deadline = zloop_timer(self->loop, self->cfg.kill_grace_ms + S_DRAIN_EXTRA_MS, 1,
-                               s_on_drain_deadline, self);
+    size_t limit = (size_t)self->cfg.drain_s * 1000 + self->cfg.kill_grace_ms + S_DRAIN_EXTRA_MS;
+    int deadline = zloop_timer(self->loop, limit, 1, s_on_drain_deadline, self);
     zloop_start(self->loop);
     if (deadline >= 0)
         zloop_timer_end(self->loop, deadline);
+    if (drain_timer >= 0)
+        zloop_timer_end(self->loop, drain_timer);
 }
 
 int af_agent_run(af_agent_t *self)

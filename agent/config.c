@@ -44,6 +44,7 @@ static const s_key_t s_keys[] = {
     {"job_timeout_s", S_UINT, S_OFF(job_timeout_s), 0, 0, 7 * 24 * 3600},
     {"context_cache", S_UINT, S_OFF(context_cache), 0, 1, 1024},
     {"kill_grace_ms", S_UINT, S_OFF(kill_grace_ms), 0, 0, 600000},
+    {"drain_s", S_UINT, S_OFF(drain_s), 0, 0, 24 * 3600},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 

@@ -40,6 +40,7 @@ typedef struct {
     uint32_t job_timeout_s;                  /* default per-job limit, 0 = none */
     uint32_t context_cache;                  /* contexts kept in workdir/contexts */
     uint32_t kill_grace_ms;                  /* SIGTERM -> SIGKILL delay */
+    uint32_t drain_s;                        /* on SIGTERM, time running jobs get to finish */
 } af_agent_config_t;
 
 /* Fills the defaults. Cannot fail. */

@@ -34,6 +34,8 @@ static void s_usage(FILE *out)
             "      --job-timeout S         default per-slice limit in seconds, 0 = none\n"
             "      --context-cache N       contexts kept in the cache (default %d)\n"
             "      --kill-grace-ms N       SIGTERM to SIGKILL delay (default %d)\n"
+            "      --drain S               on SIGTERM, let running slices finish for up to S\n"
+            "                              seconds before cancelling them (default 0)\n"
             "  -h, --help                  this help\n"
             "  -V, --version               print the version\n",
             AF_AGENT_DEFAULT_LISTEN, AF_AGENT_DEFAULT_WORKDIR, AF_HEARTBEAT_MS, AF_LIVENESS,
@@ -56,7 +58,8 @@ int main(int argc, char **argv)
         O_LIVENESS,
         O_JOB_TIMEOUT,
         O_CONTEXT_CACHE,
-        O_KILL_GRACE
+        O_KILL_GRACE,
+        O_DRAIN
     };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -74,6 +77,7 @@ int main(int argc, char **argv)
         {"job-timeout", required_argument, NULL, O_JOB_TIMEOUT},
         {"context-cache", required_argument, NULL, O_CONTEXT_CACHE},
         {"kill-grace-ms", required_argument, NULL, O_KILL_GRACE},
+        {"drain", required_argument, NULL, O_DRAIN},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -148,6 +152,10 @@ int main(int argc, char **argv)
         case O_KILL_GRACE:
             f.key = "kill_grace_ms";
             f.origin = "--kill-grace-ms";
+            break;
+        case O_DRAIN:
+            f.key = "drain_s";
+            f.origin = "--drain";
             break;
         case 'h':
             s_usage(stdout);

@@ -56,7 +56,8 @@ static void config_reads_every_key(void **state)
                        "liveness: 5\n"
                        "job_timeout_s: 3600\n"
                        "context_cache: 8\n"
-                       "kill_grace_ms: 250\n";
+                       "kill_grace_ms: 250\n"
+                       "drain_s: 60\n";
     assert_int_equal(s_load(&cfg, yaml, &err), 0);
     assert_string_equal(cfg.listen, "tcp://127.0.0.1:7555");
     assert_string_equal(cfg.name, "pi-01");
@@ -75,6 +76,7 @@ static void config_reads_every_key(void **state)
     assert_int_equal(cfg.job_timeout_s, 3600);
     assert_int_equal(cfg.context_cache, 8);
     assert_int_equal(cfg.kill_grace_ms, 250);
+    assert_int_equal(cfg.drain_s, 60);
 }
 
 static void config_platforms_may_be_a_comma_string(void **state)

@@ -751,6 +751,38 @@ static void server_shutdown_cancels_running_jobs(void **state)
     assert_int_equal(s_count_job_dirs(fx), 0);
 }
 
+static void server_shutdown_with_drain_lets_running_jobs_finish(void **state)
+{
+    s_fx_t *fx = *state;
+    fx->cfg.drain_s = 30;
+    s_context(fx, "build: {run: 'echo pid=$$; sleep 1; exit 4'}\n");
+    s_start_agent(fx);
+    s_hello(fx, fx->dealer);
+    af_msg_t *m = s_build_msg(fx, "drain-a", "linux/amd64");
+    s_submit(fx, fx->dealer, &m);
+    s_wait_log(fx, "pid=");
+    m = s_build_msg(fx, "drain-b", "linux/amd64"); /* queued behind drain-a */
+    assert_true(s_submit(fx, fx->dealer, &m));
+    zactor_destroy(&fx->agent); /* $TERM: drain, returns once both reported */
+    bool a_done = false, b_done = false;
+    for (int i = 0; i < 2; i++) {
+        af_msg_t *r = s_recv_on(fx, fx->dealer, AF_CMD_RESULT, 5000);
+        assert_non_null(r);
+        if (!strcmp(r->job, "drain-a")) {
+            assert_string_equal(r->failure, "build"); /* it ran to its end */
+            assert_int_equal(r->exit_code, 4);
+            a_done = true;
+        } else {
+            assert_string_equal(r->job, "drain-b");
+            assert_string_equal(r->failure, "cancelled"); /* never started */
+            b_done = true;
+        }
+        af_msg_destroy(&r);
+    }
+    assert_true(a_done && b_done);
+    assert_int_equal(s_count_job_dirs(fx), 0);
+}
+
 static bool s_pid_exists(pid_t pid)
 {
     char path[64];
@@ -820,6 +852,7 @@ int main(void)
         T(server_bad_recipe_is_infra_failure_naming_the_file),
         T(server_successful_step_then_unreachable_registry_is_infra),
         T(server_shutdown_cancels_running_jobs),
+        T(server_shutdown_with_drain_lets_running_jobs_finish),
         T(server_reaps_processes_that_escaped_the_group),
         T(server_removes_stale_job_dirs_at_startup),
     };

@@ -387,6 +387,63 @@ static void server_answers_malformed_frames_with_error_and_keeps_serving(void **
     s_hello(fx, fx->dealer);
 }
 
+static void server_survives_a_storm_of_random_frames(void **state)
+{
+    s_fx_t *fx = *state;
+    s_start_agent(fx);
+    s_hello(fx, fx->dealer);
+    static const char *const cmds[] = {"HELLO", "BUILD",  "CHUNK",   "CANCEL", "HEARTBEAT",
+                                       "ERROR", "RESULT", "WELCOME", "X"};
+    unsigned seed = 12345;
+    for (int i = 0; i < 2000; i++) {
+        zmsg_t *z = zmsg_new();
+        int frames = (int)(rand_r(&seed) % 5);
+        for (int f = 0; f < frames; f++) {
+            char buf[256];
+            size_t n = (size_t)(rand_r(&seed) % sizeof buf);
+            for (size_t k = 0; k < n; k++)
+                buf[k] = (char)rand_r(&seed);
+            if (f == 0 && rand_r(&seed) % 2)
+                zmsg_addstr(z, AF_PROTO_ID);
+            else if (f == 1 && rand_r(&seed) % 2)
+                zmsg_addstr(z, cmds[rand_r(&seed) % (sizeof cmds / sizeof cmds[0])]);
+            else if (f == 2 && rand_r(&seed) % 2)
+                zmsg_addmem(z, "\x81\xa3job\xa1x", 7); /* {"job": "x"} */
+            else
+                zmsg_addmem(z, buf, n);
+        }
+        if (frames == 0)
+            zmsg_addmem(z, "", 0);
+        assert_int_equal(zmsg_send(&z, fx->dealer), 0);
+    }
+    /* drain the replies, then the agent must still answer */
+    af_msg_t *junk;
+    while ((junk = s_recv_on(fx, fx->dealer, AF_CMD_WELCOME, 300)) != NULL)
+        af_msg_destroy(&junk);
+    s_hello(fx, fx->dealer);
+    assert_int_equal(s_count_job_dirs(fx), 0);
+}
+
+static void server_drops_a_peer_that_sends_an_oversize_message(void **state)
+{
+    s_fx_t *fx = *state;
+    snprintf(fx->cfg.listen, sizeof fx->cfg.listen, "tcp://127.0.0.1:*");
+    s_start_agent(fx);
+    s_hello(fx, fx->dealer);
+    zmsg_t *z = zmsg_new();
+    zmsg_addstr(z, AF_PROTO_ID);
+    zmsg_addstr(z, "CHUNK");
+    char *big = calloc(1, AF_MAX_MSG_SIZE + 1);
+    zmsg_addmem(z, big, AF_MAX_MSG_SIZE + 1);
+    free(big);
+    assert_int_equal(zmsg_send(&z, fx->dealer), 0);
+    /* the agent cut the connection; the DEALER reconnects as a new peer */
+    zsock_t *other = s_connect(fx);
+    s_hello(fx, other);
+    zsock_destroy(&other);
+    s_hello(fx, fx->dealer);
+}
+
 static void server_requires_hello_before_other_commands(void **state)
 {
     s_fx_t *fx = *state;
@@ -838,6 +895,8 @@ int main(void)
         T(server_hello_gets_welcome),
         T(server_sends_heartbeats_to_live_peers),
         T(server_answers_malformed_frames_with_error_and_keeps_serving),
+        T(server_survives_a_storm_of_random_frames),
+        T(server_drops_a_peer_that_sends_an_oversize_message),
         T(server_requires_hello_before_other_commands),
         T(server_refuses_builds_it_cannot_serve_with_infra_result),
         T(server_failing_step_reports_build_failure_with_exit_code),

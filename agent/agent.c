@@ -143,6 +143,9 @@ static bool s_same_peer(zframe_t *a, zframe_t *b)
 
 /* --- scheduling and reaping --- */
 
+/* Starts READY jobs, in arrival order, while slots are free. Iterates
+ * self->jobs: hooks reached from here (on_finished) must not iterate it
+ * too -- they only queue on `dead`. */
 static void s_schedule(af_agent_t *self)
 {
     if (self->draining)

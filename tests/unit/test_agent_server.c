@@ -530,6 +530,37 @@ static void server_failing_step_reports_build_failure_with_exit_code(void **stat
     assert_int_equal(s_count_job_dirs(fx), 0);
 }
 
+static void server_receives_a_context_over_many_credit_rounds(void **state)
+{
+    s_fx_t *fx = *state;
+    /* 5 MiB of pseudo-random bytes: 20 chunks, more than one credit window */
+    char path[400];
+    snprintf(path, sizeof path, "%s/big.bin", fx->ctxdir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned seed = 42;
+    for (int i = 0; i < 5 * 1024 * 1024; i++)
+        fputc(rand_r(&seed) & 0xff, f);
+    fclose(f);
+    char digest[AF_DIGEST_STR_MAX];
+    assert_int_equal(af_digest_file(path, digest, NULL, NULL), 0);
+    char recipe[512];
+    snprintf(recipe, sizeof recipe,
+             "build: {run: 'test \"sha256:$(sha256sum big.bin | cut -c1-64)\" = %s && exit 5'}\n",
+             digest);
+    s_context(fx, recipe);
+    assert_true(fx->size > (uint64_t)AF_CREDIT_WINDOW * AF_CHUNK_SIZE);
+    s_start_agent(fx);
+    s_hello(fx, fx->dealer);
+    af_msg_t *m = s_build_msg(fx, "big-0", "linux/amd64");
+    assert_false(s_submit(fx, fx->dealer, &m));
+    af_msg_t *r = s_recv(fx, AF_CMD_RESULT);
+    assert_non_null(r);
+    assert_string_equal(r->failure, "build");
+    assert_int_equal(r->exit_code, 5); /* the file arrived intact */
+    af_msg_destroy(&r);
+}
+
 static void server_does_not_resend_a_cached_context(void **state)
 {
     s_fx_t *fx = *state;
@@ -900,6 +931,7 @@ int main(void)
         T(server_requires_hello_before_other_commands),
         T(server_refuses_builds_it_cannot_serve_with_infra_result),
         T(server_failing_step_reports_build_failure_with_exit_code),
+        T(server_receives_a_context_over_many_credit_rounds),
         T(server_does_not_resend_a_cached_context),
         T(server_context_digest_mismatch_is_infra_failure),
         T(server_chunk_gap_is_infra_failure),

@@ -48,9 +48,9 @@ typedef enum {
 } s_var_id_t;
 
 static const char *const s_var_names[V_COUNT] = {
-    "ansible_host",       "archfarm_port",   "archfarm_endpoint", "archfarm_platforms",
-    "archfarm_server_key", "archfarm_max_jobs", "archfarm_labels",  "archfarm_insecure",
-    "archfarm_priority",  "ansible_group_priority"};
+    "ansible_host",        "archfarm_port",         "archfarm_endpoint", "archfarm_platforms",
+    "archfarm_server_key", "archfarm_max_jobs",     "archfarm_labels",   "archfarm_insecure",
+    "archfarm_priority",   "ansible_group_priority"};
 
 typedef struct {
     int id;
@@ -80,11 +80,11 @@ typedef struct {
     s_vars_t vars;
     s_idx_list_t children, parents;
     int depth;
-    int state; /* depth walk: 0 new, 1 on the stack, 2 done */
+    int state;    /* depth walk: 0 new, 1 on the stack, 2 done */
     bool parsing; /* its body is being read: meeting it again is a loop */
     int priority;
-    bool agent;     /* archfarm_agents or one of its descendants */
-    size_t stamp;   /* last host whose groups included this one, +1 */
+    bool agent;   /* archfarm_agents or one of its descendants */
+    size_t stamp; /* last host whose groups included this one, +1 */
 } s_group_t;
 
 typedef struct {
@@ -276,8 +276,7 @@ static bool s_is_null(const yaml_node_t *n)
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *s = s_text(n);
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 /* A printable, bounded rendering of NODE for messages: "\"text\"" for
@@ -782,8 +781,8 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
     if (!*gname)
         return s_fail(c, name, AF_ERR_INVAL, "empty group name");
     if (level > AF_INVENTORY_MAX_DEPTH)
-        return s_fail(c, name, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels",
-                      gname, AF_INVENTORY_MAX_DEPTH);
+        return s_fail(c, name, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels", gname,
+                      AF_INVENTORY_MAX_DEPTH);
     if ((rc = s_spend(c, name)))
         return rc;
     size_t gi;
@@ -806,8 +805,8 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
                       "group \"%s\": expected a mapping with hosts, vars or children, got %s",
                       gname, s_show(body, show, sizeof show));
     if (c->groups[gi].parsing)
-        return s_fail(c, name, AF_ERR_INVAL, "group \"%s\" is its own ancestor (a loop in children)",
-                      gname);
+        return s_fail(c, name, AF_ERR_INVAL,
+                      "group \"%s\" is its own ancestor (a loop in children)", gname);
     c->groups[gi].parsing = true;
     s_pairs_t pairs;
     rc = s_pairs(c, body, &pairs);
@@ -826,8 +825,8 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
                 rc = s_collect_vars(c, v, &c->groups[gi].vars);
         } else {
             rc = s_fail(c, k, AF_ERR_INVAL,
-                        "group \"%s\": unexpected key %s (expected hosts, vars or children)",
-                        gname, s_show(k, show, sizeof show));
+                        "group \"%s\": unexpected key %s (expected hosts, vars or children)", gname,
+                        s_show(k, show, sizeof show));
         }
     }
     free(pairs.v);
@@ -847,9 +846,8 @@ static int s_depth(s_ctx_t *c, size_t gi, int level)
         return s_fail_at(c, &g->mark, AF_ERR_INVAL,
                          "group \"%s\" is its own ancestor (a loop in children)", g->name);
     if (level > AF_INVENTORY_MAX_DEPTH)
-        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG,
-                         "group \"%s\" is nested deeper than %d levels", g->name,
-                         AF_INVENTORY_MAX_DEPTH);
+        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels",
+                         g->name, AF_INVENTORY_MAX_DEPTH);
     g->state = 1;
     int depth = strcmp(g->name, "all") ? 1 : 0;
     for (size_t i = 0; i < g->parents.n; i++) {
@@ -862,9 +860,8 @@ static int s_depth(s_ctx_t *c, size_t gi, int level)
     }
     g = &c->groups[gi];
     if (depth > AF_INVENTORY_MAX_DEPTH)
-        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG,
-                         "group \"%s\" is nested deeper than %d levels", g->name,
-                         AF_INVENTORY_MAX_DEPTH);
+        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels",
+                         g->name, AF_INVENTORY_MAX_DEPTH);
     g->depth = depth;
     g->state = 2;
     /* ansible_group_priority: the group's last value wins */
@@ -1107,7 +1104,8 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
             return s_fail(c, n, AF_ERR_INVAL, "archfarm_max_jobs: expected an integer >= 1, got %s",
                           s_show(n, show, sizeof show));
         if (v > AF_INVENTORY_MAX_JOBS)
-            return s_fail(c, n, AF_ERR_INVAL, "archfarm_max_jobs: expected an integer <= %d, got %s",
+            return s_fail(c, n, AF_ERR_INVAL,
+                          "archfarm_max_jobs: expected an integer <= %d, got %s",
                           AF_INVENTORY_MAX_JOBS, s_show(n, show, sizeof show));
         node->max_jobs = (int)v;
     }

@@ -18,9 +18,9 @@
 /* The group archfarm reads, with all its descendant groups. */
 #define AF_INVENTORY_GROUP "archfarm_agents"
 /* Bounds beyond those in limits.h (file size, hosts, nesting depth). */
-#define AF_INVENTORY_MAX_GROUPS 4096  /* distinct group names in one file */
-#define AF_INVENTORY_MAX_LABELS 64    /* archfarm_labels entries per host */
-#define AF_INVENTORY_MAX_JOBS 256     /* largest archfarm_max_jobs */
+#define AF_INVENTORY_MAX_GROUPS 4096 /* distinct group names in one file */
+#define AF_INVENTORY_MAX_LABELS 64   /* archfarm_labels entries per host */
+#define AF_INVENTORY_MAX_JOBS 256    /* largest archfarm_max_jobs */
 
 typedef struct {
     char *key;

@@ -16,8 +16,8 @@
 
 /* Operating systems Go (and so the OCI ecosystem) knows by name. */
 static const char *const s_known_os[] = {
-    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "dragonfly",
-    "solaris", "illumos", "aix", "android", "ios", "plan9", "js", "wasip1", NULL};
+    "linux",   "windows", "darwin",  "freebsd", "netbsd", "openbsd", "dragonfly", "solaris",
+    "illumos", "aix",     "android", "ios",     "plan9",  "js",      "wasip1",    NULL};
 
 /* Copies up to 64 bytes of S into BUF for a message, replacing anything
  * unprintable so junk input cannot garble a terminal. */
@@ -331,8 +331,7 @@ int af_platform_parse_list(const char *list, af_platform_t *out, size_t max, siz
             dup = af_platform_equal(&out[i], &plat);
         if (!dup) {
             if (count == max)
-                return af_err_set(err, AF_ERR_INVAL, "platform list: more than %zu platforms",
-                                  max);
+                return af_err_set(err, AF_ERR_INVAL, "platform list: more than %zu platforms", max);
             out[count++] = plat;
         }
         if (!comma)

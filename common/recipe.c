@@ -78,8 +78,7 @@ static bool s_is_null(const yaml_node_t *n)
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *s = s_text(n);
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 /* What NODE is, for "expected X, got Y" messages. */
@@ -135,8 +134,8 @@ static int s_scalar(s_ctx_t *c, const yaml_node_t *n, const char *what, size_t m
  * key text and the value. */
 typedef int (*s_pair_fn)(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg);
 
-static int s_mapping(s_ctx_t *c, yaml_node_t *map, const char *what,
-                     const char *const *allowed, const char *expected, s_pair_fn fn, void *arg)
+static int s_mapping(s_ctx_t *c, yaml_node_t *map, const char *what, const char *const *allowed,
+                     const char *expected, s_pair_fn fn, void *arg)
 {
     char show[80];
     if (map->type != YAML_MAPPING_NODE)
@@ -151,8 +150,7 @@ static int s_mapping(s_ctx_t *c, yaml_node_t *map, const char *what,
         if (!k || !v)
             return s_fail(c, map, AF_ERR_PARSE, "%s: malformed mapping", what);
         if (k->type != YAML_SCALAR_NODE)
-            return s_fail(c, k, AF_ERR_INVAL, "%s: expected a string key, got %s", what,
-                          s_kind(k));
+            return s_fail(c, k, AF_ERR_INVAL, "%s: expected a string key, got %s", what, s_kind(k));
         if (strlen(s_text(k)) != k->data.scalar.length)
             return s_fail(c, k, AF_ERR_INVAL, "%s: key contains a NUL byte", what);
         if (k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !strcmp(s_text(k), "<<"))
@@ -233,8 +231,7 @@ static int s_kv(s_ctx_t *c, yaml_node_t *v, const char *what, bool env, af_kv_t 
 
 /* ---- argv lists: entrypoint, cmd ------------------------------------------- */
 
-static int s_argv(s_ctx_t *c, yaml_node_t *v, const char *what, char ***out, size_t *n,
-                  bool *has)
+static int s_argv(s_ctx_t *c, yaml_node_t *v, const char *what, char ***out, size_t *n, bool *has)
 {
     if (s_is_null(v))
         return 0;
@@ -303,9 +300,8 @@ static int s_copy_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t 
     if (rc)
         return rc;
     if (src && s[0] == '/')
-        rc = s_fail(c, v, AF_ERR_UNSAFE,
-                    "%s: \"%s\" must be relative to the context, not absolute", what,
-                    s_show(v, show, sizeof show));
+        rc = s_fail(c, v, AF_ERR_UNSAFE, "%s: \"%s\" must be relative to the context, not absolute",
+                    what, s_show(v, show, sizeof show));
     else if (!src && s[0] != '/')
         rc = s_fail(c, v, AF_ERR_INVAL, "%s: \"%s\" must be an absolute path in the image", what,
                     s_show(v, show, sizeof show));
@@ -329,8 +325,8 @@ static int s_copy(s_ctx_t *c, yaml_node_t *v, af_recipe_t *r)
     if (s_is_null(v))
         return 0;
     if (v->type != YAML_SEQUENCE_NODE)
-        return s_fail(c, v, AF_ERR_INVAL,
-                      "image.copy: expected a list of {src, dest}, got %s", s_kind(v));
+        return s_fail(c, v, AF_ERR_INVAL, "image.copy: expected a list of {src, dest}, got %s",
+                      s_kind(v));
     size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (count > AF_RECIPE_MAX_COPY)
         return s_fail(c, v, AF_ERR_TOOBIG, "image.copy: more than %d entries", AF_RECIPE_MAX_COPY);
@@ -395,8 +391,7 @@ static int s_image_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t
     } else if (!strcmp(key, "copy")) {
         rc = s_copy(c, v, r);
     } else if (!strcmp(key, "entrypoint")) {
-        rc = s_argv(c, v, "image.entrypoint", &r->entrypoint, &r->n_entrypoint,
-                    &r->has_entrypoint);
+        rc = s_argv(c, v, "image.entrypoint", &r->entrypoint, &r->n_entrypoint, &r->has_entrypoint);
     } else if (!strcmp(key, "cmd")) {
         rc = s_argv(c, v, "image.cmd", &r->cmd, &r->n_cmd, &r->has_cmd);
     } else if (!strcmp(key, "env")) {
@@ -406,8 +401,7 @@ static int s_image_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t
     } else if (!strcmp(key, "workdir")) {
         if (s_is_null(v))
             return 0;
-        if ((rc = s_scalar(c, v, "image.workdir", AF_CONTEXT_MAX_PATH, S_NONEMPTY,
-                           &r->workdir)))
+        if ((rc = s_scalar(c, v, "image.workdir", AF_CONTEXT_MAX_PATH, S_NONEMPTY, &r->workdir)))
             return rc;
         if (r->workdir[0] != '/')
             rc = s_fail(c, v, AF_ERR_INVAL, "image.workdir: \"%s\" must be an absolute path",
@@ -423,7 +417,7 @@ static int s_image_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t
 static int s_top_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
     static const char *const build_keys[] = {"env", "run", NULL};
-    static const char *const image_keys[] = {"from", "copy",    "entrypoint", "cmd", "env",
+    static const char *const image_keys[] = {"from",    "copy", "entrypoint", "cmd", "env",
                                              "workdir", "user", "labels",     NULL};
     if (s_is_null(v))
         return 0;

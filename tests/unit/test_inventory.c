@@ -111,13 +111,14 @@ static void inventory_minimal_host_gets_defaults(void **state)
 static void inventory_ansible_host_and_port_form_the_endpoint(void **state)
 {
     (void)state;
-    af_inventory_t *inv = s_load("archfarm_agents:\n"
-                                 "  vars: {archfarm_insecure: true, archfarm_platforms: amd64}\n"
-                                 "  hosts:\n"
-                                 "    a: {ansible_host: 192.0.2.7, archfarm_port: 7500}\n"
-                                 "    b: {ansible_host: \"2001:db8::5\"}\n"
-                                 "    c: {ansible_host: \"[2001:db8::6]\", archfarm_port: \"8000\"}\n"
-                                 "    d: {ansible_host: builder.example.com}\n");
+    af_inventory_t *inv =
+        s_load("archfarm_agents:\n"
+               "  vars: {archfarm_insecure: true, archfarm_platforms: amd64}\n"
+               "  hosts:\n"
+               "    a: {ansible_host: 192.0.2.7, archfarm_port: 7500}\n"
+               "    b: {ansible_host: \"2001:db8::5\"}\n"
+               "    c: {ansible_host: \"[2001:db8::6]\", archfarm_port: \"8000\"}\n"
+               "    d: {ansible_host: builder.example.com}\n");
     assert_string_equal(s_node(inv, "a")->endpoint, "tcp://192.0.2.7:7500");
     assert_string_equal(s_node(inv, "b")->endpoint, "tcp://[2001:db8::5]:7420");
     assert_string_equal(s_node(inv, "c")->endpoint, "tcp://[2001:db8::6]:8000");
@@ -148,8 +149,8 @@ static void inventory_bad_endpoint_and_address_rejected(void **state)
                        "  vars: {archfarm_insecure: true, archfarm_platforms: amd64}\n"
                        "  hosts:\n";
     char buf[512];
-    static const char *const bad[] = {"http://x:1", "tcp://x", "tcp://x:0", "tcp://x:65536",
-                                      "tcp://:80", "tcp://a:b:80", "ipc://", "tcp://[::1:80"};
+    static const char *const bad[] = {"http://x:1", "tcp://x",      "tcp://x:0", "tcp://x:65536",
+                                      "tcp://:80",  "tcp://a:b:80", "ipc://",    "tcp://[::1:80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(buf, sizeof buf, "%s    a: {archfarm_endpoint: \"%s\"}\n", head, bad[i]);
         char want[256];
@@ -300,25 +301,30 @@ static void inventory_max_jobs_must_be_1_to_256(void **state)
             "  hosts:\n"
             "    pi01:\n"
             "      archfarm_max_jobs:      many\n",
-            AF_ERR_INVAL, "inv.yaml:7:31: archfarm_max_jobs: expected an integer >= 1, got \"many\"");
+            AF_ERR_INVAL,
+            "inv.yaml:7:31: archfarm_max_jobs: expected an integer >= 1, got \"many\"");
     const char *head = "archfarm_agents:\n"
                        "  vars: {archfarm_insecure: true, archfarm_platforms: amd64}\n"
                        "  hosts:\n";
     char buf[512];
     snprintf(buf, sizeof buf, "%s    a: {archfarm_max_jobs: 0}\n", head);
-    s_fails(buf, AF_ERR_INVAL, "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got \"0\"");
+    s_fails(buf, AF_ERR_INVAL,
+            "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got \"0\"");
     snprintf(buf, sizeof buf, "%s    a: {archfarm_max_jobs: -3}\n", head);
-    s_fails(buf, AF_ERR_INVAL, "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got \"-3\"");
+    s_fails(buf, AF_ERR_INVAL,
+            "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got \"-3\"");
     snprintf(buf, sizeof buf, "%s    a: {archfarm_max_jobs: 2.5}\n", head);
-    s_fails(buf, AF_ERR_INVAL, "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got \"2.5\"");
+    s_fails(buf, AF_ERR_INVAL,
+            "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got \"2.5\"");
     snprintf(buf, sizeof buf, "%s    a: {archfarm_max_jobs: 257}\n", head);
-    s_fails(buf, AF_ERR_INVAL, "inv.yaml:4:28: archfarm_max_jobs: expected an integer <= 256, got \"257\"");
+    s_fails(buf, AF_ERR_INVAL,
+            "inv.yaml:4:28: archfarm_max_jobs: expected an integer <= 256, got \"257\"");
     snprintf(buf, sizeof buf, "%s    a: {archfarm_max_jobs: 99999999999999999999}\n", head);
     s_fails(buf, AF_ERR_INVAL,
             "inv.yaml:4:28: archfarm_max_jobs: expected an integer >= 1, got "
             "\"99999999999999999999\"");
-    snprintf(buf, sizeof buf, "%s    a: {archfarm_max_jobs: 256}\n    b: {archfarm_max_jobs: \"4\"}\n",
-             head);
+    snprintf(buf, sizeof buf,
+             "%s    a: {archfarm_max_jobs: 256}\n    b: {archfarm_max_jobs: \"4\"}\n", head);
     af_inventory_t *inv = s_load(buf);
     assert_int_equal(s_node(inv, "a")->max_jobs, 256);
     assert_int_equal(s_node(inv, "b")->max_jobs, 4);
@@ -375,7 +381,8 @@ static void inventory_insecure_accepts_yaml_and_string_booleans(void **state)
     s_fails("archfarm_agents:\n"
             "  hosts:\n"
             "    a: {archfarm_platforms: amd64, archfarm_insecure: maybe}\n",
-            AF_ERR_INVAL, "inv.yaml:3:55: archfarm_insecure: expected true or false, got \"maybe\"");
+            AF_ERR_INVAL,
+            "inv.yaml:3:55: archfarm_insecure: expected true or false, got \"maybe\"");
     s_fails("archfarm_agents:\n"
             "  hosts:\n"
             "    a: {archfarm_platforms: amd64, archfarm_insecure: [true]}\n",
@@ -498,38 +505,37 @@ static void inventory_nul_in_a_value_rejected(void **state)
 
 /* ---- precedence ------------------------------------------------------------- */
 
-static const char s_precedence[] =
-    "all:\n"
-    "  vars:\n"
-    "    archfarm_insecure: true\n"
-    "    archfarm_platforms: [linux/amd64]\n"
-    "    archfarm_max_jobs: 1\n"
-    "    archfarm_port: 1001\n"
-    "    archfarm_priority: 1\n"
-    "    ansible_host: from-all\n"
-    "  children:\n"
-    "    archfarm_agents:\n"
-    "      vars:\n"
-    "        archfarm_max_jobs: 2\n"
-    "        archfarm_port: 1002\n"
-    "        archfarm_priority: 2\n"
-    "      children:\n"
-    "        arm:\n"
-    "          vars:\n"
-    "            archfarm_platforms: [linux/arm64]\n"
-    "            archfarm_max_jobs: 3\n"
-    "            archfarm_port: 1003\n"
-    "          children:\n"
-    "            pis:\n"
-    "              vars:\n"
-    "                archfarm_max_jobs: 4\n"
-    "              hosts:\n"
-    "                pi1:\n"
-    "                  archfarm_max_jobs: 5\n"
-    "                pi2:\n"
-    "        x86:\n"
-    "          hosts:\n"
-    "            big:\n";
+static const char s_precedence[] = "all:\n"
+                                   "  vars:\n"
+                                   "    archfarm_insecure: true\n"
+                                   "    archfarm_platforms: [linux/amd64]\n"
+                                   "    archfarm_max_jobs: 1\n"
+                                   "    archfarm_port: 1001\n"
+                                   "    archfarm_priority: 1\n"
+                                   "    ansible_host: from-all\n"
+                                   "  children:\n"
+                                   "    archfarm_agents:\n"
+                                   "      vars:\n"
+                                   "        archfarm_max_jobs: 2\n"
+                                   "        archfarm_port: 1002\n"
+                                   "        archfarm_priority: 2\n"
+                                   "      children:\n"
+                                   "        arm:\n"
+                                   "          vars:\n"
+                                   "            archfarm_platforms: [linux/arm64]\n"
+                                   "            archfarm_max_jobs: 3\n"
+                                   "            archfarm_port: 1003\n"
+                                   "          children:\n"
+                                   "            pis:\n"
+                                   "              vars:\n"
+                                   "                archfarm_max_jobs: 4\n"
+                                   "              hosts:\n"
+                                   "                pi1:\n"
+                                   "                  archfarm_max_jobs: 5\n"
+                                   "                pi2:\n"
+                                   "        x86:\n"
+                                   "          hosts:\n"
+                                   "            big:\n";
 
 static void inventory_host_vars_override_group_vars(void **state)
 {
@@ -588,12 +594,13 @@ static void inventory_sibling_groups_resolve_by_name_then_priority(void **state)
     const af_node_t *h1 = s_node(inv, "h1"), *h2 = s_node(inv, "h2");
     assert_int_equal(h1->max_jobs, 5);
     assert_string_equal(h1->endpoint, "tcp://h1:1111");
-    assert_int_equal(h2->max_jobs, 5); /* beta's priority 0 sorts it first */
+    assert_int_equal(h2->max_jobs, 5);                  /* beta's priority 0 sorts it first */
     assert_string_equal(h2->endpoint, "tcp://h2:3333"); /* gamma's priority 2 sorts it last */
     af_inventory_destroy(&inv);
     s_fails("archfarm_agents:\n"
             "  vars: {ansible_group_priority: high}\n",
-            AF_ERR_INVAL, "inv.yaml:2:34: ansible_group_priority: expected an integer, got \"high\"");
+            AF_ERR_INVAL,
+            "inv.yaml:2:34: ansible_group_priority: expected an integer, got \"high\"");
 }
 
 static void inventory_deepest_path_sets_group_depth(void **state)
@@ -674,18 +681,19 @@ static void inventory_duplicate_host_definitions_merge_vars(void **state)
 static void inventory_only_archfarm_agents_hosts_are_nodes(void **state)
 {
     (void)state;
-    af_inventory_t *inv = s_load("all:\n"
-                                 "  hosts:\n"
-                                 "    ctl: {archfarm_max_jobs: nonsense}\n"
-                                 "  children:\n"
-                                 "    web:\n"
-                                 "      hosts: {w1: }\n"
-                                 "    archfarm_agents:\n"
-                                 "      vars: {archfarm_insecure: true, archfarm_platforms: amd64}\n"
-                                 "      children:\n"
-                                 "        a: {hosts: {n2: }}\n"
-                                 "        b: {children: {c: {hosts: {n3: }}}}\n"
-                                 "      hosts: {n1: }\n");
+    af_inventory_t *inv =
+        s_load("all:\n"
+               "  hosts:\n"
+               "    ctl: {archfarm_max_jobs: nonsense}\n"
+               "  children:\n"
+               "    web:\n"
+               "      hosts: {w1: }\n"
+               "    archfarm_agents:\n"
+               "      vars: {archfarm_insecure: true, archfarm_platforms: amd64}\n"
+               "      children:\n"
+               "        a: {hosts: {n2: }}\n"
+               "        b: {children: {c: {hosts: {n3: }}}}\n"
+               "      hosts: {n1: }\n");
     assert_int_equal(af_inventory_size(inv), 3);
     assert_null(af_inventory_find(inv, "ctl"));
     assert_null(af_inventory_find(inv, "w1"));
@@ -767,8 +775,13 @@ static void inventory_range_in_the_middle_and_several_ranges(void **state)
                                  "  hosts:\n"
                                  "    web[1:3].example.com:\n"
                                  "    r[1:2]-n[a:b]:\n");
-    static const char *const want[] = {"web1.example.com", "web2.example.com",
-                                       "web3.example.com", "r1-na", "r1-nb", "r2-na", "r2-nb"};
+    static const char *const want[] = {"web1.example.com",
+                                       "web2.example.com",
+                                       "web3.example.com",
+                                       "r1-na",
+                                       "r1-nb",
+                                       "r2-na",
+                                       "r2-nb"};
     assert_int_equal(af_inventory_size(inv), sizeof want / sizeof want[0]);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         assert_string_equal(af_inventory_node(inv, i)->name, want[i]);
@@ -800,7 +813,8 @@ static void inventory_bad_ranges_rejected(void **state)
         snprintf(yaml, sizeof yaml,
                  "archfarm_agents:\n  hosts:\n    \"%s\": {archfarm_platforms: amd64}\n",
                  t[i].pattern);
-        snprintf(want, sizeof want, "inv.yaml:3:5: host pattern \"%s\": %s", t[i].pattern, t[i].why);
+        snprintf(want, sizeof want, "inv.yaml:3:5: host pattern \"%s\": %s", t[i].pattern,
+                 t[i].why);
         s_fails(yaml, AF_ERR_INVAL, want);
     }
 }
@@ -833,7 +847,8 @@ static void inventory_bad_host_names_rejected(void **state)
     (void)state;
     s_fails("archfarm_agents:\n  hosts:\n    \"a b\":\n", AF_ERR_INVAL,
             "inv.yaml:3:5: invalid host name \"a b\"");
-    s_fails("archfarm_agents:\n  hosts:\n    \"\":\n", AF_ERR_INVAL, "inv.yaml:3:5: empty host name");
+    s_fails("archfarm_agents:\n  hosts:\n    \"\":\n", AF_ERR_INVAL,
+            "inv.yaml:3:5: empty host name");
     char yaml[512];
     snprintf(yaml, sizeof yaml, "archfarm_agents:\n  hosts:\n    %0200d:\n", 7);
     s_fails_prefix(yaml, strlen(yaml), "inv.yaml:3:5: host name \"0000");
@@ -973,7 +988,8 @@ static void inventory_unclosed_quote_is_a_yaml_error(void **state)
 static void inventory_binary_junk_is_rejected(void **state)
 {
     (void)state;
-    static const char junk[] = "\x7f" "ELF\x02\x01\x01\x00\x00\x00\xff\xfe\x00\x01";
+    static const char junk[] = "\x7f"
+                               "ELF\x02\x01\x01\x00\x00\x00\xff\xfe\x00\x01";
     s_fails_prefix(junk, sizeof junk - 1, "inv.yaml:1:");
     s_fails_prefix("all:\n  hosts:\n    a\x01: {}\n", 22, "inv.yaml:3:6: YAML error: control");
     s_fails_prefix("all: {a: \xc3\x28}\n", 13, "inv.yaml:1:11: YAML error: invalid trailing UTF-8");
@@ -986,7 +1002,8 @@ static void inventory_binary_junk_is_rejected(void **state)
         for (size_t i = 0; i < sizeof buf; i++) {
             x ^= x << 13, x ^= x >> 17, x ^= x << 5;
             static const char alphabet[] = "ab:[]{} -\n\t#&*!|>'\"%@`,?";
-            buf[i] = round % 2 ? (unsigned char)alphabet[x % (sizeof alphabet - 1)] : (unsigned char)x;
+            buf[i] =
+                round % 2 ? (unsigned char)alphabet[x % (sizeof alphabet - 1)] : (unsigned char)x;
         }
         af_err_t err;
         af_inventory_t *inv = af_inventory_load_buffer("junk", (char *)buf, sizeof buf, &err);
@@ -1088,7 +1105,8 @@ static void inventory_load_reads_files(void **state)
     inv = af_inventory_load(s_data_path("bad-max-jobs.yaml"), &err);
     assert_null(inv);
     char want[1200];
-    snprintf(want, sizeof want, "%s:7:28: archfarm_max_jobs: expected an integer >= 1, got \"many\"",
+    snprintf(want, sizeof want,
+             "%s:7:28: archfarm_max_jobs: expected an integer >= 1, got \"many\"",
              s_data_path("bad-max-jobs.yaml"));
     assert_string_equal(err.msg, want);
 

@@ -169,7 +169,7 @@ static void platform_uname_machine_names(void **state)
     (void)state;
     static const struct {
         const char *in, *machine;
-    } t[] = {{"linux/amd64", "x86_64"},  {"linux/arm64", "aarch64"}, {"linux/arm/v7", "armv7l"},
+    } t[] = {{"linux/amd64", "x86_64"},  {"linux/arm64", "aarch64"},   {"linux/arm/v7", "armv7l"},
              {"linux/arm/v6", "armv6l"}, {"linux/arm/v5", "armv5tel"}, {"linux/386", "i686"},
              {"linux/s390x", "s390x"},   {"linux/ppc64le", "ppc64le"}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -232,7 +232,8 @@ static void platform_list_errors(void **state)
     assert_non_null(strstr(err.msg, "item 2 is empty"));
     assert_int_equal(af_platform_parse_list("linux/amd64,linux/mips9", out, 2, &n, &err),
                      AF_ERR_INVAL);
-    assert_string_equal(err.msg, "invalid platform \"linux/mips9\": unknown architecture \"mips9\"");
+    assert_string_equal(err.msg,
+                        "invalid platform \"linux/mips9\": unknown architecture \"mips9\"");
     assert_int_equal(af_platform_parse_list("amd64,arm64,arm", out, 2, &n, &err), AF_ERR_INVAL);
     assert_string_equal(err.msg, "platform list: more than 2 platforms");
     /* duplicates do not count against max */

@@ -308,8 +308,9 @@ static void recipe_from_must_be_scratch_or_a_reference(void **state)
             "archfarm.yaml:2:9: image.from: must not be empty");
     af_recipe_t *r = s_load("image:\n  from: localhost:5000/base/img@sha256:"
                             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
-    assert_string_equal(r->from, "localhost:5000/base/img@sha256:"
-                                 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    assert_string_equal(r->from,
+                        "localhost:5000/base/img@sha256:"
+                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
     af_recipe_destroy(&r);
 }
 
@@ -323,7 +324,8 @@ static void recipe_workdir_must_be_absolute(void **state)
 static void recipe_empty_run_is_an_error(void **state)
 {
     (void)state;
-    s_fails("build:\n  run: \"  \\n\"\n", AF_ERR_INVAL, "archfarm.yaml:2:8: build.run: empty command");
+    s_fails("build:\n  run: \"  \\n\"\n", AF_ERR_INVAL,
+            "archfarm.yaml:2:8: build.run: empty command");
 }
 
 static void recipe_empty_file_is_an_error(void **state)
@@ -372,8 +374,8 @@ static void recipe_malformed_yaml_is_an_error(void **state)
     for (int round = 0; round < 300; round++) {
         for (size_t i = 0; i < sizeof buf; i++) {
             x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-            buf[i] = round % 3 ? (unsigned char)alphabet[x % (sizeof alphabet - 1)]
-                               : (unsigned char)x;
+            buf[i] =
+                round % 3 ? (unsigned char)alphabet[x % (sizeof alphabet - 1)] : (unsigned char)x;
         }
         af_err_t err;
         af_recipe_t *r = af_recipe_load_buffer("junk", (char *)buf, sizeof buf, &err);
@@ -410,7 +412,8 @@ static void recipe_sizes_are_bounded(void **state)
     af_err_clear(&err);
     assert_null(af_recipe_load_buffer("big.yaml", big, len, &err));
     assert_int_equal(err.code, AF_ERR_TOOBIG);
-    assert_string_equal(err.msg, "big.yaml: recipe is 1048577 bytes, more than the limit of 1048576");
+    assert_string_equal(err.msg,
+                        "big.yaml: recipe is 1048577 bytes, more than the limit of 1048576");
     char path[] = "/tmp/af_recipe_big_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);

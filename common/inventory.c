@@ -392,6 +392,10 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
     if (level > AF_INVENTORY_MAX_DEPTH)
         return s_fail(c, map, AF_ERR_TOOBIG, "merge keys (<<) nested deeper than %d levels",
                       AF_INVENTORY_MAX_DEPTH);
+    /* every visit counts, so lists of aliases to empty mappings cost too */
+    int rc = s_spend(c, map);
+    if (rc)
+        return rc;
     yaml_node_pair_t *p;
     for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -399,7 +403,7 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
         if (!k || !v || !s_is_merge_key(k))
             continue;
         if (v->type == YAML_MAPPING_NODE) {
-            int rc = s_flatten(c, v, out, level + 1);
+            rc = s_flatten(c, v, out, level + 1);
             if (rc)
                 return rc;
         } else if (v->type == YAML_SEQUENCE_NODE) {
@@ -410,7 +414,7 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
                     return s_fail(c, src ? src : v, AF_ERR_PARSE,
                                   "merge key (<<) expects mappings, got %s",
                                   s_show(src, show, sizeof show));
-                int rc = s_flatten(c, src, out, level + 1);
+                rc = s_flatten(c, src, out, level + 1);
                 if (rc)
                     return rc;
             }
@@ -427,7 +431,7 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
             return s_fail(c, map, AF_ERR_PARSE, "malformed mapping");
         if (s_is_merge_key(k))
             continue;
-        int rc = s_spend(c, k);
+        rc = s_spend(c, k);
         if (rc)
             return rc;
         if (s_grow((void **)&out->v, &out->cap, out->n, sizeof *out->v))

@@ -921,6 +921,20 @@ static void inventory_alias_bomb_is_bounded(void **state)
     inv = af_inventory_load_buffer("inv.yaml", yaml, o, &err);
     assert_null(inv);
     assert_int_equal(err.code, AF_ERR_TOOBIG);
+
+    /* and with merge sources that hold nothing: 64^6 visits unbounded */
+    o = (size_t)snprintf(yaml, sizeof yaml, "e0: &e0 {}\n");
+    for (int i = 1; i <= 6; i++) {
+        o += (size_t)snprintf(yaml + o, sizeof yaml - o, "e%d: &e%d {<<: [", i, i);
+        for (int j = 0; j < 64; j++)
+            o += (size_t)snprintf(yaml + o, sizeof yaml - o, "%s*e%d", j ? "," : "", i - 1);
+        o += (size_t)snprintf(yaml + o, sizeof yaml - o, "]}\n");
+    }
+    assert_true(o < sizeof yaml - 1);
+    inv = af_inventory_load_buffer("inv.yaml", yaml, o, &err);
+    assert_null(inv);
+    assert_int_equal(err.code, AF_ERR_TOOBIG);
+    assert_non_null(strstr(err.msg, "inventory too large after alias expansion"));
 }
 
 static void inventory_self_referencing_alias_does_not_crash(void **state)

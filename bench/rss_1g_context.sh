@@ -13,8 +13,9 @@
 #   - coordinator: peak RSS and wall time (/usr/bin/time -v), first build
 #     (context sent) and second build (agent already holds the context);
 #   - agent: peak RSS over both builds (VmHWM from /proc/PID/status);
-#   - peers on the same file: `sha256sum` (read + digest once) and a plain
-#     TCP transfer over loopback into a file (python3 sockets, sendfile).
+#   - peers on the same file: `sha256sum` and `openssl dgst -sha256` (read +
+#     digest once), `tar -c | openssl dgst` (what packing costs at least) and
+#     a plain TCP transfer over loopback into a file (python3, sendfile).
 # Results go to bench/results/rss_1g_context.txt. Acceptance (issue 2):
 # coordinator and agent peak RSS < 100 MiB; the script exits 1 otherwise.
 set -euo pipefail
@@ -34,12 +35,14 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 maxrss_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
+cpu_s() { awk -F': ' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$1"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 echo "== preparing a 1 GiB incompressible context in $AF_TMP"
 mkdir -p "$AF_TMP/ctx"
 # AES-CTR keystream: incompressible, fast, and the same bytes on every run.
-openssl enc -aes-128-ctr -pass pass:archfarm-bench -nosalt -pbkdf2 -in /dev/zero 2>/dev/null |
+# (openssl dies of SIGPIPE when head has enough: that is expected)
+{ openssl enc -aes-128-ctr -pass pass:archfarm-bench -nosalt -pbkdf2 -in /dev/zero 2>/dev/null || true; } |
     head -c "$SIZE" >"$AF_TMP/ctx/big.bin"
 [[ $(stat -c %s "$AF_TMP/ctx/big.bin") == "$SIZE" ]] || af_fail "could not write 1 GiB"
 echo "tiny" >"$AF_TMP/ctx/tiny.txt"
@@ -58,6 +61,14 @@ t0=$(now)
 t1=$(now)
 sha_wall=$(elapsed "$t0" "$t1")
 sha_rss=$(maxrss_kb "$AF_TMP/sha.time")
+t0=$(now)
+openssl dgst -sha256 "$AF_TMP/ctx/big.bin" >/dev/null
+t1=$(now)
+ossl_wall=$(elapsed "$t0" "$t1")
+t0=$(now)
+tar -cf - -C "$AF_TMP/ctx" . | openssl dgst -sha256 >/dev/null
+t1=$(now)
+tar_wall=$(elapsed "$t0" "$t1")
 tcp_wall=$(python3 - "$AF_TMP/ctx/big.bin" "$AF_TMP/tcp.out" <<'EOF'
 import socket, sys, threading, time
 src, dst = sys.argv[1], sys.argv[2]
@@ -83,7 +94,7 @@ EOF
 )
 [[ $(stat -c %s "$AF_TMP/tcp.out") == "$SIZE" ]] || af_fail "TCP baseline transferred a short file"
 rm -f "$AF_TMP/tcp.out"
-echo "sha256sum: ${sha_wall}s; plain TCP loopback: ${tcp_wall}s"
+echo "sha256sum: ${sha_wall}s; openssl dgst: ${ossl_wall}s; tar | openssl dgst: ${tar_wall}s; plain TCP loopback: ${tcp_wall}s"
 
 echo "== farm"
 af_farm_registry_start
@@ -125,9 +136,15 @@ mkdir -p "$(dirname "$RESULTS")"
     echo "agent_peak_rss_mib            $(mib "$agent_rss")"
     echo "build_wall_s_context_sent     $cold_wall"
     echo "build_wall_s_context_cached   $warm_wall"
+    echo "coordinator_cpu_s_sent        $(cpu_s "$AF_TMP/cold.time")"
+    echo "coordinator_cpu_s_cached      $(cpu_s "$AF_TMP/warm.time")"
     echo "peer_sha256sum_wall_s         $sha_wall   (peak RSS $(mib "$sha_rss") MiB)"
+    echo "peer_openssl_dgst_wall_s      $ossl_wall"
+    echo "peer_tar_pipe_openssl_s       $tar_wall"
     echo "peer_plain_tcp_loopback_s     $tcp_wall"
     echo "ratio_build_vs_sha256sum      $(ratio "$cold_wall" "$sha_wall")"
+    echo "ratio_build_vs_openssl_dgst   $(ratio "$cold_wall" "$ossl_wall")"
+    echo "ratio_build_vs_tar_openssl    $(ratio "$cold_wall" "$tar_wall")"
     echo "ratio_build_vs_plain_tcp      $(ratio "$cold_wall" "$tcp_wall")"
     echo "ratio_cached_vs_sha256sum     $(ratio "$warm_wall" "$sha_wall")"
     echo "acceptance_rss_below_100_mib  $verdict"

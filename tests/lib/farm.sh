@@ -194,12 +194,20 @@ af_farm_registry_start() {
 
 # --- agents --------------------------------------------------------------------
 
+# 0: listening; 1: not yet (the log may not even exist yet: the shell opens
+# it in the child after the fork); 2: the agent process is gone.
 s_agent_listening() {
     local name=$1 pid=${AF_AGENT_PID[$1]}
     if ! kill -0 "$pid" 2>/dev/null; then
         return 2
     fi
-    grep -q 'listening' "${AF_AGENT_DIR[$name]}/stderr.log"
+    grep -qs 'listening' "${AF_AGENT_DIR[$name]}/stderr.log" || return 1
+}
+
+s_agent_register() {
+    local n
+    for n in "${AF_AGENT_NAMES[@]}"; do [[ $n == "$1" ]] && return 0; done
+    AF_AGENT_NAMES+=("$1")
 }
 
 # af_agent_start NAME PLATFORM [AGENT FLAGS...]
@@ -217,6 +225,8 @@ af_agent_start() {
             --platform "$platform" --workdir "$dir/work" --insecure "$@" \
             >"$dir/stdout.log" 2>"$dir/stderr.log" &
         pid=$!
+        # registered at once, so the EXIT trap stops it whatever happens next
+        s_agent_register "$name"
         AF_AGENT_PID[$name]=$pid
         AF_AGENT_PORT[$name]=$port
         AF_AGENT_PLATFORM[$name]=$platform
@@ -242,7 +252,6 @@ $(tail -n 20 "$dir/stderr.log")"
             fi
             sleep 0.05
         done
-        AF_AGENT_NAMES+=("$name")
         AF_INV_HOSTS+=("$name|tcp://127.0.0.1:$port|$platform")
         af_log "agent $name ($platform) pid $pid on tcp://127.0.0.1:$port"
         return 0

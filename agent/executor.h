@@ -32,6 +32,12 @@ typedef struct af_executor {
  * manifest pushed to the registry. Always available. */
 extern const af_executor_t af_executor_native;
 
+/* Dockerfile engines (executor_buildah.c, executor_buildctl.c,
+ * executor_docker.c): available when probe() finds the engine. */
+extern const af_executor_t af_executor_buildah;
+extern const af_executor_t af_executor_buildctl;
+extern const af_executor_t af_executor_docker;
+
 /* True if SELF builds recipes of KIND. */
 bool af_executor_supports(const af_executor_t *self, const char *kind);
 

@@ -341,6 +341,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         .context_fd = ctx_fd,
         .progress = pg,
         .fail_fast = o->fail_fast,
+        .cands = cands,
     };
     rc = af_slices_run(&run);
     if (rc) {

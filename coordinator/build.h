@@ -20,6 +20,7 @@
 #include "platform.h"
 #include "progress.h"
 #include "ref.h"
+#include "schedule.h"
 
 #define AF_MAX_ATTEMPTS 4
 #define AF_PROBE_TIMEOUT_MS 3000
@@ -107,12 +108,16 @@ typedef struct {
     int context_fd;                 /* the packed context, read with pread */
     af_progress_t *progress;        /* borrowed */
     bool fail_fast;
+    af_candidate_t *cands;          /* borrowed, per farm node: failover choices (may be NULL) */
     /* results */
     int signal;                     /* SIGINT/SIGTERM that stopped the build, or 0 */
 } af_slices_run_t;
 
 /* Sends BUILD for every slice and drives them to a RESULT each: context
- * chunks on CREDIT, progress, heartbeats, node liveness, fail-fast
+ * chunks on CREDIT, progress, heartbeats, node liveness, failover (an
+ * attempt that failed for infrastructure reasons - node lost, agent
+ * refused - is retried on another ready node of that platform, at most
+ * AF_MAX_ATTEMPTS attempts, never on a node already tried), fail-fast
  * cancellation, SIGINT/SIGTERM (CANCEL everything, wait at most
  * AF_CANCEL_WAIT_MS). Every slice's current attempt is done on return.
  * Returns 0, or a negative code for a local failure. */

@@ -38,7 +38,8 @@ typedef struct {
 struct s_loop {
     af_slices_run_t *run;
     zloop_t *loop;
-    bool *used;               /* per farm node: runs one of our slices */
+    bool *used;               /* per farm node: has a reader, gets our heartbeats */
+    bool *lost;               /* per farm node: declared dead in this build */
     s_reader_t *readers;
     long long next_hb_ms;
     bool cancelling;
@@ -83,6 +84,21 @@ static void s_report_result(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
 }
 
 static void s_cancel_all(s_loop_t *st, const char *why);
+static bool s_failover(s_loop_t *st, af_slice_t *s);
+static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a);
+
+/* Attempt A of S just ended: report it, then fail over (infrastructure
+ * failures) or, with fail-fast, cancel the other slices. */
+static void s_attempt_ended(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
+{
+    s_report_result(st, s, a);
+    if (a->ok || !strcmp(a->failure, "cancelled"))
+        return;
+    if (!strcmp(a->failure, "infra") && s_failover(st, s))
+        return;
+    if (st->run->fail_fast)
+        s_cancel_all(st, "another slice failed");
+}
 
 /* Ends attempt A with a failure decided here (not by the agent). */
 static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *failure,
@@ -103,9 +119,7 @@ static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *fai
     a->exit_code = -1;
     a->ended_ms = af_cli_now_ms();
     af_debug_job(s->job, s_node_name(st, a->node), "%s", a->message);
-    s_report_result(st, s, a);
-    if (st->run->fail_fast && strcmp(failure, "cancelled"))
-        s_cancel_all(st, "another slice failed");
+    s_attempt_ended(st, s, a);
 }
 
 static void s_send_cancel(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
@@ -320,9 +334,7 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
                    fn->conf->name);
             break;
         }
-        s_report_result(st, s, a);
-        if (!m->ok && st->run->fail_fast && strcmp(a->failure, "cancelled"))
-            s_cancel_all(st, "another slice failed");
+        s_attempt_ended(st, s, a);
         break;
     default:
         break;
@@ -359,14 +371,14 @@ static void s_heartbeat(s_loop_t *st, long long now)
 {
     af_farm_t *farm = st->run->farm;
     for (size_t i = 0; i < af_farm_size(farm); i++) {
-        if (!st->used[i])
+        if (!st->used[i] || st->lost[i])
             continue;
         af_farm_node_t *fn = af_farm_node(farm, i);
         long long silent = now - fn->last_seen_ms;
         long long limit = (long long)AF_LIVENESS * (fn->heartbeat_ms ? fn->heartbeat_ms
                                                                       : AF_HEARTBEAT_MS);
         if (silent > limit) {
-            st->used[i] = false; /* the node is gone for this build */
+            st->lost[i] = true; /* the node is gone for this build */
             for (size_t k = 0; k < st->run->n_slices; k++) {
                 af_slice_t *s = &st->run->slices[k];
                 af_attempt_t *a = af_slice_current(s);
@@ -404,13 +416,9 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
         for (size_t k = 0; k < st->run->n_slices; k++) {
             af_slice_t *s = &st->run->slices[k];
             af_attempt_t *a = af_slice_current(s);
-            if (a && !a->done) {
-                bool was_ff = st->run->fail_fast;
-                st->run->fail_fast = false; /* already cancelling */
+            if (a && !a->done)
                 s_fail(st, s, a, "cancelled", "cancelled; node %s did not confirm within %d s",
                        s_node_name(st, a->node), AF_CANCEL_WAIT_MS / 1000);
-                st->run->fail_fast = was_ff;
-            }
         }
     }
     return s_all_done(st) ? -1 : 0;
@@ -480,6 +488,72 @@ out:
     return 0;
 }
 
+/* Starts reading node I (once) and counts its liveness from now. */
+static int s_watch(s_loop_t *st, size_t i)
+{
+    if (st->used[i])
+        return 0;
+    af_farm_node_t *fn = af_farm_node(st->run->farm, i);
+    if (!fn->sock)
+        return AF_ERR_STATE;
+    fn->last_seen_ms = af_cli_now_ms();
+    st->readers[i].st = st;
+    st->readers[i].node = i;
+    if (zloop_reader(st->loop, fn->sock, s_on_reader, &st->readers[i]))
+        return AF_ERR_NOMEM;
+    zloop_reader_set_tolerant(st->loop, fn->sock);
+    st->used[i] = true;
+    return 0;
+}
+
+static bool s_tried(const af_slice_t *s, size_t node)
+{
+    for (size_t k = 0; k < s->n_attempts; k++)
+        if (s->attempts[k].node == node)
+            return true;
+    return false;
+}
+
+/* Retries slice S on another ready node of its platform. False when there
+ * is none (or we are cancelling, or out of attempts). */
+static bool s_failover(s_loop_t *st, af_slice_t *s)
+{
+    af_slices_run_t *run = st->run;
+    if (!run->cands || st->cancelling || run->signal || s->n_attempts >= AF_MAX_ATTEMPTS)
+        return false;
+    size_t n = af_farm_size(run->farm);
+    af_candidate_t *copy = calloc(n ? n : 1, sizeof *copy);
+    if (!copy)
+        return false;
+    memcpy(copy, run->cands, n * sizeof *copy);
+    for (size_t i = 0; i < n; i++)
+        if (st->lost[i] || s_tried(s, i))
+            copy[i].ready = false;
+    size_t pick = 0;
+    af_err_t err = {0};
+    int rc = af_schedule_pick(copy, n, &s->platform, 1, run->spec->recipe_kind, &pick, &err);
+    free(copy);
+    if (rc) {
+        af_debug("no failover for %s: %s", s->platform_str, af_err_msg(&err, rc));
+        return false;
+    }
+    if (s_watch(st, pick))
+        return false;
+    run->cands[pick].assigned++;
+    af_attempt_t *prev = af_slice_current(s);
+    af_attempt_t *a = &s->attempts[s->n_attempts++];
+    memset(a, 0, sizeof *a);
+    a->node = pick;
+    a->attempt = prev->attempt + 1;
+    a->exit_code = -1;
+    char detail[AF_MAX_STR + 128];
+    snprintf(detail, sizeof detail, "attempt %u, after node %s failed: %s", a->attempt,
+             s_node_name(st, prev->node), prev->message);
+    af_progress_status(run->progress, s->platform_str, s_node_name(st, pick), "retrying", detail);
+    (void)s_send_build(st, s, a);
+    return true;
+}
+
 int af_slices_run(af_slices_run_t *run)
 {
     s_loop_t st = {0};
@@ -487,24 +561,17 @@ int af_slices_run(af_slices_run_t *run)
     size_t n_nodes = af_farm_size(run->farm);
     int rc = AF_ERR_NOMEM;
     st.used = calloc(n_nodes ? n_nodes : 1, sizeof *st.used);
+    st.lost = calloc(n_nodes ? n_nodes : 1, sizeof *st.lost);
     st.readers = calloc(n_nodes ? n_nodes : 1, sizeof *st.readers);
     st.loop = zloop_new();
-    if (!st.used || !st.readers || !st.loop)
+    if (!st.used || !st.lost || !st.readers || !st.loop)
         goto out;
 
     long long now = af_cli_now_ms();
     for (size_t i = 0; i < run->n_slices; i++) {
         af_attempt_t *a = af_slice_current(&run->slices[i]);
-        if (a && !st.used[a->node]) {
-            st.used[a->node] = true;
-            af_farm_node_t *fn = af_farm_node(run->farm, a->node);
-            fn->last_seen_ms = now; /* liveness counts from here */
-            st.readers[a->node].st = &st;
-            st.readers[a->node].node = a->node;
-            if (zloop_reader(st.loop, fn->sock, s_on_reader, &st.readers[a->node]))
-                goto out;
-            zloop_reader_set_tolerant(st.loop, fn->sock);
-        }
+        if (a && s_watch(&st, a->node))
+            goto out;
     }
     if (zloop_timer(st.loop, AF_TICK_MS, 0, s_on_tick, &st) < 0)
         goto out;
@@ -537,6 +604,7 @@ int af_slices_run(af_slices_run_t *run)
 out:
     zloop_destroy(&st.loop);
     free(st.used);
+    free(st.lost);
     free(st.readers);
     return rc;
 }

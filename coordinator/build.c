@@ -240,6 +240,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     int ready = af_farm_probe(farm, select, o->probe_timeout_ms);
     if (ready < 0) {
         free(select);
+        af_cli_error("interrupted while probing the nodes; nothing was sent");
         rc = s_signal_exit(af_cli_signal());
         goto out;
     }
@@ -296,6 +297,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         goto out;
     }
     if (af_cli_signal()) {
+        af_cli_error("interrupted before any slice started; nothing was sent");
         rc = s_signal_exit(af_cli_signal());
         goto out;
     }

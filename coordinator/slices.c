@@ -25,6 +25,7 @@
 #include "proto.h"
 
 #define AF_TICK_MS 100
+#define AF_TIMEOUT_GRACE_S 30 /* after --timeout, before we give up on the agent */
 #define AF_DRAIN_MAX 64 /* messages handled per reader wake-up */
 #define AF_PROGRESS_BIG_CONTEXT (8ULL * 1024 * 1024) /* report transfer progress above this */
 
@@ -411,6 +412,19 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     if (now >= st->next_hb_ms) {
         s_heartbeat(st, now);
         st->next_hb_ms = now + AF_HEARTBEAT_MS;
+    }
+    /* --timeout is enforced by the agents; this only guards against an
+     * agent that keeps heartbeating but never answers */
+    uint32_t tmo = st->run->spec->timeout_s;
+    for (size_t k = 0; tmo && k < st->run->n_slices; k++) {
+        af_slice_t *s = &st->run->slices[k];
+        af_attempt_t *a = af_slice_current(s);
+        if (a && !a->done && !a->cancel_sent &&
+            now - a->started_ms > ((long long)tmo + AF_TIMEOUT_GRACE_S) * 1000) {
+            s_send_cancel(st, s, a);
+            s_fail(st, s, a, "timeout", "node %s did not finish within --timeout %u s",
+                   s_node_name(st, a->node), tmo);
+        }
     }
     if (st->cancelling && now >= st->cancel_deadline_ms) {
         for (size_t k = 0; k < st->run->n_slices; k++) {

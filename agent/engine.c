@@ -748,18 +748,21 @@ static size_t s_quote_for_display(char *buf, size_t len, const char *arg, bool f
     return o;
 }
 
-int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const envp[],
-                        const char *cwd, af_engine_step_fn *on_exit, af_err_t *err)
+int af_engine_shell_wrap(char *const argv[], char *const envp[], char **cmd_p, char ***env_p,
+                         af_err_t *err)
 {
     s_argv_t env = {0};
     char *cmd = NULL;
     size_t n = 0;
-    while (argv[n])
+    *cmd_p = NULL;
+    *env_p = NULL;
+    while (argv && argv[n])
         n++;
     if (n == 0)
         return af_err_set(err, AF_ERR_INVAL, "empty command");
-    for (char *const *e = envp; *e; e++)
-        s_add(&env, *e);
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, S_ARG_VAR, strlen(S_ARG_VAR)))
+            s_add(&env, *e);
     size_t cap = 64 + n * (sizeof S_ARG_VAR + 32) * 2, off = 0;
     if (!(cmd = malloc(cap))) {
         af_engine_argv_free(&env.v);
@@ -774,11 +777,27 @@ int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const e
     for (size_t i = 0; i < n; i++)
         off += (size_t)snprintf(cmd + off, cap - off, " " S_ARG_VAR "%zu", i);
     snprintf(cmd + off, cap - off, "; exec \"$@\"");
-    int rc = 0;
-    if (env.failed) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
+    if (env.failed || !env.v) {
+        free(cmd);
+        af_engine_argv_free(&env.v);
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     }
+    *cmd_p = cmd;
+    *env_p = env.v;
+    return 0;
+}
+
+int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const envp[],
+                        const char *cwd, af_engine_step_fn *on_exit, af_err_t *err)
+{
+    char *cmd = NULL;
+    char **env = NULL;
+    int rc = af_engine_shell_wrap(argv, envp, &cmd, &env, err);
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    while (argv[n])
+        n++;
     /* the command line, for the user: arguments only, secrets never go in argv */
     char line[AF_MAX_LOG_LINE + 1];
     size_t lo = 0;
@@ -788,7 +807,7 @@ int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const e
 
     af_process_destroy(&self->proc);
     self->on_exit = on_exit;
-    self->proc = af_process_new(af_job_loop(self->job), cmd, env.v, cwd, s_on_line, s_on_exit,
+    self->proc = af_process_new(af_job_loop(self->job), cmd, env, cwd, s_on_line, s_on_exit,
                                 self, err);
     if (!self->proc) {
         rc = err && err->code ? err->code : AF_ERR_CHILD;
@@ -798,7 +817,7 @@ int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const e
     af_job_write_pgid(self->job, af_process_pid(self->proc));
 out:
     free(cmd);
-    af_engine_argv_free(&env.v);
+    af_engine_argv_free(&env);
     return rc;
 }
 

@@ -1,20 +1,23 @@
 /* cmd_imagetools.c -- `archfarm imagetools inspect [--raw] REF`: what a
  * registry holds under a reference, like `docker buildx imagetools
  * inspect`: an index with its per-platform manifests, or one manifest with
- * its config's platform and layers. --raw prints the exact bytes the
- * registry served. */
+ * its config's platform and layers; --raw prints the exact bytes the
+ * registry served. And `imagetools create -t REF SOURCE...`: an index over
+ * existing manifests/indexes of one repository, PUT to the tags. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "digest.h"
 #include "oci.h"
 #include "ref.h"
 #include "registry.h"
 
 static const char s_help[] =
     "Usage: archfarm imagetools inspect [--raw] [--insecure-registry HOST[:PORT]]... REF\n"
+    "       (see also 'archfarm imagetools create --help')\n"
     "\n"
     "Shows the manifest or index REF points at in its registry (like 'docker\n"
     "buildx imagetools inspect'). REF is [REGISTRY/]REPOSITORY[:TAG][@DIGEST];\n"
@@ -41,6 +44,34 @@ static const char s_help[] =
     "Examples:\n"
     "  archfarm imagetools inspect localhost:5000/app:1.0\n"
     "  archfarm imagetools inspect --raw registry.lan:5000/app:1.0 | jq .\n";
+
+static const char s_create_help[] =
+    "Usage: archfarm imagetools create [--dry-run] [--insecure-registry HOST[:PORT]]...\n"
+    "                                  -t REF [-t REF]... SOURCE...\n"
+    "\n"
+    "Creates a multi-platform image index from existing images (like 'docker\n"
+    "buildx imagetools create') and PUTs it to every -t tag. Each SOURCE is a\n"
+    "reference to a single-platform manifest (its platform is read from its\n"
+    "image config) or to an index (all its entries are taken). Sources and tags\n"
+    "must be in one registry and repository (copying between repositories is\n"
+    "not supported yet); two entries for one platform are refused.\n"
+    "\n"
+    "Options:\n"
+    "  -t, --tag REF          tag to write (repeatable, required unless --dry-run)\n"
+    "  --dry-run              print the index JSON on stdout, write nothing\n"
+    "  --insecure-registry HOST[:PORT]\n"
+    "                         plain HTTP or unverified TLS for this registry\n"
+    "                         (127.0.0.0/8, ::1 and localhost always)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "Prints the index digest on stdout.\n"
+    "\n"
+    "Exit status: 0 written, 1 a source is missing or not usable, 2 usage error,\n"
+    "3 registry unreachable or refusing us.\n"
+    "\n"
+    "Example:\n"
+    "  archfarm imagetools create -t localhost:5000/app:1.0 \\\n"
+    "      localhost:5000/app:amd64 localhost:5000/app@sha256:...\n";
 
 static void s_print_platform(const af_platform_t *p)
 {
@@ -141,17 +172,231 @@ out:
     return rc;
 }
 
+/* Appends the entries SRC contributes to *d (grown as needed). */
+static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg,
+                     af_descriptor_t **d, size_t *n, size_t *cap)
+{
+    af_err_t err = {0};
+    char *body = NULL, *mt = NULL, *cfg = NULL;
+    size_t len = 0, cfg_len = 0;
+    char digest[AF_DIGEST_STR_MAX];
+    af_oci_doc_t *doc = NULL;
+    int rc = af_registry_manifest_get(reg, src->repository, af_ref_reference(src), &body, &len,
+                                      &mt, digest, &err);
+    if (rc) {
+        af_cli_error("%s: %s", arg, af_err_msg(&err, rc));
+        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
+        goto out;
+    }
+    doc = af_oci_doc_parse(body, len, mt, &err);
+    if (!doc) {
+        af_cli_error("%s: %s", arg, af_err_msg(&err, AF_ERR_PARSE));
+        rc = AF_EXIT_FAILED;
+        goto out;
+    }
+    size_t add = doc->is_index ? doc->n_manifests : 1;
+    if (*n + add > AF_MAX_LIST * 4) {
+        af_cli_error("too many manifests for one index");
+        rc = AF_EXIT_USAGE;
+        goto out;
+    }
+    if (*n + add > *cap) {
+        size_t ncap = (*n + add) * 2;
+        af_descriptor_t *nd = realloc(*d, ncap * sizeof *nd);
+        if (!nd) {
+            rc = AF_EXIT_INFRA;
+            goto out;
+        }
+        *d = nd;
+        *cap = ncap;
+    }
+    if (doc->is_index) {
+        for (size_t i = 0; i < doc->n_manifests; i++) {
+            if (!doc->manifests[i].has_platform) {
+                af_cli_error("%s: entry %s has no platform", arg, doc->manifests[i].digest);
+                rc = AF_EXIT_FAILED;
+                goto out;
+            }
+            (*d)[(*n)++] = doc->manifests[i];
+        }
+        rc = 0;
+        goto out;
+    }
+    rc = af_registry_blob_get(reg, src->repository, doc->config.digest, AF_CONFIG_MAX_BYTES, &cfg,
+                              &cfg_len, &err);
+    if (rc) {
+        af_cli_error("%s: config %s: %s", arg, doc->config.digest, af_err_msg(&err, rc));
+        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
+        goto out;
+    }
+    af_descriptor_t *e = &(*d)[*n];
+    memset(e, 0, sizeof *e);
+    if (af_oci_config_platform(cfg, cfg_len, &e->platform, &err)) {
+        af_cli_error("%s: %s", arg, af_err_msg(&err, AF_ERR_PARSE));
+        rc = AF_EXIT_FAILED;
+        goto out;
+    }
+    e->has_platform = true;
+    snprintf(e->media_type, sizeof e->media_type, "%s", doc->media_type);
+    snprintf(e->digest, sizeof e->digest, "%s", digest);
+    e->size = (int64_t)len;
+    (*n)++;
+    rc = 0;
+out:
+    af_oci_doc_destroy(&doc);
+    free(body);
+    free(mt);
+    free(cfg);
+    return rc;
+}
+
+static int s_create(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"tag", required_argument, NULL, 't'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"insecure-registry", required_argument, NULL, 'I'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "imagetools create";
+    af_insecure_t insecure = {0};
+    af_ref_t tags[AF_MAX_LIST];
+    size_t n_tags = 0;
+    bool dry = false;
+    af_err_t err = {0};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (n_tags >= AF_MAX_LIST)
+                return af_cli_usage_error(cmd, "too many -t");
+            if (af_ref_parse(optarg, &tags[n_tags], &err))
+                return af_cli_usage_error(cmd, "-t '%s': %s", optarg,
+                                          af_err_msg(&err, AF_ERR_INVAL));
+            if (tags[n_tags].digest[0])
+                return af_cli_usage_error(cmd, "-t '%s': a tag cannot contain a digest", optarg);
+            n_tags++;
+            break;
+        case 'n':
+            dry = true;
+            break;
+        case 'I':
+            if (af_insecure_add(&insecure, optarg, &err))
+                return af_cli_usage_error(cmd, "%s", af_err_msg(&err, AF_ERR_INVAL));
+            break;
+        case 'h':
+            fputs(s_create_help, stdout);
+            return AF_EXIT_OK;
+        default:
+            return af_cli_usage_error(cmd, "invalid option");
+        }
+    }
+    if (optind >= argc)
+        return af_cli_usage_error(cmd, "missing SOURCE");
+    if (!n_tags && !dry)
+        return af_cli_usage_error(cmd, "give -t REF (or --dry-run)");
+    size_t n_src = (size_t)(argc - optind);
+    if (n_src > AF_MAX_LIST)
+        return af_cli_usage_error(cmd, "too many sources");
+    af_ref_t srcs[AF_MAX_LIST];
+    for (size_t i = 0; i < n_src; i++) {
+        const char *arg = argv[optind + i];
+        if (af_ref_parse(arg, &srcs[i], &err))
+            return af_cli_usage_error(cmd, "'%s': %s", arg, af_err_msg(&err, AF_ERR_INVAL));
+    }
+    const af_ref_t *base = n_tags ? &tags[0] : &srcs[0];
+    for (size_t i = 0; i < n_tags + n_src; i++) {
+        const af_ref_t *r = i < n_tags ? &tags[i] : &srcs[i - n_tags];
+        if (strcmp(r->registry, base->registry) || strcmp(r->repository, base->repository))
+            return af_cli_usage_error(cmd,
+                                      "every source and tag must be in %s/%s (copying between "
+                                      "repositories is not supported yet)",
+                                      base->registry, base->repository);
+    }
+
+    af_registry_t *reg = af_cli_registry_open(base->registry, &insecure, &err);
+    if (!reg) {
+        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
+        return AF_EXIT_INFRA;
+    }
+    af_descriptor_t *d = NULL;
+    size_t n = 0, cap = 0;
+    char *body = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n_src && !rc; i++)
+        rc = s_collect(reg, &srcs[i], argv[optind + i], &d, &n, &cap);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = i + 1; k < n; k++) {
+            if (!strcmp(d[i].digest, d[k].digest)) { /* the same manifest twice: keep one */
+                memmove(&d[k], &d[k + 1], (n - k - 1) * sizeof *d);
+                n--;
+                k--;
+                continue;
+            }
+            if (af_platform_equal(&d[i].platform, &d[k].platform)) {
+                char p[AF_PLATFORM_STR_MAX];
+                af_cli_error("two manifests for %s (%s and %s)",
+                             af_platform_format(&d[i].platform, p, sizeof p), d[i].digest,
+                             d[k].digest);
+                rc = AF_EXIT_FAILED;
+                goto out;
+            }
+        }
+    size_t len = 0;
+    char digest[AF_DIGEST_STR_MAX];
+    body = af_oci_index_build(d, n, NULL, 0, &len, &err);
+    if (!body || af_digest_buffer(body, len, digest)) {
+        af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
+        rc = AF_EXIT_FAILED;
+        goto out;
+    }
+    if (dry) {
+        fwrite(body, 1, len, stdout);
+        fputc('\n', stdout);
+        rc = AF_EXIT_OK;
+        goto out;
+    }
+    for (size_t i = 0; i < n_tags; i++) {
+        const char *tag = tags[i].tag[0] ? tags[i].tag : "latest";
+        int prc = af_registry_manifest_put(reg, base->repository, tag, AF_MT_OCI_INDEX, body, len,
+                                           NULL, &err);
+        if (prc) {
+            af_cli_error("tagging %s/%s:%s: %s%s", base->registry, base->repository, tag,
+                         af_err_msg(&err, prc),
+                         i ? " (the tags before it already point at the new index)" : "");
+            rc = af_cli_registry_exit(prc);
+            goto out;
+        }
+        fprintf(stderr, "%s/%s:%s -> %s\n", base->registry, base->repository, tag, digest);
+    }
+    printf("%s\n", digest);
+    rc = AF_EXIT_OK;
+out:
+    free(body);
+    free(d);
+    af_registry_destroy(&reg);
+    return rc;
+}
+
 int af_cmd_imagetools(const af_cli_t *cli, int argc, char **argv)
 {
     if (argc < 2)
-        return af_cli_usage_error("imagetools", "missing subcommand (inspect)");
+        return af_cli_usage_error("imagetools", "missing subcommand (inspect or create)");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(s_help, stdout);
         return AF_EXIT_OK;
     }
+    if (!strcmp(argv[1], "create")) {
+        argv[1] = "archfarm imagetools create";
+        return s_create(argc - 1, argv + 1);
+    }
     if (strcmp(argv[1], "inspect"))
-        return af_cli_usage_error("imagetools",
-                                  "unknown subcommand '%s' (only 'inspect' exists yet)", argv[1]);
+        return af_cli_usage_error("imagetools", "unknown subcommand '%s' (inspect or create)",
+                                  argv[1]);
     static const struct option longopts[] = {
         {"raw", no_argument, NULL, 'r'},
         {"insecure-registry", required_argument, NULL, 'I'},

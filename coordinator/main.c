@@ -21,6 +21,7 @@ static const char s_help[] =
     "  ls                     list the farm's nodes and their state\n"
     "  inspect NODE           show everything about one node\n"
     "  imagetools inspect REF show an image or index in a registry\n"
+    "  imagetools create -t REF SRC...  combine images into one index\n"
     "  inventory check|list   validate or list the inventory\n"
     "  keygen DIR             create a CURVE key pair\n"
     "\n"

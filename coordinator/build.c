@@ -37,8 +37,10 @@ static int s_recipe(const af_build_opts_t *o, af_build_spec_t *spec)
             found = realpath(joined, path) != NULL;
         }
         if (!found)
-            return af_cli_usage_error("build", "-f %s: no such file (relative to the current "
-                                      "directory or the context)", o->file);
+            return af_cli_usage_error("build",
+                                      "-f %s: no such file (relative to the current "
+                                      "directory or the context)",
+                                      o->file);
         size_t cl = strlen(ctx);
         if (strncmp(path, ctx, cl) || path[cl] != '/')
             return af_cli_usage_error("build",
@@ -103,7 +105,8 @@ static void s_build_id(char *out, size_t len)
             memset(r, 0, sizeof r);
         close(fd);
     }
-    unsigned long long t = (unsigned long long)af_cli_now_ms() ^ ((unsigned long long)getpid() << 20);
+    unsigned long long t =
+        (unsigned long long)af_cli_now_ms() ^ ((unsigned long long)getpid() << 20);
     snprintf(out, len, "b%02x%02x%02x%02x%02x%02x%04llx", r[0], r[1], r[2], r[3], r[4], r[5],
              t & 0xffff);
 }
@@ -161,13 +164,12 @@ static void s_print_failures(af_slice_t *slices, size_t n, af_farm_t *farm)
         if (a->ok || !strcmp(a->failure, "cancelled"))
             continue;
         const char *node = af_farm_node(farm, a->node)->conf->name;
-        if (!strcmp(a->failure, "build") && a->exit_code >= 0 &&
-            !strstr(a->message, "status"))
+        if (!strcmp(a->failure, "build") && a->exit_code >= 0 && !strstr(a->message, "status"))
             af_cli_error("%s on node %s failed: build step exited with status %d: %s",
                          slices[i].platform_str, node, a->exit_code, a->message);
         else
-            af_cli_error("%s on node %s failed (%s): %s", slices[i].platform_str, node,
-                         a->failure, a->message);
+            af_cli_error("%s on node %s failed (%s): %s", slices[i].platform_str, node, a->failure,
+                         a->message);
     }
 }
 
@@ -418,8 +420,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
                 for (size_t i = 0; i < done && mo < sizeof moved; i++)
                     mo += snprintf(moved + mo, sizeof moved - mo, "%s%s", i ? ", " : "",
                                    o->tag_args[i]);
-                af_cli_error("%s; these tags already point at index %s: %s",
-                             af_err_msg(&err, rc), index_digest, moved);
+                af_cli_error("%s; these tags already point at index %s: %s", af_err_msg(&err, rc),
+                             index_digest, moved);
             }
             rc = af_cli_registry_exit(rc);
             goto out;

@@ -30,33 +30,33 @@
 typedef struct {
     af_platform_t platforms[AF_MAX_LIST];
     size_t n_platforms;
-    bool platforms_given;           /* else: the host's platform */
+    bool platforms_given; /* else: the host's platform */
     af_ref_t tags[AF_MAX_LIST];
     const char *tag_args[AF_MAX_LIST];
     size_t n_tags;
     bool push;
-    const char *context;            /* CONTEXT directory */
-    const char *file;               /* -f, may be NULL */
-    af_kv_t build_args[AF_MAX_BUILD_ARGS]; /* borrowed key/value (value points into argv) */
+    const char *context;                     /* CONTEXT directory */
+    const char *file;                        /* -f, may be NULL */
+    af_kv_t build_args[AF_MAX_BUILD_ARGS];   /* borrowed key/value (value points into argv) */
     char *build_arg_keys[AF_MAX_BUILD_ARGS]; /* owned copies of keys */
     size_t n_build_args;
-    const char *target;             /* --target, may be NULL */
+    const char *target; /* --target, may be NULL */
     af_progress_mode_t progress;
-    const char *metadata_file;      /* may be NULL */
+    const char *metadata_file; /* may be NULL */
     af_insecure_t insecure;
-    bool fail_fast;                 /* default true */
-    uint32_t timeout_s;             /* per slice, 0 = agent default */
+    bool fail_fast;     /* default true */
+    uint32_t timeout_s; /* per slice, 0 = agent default */
     int probe_timeout_ms;
 } af_build_opts_t;
 
 typedef struct {
-    size_t node;                    /* index in the farm */
-    uint32_t attempt;               /* 1-based */
-    char state[32];                 /* last known state: sent, accepted, queued, running... */
+    size_t node;      /* index in the farm */
+    uint32_t attempt; /* 1-based */
+    char state[32];   /* last known state: sent, accepted, queued, running... */
     bool accepted;
-    bool done;                      /* has a RESULT (or was failed locally) */
+    bool done; /* has a RESULT (or was failed locally) */
     bool ok;
-    char failure[16];               /* "" build infra cancelled timeout verify */
+    char failure[16]; /* "" build infra cancelled timeout verify */
     int exit_code;
     char message[AF_MAX_STR + 1];
     char digest[AF_DIGEST_STR_MAX];
@@ -74,7 +74,7 @@ typedef struct {
 typedef struct {
     af_platform_t platform;
     char platform_str[AF_PLATFORM_STR_MAX];
-    char job[AF_MAX_NAME + 1];      /* "<build-id>-<index>" */
+    char job[AF_MAX_NAME + 1]; /* "<build-id>-<index>" */
     af_attempt_t attempts[AF_MAX_ATTEMPTS];
     size_t n_attempts;
 } af_slice_t;
@@ -84,7 +84,7 @@ af_attempt_t *af_slice_current(af_slice_t *slice);
 
 /* What every BUILD of this build carries besides the slice's own fields. */
 typedef struct {
-    const char *recipe_kind;        /* "native" | "dockerfile" */
+    const char *recipe_kind; /* "native" | "dockerfile" */
     char recipe_path[AF_MAX_STR + 1];
     const char *target;
     const af_kv_t *build_args;
@@ -101,16 +101,16 @@ typedef struct {
 
 /* The slice runner (slices.c). */
 typedef struct {
-    af_farm_t *farm;                /* borrowed */
-    af_slice_t *slices;             /* borrowed */
+    af_farm_t *farm;    /* borrowed */
+    af_slice_t *slices; /* borrowed */
     size_t n_slices;
-    const af_build_spec_t *spec;    /* borrowed */
-    int context_fd;                 /* the packed context, read with pread */
-    af_progress_t *progress;        /* borrowed */
+    const af_build_spec_t *spec; /* borrowed */
+    int context_fd;              /* the packed context, read with pread */
+    af_progress_t *progress;     /* borrowed */
     bool fail_fast;
-    af_candidate_t *cands;          /* borrowed, per farm node: failover choices (may be NULL) */
+    af_candidate_t *cands; /* borrowed, per farm node: failover choices (may be NULL) */
     /* results */
-    int signal;                     /* SIGINT/SIGTERM that stopped the build, or 0 */
+    int signal; /* SIGINT/SIGTERM that stopped the build, or 0 */
 } af_slices_run_t;
 
 /* Sends BUILD for every slice and drives them to a RESULT each: context

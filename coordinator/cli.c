@@ -100,8 +100,7 @@ int af_insecure_add(af_insecure_t *self, const char *host, af_err_t *err)
     for (const char *c = name; *c; c++) {
         if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '_'))
             return af_err_set(err, AF_ERR_INVAL,
-                              "--insecure-registry '%s': invalid character '%c' in host", host,
-                              *c);
+                              "--insecure-registry '%s': invalid character '%c' in host", host, *c);
     }
     if (*port) {
         char *end = NULL;
@@ -174,8 +173,7 @@ af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_
     if (!path)
         path = cli->inventory;
     if (!path || !*path) {
-        af_err_set(err, AF_ERR_INVAL,
-                   "no inventory: use -i FILE or set ARCHFARM_INVENTORY");
+        af_err_set(err, AF_ERR_INVAL, "no inventory: use -i FILE or set ARCHFARM_INVENTORY");
         return NULL;
     }
     return af_inventory_load(path, err);

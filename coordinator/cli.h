@@ -18,9 +18,9 @@
 
 /* Exit statuses (docs/cli.md). */
 #define AF_EXIT_OK 0
-#define AF_EXIT_FAILED 1  /* a build failed; a manifest was not found */
-#define AF_EXIT_USAGE 2   /* bad command line, bad inventory */
-#define AF_EXIT_INFRA 3   /* no node for a platform, node or registry unreachable */
+#define AF_EXIT_FAILED 1 /* a build failed; a manifest was not found */
+#define AF_EXIT_USAGE 2  /* bad command line, bad inventory */
+#define AF_EXIT_INFRA 3  /* no node for a platform, node or registry unreachable */
 #define AF_EXIT_SIGINT 130
 #define AF_EXIT_SIGTERM 143
 

@@ -98,9 +98,8 @@ static int s_add_build_arg(af_build_opts_t *o, const char *arg)
     const char *eq = strchr(arg, '=');
     size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
     if (!s_valid_arg_key(arg, klen))
-        return af_cli_usage_error("build",
-                                  "--build-arg '%s': the name must match [A-Za-z_][A-Za-z0-9_]*",
-                                  arg);
+        return af_cli_usage_error(
+            "build", "--build-arg '%s': the name must match [A-Za-z_][A-Za-z0-9_]*", arg);
     const char *value = eq ? eq + 1 : NULL;
     char key[AF_MAX_NAME + 1];
     snprintf(key, sizeof key, "%.*s", (int)klen, arg);
@@ -171,8 +170,8 @@ static int s_uint(const char *cmd, const char *opt, const char *v, long min, lon
     char *end = NULL;
     long n = strtol(v, &end, 10);
     if (!*v || *end || n < min || n > max)
-        return af_cli_usage_error(cmd, "%s needs a number between %ld and %ld, not '%s'", opt,
-                                  min, max, v);
+        return af_cli_usage_error(cmd, "%s needs a number between %ld and %ld, not '%s'", opt, min,
+                                  max, v);
     *out = n;
     return 0;
 }
@@ -181,8 +180,16 @@ static int s_uint(const char *cmd, const char *opt, const char *v, long min, lon
 static int s_parse(af_build_opts_t *o, int argc, char **argv)
 {
     enum {
-        O_PLATFORM = 256, O_PUSH, O_BUILD_ARG, O_TARGET, O_PROGRESS, O_METADATA, O_INSECURE,
-        O_NO_FAIL_FAST, O_TIMEOUT, O_PROBE_TIMEOUT,
+        O_PLATFORM = 256,
+        O_PUSH,
+        O_BUILD_ARG,
+        O_TARGET,
+        O_PROGRESS,
+        O_METADATA,
+        O_INSECURE,
+        O_NO_FAIL_FAST,
+        O_TIMEOUT,
+        O_PROBE_TIMEOUT,
     };
     static const struct option longopts[] = {
         {"platform", required_argument, NULL, O_PLATFORM},
@@ -227,15 +234,16 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
             break;
         case O_TARGET:
             if (!*optarg || strlen(optarg) > AF_MAX_NAME)
-                return af_cli_usage_error("build", "--target needs a stage name (at most %d "
-                                          "characters)", AF_MAX_NAME);
+                return af_cli_usage_error("build",
+                                          "--target needs a stage name (at most %d "
+                                          "characters)",
+                                          AF_MAX_NAME);
             o->target = optarg;
             break;
         case O_PROGRESS:
             if (af_progress_mode_parse(optarg, &o->progress))
-                return af_cli_usage_error("build",
-                                          "--progress must be auto, plain, tty or json, not '%s'",
-                                          optarg);
+                return af_cli_usage_error(
+                    "build", "--progress must be auto, plain, tty or json, not '%s'", optarg);
             break;
         case O_METADATA:
             if (!*optarg)
@@ -282,10 +290,10 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         o->n_platforms = 1;
     }
     if (o->n_tags == 0)
-        return af_cli_usage_error("build",
-                                  o->push ? "--push needs at least one -t REF"
-                                          : "give -t REF: slices are pushed by digest to its "
-                                            "repository even without --push");
+        return af_cli_usage_error("build", o->push
+                                               ? "--push needs at least one -t REF"
+                                               : "give -t REF: slices are pushed by digest to its "
+                                                 "repository even without --push");
     for (size_t i = 1; i < o->n_tags; i++) {
         if (strcmp(o->tags[i].registry, o->tags[0].registry) ||
             strcmp(o->tags[i].repository, o->tags[0].repository))

@@ -173,16 +173,16 @@ out:
 }
 
 /* Appends the entries SRC contributes to *d (grown as needed). */
-static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg,
-                     af_descriptor_t **d, size_t *n, size_t *cap)
+static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg, af_descriptor_t **d,
+                     size_t *n, size_t *cap)
 {
     af_err_t err = {0};
     char *body = NULL, *mt = NULL, *cfg = NULL;
     size_t len = 0, cfg_len = 0;
     char digest[AF_DIGEST_STR_MAX];
     af_oci_doc_t *doc = NULL;
-    int rc = af_registry_manifest_get(reg, src->repository, af_ref_reference(src), &body, &len,
-                                      &mt, digest, &err);
+    int rc = af_registry_manifest_get(reg, src->repository, af_ref_reference(src), &body, &len, &mt,
+                                      digest, &err);
     if (rc) {
         af_cli_error("%s: %s", arg, af_err_msg(&err, rc));
         rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);

@@ -102,8 +102,8 @@ static json_t *s_node_json(const af_farm_node_t *fn)
     json_t *ip = json_array();
     for (size_t i = 0; i < n->n_platforms; i++) {
         char buf[AF_PLATFORM_STR_MAX];
-        json_array_append_new(ip, json_string(af_platform_format(&n->platforms[i], buf,
-                                                                 sizeof buf)));
+        json_array_append_new(ip,
+                              json_string(af_platform_format(&n->platforms[i], buf, sizeof buf)));
     }
     json_object_set_new(o, "platforms", ip);
     json_t *labels = json_object();
@@ -150,8 +150,8 @@ static int s_parse(const char *cmd, const char *help, int argc, char **argv, boo
             else if (!strcmp(optarg, text_name))
                 *json = false;
             else
-                return af_cli_usage_error(cmd, "--format must be %s or json, not '%s'",
-                                          text_name, optarg);
+                return af_cli_usage_error(cmd, "--format must be %s or json, not '%s'", text_name,
+                                          optarg);
             break;
         case 'T': {
             char *end = NULL;
@@ -209,8 +209,8 @@ int af_cmd_ls(const af_cli_t *cli, int argc, char **argv)
         fputc('\n', stdout);
         json_decref(arr);
     } else {
-        printf("%-16s %-28s %-12s %-36s %-12s %-8s %s\n", "NAME", "ENDPOINT", "STATUS",
-               "PLATFORMS", "JOBS", "VERSION", "EXECUTORS");
+        printf("%-16s %-28s %-12s %-36s %-12s %-8s %s\n", "NAME", "ENDPOINT", "STATUS", "PLATFORMS",
+               "JOBS", "VERSION", "EXECUTORS");
         for (size_t i = 0; i < n; i++) {
             const af_farm_node_t *fn = af_farm_node(farm, i);
             char plats[1024], execs[512], jobs[64];
@@ -218,8 +218,7 @@ int af_cmd_ls(const af_cli_t *cli, int argc, char **argv)
                 s_join(fn->platforms, fn->n_platforms, plats, sizeof plats);
                 s_join(fn->executors, fn->n_executors, execs, sizeof execs);
                 if (fn->queued)
-                    snprintf(jobs, sizeof jobs, "%u/%u +%u", fn->running, fn->max_jobs,
-                             fn->queued);
+                    snprintf(jobs, sizeof jobs, "%u/%u +%u", fn->running, fn->max_jobs, fn->queued);
                 else
                     snprintf(jobs, sizeof jobs, "%u/%u", fn->running, fn->max_jobs);
             } else {
@@ -256,8 +255,8 @@ static void s_print_inspect(const af_farm_node_t *fn)
     printf("Status:      %s\n", af_node_status_name(fn->status));
     if (fn->status != AF_NODE_READY)
         printf("Reason:      %s\n", fn->status_msg);
-    printf("Transport:   %s\n", n->insecure ? "insecure (plaintext, archfarm_insecure: true)"
-                                            : "CURVE");
+    printf("Transport:   %s\n",
+           n->insecure ? "insecure (plaintext, archfarm_insecure: true)" : "CURVE");
     printf("Server key:  %s\n", n->server_key ? "present" : "none");
     s_inv_platforms(n, buf, sizeof buf);
     printf("Platforms:   %s (inventory)\n", buf);
@@ -281,8 +280,7 @@ static void s_print_inspect(const af_farm_node_t *fn)
     printf("  Platforms:   %s\n", buf);
     s_join(fn->executors, fn->n_executors, buf, sizeof buf);
     printf("  Executors:   %s\n", buf);
-    printf("  Jobs:        %u running, %u queued, max %u\n", fn->running, fn->queued,
-           fn->max_jobs);
+    printf("  Jobs:        %u running, %u queued, max %u\n", fn->running, fn->queued, fn->max_jobs);
     printf("  Heartbeat:   %u ms\n", fn->heartbeat_ms);
     printf("  Round trip:  %lld ms\n", fn->rtt_ms);
 }

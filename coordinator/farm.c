@@ -13,8 +13,8 @@
 #include "cli.h"
 #include "log.h"
 
-#define AF_FARM_LINGER_MS 500      /* let a final CANCEL leave, then give up */
-#define AF_FARM_SNDTIMEO_MS 2000   /* a send never blocks longer than this */
+#define AF_FARM_LINGER_MS 500    /* let a final CANCEL leave, then give up */
+#define AF_FARM_SNDTIMEO_MS 2000 /* a send never blocks longer than this */
 #define AF_FARM_RECONNECT_MS 100
 #define AF_FARM_RECONNECT_MAX_MS 1000
 
@@ -90,12 +90,18 @@ long af_farm_find(const af_farm_t *self, const char *name)
 const char *af_node_status_name(af_node_status_t status)
 {
     switch (status) {
-    case AF_NODE_UNPROBED: return "unknown";
-    case AF_NODE_READY: return "ready";
-    case AF_NODE_UNREACHABLE: return "unreachable";
-    case AF_NODE_UNAUTHORIZED: return "unauthorized";
-    case AF_NODE_UNSUPPORTED: return "unsupported";
-    case AF_NODE_ERROR: return "error";
+    case AF_NODE_UNPROBED:
+        return "unknown";
+    case AF_NODE_READY:
+        return "ready";
+    case AF_NODE_UNREACHABLE:
+        return "unreachable";
+    case AF_NODE_UNAUTHORIZED:
+        return "unauthorized";
+    case AF_NODE_UNSUPPORTED:
+        return "unsupported";
+    case AF_NODE_ERROR:
+        return "error";
     }
     return "unknown";
 }
@@ -152,8 +158,7 @@ static int s_apply_curve(af_farm_node_t *n)
     zcert_t *cert = zcert_load(path);
     if (!cert) {
         s_set_status(n, AF_NODE_UNSUPPORTED,
-                     "cannot load client certificate %s (need %s and %s_secret)", path, path,
-                     path);
+                     "cannot load client certificate %s (need %s and %s_secret)", path, path, path);
         return -1;
     }
     zcert_apply(cert, n->sock);

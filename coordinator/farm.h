@@ -29,22 +29,22 @@ typedef enum {
 
 /* One node: inventory values (borrowed) + what the agent told us. */
 typedef struct {
-    const af_node_t *conf;         /* borrowed from the inventory */
-    zsock_t *sock;                 /* DEALER; owned by the farm; NULL if never connected */
+    const af_node_t *conf; /* borrowed from the inventory */
+    zsock_t *sock;         /* DEALER; owned by the farm; NULL if never connected */
     af_node_status_t status;
     char status_msg[AF_ERRMSG_MAX]; /* why it is not ready */
 
     /* from WELCOME (valid when status == AF_NODE_READY) */
     char version[AF_MAX_NAME + 1];
     char agent_name[AF_MAX_NAME + 1];
-    char **platforms;              /* owned */
+    char **platforms; /* owned */
     size_t n_platforms;
-    char **executors;              /* owned */
+    char **executors; /* owned */
     size_t n_executors;
     uint32_t running, queued, max_jobs;
-    uint32_t heartbeat_ms;         /* agent's interval; AF_HEARTBEAT_MS if it sent 0 */
-    long long rtt_ms;              /* HELLO -> WELCOME */
-    long long last_seen_ms;        /* monotonic ms of the last message from it */
+    uint32_t heartbeat_ms;  /* agent's interval; AF_HEARTBEAT_MS if it sent 0 */
+    long long rtt_ms;       /* HELLO -> WELCOME */
+    long long last_seen_ms; /* monotonic ms of the last message from it */
 } af_farm_node_t;
 
 typedef struct af_farm af_farm_t;

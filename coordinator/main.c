@@ -52,9 +52,9 @@ static const struct {
     const char *name;
     af_cmd_fn fn;
 } s_commands[] = {
-    {"build", af_cmd_build},           {"ls", af_cmd_ls},
-    {"inspect", af_cmd_inspect},       {"imagetools", af_cmd_imagetools},
-    {"inventory", af_cmd_inventory},   {"keygen", af_cmd_keygen},
+    {"build", af_cmd_build},         {"ls", af_cmd_ls},
+    {"inspect", af_cmd_inspect},     {"imagetools", af_cmd_imagetools},
+    {"inventory", af_cmd_inventory}, {"keygen", af_cmd_keygen},
 };
 
 int main(int argc, char **argv)

@@ -76,27 +76,23 @@ int af_metadata_write(const char *path, const char *index_digest, const char *me
     snprintf(tmp, plen + 32, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
-                        strerror(errno));
+        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp, strerror(errno));
         goto out;
     }
-    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) || fputc('\n', f) == EOF ||
-        fflush(f) || fsync(fileno(f))) {
-        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
-                        strerror(errno));
+    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) ||
+        fputc('\n', f) == EOF || fflush(f) || fsync(fileno(f))) {
+        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp, strerror(errno));
         fclose(f);
         unlink(tmp);
         goto out;
     }
     if (fclose(f)) {
-        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp,
-                        strerror(errno));
+        rc = af_err_set(err, AF_ERR_IO, "cannot write metadata file %s: %s", tmp, strerror(errno));
         unlink(tmp);
         goto out;
     }
     if (rename(tmp, path)) {
-        rc = af_err_set(err, AF_ERR_IO, "cannot rename %s to %s: %s", tmp, path,
-                        strerror(errno));
+        rc = af_err_set(err, AF_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         unlink(tmp);
         goto out;
     }

@@ -163,14 +163,13 @@ void af_progress_result(af_progress_t *self, const af_progress_result_t *r)
         return;
     }
     if (r->ok)
-        fprintf(stderr, "[%s %s] done %s in %.1fs\n", r->platform, r->node, r->digest,
-                r->seconds);
+        fprintf(stderr, "[%s %s] done %s in %.1fs\n", r->platform, r->node, r->digest, r->seconds);
     else if (r->exit_code >= 0 && !strcmp(r->failure, "build"))
         fprintf(stderr, "[%s %s] FAILED (build, exit status %d) after %.1fs: %s\n", r->platform,
                 r->node, r->exit_code, r->seconds, r->message);
     else
-        fprintf(stderr, "[%s %s] FAILED (%s) after %.1fs: %s\n", r->platform, r->node,
-                r->failure, r->seconds, r->message);
+        fprintf(stderr, "[%s %s] FAILED (%s) after %.1fs: %s\n", r->platform, r->node, r->failure,
+                r->seconds, r->message);
 }
 
 void af_progress_index(af_progress_t *self, const char *digest, const char *media_type,

@@ -50,8 +50,8 @@ typedef struct {
     const char *platform, *node, *job;
     uint32_t attempt;
     bool ok;
-    const char *digest;   /* "" when failed */
-    const char *failure;  /* "" | build | infra | cancelled | timeout | verify */
+    const char *digest;  /* "" when failed */
+    const char *failure; /* "" | build | infra | cancelled | timeout | verify */
     int exit_code;
     const char *message;
     double seconds;

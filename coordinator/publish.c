@@ -60,8 +60,8 @@ static int s_verify_one(af_registry_t *reg, const char *repo, af_slice_t *s, con
     rc = af_registry_blob_get(reg, repo, doc->config.digest, AF_CONFIG_MAX_BYTES, &cfg, &cfg_len,
                               err);
     if (rc == AF_ERR_NOTFOUND) {
-        s_mark(a, "config %s of the manifest from node %s is not in %s", doc->config.digest,
-               node, repo);
+        s_mark(a, "config %s of the manifest from node %s is not in %s", doc->config.digest, node,
+               repo);
         rc = af_err_set(err, AF_ERR_NOTFOUND, "%s: %s", s->platform_str, a->message);
         goto out;
     }

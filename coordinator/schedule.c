@@ -6,8 +6,8 @@
 #include <string.h>
 
 /* Container engines that can build a Dockerfile. */
-static const char *const s_engines[] = {"buildah", "buildctl", "buildkit", "docker", "podman",
-                                        "kaniko"};
+static const char *const s_engines[] = {"buildah", "buildctl", "buildkit",
+                                        "docker",  "podman",   "kaniko"};
 
 bool af_schedule_executor_ok(const char *recipe_kind, char *const *executors, size_t n)
 {

@@ -18,18 +18,18 @@
 #include "platform.h"
 
 typedef struct {
-    const char *name;                  /* borrowed */
-    bool ready;                        /* answered WELCOME */
-    const char *why_not_ready;         /* "unreachable: ...", borrowed, may be NULL */
-    const af_platform_t *platforms;    /* inventory's, borrowed */
+    const char *name;               /* borrowed */
+    bool ready;                     /* answered WELCOME */
+    const char *why_not_ready;      /* "unreachable: ...", borrowed, may be NULL */
+    const af_platform_t *platforms; /* inventory's, borrowed */
     size_t n_platforms;
-    char *const *announced;            /* agent's WELCOME platforms, borrowed */
+    char *const *announced; /* agent's WELCOME platforms, borrowed */
     size_t n_announced;
-    char *const *executors;            /* agent's executors, borrowed */
+    char *const *executors; /* agent's executors, borrowed */
     size_t n_executors;
     unsigned running, queued, max_jobs;
     int priority;
-    unsigned assigned;                 /* scratch: slices given by af_schedule_pick */
+    unsigned assigned; /* scratch: slices given by af_schedule_pick */
 } af_candidate_t;
 
 /* True when an agent with these EXECUTORS can run RECIPE_KIND. */

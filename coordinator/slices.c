@@ -26,7 +26,7 @@
 
 #define AF_TICK_MS 100
 #define AF_TIMEOUT_GRACE_S 30 /* after --timeout, before we give up on the agent */
-#define AF_DRAIN_MAX 64 /* messages handled per reader wake-up */
+#define AF_DRAIN_MAX 64       /* messages handled per reader wake-up */
 #define AF_PROGRESS_BIG_CONTEXT (8ULL * 1024 * 1024) /* report transfer progress above this */
 
 typedef struct s_loop s_loop_t;
@@ -39,8 +39,8 @@ typedef struct {
 struct s_loop {
     af_slices_run_t *run;
     zloop_t *loop;
-    bool *used;               /* per farm node: has a reader, gets our heartbeats */
-    bool *lost;               /* per farm node: declared dead in this build */
+    bool *used; /* per farm node: has a reader, gets our heartbeats */
+    bool *lost; /* per farm node: declared dead in this build */
     s_reader_t *readers;
     long long next_hb_ms;
     bool cancelling;
@@ -376,8 +376,8 @@ static void s_heartbeat(s_loop_t *st, long long now)
             continue;
         af_farm_node_t *fn = af_farm_node(farm, i);
         long long silent = now - fn->last_seen_ms;
-        long long limit = (long long)AF_LIVENESS * (fn->heartbeat_ms ? fn->heartbeat_ms
-                                                                      : AF_HEARTBEAT_MS);
+        long long limit =
+            (long long)AF_LIVENESS * (fn->heartbeat_ms ? fn->heartbeat_ms : AF_HEARTBEAT_MS);
         if (silent > limit) {
             st->lost[i] = true; /* the node is gone for this build */
             for (size_t k = 0; k < st->run->n_slices; k++) {
@@ -477,8 +477,7 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     /* credentials travel only over CURVE; over a plaintext transport the
      * agent uses its own registry auth (docs/cli.md) */
     if (!fn->conf->insecure && spec->registry_username && spec->registry_password) {
-        snprintf(m->registry_username, sizeof m->registry_username, "%s",
-                 spec->registry_username);
+        snprintf(m->registry_username, sizeof m->registry_username, "%s", spec->registry_username);
         rc = af_msg_set_password(m, spec->registry_password);
         if (rc) {
             af_err_set(&err, rc, "registry credentials too long");
@@ -497,8 +496,7 @@ out:
         s_fail(st, s, a, "infra", "%s", af_err_msg(&err, rc));
         return rc;
     }
-    af_debug_job(s->job, fn->conf->name, "BUILD sent (%s, %s)", s->platform_str,
-                 spec->recipe_kind);
+    af_debug_job(s->job, fn->conf->name, "BUILD sent (%s, %s)", s->platform_str, spec->recipe_kind);
     return 0;
 }
 

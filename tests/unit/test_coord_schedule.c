@@ -119,8 +119,7 @@ static void schedule_dockerfile_needs_an_engine(void **state)
     c[1].ready = false;
     c[1].why_not_ready = "unreachable";
     af_err_t err = {0};
-    assert_int_equal(af_schedule_pick(c, 2, &arm, 1, "dockerfile", chosen, &err),
-                     AF_ERR_NOTFOUND);
+    assert_int_equal(af_schedule_pick(c, 2, &arm, 1, "dockerfile", chosen, &err), AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "no node can build linux/arm64 (dockerfile recipe)"));
     assert_non_null(strstr(err.msg, "plain (no Dockerfile engine among its executors)"));
     assert_non_null(strstr(err.msg, "engine (unreachable)"));

@@ -208,7 +208,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c, rc;
-    long v;
+    long v = 0;
     af_err_t err = {0};
     optind = 0;
     argv[0] = "archfarm build";

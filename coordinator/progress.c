@@ -76,7 +76,9 @@ static void s_emit(json_t *o)
 /* jansson rejects invalid UTF-8: build output may hold anything */
 static json_t *s_str(const char *s)
 {
-    json_t *j = json_string(s ? s : "");
+    if (!s)
+        return json_string("");
+    json_t *j = json_string(s);
     if (!j) {
         size_t n = strlen(s);
         char *copy = malloc(n + 1);

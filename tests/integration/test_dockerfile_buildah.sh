@@ -19,9 +19,12 @@
 #    (metadata slices[].node); a native recipe lands on either kind; a
 #    Dockerfile build with only the native agent fails before any work
 #    with exit 3.
+#    A Dockerfile FROM the image just pushed (plain-HTTP registry) gets the
+#    base's layers for the slice's platform under its own.
 # 3. Cancel: SIGINT to the coordinator while buildah runs a 10-minute RUN
 #    step (--isolation chroot) leaves no buildah process, no container
 #    storage, no mount and no job dir behind.
+# 4. The same for a slice killed by the agent's --job-timeout.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 source "$AF_SOURCE_DIR/tests/lib/engines.sh"
@@ -102,6 +105,21 @@ for n in b-amd64 b-arm64 b-armv7; do
 done
 af_engines_assert_clean "after the three-platform build"
 
+# --- 1b. FROM an image in the registry (insecure pull, index -> platform) -------
+BASED="$AF_TMP/based"
+mkdir -p "$BASED"
+echo extra >"$BASED/extra"
+printf 'FROM %s\nCOPY extra /extra\n' "$REPO:1" >"$BASED/Dockerfile"
+rc=0
+AF_INVENTORY=$ENGINE_INV af_build "$AF_TMP/based.out" --platform linux/arm64,linux/arm/v7 \
+    -t "$AF_REGISTRY/df/based:1" --push "$BASED" || rc=$?
+[[ $rc == 0 ]] || cat "$AF_TMP/based.out" >&2
+af_assert_eq 0 "$rc" "FROM $REPO:1 build exit status"
+af_pull_rootfs "$AF_REGISTRY/df/based:1" linux/arm/v7 "$AF_TMP/pull-based"
+af_assert_eq "hello from arm" "$(qemu-arm-static "$AF_TMP/pull-based/rootfs/hello")" \
+    "the base image's linux/arm/v7 layers came first"
+af_assert_eq "extra" "$(cat "$AF_TMP/pull-based/rootfs/extra")" "the Dockerfile's own layer is on top"
+
 # --- 2. mixed farm ------------------------------------------------------------
 MIXED_INV="$AF_TMP/mixed.yaml"
 af_engines_inventory "$MIXED_INV" n-amd64 b-amd64 b-arm64
@@ -180,4 +198,17 @@ af_engines_assert_clean "after cancelling a running buildah slice"
 if af_tag_digest df/cancel:1 >/dev/null; then
     af_fail "the cancelled build wrote a tag"
 fi
+
+# --- 4. a timed-out buildah slice cleans up the same way ---------------------------
+af_agent_start t-amd64 linux/amd64 --executor buildah --job-timeout 3
+TIMEOUT_INV="$AF_TMP/timeout.yaml"
+af_engines_inventory "$TIMEOUT_INV" t-amd64
+rc=0
+AF_INVENTORY=$TIMEOUT_INV af_build "$AF_TMP/timeout.out" --platform linux/amd64 \
+    -t "$AF_REGISTRY/df/timeout:1" --push "$CX" || rc=$?
+cat "$AF_TMP/timeout.out" >&2
+af_assert_eq 1 "$rc" "a slice past the agent's --job-timeout fails the build"
+af_assert_match "$(cat "$AF_TMP/timeout.out")" 'timeout|timed out' "the slice is reported timed out"
+af_wait_until 30 "t-amd64 to remove its job dir" af_agent_no_job_dirs t-amd64
+af_engines_assert_clean "after a timed-out buildah slice"
 af_log "PASS"

@@ -723,7 +723,7 @@ static int s_host_entry(s_ctx_t *c, size_t gi, yaml_node_t *pattern, yaml_node_t
     if (rc == 0 && !s_is_null(vars))
         rc = s_collect_vars(c, vars, &vs);
     for (size_t i = 0; rc == 0 && i < names.n; i++) {
-        size_t hi;
+        size_t hi = 0;
         rc = s_check_host_name(c, pattern, names.v[i]);
         if (rc == 0)
             rc = s_spend(c, pattern);
@@ -789,7 +789,7 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
                       AF_INVENTORY_MAX_DEPTH);
     if ((rc = s_spend(c, name)))
         return rc;
-    size_t gi;
+    size_t gi = 0;
     if ((rc = s_group_get(c, name, &gi)))
         return rc;
     if (parent != S_NONE) {

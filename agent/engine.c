@@ -106,9 +106,9 @@ void af_engine_argv_free(char ***argv_p)
 
 /* --- validation --------------------------------------------------------- */
 
-static const char *const s_platform_args[] = {
-    "TARGETPLATFORM", "TARGETOS",  "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM",
-    "BUILDOS",        "BUILDARCH", "BUILDVARIANT", NULL};
+static const char *const s_platform_args[] = {"TARGETPLATFORM", "TARGETOS",      "TARGETARCH",
+                                              "TARGETVARIANT",  "BUILDPLATFORM", "BUILDOS",
+                                              "BUILDARCH",      "BUILDVARIANT",  NULL};
 
 bool af_engine_is_platform_arg(const char *key)
 {
@@ -477,8 +477,7 @@ int af_engine_metadata_parse(const char *json, size_t len, af_engine_image_t *ou
 {
     memset(out, 0, sizeof *out);
     if (!json || len > S_METADATA_MAX)
-        return af_err_set(err, AF_ERR_TOOBIG, "metadata file larger than %d bytes",
-                          S_METADATA_MAX);
+        return af_err_set(err, AF_ERR_TOOBIG, "metadata file larger than %d bytes", S_METADATA_MAX);
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     int rc = 0;
@@ -491,8 +490,9 @@ int af_engine_metadata_parse(const char *json, size_t len, af_engine_image_t *ou
     }
     const char *digest = json_string_value(json_object_get(root, "containerimage.digest"));
     if (!digest || !af_digest_valid(digest)) {
-        rc = af_err_set(err, AF_ERR_PARSE,
-                        "metadata file: no valid \"containerimage.digest\" (was the image pushed?)");
+        rc =
+            af_err_set(err, AF_ERR_PARSE,
+                       "metadata file: no valid \"containerimage.digest\" (was the image pushed?)");
         goto out;
     }
     snprintf(out->digest, sizeof out->digest, "%s", digest);
@@ -807,8 +807,8 @@ int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const e
 
     af_process_destroy(&self->proc);
     self->on_exit = on_exit;
-    self->proc = af_process_new(af_job_loop(self->job), cmd, env, cwd, s_on_line, s_on_exit,
-                                self, err);
+    self->proc =
+        af_process_new(af_job_loop(self->job), cmd, env, cwd, s_on_line, s_on_exit, self, err);
     if (!self->proc) {
         rc = err && err->code ? err->code : AF_ERR_CHILD;
         af_err_prefix(err, rc, "%s", argv[0]);
@@ -867,8 +867,8 @@ void af_engine_run_cancel(af_engine_run_t *self)
         af_worker_cancel(self->worker);
 }
 
-void af_engine_run_fail(af_engine_run_t *self, af_job_t *job, const char *failure,
-                        const char *fmt, ...)
+void af_engine_run_fail(af_engine_run_t *self, af_job_t *job, const char *failure, const char *fmt,
+                        ...)
 {
     (void)self;
     af_job_outcome_t out;
@@ -978,8 +978,8 @@ int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
                         digest, doc->media_type);
         goto out;
     }
-    if ((rc = af_registry_blob_get(reg, ref.repository, doc->config.digest, 0, &config,
-                                   &config_len, err)) < 0)
+    if ((rc = af_registry_blob_get(reg, ref.repository, doc->config.digest, 0, &config, &config_len,
+                                   err)) < 0)
         goto out;
     af_platform_t got;
     if ((rc = af_oci_config_platform(config, config_len, &got, err)) < 0)
@@ -1065,8 +1065,7 @@ static void s_on_verify_start(af_engine_run_t *run, af_job_t *job, int status, b
         af_engine_run_fail(run, job, "infra", "out of memory");
         return;
     }
-    if (af_engine_run_worker(run, af_engine_verify_worker, a, af_engine_verify_args_free, &err) <
-        0)
+    if (af_engine_run_worker(run, af_engine_verify_worker, a, af_engine_verify_args_free, &err) < 0)
         af_engine_run_fail(run, job, "infra", "%s", af_err_msg(&err, AF_ERR_NOMEM));
 }
 
@@ -1119,7 +1118,8 @@ int af_engine_buildkit_start(af_job_t *job, const char *engine, af_engine_argv_f
     };
     for (size_t i = 0; i < b->n_build_args; i++)
         if (af_engine_is_platform_arg(b->build_args[i].key))
-            af_job_log(job, "agent", "build arg ignored: the platform variables come from --platform");
+            af_job_log(job, "agent",
+                       "build arg ignored: the platform variables come from --platform");
     if (!(st->envp = af_engine_env_new(NULL, extra, err)))
         return err && err->code ? err->code : AF_ERR_NOMEM;
     char **argv = argv_fn(&st->spec, err);

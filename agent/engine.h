@@ -38,24 +38,24 @@ typedef struct af_job af_job_t;
 
 /* Everything an engine command is made of. All borrowed. */
 typedef struct {
-    const char *context_dir;    /* absolute: the extracted context */
-    const char *dockerfile;     /* relative to context_dir; NULL or "" = "Dockerfile" */
+    const char *context_dir; /* absolute: the extracted context */
+    const char *dockerfile;  /* relative to context_dir; NULL or "" = "Dockerfile" */
     const af_platform_t *platform;
-    const af_kv_t *build_args;  /* may be NULL */
+    const af_kv_t *build_args; /* may be NULL */
     size_t n_build_args;
-    const char *target;         /* stage, NULL or "" = last */
-    const char *repository;     /* "host[:port]/path", no tag */
-    bool insecure;              /* registry over HTTP / unverified TLS */
-    int64_t source_date_epoch;  /* < 0: none */
-    const char *metadata_file;  /* buildctl, docker: absolute */
+    const char *target;        /* stage, NULL or "" = last */
+    const char *repository;    /* "host[:port]/path", no tag */
+    bool insecure;             /* registry over HTTP / unverified TLS */
+    int64_t source_date_epoch; /* < 0: none */
+    const char *metadata_file; /* buildctl, docker: absolute */
     /* buildah only */
-    const char *storage_root;   /* --root */
-    const char *run_root;       /* --runroot */
-    const char *image;          /* local name given with -t, then pushed */
-    const char *iid_file;       /* --iidfile */
-    const char *auth_file;      /* --authfile (0600), NULL = none */
-    const char *oci_dir;        /* push destination oci:DIR (no ':') */
-    const char *digest_file;    /* push --digestfile */
+    const char *storage_root; /* --root */
+    const char *run_root;     /* --runroot */
+    const char *image;        /* local name given with -t, then pushed */
+    const char *iid_file;     /* --iidfile */
+    const char *auth_file;    /* --authfile (0600), NULL = none */
+    const char *oci_dir;      /* push destination oci:DIR (no ':') */
+    const char *digest_file;  /* push --digestfile */
 } af_engine_spec_t;
 
 /* The buildah storage driver and isolation the agent uses (see
@@ -187,8 +187,8 @@ void af_engine_run_fail_status(af_engine_run_t *self, af_job_t *job, const char 
                                bool is_build);
 
 /* Ends the job with FAILURE and a message. */
-void af_engine_run_fail(af_engine_run_t *self, af_job_t *job, const char *failure,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void af_engine_run_fail(af_engine_run_t *self, af_job_t *job, const char *failure, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
 
 /* Arguments of af_engine_verify_worker. */
 typedef struct {

@@ -197,8 +197,8 @@ static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         const af_descriptor_t *l = &doc->layers[i];
         if ((rc = s_check_blob(a, l, path, sizeof path, err)) < 0)
             goto out;
-        af_worker_log(ctx, "pushing layer %zu/%zu %s (%lld bytes)", i + 1, doc->n_layers,
-                      l->digest, (long long)l->size);
+        af_worker_log(ctx, "pushing layer %zu/%zu %s (%lld bytes)", i + 1, doc->n_layers, l->digest,
+                      (long long)l->size);
         if ((rc = af_registry_blob_push(reg, ref.repository, l->digest, path, (uint64_t)l->size,
                                         NULL, NULL, NULL, err)) < 0)
             goto out;
@@ -275,8 +275,8 @@ static void s_on_build_exit(af_engine_run_t *run, af_job_t *job, int status, boo
     af_job_status(job, "pushing", af_job_build(job)->repository);
     af_err_t err = {0};
     char **argv = af_engine_argv_buildah_push(&st->spec, &err);
-    int rc = argv ? af_engine_run_spawn(run, argv, st->envp, st->dir, s_on_push_exit, &err)
-                  : err.code;
+    int rc =
+        argv ? af_engine_run_spawn(run, argv, st->envp, st->dir, s_on_push_exit, &err) : err.code;
     af_engine_argv_free(&argv);
     if (rc < 0)
         af_engine_run_fail(run, job, "infra", "%s", af_err_msg(&err, rc));
@@ -332,7 +332,8 @@ static int s_start(af_job_t *job, af_err_t *err)
         return af_err_set(err, AF_ERR_NOTFOUND, "%s: no such file in the build context", rel);
     for (size_t i = 0; i < b->n_build_args; i++)
         if (af_engine_is_platform_arg(b->build_args[i].key))
-            af_job_log(job, "agent", "build arg ignored: the platform variables come from --platform");
+            af_job_log(job, "agent",
+                       "build arg ignored: the platform variables come from --platform");
     if (!(st->envp = af_engine_env_new(st->tmp, NULL, err)))
         return err && err->code ? err->code : AF_ERR_NOMEM;
     char **argv = af_engine_argv_buildah_build(&st->spec, err);

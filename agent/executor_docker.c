@@ -32,8 +32,9 @@ static bool s_have_buildx(void)
         if (access(path, X_OK) == 0)
             return true;
     }
-    const char *dirs[] = {"/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
-                          "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"};
+    const char *dirs[] = {"/usr/local/lib/docker/cli-plugins",
+                          "/usr/local/libexec/docker/cli-plugins", "/usr/lib/docker/cli-plugins",
+                          "/usr/libexec/docker/cli-plugins"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         snprintf(path, sizeof path, "%s/docker-buildx", dirs[i]);
         if (access(path, X_OK) == 0)

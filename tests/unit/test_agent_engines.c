@@ -124,27 +124,26 @@ static void buildctl_argv_subdir_dockerfile_insecure_registry_and_epoch(void **s
     spec.insecure = true;
     spec.source_date_epoch = 1700000000;
     char **argv = af_engine_argv_buildctl(&spec, NULL);
-    const char *want[] = {
-        "buildctl",
-        "build",
-        "--frontend",
-        "dockerfile.v0",
-        "--local",
-        "context=/w/job/ctx",
-        "--local",
-        "dockerfile=/w/job/ctx/docker",
-        "--opt",
-        "filename=Dockerfile.prod",
-        "--opt",
-        "platform=linux/arm/v7",
-        "--opt",
-        "build-arg:SOURCE_DATE_EPOCH=1700000000",
-        "--output",
-        "type=image,name=127.0.0.1:5000/team/app,push-by-digest=true,push=true,"
-        "registry.insecure=true",
-        "--metadata-file",
-        "/w/job/engine/metadata.json",
-        NULL};
+    const char *want[] = {"buildctl",
+                          "build",
+                          "--frontend",
+                          "dockerfile.v0",
+                          "--local",
+                          "context=/w/job/ctx",
+                          "--local",
+                          "dockerfile=/w/job/ctx/docker",
+                          "--opt",
+                          "filename=Dockerfile.prod",
+                          "--opt",
+                          "platform=linux/arm/v7",
+                          "--opt",
+                          "build-arg:SOURCE_DATE_EPOCH=1700000000",
+                          "--output",
+                          "type=image,name=127.0.0.1:5000/team/app,push-by-digest=true,push=true,"
+                          "registry.insecure=true",
+                          "--metadata-file",
+                          "/w/job/engine/metadata.json",
+                          NULL};
     s_assert_argv(argv, want);
     af_engine_argv_free(&argv);
 }
@@ -184,24 +183,23 @@ static void docker_argv_insecure_registry_and_epoch(void **state)
     spec.insecure = true;
     spec.source_date_epoch = 0;
     char **argv = af_engine_argv_docker(&spec, NULL);
-    const char *want[] = {
-        "docker",
-        "buildx",
-        "build",
-        "--platform",
-        "linux/arm64",
-        "-f",
-        "/w/job/ctx/Dockerfile",
-        "--build-arg",
-        "SOURCE_DATE_EPOCH=0",
-        "--provenance=false",
-        "--output",
-        "type=image,name=127.0.0.1:5000/team/app,push-by-digest=true,push=true,"
-        "registry.insecure=true",
-        "--metadata-file",
-        "/w/job/engine/metadata.json",
-        "/w/job/ctx",
-        NULL};
+    const char *want[] = {"docker",
+                          "buildx",
+                          "build",
+                          "--platform",
+                          "linux/arm64",
+                          "-f",
+                          "/w/job/ctx/Dockerfile",
+                          "--build-arg",
+                          "SOURCE_DATE_EPOCH=0",
+                          "--provenance=false",
+                          "--output",
+                          "type=image,name=127.0.0.1:5000/team/app,push-by-digest=true,push=true,"
+                          "registry.insecure=true",
+                          "--metadata-file",
+                          "/w/job/engine/metadata.json",
+                          "/w/job/ctx",
+                          NULL};
     s_assert_argv(argv, want);
     af_engine_argv_free(&argv);
 }
@@ -255,13 +253,27 @@ static void buildah_build_argv_minimal(void **state)
     af_engine_spec_t spec = s_spec(NULL, 0);
     spec.target = "";
     char **argv = af_engine_argv_buildah_build(&spec, NULL);
-    const char *want[] = {"buildah",   "--root",      "/w/job/buildah/root",
-                          "--runroot", "/w/job/buildah/run", "--storage-driver",
-                          "vfs",       "build",       "--platform",
-                          "linux/arm64", "-f",        "/w/job/ctx/Dockerfile",
-                          "--layers=false", "--isolation", "chroot",
-                          "--iidfile", "/w/job/buildah/iid", "-t",
-                          "localhost/archfarm-slice:latest", "/w/job/ctx", NULL};
+    const char *want[] = {"buildah",
+                          "--root",
+                          "/w/job/buildah/root",
+                          "--runroot",
+                          "/w/job/buildah/run",
+                          "--storage-driver",
+                          "vfs",
+                          "build",
+                          "--platform",
+                          "linux/arm64",
+                          "-f",
+                          "/w/job/ctx/Dockerfile",
+                          "--layers=false",
+                          "--isolation",
+                          "chroot",
+                          "--iidfile",
+                          "/w/job/buildah/iid",
+                          "-t",
+                          "localhost/archfarm-slice:latest",
+                          "/w/job/ctx",
+                          NULL};
     s_assert_argv(argv, want);
     af_engine_argv_free(&argv);
 }
@@ -301,7 +313,8 @@ static void buildah_push_refuses_colon_in_layout_path(void **state)
 
 /* --- injection ------------------------------------------------------------- */
 
-static const char *s_evil = "x; rm -rf / $(id) `id` \"'\n--push=false,push=false --output=type=local";
+static const char *s_evil =
+    "x; rm -rf / $(id) `id` \"'\n--push=false,push=false --output=type=local";
 
 static void build_arg_value_stays_one_argv_element(void **state)
 {
@@ -370,8 +383,14 @@ static void target_that_could_be_a_flag_or_option_is_refused(void **state)
 
 static void repository_that_could_add_output_options_is_refused(void **state)
 {
-    const char *bad[] = {"127.0.0.1:5000/a,push=false", "Host/App", "host/a=b", "-host/x",
-                         "host",  "host/a b", "", "host/a\n"};
+    const char *bad[] = {"127.0.0.1:5000/a,push=false",
+                         "Host/App",
+                         "host/a=b",
+                         "-host/x",
+                         "host",
+                         "host/a b",
+                         "",
+                         "host/a\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         af_engine_spec_t spec = s_spec(NULL, 0);
         spec.repository = bad[i];
@@ -397,8 +416,8 @@ static void dockerfile_outside_the_context_is_refused(void **state)
 
 static void platform_build_args_are_dropped_the_platform_wins(void **state)
 {
-    af_kv_t args[] = {{"TARGETARCH", "evil"}, {"TARGETPLATFORM", "linux/s390x"},
-                      {"BUILDARCH", "x"}, {"K", "V"}};
+    af_kv_t args[] = {
+        {"TARGETARCH", "evil"}, {"TARGETPLATFORM", "linux/s390x"}, {"BUILDARCH", "x"}, {"K", "V"}};
     af_engine_spec_t spec = s_spec(args, 4);
     char **argv = af_engine_argv_buildctl(&spec, NULL);
     assert_non_null(argv);
@@ -617,7 +636,8 @@ static void auth_file_is_0600_and_holds_base64_user_pass_for_the_host(void **sta
     size_t len = 0;
     assert_int_equal(af_engine_file_read(path, 4096, &body, &len, NULL), 0);
     /* base64("user:p:ss w0rd") */
-    assert_string_equal(body, "{\"auths\":{\"127.0.0.1:5000\":{\"auth\":\"dXNlcjpwOnNzIHcwcmQ=\"}}}");
+    assert_string_equal(body,
+                        "{\"auths\":{\"127.0.0.1:5000\":{\"auth\":\"dXNlcjpwOnNzIHcwcmQ=\"}}}");
     free(body);
     af_err_t err = {0};
     assert_true(af_engine_auth_file_write(path, "Bad Ref", "u", "p", &err) < 0);
@@ -711,14 +731,15 @@ static void s_run_wrapped(char *const argv[], s_child_t *c)
 
 static void wrapped_argv_reaches_the_child_verbatim(void **state)
 {
-    char *const argv[] = {"printf", "[%s]\\n",           "plain",      "a b",    "$(id)",
-                          "`id`",   "'; echo pwned; '", "--flag=x,y", "*",      "",
-                          "$AF_ENGINE_ARG0", NULL};
+    char *const argv[] = {
+        "printf",           "[%s]\\n",    "plain", "a b", "$(id)",           "`id`",
+        "'; echo pwned; '", "--flag=x,y", "*",     "",    "$AF_ENGINE_ARG0", NULL};
     s_child_t c = {0};
     s_run_wrapped(argv, &c);
     assert_true(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
-    const char *want[] = {"[plain]", "[a b]", "[$(id)]", "[`id`]", "['; echo pwned; ']",
-                          "[--flag=x,y]", "[*]", "[]", "[$AF_ENGINE_ARG0]"};
+    const char *want[] = {
+        "[plain]",      "[a b]", "[$(id)]", "[`id`]",           "['; echo pwned; ']",
+        "[--flag=x,y]", "[*]",   "[]",      "[$AF_ENGINE_ARG0]"};
     assert_int_equal(c.n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c.n; i++) {
         assert_string_equal(c.lines[i], want[i]);
@@ -799,8 +820,8 @@ int main(void)
         cmocka_unit_test(metadata_malformed_is_refused),
         cmocka_unit_test_setup_teardown(digest_file_is_read_with_or_without_prefix, s_setup_dir,
                                         s_teardown_dir),
-        cmocka_unit_test_setup_teardown(digest_file_garbage_missing_or_big_is_refused,
-                                        s_setup_dir, s_teardown_dir),
+        cmocka_unit_test_setup_teardown(digest_file_garbage_missing_or_big_is_refused, s_setup_dir,
+                                        s_teardown_dir),
         cmocka_unit_test_setup_teardown(metadata_file_is_read_from_disk, s_setup_dir,
                                         s_teardown_dir),
         cmocka_unit_test_setup_teardown(auth_file_is_0600_and_holds_base64_user_pass_for_the_host,

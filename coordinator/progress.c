@@ -9,10 +9,68 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#define AF_PROGRESS_SLOTS 64
 
 struct af_progress {
-    af_progress_mode_t mode; /* PLAIN or JSON after resolution */
+    af_progress_mode_t mode; /* PLAIN, TTY or JSON after resolution */
+    /* tty: the state of each platform, shown on a status line that is
+     * redrawn below the scrolling output */
+    char platform[AF_PROGRESS_SLOTS][48];
+    char state[AF_PROGRESS_SLOTS][32];
+    size_t n;
+    bool shown;
 };
+
+/* tty: take the status line away before printing a normal line */
+static void s_tty_clear(af_progress_t *self)
+{
+    if (self->mode == AF_PROGRESS_TTY && self->shown) {
+        fputs("\r\033[K", stderr);
+        self->shown = false;
+    }
+}
+
+/* tty: draw the status line again (no newline) */
+static void s_tty_draw(af_progress_t *self)
+{
+    if (self->mode != AF_PROGRESS_TTY || !self->n)
+        return;
+    /* once every slice has ended, the line would only get in the way of
+     * the registry work and the summary */
+    bool active = false;
+    for (size_t i = 0; i < self->n; i++)
+        if (strcmp(self->state[i], "done") && strcmp(self->state[i], "FAILED") &&
+            strcmp(self->state[i], "verified"))
+            active = true;
+    if (!active)
+        return;
+    char line[512];
+    size_t off = 0;
+    for (size_t i = 0; i < self->n && off < sizeof line; i++)
+        off += snprintf(line + off, sizeof line - off, "%s%s: %s", i ? " | " : "",
+                        self->platform[i], self->state[i]);
+    fprintf(stderr, "\033[7m%.*s\033[0m", 200, line);
+    fflush(stderr);
+    self->shown = true;
+}
+
+static void s_tty_state(af_progress_t *self, const char *platform, const char *state)
+{
+    if (self->mode != AF_PROGRESS_TTY)
+        return;
+    size_t i = 0;
+    while (i < self->n && strcmp(self->platform[i], platform))
+        i++;
+    if (i == self->n) {
+        if (self->n >= AF_PROGRESS_SLOTS)
+            return;
+        snprintf(self->platform[i], sizeof self->platform[i], "%s", platform);
+        self->n++;
+    }
+    snprintf(self->state[i], sizeof self->state[i], "%s", state);
+}
 
 int af_progress_mode_parse(const char *s, af_progress_mode_t *out)
 {
@@ -34,7 +92,9 @@ af_progress_t *af_progress_new(af_progress_mode_t mode)
     af_progress_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->mode = mode == AF_PROGRESS_JSON ? AF_PROGRESS_JSON : AF_PROGRESS_PLAIN;
+    if (mode == AF_PROGRESS_AUTO)
+        mode = isatty(fileno(stderr)) ? AF_PROGRESS_TTY : AF_PROGRESS_PLAIN;
+    self->mode = mode;
     return self;
 }
 
@@ -42,6 +102,7 @@ void af_progress_destroy(af_progress_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    s_tty_clear(*self_p);
     free(*self_p);
     *self_p = NULL;
 }
@@ -106,7 +167,9 @@ void af_progress_info(af_progress_t *self, const char *fmt, ...)
         s_emit(o);
         return;
     }
+    s_tty_clear(self);
     fprintf(stderr, "[archfarm] %s\n", msg);
+    s_tty_draw(self);
 }
 
 void af_progress_status(af_progress_t *self, const char *platform, const char *node,
@@ -121,10 +184,13 @@ void af_progress_status(af_progress_t *self, const char *platform, const char *n
         s_emit(o);
         return;
     }
+    s_tty_clear(self);
     if (detail && *detail)
         fprintf(stderr, "[%s %s] %s: %s\n", platform, node, state, detail);
     else
         fprintf(stderr, "[%s %s] %s\n", platform, node, state);
+    s_tty_state(self, platform, state);
+    s_tty_draw(self);
 }
 
 void af_progress_log(af_progress_t *self, const char *platform, const char *node,
@@ -139,7 +205,9 @@ void af_progress_log(af_progress_t *self, const char *platform, const char *node
         s_emit(o);
         return;
     }
+    s_tty_clear(self);
     fprintf(stderr, "[%s %s] %s\n", platform, node, line);
+    s_tty_draw(self);
 }
 
 static json_t *s_result_json(const char *type, const af_progress_result_t *r)
@@ -164,6 +232,8 @@ void af_progress_result(af_progress_t *self, const af_progress_result_t *r)
         s_emit(s_result_json("result", r));
         return;
     }
+    s_tty_clear(self);
+    s_tty_state(self, r->platform, r->ok ? "done" : "FAILED");
     if (r->ok)
         fprintf(stderr, "[%s %s] done %s in %.1fs\n", r->platform, r->node, r->digest, r->seconds);
     else if (r->exit_code >= 0 && !strcmp(r->failure, "build"))
@@ -172,6 +242,7 @@ void af_progress_result(af_progress_t *self, const af_progress_result_t *r)
     else
         fprintf(stderr, "[%s %s] FAILED (%s) after %.1fs: %s\n", r->platform, r->node, r->failure,
                 r->seconds, r->message);
+    s_tty_draw(self);
 }
 
 void af_progress_index(af_progress_t *self, const char *digest, const char *media_type,
@@ -187,6 +258,7 @@ void af_progress_index(af_progress_t *self, const char *digest, const char *medi
         s_emit(o);
         return;
     }
+    s_tty_clear(self);
     if (pushed)
         fprintf(stderr, "[archfarm] index %s pushed to %s\n", digest, tags);
     else
@@ -208,6 +280,8 @@ void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, 
         s_emit(o);
         return;
     }
+    s_tty_clear(self);
+    self->n = 0; /* the table replaces the status line */
     fprintf(stderr, "\n%-20s %-16s %-10s %8s  %s\n", "PLATFORM", "NODE", "RESULT", "SECONDS",
             "DIGEST / REASON");
     for (size_t i = 0; i < n; i++) {

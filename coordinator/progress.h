@@ -1,9 +1,12 @@
 /* progress.h -- what `archfarm build` tells the user while it runs.
  *
- * plain (and tty, and auto): one line per event on stderr,
+ * plain: one line per event on stderr,
  *   "[archfarm] text"                  for the build as a whole
  *   "[linux/arm64 node2] text"         for a slice's state changes and its
  *                                      build output lines
+ * tty: the same lines, plus a status line (each platform's state) kept
+ *   at the bottom of the terminal; auto = tty when stderr is a terminal,
+ *   else plain.
  * json: one JSON object per line on stdout:
  *   {"time":..., "type":"info"|"status"|"log"|"result"|"index", ...}
  * The final summary table goes to stderr in plain mode. */
@@ -26,7 +29,7 @@ typedef struct af_progress af_progress_t;
 /* "auto" "plain" "tty" "json" -> mode. 0 or -1. */
 int af_progress_mode_parse(const char *s, af_progress_mode_t *out);
 
-/* New reporter (auto resolves to plain, tty is plain for now). Caller owns. */
+/* New reporter (auto resolves to tty or plain). Caller owns. */
 af_progress_t *af_progress_new(af_progress_mode_t mode);
 void af_progress_destroy(af_progress_t **self_p);
 

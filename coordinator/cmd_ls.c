@@ -246,7 +246,7 @@ out:
     return rc;
 }
 
-static void s_print_inspect(const af_farm_node_t *fn)
+static void s_print_inspect(const af_farm_node_t *fn, const char *inventory)
 {
     const af_node_t *n = fn->conf;
     char buf[2048];
@@ -270,7 +270,7 @@ static void s_print_inspect(const af_farm_node_t *fn)
     for (size_t i = 0; i < n->n_labels; i++)
         printf("  %s=%s\n", n->labels[i].key, n->labels[i].value ? n->labels[i].value : "");
     if (n->line > 0)
-        printf("Declared:    line %d, column %d\n", n->line, n->column);
+        printf("Declared:    %s:%d:%d\n", inventory, n->line, n->column);
     if (fn->status != AF_NODE_READY)
         return;
     printf("Agent:\n");
@@ -342,7 +342,7 @@ int af_cmd_inspect(const af_cli_t *cli, int argc, char **argv)
         fputc('\n', stdout);
         json_decref(o);
     } else {
-        s_print_inspect(fn);
+        s_print_inspect(fn, cli->inventory);
     }
     rc = fn->status == AF_NODE_READY ? AF_EXIT_OK : AF_EXIT_INFRA;
 out:

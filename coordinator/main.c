@@ -1,10 +1,12 @@
 /* main.c -- `archfarm`, the coordinator CLI: parses the global options and
  * hands off to one subcommand (cmd_*.c). It holds no logic of its own. */
 #include <curl/curl.h>
+#include <czmq.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -107,6 +109,15 @@ int main(int argc, char **argv)
     }
     if (!fn)
         return af_cli_usage_error(NULL, "unknown command '%s'", name);
+
+    /* one DEALER (+ a handshake monitor) per probed node: let big farms
+     * use what the system allows rather than czmq's default of 1024 */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    zsys_set_max_sockets(0);
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         af_cli_error("cannot initialise libcurl");

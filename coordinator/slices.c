@@ -325,6 +325,13 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         if (!m->ok && !a->failure[0])
             snprintf(a->failure, sizeof a->failure, "infra");
         snprintf(a->message, sizeof a->message, "%s", m->message);
+        if (!strcmp(a->failure, "cancelled") && !a->cancel_sent) {
+            /* we did not ask for it: the node gave up the job (draining,
+             * shutting down) - an infrastructure failure worth a retry */
+            snprintf(a->failure, sizeof a->failure, "infra");
+            snprintf(a->message, sizeof a->message, "node %s cancelled the job: %.900s",
+                     fn->conf->name, m->message);
+        }
         snprintf(a->digest, sizeof a->digest, "%s", m->digest);
         snprintf(a->media_type, sizeof a->media_type, "%s", m->media_type);
         a->size = m->size;

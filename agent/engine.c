@@ -1008,6 +1008,18 @@ out:
     return rc;
 }
 
+void af_engine_log_ignored_args(af_job_t *job, const af_kv_t *args, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!af_engine_is_platform_arg(args[i].key))
+            continue;
+        char line[AF_MAX_NAME + 96];
+        snprintf(line, sizeof line,
+                 "build arg %s ignored: the platform variables come from --platform", args[i].key);
+        af_job_log(job, "agent", line);
+    }
+}
+
 /* --- BuildKit-style executors ------------------------------------------------ */
 
 typedef struct {
@@ -1116,10 +1128,7 @@ int af_engine_buildkit_start(af_job_t *job, const char *engine, af_engine_argv_f
         .source_date_epoch = b->source_date_epoch,
         .metadata_file = st->meta,
     };
-    for (size_t i = 0; i < b->n_build_args; i++)
-        if (af_engine_is_platform_arg(b->build_args[i].key))
-            af_job_log(job, "agent",
-                       "build arg ignored: the platform variables come from --platform");
+    af_engine_log_ignored_args(job, b->build_args, b->n_build_args);
     if (!(st->envp = af_engine_env_new(NULL, extra, err)))
         return err && err->code ? err->code : AF_ERR_NOMEM;
     char **argv = argv_fn(&st->spec, err);

@@ -71,6 +71,10 @@ int af_engine_spec_check(const af_engine_spec_t *spec, af_err_t *err)
 /* True if KEY is one of BuildKit's automatic platform variables. */
 bool af_engine_is_platform_arg(const char *key);
 
+/* Logs (as "agent" LOG lines of JOB) each build arg that is one of the
+ * platform variables and is therefore dropped. */
+void af_engine_log_ignored_args(af_job_t *job, const af_kv_t *args, size_t n);
+
 /* True if KEY is a valid build-arg name. */
 bool af_engine_valid_key(const char *key);
 

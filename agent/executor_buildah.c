@@ -330,10 +330,7 @@ static int s_start(af_job_t *job, af_err_t *err)
     struct stat sb;
     if (stat(df, &sb) < 0 || !S_ISREG(sb.st_mode))
         return af_err_set(err, AF_ERR_NOTFOUND, "%s: no such file in the build context", rel);
-    for (size_t i = 0; i < b->n_build_args; i++)
-        if (af_engine_is_platform_arg(b->build_args[i].key))
-            af_job_log(job, "agent",
-                       "build arg ignored: the platform variables come from --platform");
+    af_engine_log_ignored_args(job, b->build_args, b->n_build_args);
     if (!(st->envp = af_engine_env_new(st->tmp, NULL, err)))
         return err && err->code ? err->code : AF_ERR_NOMEM;
     char **argv = af_engine_argv_buildah_build(&st->spec, err);

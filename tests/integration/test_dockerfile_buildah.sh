@@ -55,7 +55,7 @@ PLATFORMS=(linux/amd64 linux/arm64 linux/arm/v7)
 af_log "archfarm build (Dockerfile) --platform linux/amd64,linux/arm64,linux/arm/v7 -t $REPO:1 --push"
 rc=0
 AF_INVENTORY=$ENGINE_INV af_build "$AF_TMP/build.out" --platform linux/amd64,linux/arm64,linux/arm/v7 \
-    -t "$REPO:1" --push --build-arg "LABEL_VALUE=$LABEL" --metadata-file "$AF_TMP/m.json" "$CTX" ||
+    -t "$REPO:1" --push --build-arg "LABEL_VALUE=$LABEL" --build-arg TARGETARCH=s390x --metadata-file "$AF_TMP/m.json" "$CTX" ||
     rc=$?
 cat "$AF_TMP/build.out" >&2
 af_assert_eq 0 "$rc" "archfarm build exit status"
@@ -64,6 +64,8 @@ af_assert_match "$out" '^\[linux/arm64 b-arm64\] \[1/2\] STEP 1/3: FROM scratch 
     "buildah's output streamed line by line as LOG"
 af_assert_match "$out" '^\[linux/arm/v7 b-armv7\] .*buildah .*build --platform linux/arm/v7 ' \
     "the engine command line is shown"
+af_assert_match "$out" '^\[linux/arm64 b-arm64\] build arg TARGETARCH ignored' \
+    "a TARGETARCH build arg is dropped: the slice's platform wins (binaries checked below)"
 
 raw=$(af_skopeo inspect --raw --tls-verify=false "docker://$REPO:1")
 printf '%s' "$raw" >"$AF_TMP/index.json"

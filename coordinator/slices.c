@@ -85,6 +85,7 @@ static void s_report_result(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
 }
 
 static void s_cancel_all(s_loop_t *st, const char *why);
+static void s_send_cancel(s_loop_t *st, af_slice_t *s, af_attempt_t *a);
 static bool s_failover(s_loop_t *st, af_slice_t *s);
 static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a);
 
@@ -115,6 +116,9 @@ static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *fai
     vsnprintf(a->message, sizeof a->message, fmt, ap);
     va_end(ap);
     snprintf(a->failure, sizeof a->failure, "%s", failure);
+    /* the node may still hold the job (a local error, a silent node that
+     * comes back): make sure it drops it; unknown jobs are ignored there */
+    s_send_cancel(st, s, a);
     a->ok = false;
     a->done = true;
     a->exit_code = -1;
@@ -197,7 +201,6 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
                 zframe_destroy(&f);
                 s_fail(st, s, a, "infra", "cannot read the packed context: %s",
                        r < 0 ? strerror(errno) : "short file");
-                s_send_cancel(st, s, a);
                 return AF_ERR_IO;
             }
             got += (size_t)r;
@@ -300,7 +303,6 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         if (m->credit > 4 * AF_CREDIT_WINDOW || a->credit + m->credit > 4 * AF_CREDIT_WINDOW) {
             s_fail(st, s, a, "infra", "node %s granted more credit than the window allows",
                    fn->conf->name);
-            s_send_cancel(st, s, a);
             break;
         }
         a->credit += m->credit;
@@ -428,7 +430,6 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
         af_attempt_t *a = af_slice_current(s);
         if (a && !a->done && !a->cancel_sent &&
             now - a->started_ms > ((long long)tmo + AF_TIMEOUT_GRACE_S) * 1000) {
-            s_send_cancel(st, s, a);
             s_fail(st, s, a, "timeout", "node %s did not finish within --timeout %u s",
                    s_node_name(st, a->node), tmo);
         }

@@ -88,7 +88,7 @@ source tests/lib/deps.sh
 af_deps_install
 
 section "build (build/, -DAF_WERROR=ON)"
-if s_build build "$ROOT/build"; then
+if s_build build "$ROOT/build" -DAF_SANITIZE=OFF; then
     section "tests (unit + integration)"
     s_ctest tests "$ROOT/build"
 fi

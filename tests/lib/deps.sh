@@ -12,7 +12,8 @@ AF_APT_PACKAGES=(
     libzmq3-dev libczmq-dev libmsgpack-dev libcurl4-openssl-dev libssl-dev
     libyaml-dev libjansson-dev libarchive-dev zlib1g-dev libcmocka-dev clang
     # real services and clients the tests check against
-    docker-registry skopeo buildah apache2-utils curl jq python3 python3-jsonschema
+    docker-registry skopeo buildah apache2-utils openssl curl jq
+    python3 python3-jsonschema python3-yaml
     # foreign architectures: cross compilers and qemu-user to run the results
     qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross golang-go

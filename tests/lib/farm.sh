@@ -165,7 +165,8 @@ af_farm_cleanup() {
         for f in "$AF_TMP"/agents/*/stderr.log "$AF_TMP"/registry/*.log; do
             [[ -s $f ]] || continue
             printf '\n--- %s (last 30 lines)\n' "${f#"$AF_TMP"/}" >&2
-            tail -n 30 "$f" >&2
+            # (the registry logs every HEAD of a blob it lacks: normal, not news)
+            grep -v 'blob unknown to registry' "$f" | tail -n 30 >&2
         done
     fi
     if [[ -n $AF_TMP && -d $AF_TMP ]]; then

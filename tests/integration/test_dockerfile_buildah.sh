@@ -25,6 +25,8 @@
 #    step (--isolation chroot) leaves no buildah process, no container
 #    storage, no mount and no job dir behind.
 # 4. The same for a slice killed by the agent's --job-timeout.
+# 5. A failing step (COPY of a missing file) fails the build with buildah's
+#    exit status and its own message, and cleans up the same way.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 source "$AF_SOURCE_DIR/tests/lib/engines.sh"
@@ -213,4 +215,19 @@ af_assert_eq 1 "$rc" "a slice past the agent's --job-timeout fails the build"
 af_assert_match "$(cat "$AF_TMP/timeout.out")" 'timeout|timed out' "the slice is reported timed out"
 af_wait_until 30 "t-amd64 to remove its job dir" af_agent_no_job_dirs t-amd64
 af_engines_assert_clean "after a timed-out buildah slice"
+
+# --- 5. a failing Dockerfile step is a build failure -----------------------------
+BAD="$AF_TMP/bad"
+mkdir -p "$BAD"
+printf 'FROM scratch\nCOPY no-such-file /x\n' >"$BAD/Dockerfile"
+rc=0
+AF_INVENTORY=$CANCEL_INV af_build "$AF_TMP/bad.out" --platform linux/amd64 \
+    -t "$AF_REGISTRY/df/bad:1" --push "$BAD" || rc=$?
+cat "$AF_TMP/bad.out" >&2
+af_assert_eq 1 "$rc" "a failing Dockerfile step fails the build"
+af_assert_match "$(cat "$AF_TMP/bad.out")" 'buildah build exited with status [0-9]+' \
+    "the failure names buildah and its exit status"
+af_assert_match "$(cat "$AF_TMP/bad.out")" 'no-such-file' "buildah's own error reached the user"
+af_wait_until 30 "b-amd64 to remove its job dir" af_agent_no_job_dirs b-amd64
+af_engines_assert_clean "after a failed buildah slice"
 af_log "PASS"

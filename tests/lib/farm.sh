@@ -129,6 +129,26 @@ af_farm_init() {
     trap af_farm_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    s_watchdog_start
+}
+
+# A whole-test deadline (AF_TEST_TIMEOUT, default 540 s: below ctest's 600 s,
+# which kills with no chance to clean up). When it passes, the test shell
+# and its direct children get SIGTERM, so the EXIT trap still stops
+# everything. Not a synchronisation device: it only bounds a hung test.
+AF_WATCHDOG=
+s_watchdog_start() {
+    local t=${AF_TEST_TIMEOUT:-540} top=$$
+    (
+        trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+        sleep "$t" &
+        sp=$!
+        wait "$sp"
+        echo "FAIL: test exceeded AF_TEST_TIMEOUT=${t}s; stopping it" >&2
+        kill -TERM "$top" 2>/dev/null
+        pkill -TERM -P "$top" 2>/dev/null
+    ) &
+    AF_WATCHDOG=$!
 }
 
 # af_on_exit CMD...: runs CMD at exit (after agents stop, before the
@@ -151,6 +171,7 @@ af_farm_cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
+    [[ -n $AF_WATCHDOG ]] && kill -TERM "$AF_WATCHDOG" 2>/dev/null
     af_agents_stop || rc=1
     local i
     for ((i = ${#AF_CLEANUP[@]} - 1; i >= 0; i--)); do

@@ -16,6 +16,8 @@
 #   AF_SOURCE_DIR  repo root (default: two levels above this file)
 #   AF_KEEP_TMP=1  keep the temp dir (logs, registry storage) for debugging
 #   AF_TIMEOUT     seconds a single coordinator run may take (default 300)
+#   AF_TEST_TIMEOUT  seconds the whole test may take (default 540), then it
+#                  is stopped through its EXIT trap
 #
 # An agent that exits non-zero when stopped (crash, sanitizer report, leak)
 # fails the test: under ASan/UBSan this is how agent bugs surface.

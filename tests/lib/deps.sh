@@ -18,7 +18,7 @@ AF_APT_PACKAGES=(
     qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross golang-go
     # separate hosts, deployment, measurements
-    iproute2 ansible-core valgrind time
+    iproute2 procps ansible-core valgrind time
 )
 
 # Prints the packages of AF_APT_PACKAGES that dpkg does not report installed.

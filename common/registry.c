@@ -780,9 +780,9 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
                                   req->method, s_msg_url(url, murl, sizeof murl), strerror(errno));
             if (req->path && !self->scheme_known && self->insecure && !fell_back &&
                 !strcmp(self->scheme, "https")) {
-                af_warn("registry %s: HTTPS failed (%s); using plain HTTP as allowed for "
-                        "insecure registries",
-                        self->host, resp->errbuf[0] ? resp->errbuf : curl_easy_strerror(cc));
+                af_debug("registry %s: HTTPS failed (%s); using plain HTTP as allowed for "
+                         "insecure registries",
+                         self->host, resp->errbuf[0] ? resp->errbuf : curl_easy_strerror(cc));
                 snprintf(self->scheme, sizeof self->scheme, "http");
                 fell_back = true;
                 continue;

@@ -22,6 +22,9 @@
 #include "limits.h"
 #include "ref.h"
 
+/* YAML nesting: the schema needs 4 levels (image > copy > entry > key). */
+#define S_YAML_MAX_DEPTH 16
+
 typedef struct {
     const char *file;
     yaml_document_t *doc;
@@ -452,6 +455,54 @@ static int s_yaml_error(s_ctx_t *c, yaml_parser_t *p, const char *data, size_t l
     return s_fail_at(c, &m, AF_ERR_PARSE, "YAML error: %s", problem);
 }
 
+/* A first pass over libyaml's events, before the document is built: it
+ * reports syntax errors, a second document, and nesting deeper than
+ * S_YAML_MAX_DEPTH. The depth bound matters for time, not only for
+ * memory: libyaml's scanner rechecks every open flow level on each token,
+ * so "[[[[..." costs the square of its depth, and 4 MiB of it would take
+ * hours. Stopping at the first too-deep event keeps the pass linear. */
+static int s_prescan(s_ctx_t *c, const char *data, size_t len)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return s_nomem(c);
+    yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
+    int depth = 0, docs = 0, rc = 0;
+    for (bool done = false; !done && rc == 0;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            rc = s_yaml_error(c, &p, data, len);
+            break;
+        }
+        yaml_mark_t m = ev.start_mark;
+        switch (ev.type) {
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1)
+                rc = s_fail_at(c, &m, AF_ERR_PARSE,
+                               "more than one YAML document (a recipe is a single document)");
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > S_YAML_MAX_DEPTH)
+                rc = s_fail_at(c, &m, AF_ERR_TOOBIG, "YAML nested deeper than %d levels",
+                               S_YAML_MAX_DEPTH);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
 af_recipe_t *af_recipe_load_buffer(const char *name, const char *data, size_t len, af_err_t *err)
 {
     static const char *const top_keys[] = {"build", "image", NULL};
@@ -477,26 +528,16 @@ af_recipe_t *af_recipe_load_buffer(const char *name, const char *data, size_t le
         goto out;
     }
     parser_ok = true;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)(data ? data : ""),
-                                 data ? len : 0);
+    if (!data)
+        data = "", len = 0;
+    if ((rc = s_prescan(&c, data, len)))
+        goto out;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
     if (!yaml_parser_load(&parser, &doc)) {
         rc = s_yaml_error(&c, &parser, data, len);
         goto out;
     }
     doc_ok = true;
-    yaml_document_t extra;
-    if (!yaml_parser_load(&parser, &extra)) {
-        rc = s_yaml_error(&c, &parser, data, len);
-        goto out;
-    }
-    bool second = yaml_document_get_root_node(&extra) != NULL;
-    yaml_mark_t second_mark = extra.start_mark;
-    yaml_document_delete(&extra);
-    if (second) {
-        rc = s_fail_at(&c, &second_mark, AF_ERR_PARSE,
-                       "more than one YAML document (a recipe is a single document)");
-        goto out;
-    }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || s_is_null(root)) {
         rc = af_err_set(err, AF_ERR_PARSE, "%s:1:1: empty recipe (expected build: and image:)",

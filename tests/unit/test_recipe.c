@@ -383,6 +383,19 @@ static void recipe_malformed_yaml_is_an_error(void **state)
     }
 }
 
+static void recipe_deep_yaml_nesting_rejected_quickly(void **state)
+{
+    (void)state;
+    size_t n = AF_RECIPE_MAX_BYTES - 16;
+    char *yaml = malloc(n + 16);
+    assert_non_null(yaml);
+    memcpy(yaml, "image: ", 7);
+    memset(yaml + 7, '[', n);
+    s_fails_len(yaml, n + 7, AF_ERR_TOOBIG, "archfarm.yaml:1:23: YAML nested deeper than 16 levels",
+                false);
+    free(yaml);
+}
+
 static void recipe_aliases_share_nodes_and_merge_keys_are_rejected(void **state)
 {
     (void)state;
@@ -481,6 +494,7 @@ int main(void)
         cmocka_unit_test(recipe_empty_run_is_an_error),
         cmocka_unit_test(recipe_empty_file_is_an_error),
         cmocka_unit_test(recipe_malformed_yaml_is_an_error),
+        cmocka_unit_test(recipe_deep_yaml_nesting_rejected_quickly),
         cmocka_unit_test(recipe_aliases_share_nodes_and_merge_keys_are_rejected),
         cmocka_unit_test(recipe_sizes_are_bounded),
         cmocka_unit_test(recipe_load_reports_missing_files),

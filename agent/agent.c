@@ -587,19 +587,21 @@ static int s_pick_executors(af_agent_t *self, af_err_t *err)
 {
     const af_executor_t *const *all = af_executor_all();
     const char *want = self->cfg.executor;
-    /* native recipes are always served; --executor picks the Dockerfile engine */
+    /* native recipes are always served; --executor picks the Dockerfile
+     * engine: a named one must work, auto takes every one that does */
     for (size_t i = 0; all[i] && self->n_executors < S_MAX_EXECUTORS; i++) {
         const af_executor_t *e = all[i];
-        bool take = !strcmp(e->name, "native") || !strcmp(want, e->name) ||
-                    (!strcmp(want, "auto") && (!e->probe || e->probe()));
-        if (take && e->probe && !e->probe()) {
-            if (!strcmp(want, e->name))
-                return af_err_set(err, AF_ERR_UNSUPPORTED, "executor %s is not usable on this host",
+        bool named = !strcmp(want, e->name);
+        if (strcmp(e->name, "native") && !named && strcmp(want, "auto"))
+            continue;
+        if (e->probe && !e->probe()) {
+            if (named)
+                return af_err_set(err, AF_ERR_UNSUPPORTED,
+                                  "executor %s is not usable on this host (see docs/executors.md)",
                                   e->name);
             continue;
         }
-        if (take)
-            self->executors[self->n_executors++] = e;
+        self->executors[self->n_executors++] = e;
     }
     if (strcmp(want, "auto") && strcmp(want, "native")) {
         bool found = false;

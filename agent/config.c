@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "executor.h"
 #include "log.h"
 
 typedef enum { S_STR, S_UINT, S_BOOL, S_PLATFORMS, S_EXECUTOR } s_type_t;
@@ -122,12 +123,22 @@ static int s_set_value(af_agent_config_t *self, const s_key_t *k, const char *v,
                               k->size - 1);
         snprintf(base + k->offset, k->size, "%s", v);
         return 0;
-    case S_EXECUTOR:
-        if (strcmp(v, "auto") && strcmp(v, "native") && strcmp(v, "buildah"))
-            return af_err_set(err, AF_ERR_INVAL,
-                              "%s: executor must be auto, native or buildah, not \"%s\"", where, v);
+    case S_EXECUTOR: {
+        /* "auto" or the name of an executor compiled in */
+        char names[256] = "auto";
+        bool known = !strcmp(v, "auto");
+        const af_executor_t *const *all = af_executor_all();
+        for (size_t i = 0; all[i]; i++) {
+            known = known || !strcmp(v, all[i]->name);
+            size_t off = strlen(names);
+            snprintf(names + off, sizeof names - off, ", %s", all[i]->name);
+        }
+        if (!known)
+            return af_err_set(err, AF_ERR_INVAL, "%s: executor must be one of %s, not \"%s\"",
+                              where, names, v);
         snprintf(base + k->offset, k->size, "%s", v);
         return 0;
+    }
     case S_BOOL: {
         bool b;
         if (s_parse_bool(v, &b) < 0)

@@ -31,7 +31,7 @@ typedef struct {
     size_t n_platforms;
     char workdir[AF_AGENT_PATH_MAX];         /* jobs/ and contexts/ live here */
     uint32_t max_jobs;                       /* slices running at once */
-    char executor[16];                       /* auto | native | buildah */
+    char executor[16];                       /* auto | an executor's name */
     bool insecure;                           /* plaintext transport */
     char cert[AF_AGENT_PATH_MAX];            /* CURVE server certificate */
     char authorized_keys[AF_AGENT_PATH_MAX]; /* CURVE client public keys */

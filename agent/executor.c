@@ -14,6 +14,6 @@ bool af_executor_supports(const af_executor_t *self, const char *kind)
 const af_executor_t *const *af_executor_all(void)
 {
     static const af_executor_t *const all[] = {&af_executor_native, &af_executor_buildah,
-                                              &af_executor_buildctl, &af_executor_docker, NULL};
+                                               &af_executor_buildctl, &af_executor_docker, NULL};
     return all;
 }

@@ -79,6 +79,19 @@ static void config_reads_every_key(void **state)
     assert_int_equal(cfg.drain_s, 60);
 }
 
+static void config_accepts_every_compiled_in_executor(void **state)
+{
+    const char *names[] = {"auto", "native", "buildah", "buildctl", "docker"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        af_agent_config_t cfg;
+        af_err_t err;
+        char yaml[64];
+        snprintf(yaml, sizeof yaml, "executor: %s\n", names[i]);
+        assert_int_equal(s_load(&cfg, yaml, &err), 0);
+        assert_string_equal(cfg.executor, names[i]);
+    }
+}
+
 static void config_platforms_may_be_a_comma_string(void **state)
 {
     af_agent_config_t cfg;
@@ -117,7 +130,9 @@ static void config_errors_name_file_line_and_column(void **state)
     s_expect_error("max_jobs: -1\n", "max_jobs must be an integer");
     s_expect_error("heartbeat_ms: 99999999999999999999\n", "heartbeat_ms must be an integer");
     s_expect_error("insecure: perhaps\n", "agent.yaml:1:11: insecure must be true or false");
-    s_expect_error("executor: docker\n", "executor must be auto, native or buildah");
+    s_expect_error(
+        "executor: podman\n",
+        "executor must be one of auto, native, buildah, buildctl, docker, not \"podman\"");
     s_expect_error("platforms:\n  - linux/amd64\n  - not/a/real/thing\n", "agent.yaml:3:5:");
     s_expect_error("platforms: {a: b}\n", "agent.yaml:1:12: platforms must be a list");
     s_expect_error("platforms: [[linux/amd64]]\n", "expected a platform string");
@@ -320,6 +335,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults_match_the_docs),
         cmocka_unit_test(config_reads_every_key),
+        cmocka_unit_test(config_accepts_every_compiled_in_executor),
         cmocka_unit_test(config_platforms_may_be_a_comma_string),
         cmocka_unit_test(config_empty_file_keeps_defaults),
         cmocka_unit_test(config_errors_name_file_line_and_column),

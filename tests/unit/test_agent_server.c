@@ -67,6 +67,8 @@ static int s_setup(void **state)
     snprintf(fx->cfg.listen, sizeof fx->cfg.listen, "inproc://agent-test-%d-%d", (int)getpid(),
              ++s_counter);
     fx->cfg.kill_grace_ms = 500;
+    /* native only, whatever engines this host has (WELCOME and refusals are pinned) */
+    snprintf(fx->cfg.executor, sizeof fx->cfg.executor, "native");
     if (af_agent_config_set(&fx->cfg, "platforms", "linux/amd64,linux/arm/v7", NULL, NULL) < 0)
         return -1;
     *state = fx;

@@ -173,6 +173,8 @@ static int s_copy_base_layers(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_re
                               const char *repo, af_registry_t *source, const af_ref_t *base_ref,
                               bool same_registry, const s_base_t *base, af_err_t *err)
 {
+    if (!base->manifest)
+        return 0;
     for (size_t i = 0; i < base->manifest->n_layers; i++) {
         const af_descriptor_t *l = &base->manifest->layers[i];
         char sd[32], hs[32];

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "error.h"
 #include "limits.h"
+#include "recovery.h"
 
 static void s_usage(FILE *out)
 {
@@ -198,6 +199,9 @@ int main(int argc, char **argv)
         return rc;
     }
 
+    /* a previous run that crashed may have left build steps running: kill
+     * them before af_agent_new removes their job dirs (queue starts empty) */
+    af_recovery_run(cfg.workdir);
     af_agent_t *agent = af_agent_new(&cfg, &err);
     if (!agent) {
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_STATE));

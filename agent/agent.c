@@ -21,6 +21,7 @@
 
 #include "archive.h"
 #include "context_store.h"
+#include "curve.h"
 #include "digest.h"
 #include "executor.h"
 #include "job.h"
@@ -51,6 +52,7 @@ struct af_agent {
     char jobs_dir[AF_AGENT_PATH_MAX + 8];
     char contexts_dir[AF_AGENT_PATH_MAX + 16];
     af_context_store_t *store;
+    af_curve_t *curve; /* NULL when --insecure */
     zhashx_t *peers;  /* key -> s_peer_t */
     zlistx_t *jobs;   /* af_job_t *, arrival order */
     zlistx_t *dead;   /* finished jobs waiting to be closed */
@@ -666,6 +668,10 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
     zsock_set_router_mandatory(self->router, 0);
     zsock_set_sndtimeo(self->router, 0);
     zsock_set_linger(self->router, S_LINGER_MS);
+    if (!self->cfg.insecure &&
+        !(self->curve = af_curve_new(self->router, self->loop, self->cfg.cert,
+                                     self->cfg.authorized_keys, self->workdir, err)))
+        goto fail;
     if (zsock_bind(self->router, "%s", self->cfg.listen) < 0) {
         af_err_set(err, AF_ERR_NET, "cannot listen on %s: %s", self->cfg.listen,
                    zmq_strerror(zmq_errno()));
@@ -736,6 +742,7 @@ void af_agent_destroy(af_agent_t **self_p)
     zlistx_destroy(&self->jobs);
     if (self->loop && self->hb_timer >= 0)
         zloop_timer_end(self->loop, self->hb_timer);
+    af_curve_destroy(&self->curve);
     zloop_destroy(&self->loop);
     zsock_destroy(&self->router);
     zsock_destroy(&self->wake_rx);

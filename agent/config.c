@@ -328,8 +328,14 @@ int af_agent_config_finish(af_agent_config_t *self, af_err_t *err)
         if (*p < 0x21 || *p > 0x7e)
             return af_err_set(err, AF_ERR_INVAL, "name: \"%s\" must be printable, without spaces",
                               self->name);
-    if (!self->insecure)
-        return af_err_set(err, AF_ERR_UNSUPPORTED, "CURVE not yet supported, use --insecure");
+    if (!self->insecure && !self->cert[0])
+        return af_err_set(err, AF_ERR_INVAL,
+                          "no --cert: CURVE is the default; give --cert FILE (from 'archfarm "
+                          "keygen') and --authorized-keys DIR, or --insecure for a plaintext lab");
+    if (!self->insecure && !self->authorized_keys[0])
+        return af_err_set(err, AF_ERR_INVAL,
+                          "no --authorized-keys DIR: with CURVE the agent accepts only the "
+                          "coordinator keys found there");
     return 0;
 }
 

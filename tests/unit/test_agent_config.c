@@ -229,14 +229,19 @@ static void config_finish_fills_host_platform_and_name(void **state)
     assert_string_equal(cfg.name, hostname);
 }
 
-static void config_finish_refuses_to_start_without_insecure(void **state)
+static void config_finish_needs_cert_and_keys_without_insecure(void **state)
 {
     af_agent_config_t cfg;
     af_err_t err;
     af_agent_config_defaults(&cfg);
     af_err_clear(&err);
-    assert_int_equal(af_agent_config_finish(&cfg, &err), AF_ERR_UNSUPPORTED);
-    assert_string_equal(err.msg, "CURVE not yet supported, use --insecure");
+    assert_int_equal(af_agent_config_finish(&cfg, &err), AF_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "no --cert"));
+    snprintf(cfg.cert, sizeof cfg.cert, "/etc/archfarm/agent.key");
+    assert_int_equal(af_agent_config_finish(&cfg, &err), AF_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "no --authorized-keys"));
+    snprintf(cfg.authorized_keys, sizeof cfg.authorized_keys, "/etc/archfarm/coordinators");
+    assert_int_equal(af_agent_config_finish(&cfg, &err), 0);
     cfg.insecure = true;
     snprintf(cfg.name, sizeof cfg.name, "bad name");
     assert_int_equal(af_agent_config_finish(&cfg, &err), AF_ERR_INVAL);
@@ -345,7 +350,7 @@ int main(void)
         cmocka_unit_test(config_flags_override_the_file),
         cmocka_unit_test(config_flag_errors_name_the_flag),
         cmocka_unit_test(config_finish_fills_host_platform_and_name),
-        cmocka_unit_test(config_finish_refuses_to_start_without_insecure),
+        cmocka_unit_test(config_finish_needs_cert_and_keys_without_insecure),
         cmocka_unit_test(buildenv_has_buildkit_platform_names),
         cmocka_unit_test(buildenv_variant_is_empty_without_one_and_epoch_defaults_to_zero),
         cmocka_unit_test(buildenv_precedence_agent_then_recipe_then_args_then_platform),

@@ -1,0 +1,467 @@
+/* curve.c -- the agent's CURVE server side: certificate, zauth, and the
+ * authorized-keys directory watched by a zloop timer (see curve.h).
+ *
+ * Used by agent.c when the agent is not --insecure. Everything here fails
+ * closed: no certificate, no ZAP handler, no ZMQ_ZAP_ENFORCE_DOMAIN means
+ * no agent; an unreadable key directory means no coordinator gets in. */
+#include "curve.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* libzmq >= 4.3, declared only with its draft API */
+#endif
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01" /* RFC 27 */
+#define S_PATH_MAX 4096
+#define S_Z85_KEY_LEN 40
+
+struct af_curve {
+    zsock_t *router; /* borrowed */
+    zloop_t *loop;   /* borrowed */
+    int timer;
+    zactor_t *auth;
+    char keys_dir[S_PATH_MAX];
+    char scratch_dir[S_PATH_MAX];
+    char snapshot[S_PATH_MAX]; /* the directory zauth reads now, "" if none */
+    char public_key[S_Z85_KEY_LEN + 1];
+    zhashx_t *keys; /* Z85 key -> file name it came from (the set zauth has) */
+    uint64_t dir_sig;
+    bool have_sig;
+    bool dir_warned;
+};
+
+/* --- the directory ----------------------------------------------------- */
+
+static uint64_t s_fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static bool s_is_candidate(const char *name)
+{
+    size_t len = strlen(name);
+    if (name[0] == '.') /* ., .., editor and rsync temp files */
+        return false;
+    return !(len >= 7 && !strcmp(name + len - 7, "_secret"));
+}
+
+/* A cheap fingerprint of the directory: names, inodes, sizes, mtimes.
+ * Returns 0, or negative when it cannot be read. */
+static int s_dir_signature(const char *dir, uint64_t *sig)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return AF_ERR_IO;
+    uint64_t h = 1469598103934665603ULL;
+    uint64_t acc = 0; /* order-independent: readdir order may change */
+    struct dirent *e;
+    size_t n = 0;
+    while ((e = readdir(d)) != NULL && n < 4 * AF_CURVE_MAX_KEYS) {
+        if (!s_is_candidate(e->d_name))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) < 0)
+            continue;
+        uint64_t eh = s_fnv(h, e->d_name, strlen(e->d_name));
+        eh = s_fnv(eh, &st.st_ino, sizeof st.st_ino);
+        eh = s_fnv(eh, &st.st_size, sizeof st.st_size);
+        eh = s_fnv(eh, &st.st_mtim, sizeof st.st_mtim);
+        acc += eh;
+        n++;
+    }
+    closedir(d);
+    *sig = s_fnv(acc, &n, sizeof n);
+    return 0;
+}
+
+/* Reads the public key of one certificate file into key (41 bytes).
+ * 0, or negative with the reason in why. */
+static int s_read_public_key(const char *path, char *key, const char **why)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        *why = "cannot stat";
+        return AF_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *why = "not a regular file";
+        return AF_ERR_INVAL;
+    }
+    if (st.st_size > AF_CURVE_MAX_CERT_BYTES) {
+        *why = "larger than a certificate can be";
+        return AF_ERR_TOOBIG;
+    }
+    zconfig_t *root = zconfig_load(path);
+    if (!root) {
+        *why = "not a czmq certificate";
+        return AF_ERR_PARSE;
+    }
+    const char *pub = zconfig_get(root, "/curve/public-key", NULL);
+    uint8_t bin[32];
+    int rc = 0;
+    if (!pub || strlen(pub) != S_Z85_KEY_LEN || !zmq_z85_decode(bin, pub)) {
+        *why = "no valid curve/public-key (40 Z85 characters)";
+        rc = AF_ERR_PARSE;
+    } else {
+        memcpy(key, pub, S_Z85_KEY_LEN + 1);
+    }
+    zconfig_destroy(&root);
+    return rc;
+}
+
+/* Loads every key of the directory into a new hash (caller owns), at most
+ * AF_CURVE_MAX_KEYS files; bad files and duplicates are logged and
+ * skipped. NULL when the directory cannot be read. */
+static zhashx_t *s_load_keys(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    zhashx_t *keys = zhashx_new();
+    if (!keys) {
+        closedir(d);
+        return NULL;
+    }
+    zhashx_set_destructor(keys, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_duplicator(keys, (zhashx_duplicator_fn *)strdup);
+    struct dirent *e;
+    size_t files = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!s_is_candidate(e->d_name)) {
+            size_t len = strlen(e->d_name);
+            if (len >= 7 && !strcmp(e->d_name + len - 7, "_secret"))
+                af_warn("%s/%s: a secret certificate does not belong in the authorized-keys "
+                        "directory; ignored (copy only the public NAME.key file)",
+                        dir, e->d_name);
+            continue;
+        }
+        if (++files > AF_CURVE_MAX_KEYS) {
+            af_warn("%s: more than %d files; the rest are ignored", dir, AF_CURVE_MAX_KEYS);
+            break;
+        }
+        char path[S_PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            continue;
+        char key[S_Z85_KEY_LEN + 1];
+        const char *why = "";
+        if (s_read_public_key(path, key, &why) < 0) {
+            af_warn("%s: %s; ignored", path, why);
+            continue;
+        }
+        const char *first = zhashx_lookup(keys, key);
+        if (first) {
+            af_warn("%s: same key as %s/%s; ignored", path, dir, first);
+            continue;
+        }
+        zhashx_insert(keys, key, e->d_name);
+    }
+    closedir(d);
+    return keys;
+}
+
+static bool s_same_keys(zhashx_t *a, zhashx_t *b)
+{
+    if (zhashx_size(a) != zhashx_size(b))
+        return false;
+    for (void *v = zhashx_first(a); v; v = zhashx_next(a))
+        if (!zhashx_lookup(b, zhashx_cursor(a)))
+            return false;
+    return true;
+}
+
+/* --- the snapshot zauth reads ---------------------------------------- */
+
+static void s_remove_snapshot(const char *dir)
+{
+    if (!dir[0])
+        return;
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    if (rmdir(dir) < 0 && errno != ENOENT)
+        af_warn("cannot remove %s: %s", dir, strerror(errno));
+}
+
+/* Writes KEYS, one public certificate per file, into a new private
+ * directory under scratch_dir. Returns 0 with its path in out. */
+static int s_write_snapshot(af_curve_t *self, zhashx_t *keys, char *out, size_t outlen)
+{
+    if ((size_t)snprintf(out, outlen, "%s/.curve-keys-XXXXXX", self->scratch_dir) >= outlen)
+        return AF_ERR_TOOBIG;
+    if (!mkdtemp(out)) {
+        af_error("cannot create a key snapshot under %s: %s", self->scratch_dir, strerror(errno));
+        return AF_ERR_IO;
+    }
+    size_t i = 0;
+    for (void *v = zhashx_first(keys); v; v = zhashx_next(keys), i++) {
+        char path[S_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/k%05zu.key", out, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f) {
+            if (fd >= 0)
+                close(fd);
+            af_error("cannot write %s: %s", path, strerror(errno));
+            s_remove_snapshot(out);
+            return AF_ERR_IO;
+        }
+        /* the ZPL layout zcert_save_public() writes */
+        fprintf(f, "#   archfarm-agent: authorized key from %s\ncurve\n    public-key = \"%s\"\n",
+                (const char *)v, (const char *)zhashx_cursor(keys));
+        if (fclose(f) != 0) {
+            af_error("cannot write %s: %s", path, strerror(errno));
+            s_remove_snapshot(out);
+            return AF_ERR_IO;
+        }
+    }
+    return 0;
+}
+
+/* Hands KEYS (taken) to zauth and makes them the current set. */
+static int s_install(af_curve_t *self, zhashx_t **keys_p)
+{
+    char dir[S_PATH_MAX];
+    int rc = s_write_snapshot(self, *keys_p, dir, sizeof dir);
+    if (rc < 0) {
+        zhashx_destroy(keys_p);
+        return rc;
+    }
+    /* zauth replaces its certificate store between two ZAP requests */
+    if (zstr_sendx(self->auth, "CURVE", dir, NULL) < 0 || zsock_wait(self->auth) < 0) {
+        af_error("the ZAP handler did not take the new keys");
+        s_remove_snapshot(dir);
+        zhashx_destroy(keys_p);
+        return AF_ERR_STATE;
+    }
+    s_remove_snapshot(self->snapshot);
+    snprintf(self->snapshot, sizeof self->snapshot, "%s", dir);
+    zhashx_destroy(&self->keys);
+    self->keys = *keys_p;
+    *keys_p = NULL;
+    return 0;
+}
+
+int af_curve_reload(af_curve_t *self)
+{
+    assert(self);
+    uint64_t sig = 0;
+    zhashx_t *keys = NULL;
+    if (s_dir_signature(self->keys_dir, &sig) < 0) {
+        if (!self->dir_warned)
+            af_warn("authorized keys: cannot read %s (%s): refusing every coordinator until it "
+                    "is readable",
+                    self->keys_dir, strerror(errno));
+        self->dir_warned = true;
+        self->have_sig = false;
+        if (!self->keys || zhashx_size(self->keys) == 0)
+            return AF_ERR_IO;
+        keys = zhashx_new(); /* fail closed: nobody */
+        if (!keys)
+            return AF_ERR_NOMEM;
+        int rc = s_install(self, &keys);
+        return rc < 0 ? rc : AF_ERR_IO;
+    }
+    self->dir_warned = false;
+    if (self->have_sig && sig == self->dir_sig)
+        return 0;
+    keys = s_load_keys(self->keys_dir);
+    if (!keys)
+        return AF_ERR_IO; /* gone between the two reads: next tick */
+    self->dir_sig = sig;
+    self->have_sig = true;
+    if (self->keys && s_same_keys(keys, self->keys)) {
+        zhashx_destroy(&keys);
+        return 0;
+    }
+    size_t n = zhashx_size(keys);
+    bool first = self->keys == NULL;
+    int rc = s_install(self, &keys);
+    if (rc < 0)
+        return rc;
+    if (n == 0)
+        af_warn("authorized keys: none in %s: every coordinator is refused until one is added",
+                self->keys_dir);
+    else
+        af_info("authorized keys: %zu coordinator key(s) from %s%s", n, self->keys_dir,
+                first ? "" : " (reloaded)");
+    return first ? 0 : 1;
+}
+
+static int s_on_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    af_curve_reload((af_curve_t *)arg);
+    return 0;
+}
+
+/* --- setup ------------------------------------------------------------- */
+
+/* True when no ZAP handler is bound in this process: zauth asserts when it
+ * cannot bind, so check first (inproc unbind is synchronous). */
+static bool s_zap_endpoint_free(void)
+{
+    zsock_t *probe = zsock_new(ZMQ_REP);
+    if (!probe)
+        return false;
+    bool free_ = zmq_bind(zsock_resolve(probe), S_ZAP_ENDPOINT) == 0;
+    if (free_)
+        zmq_unbind(zsock_resolve(probe), S_ZAP_ENDPOINT);
+    zsock_destroy(&probe);
+    return free_;
+}
+
+static int s_load_server_cert(af_curve_t *self, const char *path, af_err_t *err)
+{
+    char secret_path[S_PATH_MAX + 8];
+    snprintf(secret_path, sizeof secret_path, "%s_secret", path);
+    const char *holder = access(secret_path, F_OK) == 0 ? secret_path : path;
+    struct stat st;
+    if (stat(holder, &st) < 0)
+        return af_err_set(err, AF_ERR_INVAL, "--cert %s: %s (create one with 'archfarm keygen')",
+                          path, strerror(errno));
+    if (!S_ISREG(st.st_mode) || st.st_size > AF_CURVE_MAX_CERT_BYTES)
+        return af_err_set(err, AF_ERR_INVAL, "--cert %s: not a certificate file", holder);
+    if (st.st_mode & 077)
+        af_warn("--cert %s holds a secret key and is readable by others (mode %04o): chmod 600 it",
+                holder, (unsigned)(st.st_mode & 07777));
+    zcert_t *cert = zcert_load(path);
+    if (!cert)
+        return af_err_set(err, AF_ERR_INVAL, "--cert %s: not a czmq certificate", holder);
+    static const char zero_key[] = "0000000000000000000000000000000000000000";
+    if (!strcmp(zcert_secret_txt(cert), zero_key)) {
+        zcert_destroy(&cert);
+        return af_err_set(err, AF_ERR_INVAL,
+                          "--cert %s: holds no secret key (give the NAME.key_secret file "
+                          "'archfarm keygen' wrote, or NAME.key with it beside)",
+                          holder);
+    }
+    zcert_apply(cert, self->router);
+    snprintf(self->public_key, sizeof self->public_key, "%s", zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return 0;
+}
+
+af_curve_t *af_curve_new(zsock_t *router, zloop_t *loop, const char *cert_path,
+                         const char *keys_dir, const char *scratch_dir, af_err_t *err)
+{
+    assert(router);
+    assert(loop);
+    if (!cert_path || !cert_path[0]) {
+        af_err_set(err, AF_ERR_INVAL, "CURVE needs --cert FILE");
+        return NULL;
+    }
+    if (!keys_dir || !keys_dir[0]) {
+        af_err_set(err, AF_ERR_INVAL,
+                   "CURVE needs --authorized-keys DIR (the coordinators' public certificates)");
+        return NULL;
+    }
+    af_curve_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    self->router = router;
+    self->loop = loop;
+    self->timer = -1;
+    snprintf(self->keys_dir, sizeof self->keys_dir, "%s", keys_dir);
+    snprintf(self->scratch_dir, sizeof self->scratch_dir, "%s", scratch_dir ? scratch_dir : "/tmp");
+
+    struct stat st;
+    if (stat(keys_dir, &st) < 0) {
+        af_err_set(err, AF_ERR_INVAL, "--authorized-keys %s: %s", keys_dir, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        af_err_set(err, AF_ERR_INVAL, "--authorized-keys %s: not a directory", keys_dir);
+        goto fail;
+    }
+    if (s_load_server_cert(self, cert_path, err) < 0)
+        goto fail;
+    zsock_set_curve_server(router, 1);
+    zsock_set_zap_domain(router, AF_CURVE_ZAP_DOMAIN);
+    int one = 1, got = 0;
+    size_t got_len = sizeof got;
+    if (zmq_setsockopt(zsock_resolve(router), ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one) < 0 ||
+        zmq_getsockopt(zsock_resolve(router), ZMQ_ZAP_ENFORCE_DOMAIN, &got, &got_len) < 0 ||
+        got != 1) {
+        af_err_set(err, AF_ERR_UNSUPPORTED,
+                   "this libzmq cannot enforce ZAP (ZMQ_ZAP_ENFORCE_DOMAIN: %s); refusing to run "
+                   "CURVE where a missing handler would let anyone in",
+                   zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (!s_zap_endpoint_free()) {
+        af_err_set(err, AF_ERR_STATE,
+                   "a ZAP handler is already installed in this process; refusing to run CURVE "
+                   "without one of our own");
+        goto fail;
+    }
+    self->auth = zactor_new(zauth, NULL);
+    if (!self->auth) {
+        af_err_set(err, AF_ERR_STATE, "cannot start the ZAP handler (zauth); refusing to run");
+        goto fail;
+    }
+    int rc = af_curve_reload(self);
+    if (rc < 0 || !self->keys) {
+        af_err_set(err, rc == AF_ERR_IO ? AF_ERR_INVAL : AF_ERR_STATE,
+                   "--authorized-keys %s: cannot load the keys (%s)", keys_dir,
+                   af_strerror(rc < 0 ? rc : AF_ERR_STATE));
+        goto fail;
+    }
+    self->timer = zloop_timer(loop, AF_CURVE_RESCAN_MS, 0, s_on_timer, self);
+    if (self->timer < 0) {
+        af_err_set(err, AF_ERR_NOMEM, "cannot start the authorized-keys timer");
+        goto fail;
+    }
+    af_info("CURVE: server key %s, ZAP domain %s enforced", self->public_key,
+            AF_CURVE_ZAP_DOMAIN);
+    return self;
+fail:
+    af_curve_destroy(&self);
+    return NULL;
+}
+
+void af_curve_destroy(af_curve_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    af_curve_t *self = *self_p;
+    if (self->timer >= 0 && self->loop)
+        zloop_timer_end(self->loop, self->timer);
+    zactor_destroy(&self->auth);
+    s_remove_snapshot(self->snapshot);
+    zhashx_destroy(&self->keys);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *af_curve_public_key(const af_curve_t *self)
+{
+    assert(self);
+    return self->public_key;
+}
+
+size_t af_curve_key_count(const af_curve_t *self)
+{
+    assert(self);
+    return self->keys ? zhashx_size(self->keys) : 0;
+}

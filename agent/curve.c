@@ -432,8 +432,7 @@ af_curve_t *af_curve_new(zsock_t *router, zloop_t *loop, const char *cert_path,
         af_err_set(err, AF_ERR_NOMEM, "cannot start the authorized-keys timer");
         goto fail;
     }
-    af_info("CURVE: server key %s, ZAP domain %s enforced", self->public_key,
-            AF_CURVE_ZAP_DOMAIN);
+    af_info("CURVE: server key %s, ZAP domain %s enforced", self->public_key, AF_CURVE_ZAP_DOMAIN);
     return self;
 fail:
     af_curve_destroy(&self);

@@ -27,9 +27,9 @@
 #include "error.h"
 
 #define AF_CURVE_ZAP_DOMAIN "archfarm"
-#define AF_CURVE_RESCAN_MS 1000          /* authorized-keys dir polling */
-#define AF_CURVE_MAX_KEYS 4096           /* files read from the dir */
-#define AF_CURVE_MAX_CERT_BYTES 65536    /* one certificate file */
+#define AF_CURVE_RESCAN_MS 1000       /* authorized-keys dir polling */
+#define AF_CURVE_MAX_KEYS 4096        /* files read from the dir */
+#define AF_CURVE_MAX_CERT_BYTES 65536 /* one certificate file */
 
 typedef struct af_curve af_curve_t;
 

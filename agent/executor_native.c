@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "assemble.h"
+#include "fault_injection.h"
 #include "buildenv.h"
 #include "executor.h"
 #include "job.h"
@@ -127,6 +128,7 @@ static void s_start_assemble(af_job_t *job, s_native_t *st)
         a->job_dir = strdup(af_job_dir(job));
         a->repository = strdup(b->repository);
         a->platform = *af_job_platform(job);
+        af_fault_wrong_platform(&a->platform); /* tests only: no-op unless set */
         a->source_date_epoch = b->source_date_epoch;
         a->insecure = b->registry_insecure;
         if (b->registry_username[0])

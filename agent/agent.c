@@ -668,6 +668,10 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
     zsock_set_router_mandatory(self->router, 0);
     zsock_set_sndtimeo(self->router, 0);
     zsock_set_linger(self->router, S_LINGER_MS);
+    /* transport heartbeats (ZMTP PING) complement the HEARTBEAT messages:
+     * a half-open connection is dropped after liveness x interval */
+    zsock_set_heartbeat_ivl(self->router, (int)self->cfg.heartbeat_ms);
+    zsock_set_heartbeat_timeout(self->router, (int)(self->cfg.liveness * self->cfg.heartbeat_ms));
     if (!self->cfg.insecure &&
         !(self->curve = af_curve_new(self->router, self->loop, self->cfg.cert,
                                      self->cfg.authorized_keys, self->workdir, err)))

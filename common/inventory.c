@@ -15,15 +15,14 @@
 #include "inventory.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <yaml.h>
+
+#include "yamldoc.h"
 
 #define S_NONE ((size_t)-1)
 /* Mapping pairs and sequence items visited, all mappings together, counting
@@ -31,8 +30,12 @@
  * without aliases, far below what an alias bomb asks for. */
 #define S_BUDGET (AF_INVENTORY_MAX_BYTES / 2)
 #define S_NAME_MAX (AF_MAX_NAME - 1)
-/* YAML nesting: a group L levels deep sits at about 2L (body, children). */
-#define S_YAML_MAX_DEPTH (4 * AF_INVENTORY_MAX_DEPTH)
+/* YAML nesting: a group L levels deep sits at about 2L (body, children).
+ * Ansible reads one document; a second one is a mistake. */
+static const af_yamldoc_limits_t s_limits = {.max_bytes = AF_INVENTORY_MAX_BYTES,
+                                             .max_depth = 4 * AF_INVENTORY_MAX_DEPTH,
+                                             .kind = "inventory",
+                                             .single = "an inventory"};
 
 /* The variables archfarm reads; everything else is Ansible's business. */
 typedef enum {
@@ -111,9 +114,8 @@ typedef struct {
 } s_names_t;
 
 typedef struct {
-    const char *file;
-    yaml_document_t *doc;
-    af_err_t *err;
+    af_yamldoc_t *yd;     /* errors go through it */
+    yaml_document_t *doc; /* yd's document */
     s_group_t *groups;
     size_t n_groups, cap_groups;
     s_index_t group_index;
@@ -226,60 +228,7 @@ static void s_names_free(s_names_t *names)
     memset(names, 0, sizeof *names);
 }
 
-/* ---- errors and scalars -------------------------------------------------- */
-
-static int s_failv(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
-    __attribute__((format(printf, 4, 0)));
-static int s_failv(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
-{
-    char msg[AF_ERRMSG_MAX];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    return af_err_set(c->err, code, "%s:%zu:%zu: %s", c->file, mark ? mark->line + 1 : 1,
-                      mark ? mark->column + 1 : 1, msg);
-}
-
-/* Reports "FILE:LINE:COL: message" at NODE (1:1 when NODE is NULL). */
-static int s_fail(s_ctx_t *c, const yaml_node_t *node, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int s_fail(s_ctx_t *c, const yaml_node_t *node, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = s_failv(c, node ? &node->start_mark : NULL, code, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int s_fail_at(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int s_fail_at(s_ctx_t *c, const yaml_mark_t *mark, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = s_failv(c, mark, code, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int s_nomem(s_ctx_t *c)
-{
-    return af_err_set(c->err, AF_ERR_NOMEM, "%s: out of memory", c->file);
-}
-
-static const char *s_text(const yaml_node_t *n)
-{
-    return (const char *)n->data.scalar.value;
-}
-
-static bool s_is_null(const yaml_node_t *n)
-{
-    if (!n)
-        return true;
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    const char *s = s_text(n);
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
-}
+/* ---- scalars ------------------------------------------------------------- */
 
 /* A printable, bounded rendering of NODE for messages: "\"text\"" for
  * scalars, "a mapping"/"a list" otherwise. */
@@ -289,7 +238,7 @@ static const char *s_show(const yaml_node_t *n, char *buf, size_t len)
         return snprintf(buf, len, "a mapping"), buf;
     if (n->type == YAML_SEQUENCE_NODE)
         return snprintf(buf, len, "a list"), buf;
-    const char *s = s_text(n);
+    const char *s = af_yamldoc_text(n);
     size_t o = 0;
     buf[o++] = '"';
     size_t i = 0;
@@ -311,17 +260,17 @@ static int s_string(s_ctx_t *c, const char *name, const yaml_node_t *n, size_t m
 {
     char show[96];
     if (n->type != YAML_SCALAR_NODE)
-        return s_fail(c, n, AF_ERR_INVAL, "%s: expected a string, got %s", name,
-                      s_show(n, show, sizeof show));
-    if (strlen(s_text(n)) != n->data.scalar.length)
-        return s_fail(c, n, AF_ERR_INVAL, "%s: contains a NUL byte", name);
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL, "%s: expected a string, got %s", name,
+                               s_show(n, show, sizeof show));
+    if (strlen(af_yamldoc_text(n)) != n->data.scalar.length)
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL, "%s: contains a NUL byte", name);
     if (n->data.scalar.length > max)
-        return s_fail(c, n, AF_ERR_TOOBIG, "%s: longer than %zu bytes", name, max);
-    if (strstr(s_text(n), "{{") || strstr(s_text(n), "{%"))
-        return s_fail(c, n, AF_ERR_UNSUPPORTED,
-                      "%s: Jinja2 templates are not evaluated by archfarm, got %s", name,
-                      s_show(n, show, sizeof show));
-    *out = s_text(n);
+        return af_yamldoc_fail(c->yd, n, AF_ERR_TOOBIG, "%s: longer than %zu bytes", name, max);
+    if (strstr(af_yamldoc_text(n), "{{") || strstr(af_yamldoc_text(n), "{%"))
+        return af_yamldoc_fail(c->yd, n, AF_ERR_UNSUPPORTED,
+                               "%s: Jinja2 templates are not evaluated by archfarm, got %s", name,
+                               s_show(n, show, sizeof show));
+    *out = af_yamldoc_text(n);
     return 0;
 }
 
@@ -341,7 +290,7 @@ static bool s_int_value(const yaml_node_t *n, long *out)
     /* at most 9 digits, so the value always fits an int */
     if (n->type != YAML_SCALAR_NODE || !n->data.scalar.length || n->data.scalar.length > 10)
         return false;
-    const char *s = s_text(n);
+    const char *s = af_yamldoc_text(n);
     size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
     if (!s[i])
         return false;
@@ -359,10 +308,10 @@ static bool s_bool_value(const yaml_node_t *n, bool *out)
     if (n->type != YAML_SCALAR_NODE)
         return false;
     for (size_t i = 0; yes[i]; i++)
-        if (!strcasecmp(s_text(n), yes[i]))
+        if (!strcasecmp(af_yamldoc_text(n), yes[i]))
             return *out = true, true;
     for (size_t i = 0; no[i]; i++)
-        if (!strcasecmp(s_text(n), no[i]))
+        if (!strcasecmp(af_yamldoc_text(n), no[i]))
             return *out = false, true;
     return false;
 }
@@ -372,9 +321,9 @@ static bool s_bool_value(const yaml_node_t *n, bool *out)
 static int s_spend(s_ctx_t *c, const yaml_node_t *n)
 {
     if (c->budget == 0)
-        return s_fail(c, n, AF_ERR_TOOBIG,
-                      "inventory too large after alias expansion (more than %d nodes)",
-                      (int)S_BUDGET);
+        return af_yamldoc_fail(c->yd, n, AF_ERR_TOOBIG,
+                               "inventory too large after alias expansion (more than %d nodes)",
+                               (int)S_BUDGET);
     c->budget--;
     return 0;
 }
@@ -382,7 +331,7 @@ static int s_spend(s_ctx_t *c, const yaml_node_t *n)
 static bool s_is_merge_key(const yaml_node_t *k)
 {
     return k->type == YAML_SCALAR_NODE && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-           !strcmp(s_text(k), "<<");
+           !strcmp(af_yamldoc_text(k), "<<");
 }
 
 /* Appends MAP's pairs to OUT as PyYAML's flatten_mapping orders them:
@@ -392,8 +341,9 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
 {
     char show[96];
     if (level > AF_INVENTORY_MAX_DEPTH)
-        return s_fail(c, map, AF_ERR_TOOBIG, "merge keys (<<) nested deeper than %d levels",
-                      AF_INVENTORY_MAX_DEPTH);
+        return af_yamldoc_fail(c->yd, map, AF_ERR_TOOBIG,
+                               "merge keys (<<) nested deeper than %d levels",
+                               AF_INVENTORY_MAX_DEPTH);
     /* every visit counts, so lists of aliases to empty mappings cost too */
     int rc = s_spend(c, map);
     if (rc)
@@ -413,31 +363,31 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
             for (it = v->data.sequence.items.top; it > v->data.sequence.items.start; it--) {
                 yaml_node_t *src = yaml_document_get_node(c->doc, it[-1]);
                 if (!src || src->type != YAML_MAPPING_NODE)
-                    return s_fail(c, src ? src : v, AF_ERR_PARSE,
-                                  "merge key (<<) expects mappings, got %s",
-                                  s_show(src, show, sizeof show));
+                    return af_yamldoc_fail(c->yd, src ? src : v, AF_ERR_PARSE,
+                                           "merge key (<<) expects mappings, got %s",
+                                           s_show(src, show, sizeof show));
                 rc = s_flatten(c, src, out, level + 1);
                 if (rc)
                     return rc;
             }
         } else {
-            return s_fail(c, v, AF_ERR_PARSE,
-                          "merge key (<<) expects a mapping or a list of mappings, got %s",
-                          s_show(v, show, sizeof show));
+            return af_yamldoc_fail(c->yd, v, AF_ERR_PARSE,
+                                   "merge key (<<) expects a mapping or a list of mappings, got %s",
+                                   s_show(v, show, sizeof show));
         }
     }
     for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         if (!k || !v)
-            return s_fail(c, map, AF_ERR_PARSE, "malformed mapping");
+            return af_yamldoc_fail(c->yd, map, AF_ERR_PARSE, "malformed mapping");
         if (s_is_merge_key(k))
             continue;
         rc = s_spend(c, k);
         if (rc)
             return rc;
         if (s_grow((void **)&out->v, &out->cap, out->n, sizeof *out->v))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
         out->v[out->n++] = (s_pair_t){k, v};
     }
     return 0;
@@ -455,18 +405,18 @@ static int s_pairs(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out)
     for (size_t i = 0; rc == 0 && i < all.n; i++) {
         yaml_node_t *k = all.v[i].key;
         if (k->type != YAML_SCALAR_NODE) {
-            rc = s_fail(c, k, AF_ERR_PARSE, "expected a string key, got %s",
-                        k->type == YAML_MAPPING_NODE ? "a mapping" : "a list");
+            rc = af_yamldoc_fail(c->yd, k, AF_ERR_PARSE, "expected a string key, got %s",
+                                 k->type == YAML_MAPPING_NODE ? "a mapping" : "a list");
             break;
         }
-        size_t at = s_index_get(&seen, s_text(k));
+        size_t at = s_index_get(&seen, af_yamldoc_text(k));
         if (at != S_NONE) {
             out->v[at].value = all.v[i].value;
             continue;
         }
         if (s_grow((void **)&out->v, &out->cap, out->n, sizeof *out->v) ||
-            s_index_put(&seen, s_text(k), out->n)) {
-            rc = s_nomem(c);
+            s_index_put(&seen, af_yamldoc_text(k), out->n)) {
+            rc = af_yamldoc_nomem(c->yd);
             break;
         }
         out->v[out->n++] = all.v[i];
@@ -488,12 +438,12 @@ static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
     s_pairs_t pairs;
     int rc = s_pairs(c, map, &pairs);
     for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
-        const char *key = s_text(pairs.v[i].key);
+        const char *key = af_yamldoc_text(pairs.v[i].key);
         for (int id = 0; id < V_COUNT; id++) {
             if (strcmp(key, s_var_names[id]))
                 continue;
             if (s_grow((void **)&vars->v, &vars->cap, vars->n, sizeof *vars->v)) {
-                rc = s_nomem(c);
+                rc = af_yamldoc_nomem(c->yd);
                 break;
             }
             vars->v[vars->n++] = (s_var_t){id, pairs.v[i].value};
@@ -505,14 +455,14 @@ static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
 
 static int s_group_get(s_ctx_t *c, yaml_node_t *name_node, size_t *out)
 {
-    const char *name = s_text(name_node);
+    const char *name = af_yamldoc_text(name_node);
     size_t gi = s_index_get(&c->group_index, name);
     if (gi == S_NONE) {
         if (c->n_groups >= AF_INVENTORY_MAX_GROUPS)
-            return s_fail(c, name_node, AF_ERR_TOOBIG, "more than %d groups",
-                          AF_INVENTORY_MAX_GROUPS);
+            return af_yamldoc_fail(c->yd, name_node, AF_ERR_TOOBIG, "more than %d groups",
+                                   AF_INVENTORY_MAX_GROUPS);
         if (s_grow((void **)&c->groups, &c->cap_groups, c->n_groups, sizeof *c->groups))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
         gi = c->n_groups;
         s_group_t *g = &c->groups[gi];
         memset(g, 0, sizeof *g);
@@ -520,7 +470,7 @@ static int s_group_get(s_ctx_t *c, yaml_node_t *name_node, size_t *out)
         g->mark = name_node->start_mark;
         g->priority = 1;
         if (s_index_put(&c->group_index, name, gi))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
         c->n_groups++;
     }
     *out = gi;
@@ -532,18 +482,19 @@ static int s_host_get(s_ctx_t *c, const yaml_node_t *at, const char *name, size_
     size_t hi = s_index_get(&c->host_index, name);
     if (hi == S_NONE) {
         if (c->n_hosts >= AF_INVENTORY_MAX_HOSTS)
-            return s_fail(c, at, AF_ERR_TOOBIG, "more than %d hosts", AF_INVENTORY_MAX_HOSTS);
+            return af_yamldoc_fail(c->yd, at, AF_ERR_TOOBIG, "more than %d hosts",
+                                   AF_INVENTORY_MAX_HOSTS);
         if (s_grow((void **)&c->hosts, &c->cap_hosts, c->n_hosts, sizeof *c->hosts))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
         s_host_t *h = &c->hosts[c->n_hosts];
         memset(h, 0, sizeof *h);
         h->name = strdup(name);
         if (!h->name)
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
         h->mark = at->start_mark;
         hi = c->n_hosts++;
         if (s_index_put(&c->host_index, h->name, hi))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
     }
     *out = hi;
     return 0;
@@ -554,14 +505,14 @@ static int s_check_host_name(s_ctx_t *c, const yaml_node_t *at, const char *name
 {
     char show[96];
     if (!*name)
-        return s_fail(c, at, AF_ERR_INVAL, "empty host name");
+        return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "empty host name");
     if (strlen(name) > S_NAME_MAX)
-        return s_fail(c, at, AF_ERR_TOOBIG, "host name %s is longer than %d bytes",
-                      s_show(at, show, sizeof show), S_NAME_MAX);
+        return af_yamldoc_fail(c->yd, at, AF_ERR_TOOBIG, "host name %s is longer than %d bytes",
+                               s_show(at, show, sizeof show), S_NAME_MAX);
     for (const char *p = name; *p; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p) || *p == '/')
-            return s_fail(c, at, AF_ERR_INVAL, "invalid host name %s",
-                          s_show(at, show, sizeof show));
+            return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "invalid host name %s",
+                                   s_show(at, show, sizeof show));
     return 0;
 }
 
@@ -569,12 +520,12 @@ static int s_names_add(s_ctx_t *c, const yaml_node_t *at, s_names_t *names, char
 {
     if (names->n >= AF_INVENTORY_MAX_HOSTS) {
         free(name);
-        return s_fail(c, at, AF_ERR_TOOBIG, "host range expands to more than %d hosts",
-                      AF_INVENTORY_MAX_HOSTS);
+        return af_yamldoc_fail(c->yd, at, AF_ERR_TOOBIG, "host range expands to more than %d hosts",
+                               AF_INVENTORY_MAX_HOSTS);
     }
     if (s_grow((void **)&names->v, &names->cap, names->n, sizeof *names->v)) {
         free(name);
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     }
     names->v[names->n++] = name;
     return 0;
@@ -591,22 +542,23 @@ static int s_expand(s_ctx_t *c, const yaml_node_t *at, const char *pat, size_t f
     const char *open = strchr(pat + from, '[');
     if (!open) {
         if (strchr(pat + from, ']'))
-            return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: ']' without '['",
-                          s_show(at, show, sizeof show));
+            return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "host pattern %s: ']' without '['",
+                                   s_show(at, show, sizeof show));
         char *dup = strdup(pat);
         if (!dup)
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
         return s_names_add(c, at, names, dup);
     }
     const char *close = strchr(open, ']');
     if (!close)
-        return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: unterminated range, missing ']'",
-                      s_show(at, show, sizeof show));
+        return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                               "host pattern %s: unterminated range, missing ']'",
+                               s_show(at, show, sizeof show));
     char body[64];
     size_t blen = (size_t)(close - open - 1);
     if (blen >= sizeof body)
-        return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range too long",
-                      s_show(at, show, sizeof show));
+        return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "host pattern %s: range too long",
+                               s_show(at, show, sizeof show));
     memcpy(body, open + 1, blen);
     body[blen] = '\0';
     char *parts[3] = {body, NULL, NULL};
@@ -615,27 +567,27 @@ static int s_expand(s_ctx_t *c, const yaml_node_t *at, const char *pat, size_t f
         if (*p != ':')
             continue;
         if (np == 3)
-            return s_fail(c, at, AF_ERR_INVAL,
-                          "host pattern %s: expected [START:END] or [START:END:STEP]",
-                          s_show(at, show, sizeof show));
+            return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                                   "host pattern %s: expected [START:END] or [START:END:STEP]",
+                                   s_show(at, show, sizeof show));
         *p = '\0';
         parts[np++] = p + 1;
     }
     if (np < 2)
-        return s_fail(c, at, AF_ERR_INVAL,
-                      "host pattern %s: expected [START:END] or [START:END:STEP]",
-                      s_show(at, show, sizeof show));
+        return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                               "host pattern %s: expected [START:END] or [START:END:STEP]",
+                               s_show(at, show, sizeof show));
     const char *beg = *parts[0] ? parts[0] : "0", *end = parts[1];
     if (!*end)
-        return s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range has no end value",
-                      s_show(at, show, sizeof show));
+        return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "host pattern %s: range has no end value",
+                               s_show(at, show, sizeof show));
     unsigned long step = 1;
     if (np == 3) {
         if (!s_all_digits(parts[2]) || strlen(parts[2]) > 6 ||
             (step = strtoul(parts[2], NULL, 10)) == 0)
-            return s_fail(c, at, AF_ERR_INVAL,
-                          "host pattern %s: range step must be a positive integer",
-                          s_show(at, show, sizeof show));
+            return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                                   "host pattern %s: range step must be a positive integer",
+                                   s_show(at, show, sizeof show));
     }
 
     static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -643,15 +595,16 @@ static int s_expand(s_ctx_t *c, const yaml_node_t *at, const char *pat, size_t f
     const char *tail = close + 1;
     char *buf = malloc(strlen(pat) + 16);
     if (!buf)
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     int rc = 0;
     if (strlen(beg) == 1 && strlen(end) == 1 && isalpha((unsigned char)beg[0]) &&
         isalpha((unsigned char)end[0])) {
         size_t ib = (size_t)(strchr(letters, beg[0]) - letters);
         size_t ie = (size_t)(strchr(letters, end[0]) - letters);
         if (ib > ie)
-            rc = s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range start is after its end",
-                        s_show(at, show, sizeof show));
+            rc = af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                                 "host pattern %s: range start is after its end",
+                                 s_show(at, show, sizeof show));
         for (size_t i = ib; rc == 0 && i <= ie; i += step) {
             size_t n = (size_t)sprintf(buf, "%.*s%c", (int)head, pat, letters[i]);
             strcpy(buf + n, tail);
@@ -662,27 +615,29 @@ static int s_expand(s_ctx_t *c, const yaml_node_t *at, const char *pat, size_t f
         if (beg[0] == '0' && strlen(beg) > 1) {
             width = (int)strlen(beg);
             if (strlen(end) != strlen(beg))
-                rc = s_fail(c, at, AF_ERR_INVAL,
-                            "host pattern %s: a zero-padded range needs start and end of "
-                            "equal length",
-                            s_show(at, show, sizeof show));
+                rc = af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                                     "host pattern %s: a zero-padded range needs start and end of "
+                                     "equal length",
+                                     s_show(at, show, sizeof show));
         }
         if (rc == 0 && (strlen(beg) > 9 || strlen(end) > 9))
-            rc = s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range bound too large",
-                        s_show(at, show, sizeof show));
+            rc = af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "host pattern %s: range bound too large",
+                                 s_show(at, show, sizeof show));
         unsigned long ib = strtoul(beg, NULL, 10), ie = strtoul(end, NULL, 10);
         if (rc == 0 && ib > ie)
-            rc = s_fail(c, at, AF_ERR_INVAL, "host pattern %s: range start is after its end",
-                        s_show(at, show, sizeof show));
+            rc = af_yamldoc_fail(c->yd, at, AF_ERR_INVAL,
+                                 "host pattern %s: range start is after its end",
+                                 s_show(at, show, sizeof show));
         for (unsigned long i = ib; rc == 0 && i <= ie; i += step) {
             size_t n = (size_t)sprintf(buf, "%.*s%0*lu", (int)head, pat, width, i);
             strcpy(buf + n, tail);
             rc = s_expand(c, at, buf, n, names);
         }
     } else {
-        rc = s_fail(c, at, AF_ERR_INVAL,
-                    "host pattern %s: range bounds must both be numbers or both single letters",
-                    s_show(at, show, sizeof show));
+        rc = af_yamldoc_fail(
+            c->yd, at, AF_ERR_INVAL,
+            "host pattern %s: range bounds must both be numbers or both single letters",
+            s_show(at, show, sizeof show));
     }
     free(buf);
     return rc;
@@ -696,14 +651,15 @@ static int s_host_entry(s_ctx_t *c, size_t gi, yaml_node_t *pattern, yaml_node_t
     int rc = s_string(c, "host name", pattern, AF_MAX_STR, &pat);
     if (rc)
         return rc;
-    if (!s_is_null(vars) && vars->type != YAML_MAPPING_NODE)
-        return s_fail(c, vars, AF_ERR_INVAL, "host %s: expected a mapping of variables, got %s",
-                      s_show(pattern, show, sizeof show), s_show(vars, show2, sizeof show2));
+    if (!af_yamldoc_is_null(vars) && vars->type != YAML_MAPPING_NODE)
+        return af_yamldoc_fail(
+            c->yd, vars, AF_ERR_INVAL, "host %s: expected a mapping of variables, got %s",
+            s_show(pattern, show, sizeof show), s_show(vars, show2, sizeof show2));
 
     /* "name:port" is Ansible's SSH port; archfarm uses archfarm_port */
     char *work = strdup(pat);
     if (!work)
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     int depth = 0;
     char *colon = NULL;
     size_t colons = 0;
@@ -722,7 +678,7 @@ static int s_host_entry(s_ctx_t *c, size_t gi, yaml_node_t *pattern, yaml_node_t
     rc = s_expand(c, pattern, work, 0, &names);
     free(work);
     s_vars_t vs = {0};
-    if (rc == 0 && !s_is_null(vars))
+    if (rc == 0 && !af_yamldoc_is_null(vars))
         rc = s_collect_vars(c, vars, &vs);
     for (size_t i = 0; rc == 0 && i < names.n; i++) {
         size_t hi = 0;
@@ -735,12 +691,12 @@ static int s_host_entry(s_ctx_t *c, size_t gi, yaml_node_t *pattern, yaml_node_t
             break;
         s_host_t *h = &c->hosts[hi];
         if (s_idx_add_unique(&h->groups, gi)) {
-            rc = s_nomem(c);
+            rc = af_yamldoc_nomem(c->yd);
             break;
         }
         for (size_t j = 0; j < vs.n; j++) {
             if (s_grow((void **)&h->vars.v, &h->vars.cap, h->vars.n, sizeof *h->vars.v)) {
-                rc = s_nomem(c);
+                rc = af_yamldoc_nomem(c->yd);
                 break;
             }
             h->vars.v[h->vars.n++] = vs.v[j];
@@ -759,13 +715,14 @@ static int s_section(s_ctx_t *c, size_t gi, yaml_node_t *key, yaml_node_t *val, 
                      int level)
 {
     char show[96];
-    if (s_is_null(val))
+    if (af_yamldoc_is_null(val))
         return 0;
     if (val->type == YAML_SCALAR_NODE)
         return children ? s_group(c, val, NULL, gi, level + 1) : s_host_entry(c, gi, val, NULL);
     if (val->type != YAML_MAPPING_NODE)
-        return s_fail(c, val, AF_ERR_INVAL, "group \"%s\": %s must be a mapping, got %s",
-                      c->groups[gi].name, s_text(key), s_show(val, show, sizeof show));
+        return af_yamldoc_fail(c->yd, val, AF_ERR_INVAL,
+                               "group \"%s\": %s must be a mapping, got %s", c->groups[gi].name,
+                               af_yamldoc_text(key), s_show(val, show, sizeof show));
     s_pairs_t pairs;
     int rc = s_pairs(c, val, &pairs);
     for (size_t i = 0; rc == 0 && i < pairs.n; i++)
@@ -785,10 +742,11 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
     if (rc)
         return rc;
     if (!*gname)
-        return s_fail(c, name, AF_ERR_INVAL, "empty group name");
+        return af_yamldoc_fail(c->yd, name, AF_ERR_INVAL, "empty group name");
     if (level > AF_INVENTORY_MAX_DEPTH)
-        return s_fail(c, name, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels", gname,
-                      AF_INVENTORY_MAX_DEPTH);
+        return af_yamldoc_fail(c->yd, name, AF_ERR_TOOBIG,
+                               "group \"%s\" is nested deeper than %d levels", gname,
+                               AF_INVENTORY_MAX_DEPTH);
     if ((rc = s_spend(c, name)))
         return rc;
     size_t gi = 0;
@@ -796,43 +754,48 @@ static int s_group(s_ctx_t *c, yaml_node_t *name, yaml_node_t *body, size_t pare
         return rc;
     if (parent != S_NONE) {
         if (!strcmp(gname, "all"))
-            return s_fail(c, name, AF_ERR_INVAL, "group \"all\" cannot be a child of \"%s\"",
-                          c->groups[parent].name);
+            return af_yamldoc_fail(c->yd, name, AF_ERR_INVAL,
+                                   "group \"all\" cannot be a child of \"%s\"",
+                                   c->groups[parent].name);
         if (gi == parent)
-            return s_fail(c, name, AF_ERR_INVAL, "group \"%s\" cannot be its own child", gname);
+            return af_yamldoc_fail(c->yd, name, AF_ERR_INVAL,
+                                   "group \"%s\" cannot be its own child", gname);
         if (s_idx_add_unique(&c->groups[parent].children, gi) ||
             s_idx_add_unique(&c->groups[gi].parents, parent))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
     }
-    if (s_is_null(body))
+    if (af_yamldoc_is_null(body))
         return 0;
     if (body->type != YAML_MAPPING_NODE)
-        return s_fail(c, body, AF_ERR_INVAL,
-                      "group \"%s\": expected a mapping with hosts, vars or children, got %s",
-                      gname, s_show(body, show, sizeof show));
+        return af_yamldoc_fail(
+            c->yd, body, AF_ERR_INVAL,
+            "group \"%s\": expected a mapping with hosts, vars or children, got %s", gname,
+            s_show(body, show, sizeof show));
     if (c->groups[gi].parsing)
-        return s_fail(c, name, AF_ERR_INVAL,
-                      "group \"%s\" is its own ancestor (a loop in children)", gname);
+        return af_yamldoc_fail(c->yd, name, AF_ERR_INVAL,
+                               "group \"%s\" is its own ancestor (a loop in children)", gname);
     c->groups[gi].parsing = true;
     s_pairs_t pairs;
     rc = s_pairs(c, body, &pairs);
     for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
         yaml_node_t *k = pairs.v[i].key, *v = pairs.v[i].value;
-        const char *key = s_text(k);
+        const char *key = af_yamldoc_text(k);
         if (!strcmp(key, "hosts") || !strcmp(key, "children")) {
             rc = s_section(c, gi, k, v, key[0] == 'c', level);
         } else if (!strcmp(key, "vars")) {
-            if (s_is_null(v))
+            if (af_yamldoc_is_null(v))
                 continue;
             if (v->type != YAML_MAPPING_NODE)
-                rc = s_fail(c, v, AF_ERR_INVAL, "group \"%s\": vars must be a mapping, got %s",
-                            gname, s_show(v, show, sizeof show));
+                rc = af_yamldoc_fail(c->yd, v, AF_ERR_INVAL,
+                                     "group \"%s\": vars must be a mapping, got %s", gname,
+                                     s_show(v, show, sizeof show));
             else
                 rc = s_collect_vars(c, v, &c->groups[gi].vars);
         } else {
-            rc = s_fail(c, k, AF_ERR_INVAL,
-                        "group \"%s\": unexpected key %s (expected hosts, vars or children)", gname,
-                        s_show(k, show, sizeof show));
+            rc = af_yamldoc_fail(
+                c->yd, k, AF_ERR_INVAL,
+                "group \"%s\": unexpected key %s (expected hosts, vars or children)", gname,
+                s_show(k, show, sizeof show));
         }
     }
     free(pairs.v);
@@ -849,11 +812,12 @@ static int s_depth(s_ctx_t *c, size_t gi, int level)
     if (g->state == 2)
         return 0;
     if (g->state == 1)
-        return s_fail_at(c, &g->mark, AF_ERR_INVAL,
-                         "group \"%s\" is its own ancestor (a loop in children)", g->name);
+        return af_yamldoc_fail_at(c->yd, &g->mark, AF_ERR_INVAL,
+                                  "group \"%s\" is its own ancestor (a loop in children)", g->name);
     if (level > AF_INVENTORY_MAX_DEPTH)
-        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels",
-                         g->name, AF_INVENTORY_MAX_DEPTH);
+        return af_yamldoc_fail_at(c->yd, &g->mark, AF_ERR_TOOBIG,
+                                  "group \"%s\" is nested deeper than %d levels", g->name,
+                                  AF_INVENTORY_MAX_DEPTH);
     g->state = 1;
     int depth = strcmp(g->name, "all") ? 1 : 0;
     for (size_t i = 0; i < g->parents.n; i++) {
@@ -866,8 +830,9 @@ static int s_depth(s_ctx_t *c, size_t gi, int level)
     }
     g = &c->groups[gi];
     if (depth > AF_INVENTORY_MAX_DEPTH)
-        return s_fail_at(c, &g->mark, AF_ERR_TOOBIG, "group \"%s\" is nested deeper than %d levels",
-                         g->name, AF_INVENTORY_MAX_DEPTH);
+        return af_yamldoc_fail_at(c->yd, &g->mark, AF_ERR_TOOBIG,
+                                  "group \"%s\" is nested deeper than %d levels", g->name,
+                                  AF_INVENTORY_MAX_DEPTH);
     g->depth = depth;
     g->state = 2;
     /* ansible_group_priority: the group's last value wins */
@@ -877,9 +842,9 @@ static int s_depth(s_ctx_t *c, size_t gi, int level)
         long v;
         char show[96];
         if (!s_int_value(g->vars.v[i].node, &v))
-            return s_fail(c, g->vars.v[i].node, AF_ERR_INVAL,
-                          "ansible_group_priority: expected an integer, got %s",
-                          s_show(g->vars.v[i].node, show, sizeof show));
+            return af_yamldoc_fail(c->yd, g->vars.v[i].node, AF_ERR_INVAL,
+                                   "ansible_group_priority: expected an integer, got %s",
+                                   s_show(g->vars.v[i].node, show, sizeof show));
         g->priority = (int)v;
     }
     return 0;
@@ -930,42 +895,44 @@ static int s_platforms(s_ctx_t *c, yaml_node_t *n, af_node_t *node)
     af_err_t perr;
     node->platforms = calloc(AF_MAX_LIST, sizeof *node->platforms);
     if (!node->platforms)
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     if (n->type == YAML_SCALAR_NODE) {
         const char *s;
         int rc = s_string(c, var, n, AF_MAX_STR, &s);
         if (rc)
             return rc;
         if (af_platform_parse_list(s, node->platforms, AF_MAX_LIST, &node->n_platforms, &perr))
-            return s_fail(c, n, AF_ERR_INVAL, "%s: %s", var, perr.msg);
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL, "%s: %s", var, perr.msg);
         return 0;
     }
     if (n->type != YAML_SEQUENCE_NODE)
-        return s_fail(c, n, AF_ERR_INVAL, "%s: expected a list of platforms, got %s", var,
-                      s_show(n, show, sizeof show));
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL, "%s: expected a list of platforms, got %s",
+                               var, s_show(n, show, sizeof show));
     yaml_node_item_t *it;
     for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *item = yaml_document_get_node(c->doc, *it);
         const char *s;
-        int rc = item ? s_spend(c, item) : s_fail(c, n, AF_ERR_PARSE, "malformed list");
+        int rc =
+            item ? s_spend(c, item) : af_yamldoc_fail(c->yd, n, AF_ERR_PARSE, "malformed list");
         if (rc == 0)
             rc = s_string(c, var, item, AF_PLATFORM_STR_MAX * 2, &s);
         if (rc)
             return rc;
         af_platform_t p;
         if (af_platform_parse(s, &p, &perr))
-            return s_fail(c, item, AF_ERR_INVAL, "%s: %s", var, perr.msg);
+            return af_yamldoc_fail(c->yd, item, AF_ERR_INVAL, "%s: %s", var, perr.msg);
         bool dup = false;
         for (size_t i = 0; i < node->n_platforms && !dup; i++)
             dup = af_platform_equal(&node->platforms[i], &p);
         if (dup)
             continue;
         if (node->n_platforms == AF_MAX_LIST)
-            return s_fail(c, item, AF_ERR_TOOBIG, "%s: more than %d platforms", var, AF_MAX_LIST);
+            return af_yamldoc_fail(c->yd, item, AF_ERR_TOOBIG, "%s: more than %d platforms", var,
+                                   AF_MAX_LIST);
         node->platforms[node->n_platforms++] = p;
     }
     if (node->n_platforms == 0)
-        return s_fail(c, n, AF_ERR_INVAL, "%s: expected at least one platform", var);
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL, "%s: expected at least one platform", var);
     return 0;
 }
 
@@ -974,13 +941,13 @@ static int s_label_add(s_ctx_t *c, const yaml_node_t *at, af_node_t *node, const
 {
     const char *var = s_var_names[V_LABELS];
     if (klen == 0)
-        return s_fail(c, at, AF_ERR_INVAL, "%s: empty label key", var);
+        return af_yamldoc_fail(c->yd, at, AF_ERR_INVAL, "%s: empty label key", var);
     char *k = strndup(key, klen);
     char *v = strdup(value);
     if (!k || !v) {
         free(k);
         free(v);
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     }
     for (size_t i = 0; i < node->n_labels; i++) {
         if (!strcmp(node->labels[i].key, k)) {
@@ -993,8 +960,8 @@ static int s_label_add(s_ctx_t *c, const yaml_node_t *at, af_node_t *node, const
     if (node->n_labels == AF_INVENTORY_MAX_LABELS) {
         free(k);
         free(v);
-        return s_fail(c, at, AF_ERR_TOOBIG, "%s: more than %d labels", var,
-                      AF_INVENTORY_MAX_LABELS);
+        return af_yamldoc_fail(c->yd, at, AF_ERR_TOOBIG, "%s: more than %d labels", var,
+                               AF_INVENTORY_MAX_LABELS);
     }
     node->labels[node->n_labels++] = (af_label_t){k, v};
     return 0;
@@ -1005,12 +972,12 @@ static int s_labels(s_ctx_t *c, yaml_node_t *n, af_node_t *node)
     char show[96];
     const char *var = s_var_names[V_LABELS];
     if (n->type == YAML_SCALAR_NODE)
-        return s_fail(c, n, AF_ERR_INVAL,
-                      "%s: expected a mapping or a list of \"key=value\", got %s", var,
-                      s_show(n, show, sizeof show));
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                               "%s: expected a mapping or a list of \"key=value\", got %s", var,
+                               s_show(n, show, sizeof show));
     node->labels = calloc(AF_INVENTORY_MAX_LABELS, sizeof *node->labels);
     if (!node->labels)
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     int rc = 0;
     if (n->type == YAML_MAPPING_NODE) {
         s_pairs_t pairs;
@@ -1018,7 +985,7 @@ static int s_labels(s_ctx_t *c, yaml_node_t *n, af_node_t *node)
         for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
             const char *k, *v = "";
             rc = s_string(c, var, pairs.v[i].key, AF_MAX_STR, &k);
-            if (rc == 0 && !s_is_null(pairs.v[i].value))
+            if (rc == 0 && !af_yamldoc_is_null(pairs.v[i].value))
                 rc = s_string(c, var, pairs.v[i].value, AF_MAX_STR, &v);
             if (rc == 0)
                 rc = s_label_add(c, pairs.v[i].key, node, k, strlen(k), v);
@@ -1030,7 +997,7 @@ static int s_labels(s_ctx_t *c, yaml_node_t *n, af_node_t *node)
     for (it = n->data.sequence.items.start; rc == 0 && it < n->data.sequence.items.top; it++) {
         yaml_node_t *item = yaml_document_get_node(c->doc, *it);
         const char *s;
-        rc = item ? s_spend(c, item) : s_fail(c, n, AF_ERR_PARSE, "malformed list");
+        rc = item ? s_spend(c, item) : af_yamldoc_fail(c->yd, n, AF_ERR_PARSE, "malformed list");
         if (rc == 0)
             rc = s_string(c, var, item, AF_MAX_STR, &s);
         if (rc)
@@ -1073,10 +1040,10 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
 
     size_t all = s_index_get(&c->group_index, "all");
     if (all != S_NONE && s_host_groups(c, hi, all, &groups))
-        rc = s_nomem(c);
+        rc = af_yamldoc_nomem(c->yd);
     for (size_t i = 0; rc == 0 && i < h->groups.n; i++)
         if (s_host_groups(c, hi, h->groups.v[i], &groups))
-            rc = s_nomem(c);
+            rc = af_yamldoc_nomem(c->yd);
     if (rc == 0)
         qsort_r(groups.v, groups.n, sizeof *groups.v, s_group_cmp, c->groups);
     for (size_t i = 0; rc == 0 && i < groups.n; i++) {
@@ -1090,12 +1057,12 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
     for (size_t j = 0; j < h->vars.n; j++)
         slot[h->vars.v[j].id] = h->vars.v[j].node;
     for (int id = 0; id < V_COUNT; id++)
-        if (s_is_null(slot[id]))
+        if (af_yamldoc_is_null(slot[id]))
             slot[id] = NULL; /* an explicit null resets to the default */
 
     node->name = strdup(h->name);
     if (!node->name)
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     node->line = (int)h->mark.line + 1;
     node->column = (int)h->mark.column + 1;
     node->max_jobs = 1;
@@ -1103,27 +1070,30 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
     yaml_node_t *n;
     long v;
     if ((n = slot[V_INSECURE]) && !s_bool_value(n, &node->insecure))
-        return s_fail(c, n, AF_ERR_INVAL, "archfarm_insecure: expected true or false, got %s",
-                      s_show(n, show, sizeof show));
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                               "archfarm_insecure: expected true or false, got %s",
+                               s_show(n, show, sizeof show));
     if ((n = slot[V_MAX_JOBS])) {
         if (!s_int_value(n, &v) || v < 1)
-            return s_fail(c, n, AF_ERR_INVAL, "archfarm_max_jobs: expected an integer >= 1, got %s",
-                          s_show(n, show, sizeof show));
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                                   "archfarm_max_jobs: expected an integer >= 1, got %s",
+                                   s_show(n, show, sizeof show));
         if (v > AF_INVENTORY_MAX_JOBS)
-            return s_fail(c, n, AF_ERR_INVAL,
-                          "archfarm_max_jobs: expected an integer <= %d, got %s",
-                          AF_INVENTORY_MAX_JOBS, s_show(n, show, sizeof show));
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                                   "archfarm_max_jobs: expected an integer <= %d, got %s",
+                                   AF_INVENTORY_MAX_JOBS, s_show(n, show, sizeof show));
         node->max_jobs = (int)v;
     }
     if ((n = slot[V_PRIORITY])) {
         if (!s_int_value(n, &v))
-            return s_fail(c, n, AF_ERR_INVAL, "archfarm_priority: expected an integer, got %s",
-                          s_show(n, show, sizeof show));
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                                   "archfarm_priority: expected an integer, got %s",
+                                   s_show(n, show, sizeof show));
         node->priority = (int)v;
     }
     if (!(n = slot[V_PLATFORMS]))
-        return s_fail_at(c, &h->mark, AF_ERR_INVAL, "host \"%s\": archfarm_platforms is required",
-                         h->name);
+        return af_yamldoc_fail_at(c->yd, &h->mark, AF_ERR_INVAL,
+                                  "host \"%s\": archfarm_platforms is required", h->name);
     if ((rc = s_platforms(c, n, node)))
         return rc;
     if ((n = slot[V_SERVER_KEY])) {
@@ -1133,17 +1103,19 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
         static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                   ".-:+=^!/*?&<>()[]{}@%$#";
         if (strlen(key) != 40 || strspn(key, z85) != 40)
-            return s_fail(c, n, AF_ERR_INVAL,
-                          "archfarm_server_key: expected a 40-character Z85 CURVE public key, "
-                          "got %s",
-                          s_show(n, show, sizeof show));
+            return af_yamldoc_fail(
+                c->yd, n, AF_ERR_INVAL,
+                "archfarm_server_key: expected a 40-character Z85 CURVE public key, "
+                "got %s",
+                s_show(n, show, sizeof show));
         if (!(node->server_key = strdup(key)))
-            return s_nomem(c);
+            return af_yamldoc_nomem(c->yd);
     } else if (!node->insecure) {
-        return s_fail_at(c, &h->mark, AF_ERR_INVAL,
-                         "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
-                         "is true",
-                         h->name);
+        return af_yamldoc_fail_at(
+            c->yd, &h->mark, AF_ERR_INVAL,
+            "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
+            "is true",
+            h->name);
     }
     if ((n = slot[V_LABELS]) && (rc = s_labels(c, n, node)))
         return rc;
@@ -1155,16 +1127,17 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
         if ((rc = s_string(c, "archfarm_endpoint", n, AF_MAX_STR, &e)))
             return rc;
         if (!s_endpoint_ok(e))
-            return s_fail(c, n, AF_ERR_INVAL,
-                          "archfarm_endpoint: expected tcp://HOST:PORT or ipc://PATH, got %s",
-                          s_show(n, show, sizeof show));
+            return af_yamldoc_fail(
+                c->yd, n, AF_ERR_INVAL,
+                "archfarm_endpoint: expected tcp://HOST:PORT or ipc://PATH, got %s",
+                s_show(n, show, sizeof show));
         snprintf(ep, sizeof ep, "%s", e);
     } else {
         long port = AF_DEFAULT_PORT;
         if ((n = slot[V_PORT]) && (!s_int_value(n, &port) || port < 1 || port > 65535))
-            return s_fail(c, n, AF_ERR_INVAL,
-                          "archfarm_port: expected a port number from 1 to 65535, got %s",
-                          s_show(n, show, sizeof show));
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                                   "archfarm_port: expected a port number from 1 to 65535, got %s",
+                                   s_show(n, show, sizeof show));
         const char *addr = h->name;
         if ((n = slot[V_ANSIBLE_HOST])) {
             if ((rc = s_string(c, "ansible_host", n, 255, &addr)))
@@ -1173,46 +1146,18 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
             for (const char *p = addr; *p && ok; p++)
                 ok = !isspace((unsigned char)*p) && !iscntrl((unsigned char)*p) && *p != '/';
             if (!ok)
-                return s_fail(c, n, AF_ERR_INVAL, "ansible_host: invalid address %s",
-                              s_show(n, show, sizeof show));
+                return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL, "ansible_host: invalid address %s",
+                                       s_show(n, show, sizeof show));
         }
         bool v6 = strchr(addr, ':') && addr[0] != '[';
         snprintf(ep, sizeof ep, "tcp://%s%s%s:%ld", v6 ? "[" : "", addr, v6 ? "]" : "", port);
     }
     if (!(node->endpoint = strdup(ep)))
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     return 0;
 }
 
 /* ---- load ------------------------------------------------------------------ */
-
-/* Line and column (1-based) of byte OFFSET in DATA, for reader errors that
- * libyaml reports by offset only. */
-static void s_offset_mark(const char *data, size_t len, size_t offset, yaml_mark_t *m)
-{
-    m->line = 0;
-    m->column = 0;
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (data[i] == '\n')
-            m->line++, m->column = 0;
-        else if (((unsigned char)data[i] & 0xC0) != 0x80)
-            m->column++;
-    }
-}
-
-static int s_yaml_error(s_ctx_t *c, yaml_parser_t *p, const char *data, size_t len)
-{
-    yaml_mark_t m = p->problem_mark;
-    if (p->error == YAML_READER_ERROR)
-        s_offset_mark(data, len, p->problem_offset, &m);
-    if (p->error == YAML_MEMORY_ERROR)
-        return s_nomem(c);
-    const char *problem = p->problem ? p->problem : "malformed YAML";
-    if (p->context)
-        return s_fail_at(c, &m, AF_ERR_PARSE, "YAML error: %s (%s at line %zu)", problem,
-                         p->context, p->context_mark.line + 1);
-    return s_fail_at(c, &m, AF_ERR_PARSE, "YAML error: %s", problem);
-}
 
 static void s_ctx_free(s_ctx_t *c)
 {
@@ -1249,15 +1194,14 @@ static void s_node_free(af_node_t *n)
 static int s_build(s_ctx_t *c, af_inventory_t *inv)
 {
     char show[96];
-    yaml_node_t *root = yaml_document_get_root_node(c->doc);
-    if (!root || s_is_null(root))
-        return af_err_set(c->err, AF_ERR_PARSE,
-                          "%s:1:1: empty inventory (expected a mapping of groups, such as "
-                          "all: or archfarm_agents:)",
-                          c->file);
+    yaml_node_t *root = af_yamldoc_root(c->yd);
+    if (!root || af_yamldoc_is_null(root))
+        return af_yamldoc_fail(c->yd, NULL, AF_ERR_PARSE,
+                               "empty inventory (expected a mapping of groups, such as "
+                               "all: or archfarm_agents:)");
     if (root->type != YAML_MAPPING_NODE)
-        return s_fail(c, root, AF_ERR_PARSE, "expected a mapping of groups, got %s",
-                      s_show(root, show, sizeof show));
+        return af_yamldoc_fail(c->yd, root, AF_ERR_PARSE, "expected a mapping of groups, got %s",
+                               s_show(root, show, sizeof show));
     s_pairs_t top;
     int rc = s_pairs(c, root, &top);
     for (size_t i = 0; rc == 0 && i < top.n; i++)
@@ -1283,7 +1227,7 @@ static int s_build(s_ctx_t *c, af_inventory_t *inv)
         return 0;
     inv->nodes = calloc(members, sizeof *inv->nodes);
     if (!inv->nodes)
-        return s_nomem(c);
+        return af_yamldoc_nomem(c->yd);
     for (size_t hi = 0; hi < c->n_hosts; hi++) {
         bool member = false;
         for (size_t j = 0; j < c->hosts[hi].groups.n && !member; j++)
@@ -1297,135 +1241,34 @@ static int s_build(s_ctx_t *c, af_inventory_t *inv)
     return 0;
 }
 
-/* A first pass over libyaml's events, before the document is built: it
- * reports syntax errors, a second document, and nesting deeper than
- * S_YAML_MAX_DEPTH. The depth bound matters for time, not only for
- * memory: libyaml's scanner rechecks every open flow level on each token,
- * so "[[[[..." costs the square of its depth, and 4 MiB of it would take
- * hours. Stopping at the first too-deep event keeps the pass linear. */
-static int s_prescan(s_ctx_t *c, const char *data, size_t len)
+/* Builds the inventory from *YD_P, which it destroys. NULL when *YD_P is
+ * NULL (its error is already set) or on error. */
+static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p)
 {
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p))
-        return s_nomem(c);
-    yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
-    int depth = 0, docs = 0, rc = 0;
-    for (bool done = false; !done && rc == 0;) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            rc = s_yaml_error(c, &p, data, len);
-            break;
-        }
-        yaml_mark_t m = ev.start_mark;
-        switch (ev.type) {
-        case YAML_DOCUMENT_START_EVENT:
-            if (++docs > 1)
-                rc = s_fail_at(c, &m, AF_ERR_PARSE,
-                               "more than one YAML document (an inventory is a single document)");
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (++depth > S_YAML_MAX_DEPTH)
-                rc = s_fail_at(c, &m, AF_ERR_TOOBIG, "YAML nested deeper than %d levels",
-                               S_YAML_MAX_DEPTH);
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    return rc;
-}
-
-af_inventory_t *af_inventory_load_buffer(const char *name, const char *data, size_t len,
-                                         af_err_t *err)
-{
-    if (!name)
-        name = "inventory";
-    if (len > AF_INVENTORY_MAX_BYTES) {
-        af_err_set(err, AF_ERR_TOOBIG, "%s: inventory is %zu bytes, more than the limit of %d",
-                   name, len, AF_INVENTORY_MAX_BYTES);
+    if (!*yd_p)
         return NULL;
-    }
+    s_ctx_t c = {.yd = *yd_p, .doc = af_yamldoc_document(*yd_p), .budget = S_BUDGET};
     af_inventory_t *inv = calloc(1, sizeof *inv);
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bool parser_ok = false, doc_ok = false;
-    s_ctx_t c = {.file = name, .doc = &doc, .err = err, .budget = S_BUDGET};
-    int rc = 0;
-    if (!inv) {
-        rc = s_nomem(&c);
-        goto out;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        rc = s_nomem(&c);
-        goto out;
-    }
-    parser_ok = true;
-    if (!data)
-        data = "", len = 0;
-    /* Ansible reads one document; a second one is a mistake */
-    if ((rc = s_prescan(&c, data, len)))
-        goto out;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = s_yaml_error(&c, &parser, data, len);
-        goto out;
-    }
-    doc_ok = true;
-    rc = s_build(&c, inv);
-out:
+    int rc = inv ? s_build(&c, inv) : af_yamldoc_nomem(c.yd);
     s_ctx_free(&c);
-    if (doc_ok)
-        yaml_document_delete(&doc);
-    if (parser_ok)
-        yaml_parser_delete(&parser);
+    af_yamldoc_destroy(yd_p);
     if (rc)
         af_inventory_destroy(&inv);
     return inv;
 }
 
-af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
+af_inventory_t *af_inventory_load_buffer(const char *name, const char *data, size_t len,
+                                         af_err_t *err)
 {
-    af_inventory_t *inv = NULL;
-    char *data = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        af_err_set(err, errno == ENOENT ? AF_ERR_NOTFOUND : AF_ERR_IO, "%s: %s", path,
-                   strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        af_err_set(err, AF_ERR_IO, "%s: not a regular file", path);
-        goto out;
-    }
-    /* read one byte past the limit so a file that grew is still caught */
-    data = malloc(AF_INVENTORY_MAX_BYTES + 1);
-    if (!data) {
-        af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    size_t len = fread(data, 1, AF_INVENTORY_MAX_BYTES + 1, f);
-    if (ferror(f)) {
-        af_err_set(err, AF_ERR_IO, "%s: read error", path);
-        goto out;
-    }
-    inv = af_inventory_load_buffer(path, data, len, err);
-out:
-    free(data);
-    fclose(f);
-    return inv;
+    af_yamldoc_t *yd = af_yamldoc_new(name ? name : "inventory", data, len, &s_limits, err);
+    return s_inventory_new(&yd);
 }
 
+af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
+{
+    af_yamldoc_t *yd = af_yamldoc_load(path, &s_limits, err);
+    return s_inventory_new(&yd);
+}
 void af_inventory_destroy(af_inventory_t **self_p)
 {
     if (!self_p || !*self_p)

@@ -138,23 +138,28 @@ static void s_summary(af_progress_t *pg, af_slice_t *slices, size_t n, af_farm_t
     af_progress_summary(pg, rows, n);
 }
 
-/* Exit status for failed slices: 1 if any failed in its build (or was
- * wrong), 3 if only infrastructure failed. Cancelled slices do not count. */
+/* Exit status once slices ran and one failed for good (after its
+ * retries): 1, whatever the reason (a build step, a lost node with no
+ * other node left, a timeout). 3 is kept for infrastructure failures
+ * before any work starts (no usable node) and for the registry. */
 static int s_failure_exit(af_slice_t *slices, size_t n)
 {
-    bool infra = false, build = false;
-    for (size_t i = 0; i < n; i++) {
-        af_attempt_t *a = af_slice_current(&slices[i]);
-        if (a->ok || !strcmp(a->failure, "cancelled"))
-            continue;
-        if (!strcmp(a->failure, "infra"))
-            infra = true;
-        else
-            build = true;
-    }
-    if (build)
-        return AF_EXIT_FAILED;
-    return infra ? AF_EXIT_INFRA : AF_EXIT_FAILED;
+    (void)slices;
+    (void)n;
+    return AF_EXIT_FAILED;
+}
+
+/* --metadata-file for a build that published nothing: the slices and
+ * every attempt, no index. */
+static void s_metadata_failed(const af_build_opts_t *o, af_slice_t *slices, af_farm_t *farm)
+{
+    if (!o->metadata_file)
+        return;
+    af_err_t err = {0};
+    int rc = af_metadata_write(o->metadata_file, NULL, NULL, 0, o, slices, o->n_platforms, farm,
+                               false, &err);
+    if (rc)
+        af_cli_error("%s", af_err_msg(&err, rc));
 }
 
 static void s_print_failures(af_slice_t *slices, size_t n, af_farm_t *farm)
@@ -226,6 +231,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     }
     af_cli_signals_install();
     farm = af_farm_new(inv);
+    if (farm)
+        af_farm_set_heartbeat(farm, o->heartbeat_ms, o->liveness);
     size_t n_nodes = farm ? af_farm_size(farm) : 0;
     cands = calloc(n_nodes ? n_nodes : 1, sizeof *cands);
     bool *select = calloc(n_nodes ? n_nodes : 1, sizeof *select);
@@ -235,10 +242,20 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         rc = AF_EXIT_INFRA;
         goto out;
     }
-    for (size_t i = 0; i < n_nodes; i++)
+    for (size_t i = 0; i < n_nodes; i++) {
+        af_farm_node_t *fn = af_farm_node(farm, i);
         for (size_t p = 0; p < o->n_platforms; p++)
-            if (af_node_serves(af_farm_node(farm, i)->conf, &o->platforms[p]))
+            if (af_node_serves(fn->conf, &o->platforms[p]))
                 select[i] = true;
+        const af_kv_t *miss = NULL;
+        if (select[i] && !af_schedule_labels_match(fn->conf->labels, fn->conf->n_labels,
+                                                   o->selectors, o->n_selectors, &miss)) {
+            select[i] = false; /* not even probed */
+            snprintf(fn->status_msg, sizeof fn->status_msg,
+                     "does not match --node-selector %s%s%s", miss->key,
+                     miss->value[0] ? "=" : "", miss->value);
+        }
+    }
     int ready = af_farm_probe(farm, select, o->probe_timeout_ms);
     if (ready < 0) {
         free(select);
@@ -346,6 +363,10 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         .progress = pg,
         .fail_fast = o->fail_fast,
         .cands = cands,
+        .heartbeat_ms = o->heartbeat_ms,
+        .liveness = o->liveness,
+        .retry = {.max_attempts = 1 + o->retries,
+                  .retry_on_build_failure = o->retry_on_build_failure},
     };
     rc = af_slices_run(&run);
     if (rc) {
@@ -355,6 +376,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     }
     if (run.signal) {
         s_summary(pg, slices, o->n_platforms, farm);
+        s_metadata_failed(o, slices, farm);
         af_cli_error("interrupted: no tag was written");
         rc = s_signal_exit(run.signal);
         goto out;
@@ -366,6 +388,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     if (!all_ok) {
         s_summary(pg, slices, o->n_platforms, farm);
         s_print_failures(slices, o->n_platforms, farm);
+        s_metadata_failed(o, slices, farm);
         af_cli_error("build failed: no tag was written");
         rc = s_failure_exit(slices, o->n_platforms);
         goto out;
@@ -381,6 +404,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     rc = af_publish_verify(reg, first->repository, slices, o->n_platforms, farm, pg, &err);
     if (rc) {
         s_summary(pg, slices, o->n_platforms, farm);
+        s_metadata_failed(o, slices, farm);
         af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
         rc = af_cli_registry_exit(rc);
         goto out;

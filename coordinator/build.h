@@ -22,7 +22,13 @@
 #include "ref.h"
 #include "schedule.h"
 
-#define AF_MAX_ATTEMPTS 4
+#define AF_DEFAULT_RETRIES 2 /* --retries: attempts after the first one */
+#define AF_MAX_RETRIES 8
+#define AF_MAX_ATTEMPTS (AF_MAX_RETRIES + 1)
+#define AF_MAX_SELECTORS 16 /* --node-selector options */
+#define AF_MIN_HEARTBEAT_MS 50
+#define AF_MAX_HEARTBEAT_MS 60000
+#define AF_MAX_LIVENESS 100
 #define AF_PROBE_TIMEOUT_MS 3000
 #define AF_CANCEL_WAIT_MS 5000 /* how long we wait for RESULTs after CANCEL */
 
@@ -47,6 +53,14 @@ typedef struct {
     bool fail_fast;     /* default true */
     uint32_t timeout_s; /* per slice, 0 = agent default */
     int probe_timeout_ms;
+    /* fault tolerance (docs/fault-tolerance.md) */
+    uint32_t heartbeat_ms;       /* our HEARTBEAT interval (default AF_HEARTBEAT_MS) */
+    uint32_t liveness;           /* silent intervals before a node is lost (AF_LIVENESS) */
+    uint32_t retries;            /* attempts after the first (AF_DEFAULT_RETRIES) */
+    bool retry_on_build_failure; /* retry a slice whose build step failed too */
+    af_kv_t selectors[AF_MAX_SELECTORS]; /* --node-selector key=value, borrowed from argv */
+    char *selector_keys[AF_MAX_SELECTORS]; /* owned copies of the keys */
+    size_t n_selectors;
 } af_build_opts_t;
 
 typedef struct {
@@ -82,6 +96,38 @@ typedef struct {
 /* The current (last) attempt of a slice. */
 af_attempt_t *af_slice_current(af_slice_t *slice);
 
+/* --- attempts.c: pure attempt bookkeeping (unit tested) --- */
+
+typedef struct {
+    uint32_t max_attempts;       /* 1 + --retries, at most AF_MAX_ATTEMPTS */
+    bool retry_on_build_failure; /* --retry-on-build-failure */
+} af_retry_policy_t;
+
+/* The attempt of job JOB, attempt number ATTEMPT, that NODE ran, among
+ * SLICES; NULL when there is none (a message for a job or node we never
+ * used). ATTEMPT 0 means the latest attempt on NODE. Borrowed. */
+af_attempt_t *af_slices_find(af_slice_t *slices, size_t n, size_t node, const char *job,
+                             uint32_t attempt, af_slice_t **slice_out);
+
+/* True when a RESULT for attempt A of slice S must be applied: A is the
+ * slice's current attempt and has no outcome yet. A late RESULT of an
+ * abandoned attempt (failed over, cancelled, lost) returns false. */
+bool af_attempt_takes_result(const af_slice_t *s, const af_attempt_t *a);
+
+/* True when the current attempt of S ended so that another attempt is
+ * due under POLICY: it failed for an infrastructure reason (node lost or
+ * unreachable, agent refused or crashed, disk full), or its build step
+ * failed and retry_on_build_failure is set; and the slice has attempts
+ * left. Cancelled, timed out and successful attempts are never retried. */
+bool af_slice_should_retry(const af_slice_t *s, const af_retry_policy_t *policy);
+
+/* Picks the node for the next attempt of S among CANDS[0..n) (LOST[i]:
+ * node i was lost in this build, may be NULL). Nodes not yet tried for S
+ * come first; a build-failure retry may fall back to a tried node that
+ * was not lost. Returns the node index or -1. CANDS is not changed. */
+long af_slice_next_node(const af_slice_t *s, const af_candidate_t *cands, size_t n,
+                        const bool *lost, const char *recipe_kind);
+
 /* What every BUILD of this build carries besides the slice's own fields. */
 typedef struct {
     const char *recipe_kind; /* "native" | "dockerfile" */
@@ -109,6 +155,9 @@ typedef struct {
     af_progress_t *progress;     /* borrowed */
     bool fail_fast;
     af_candidate_t *cands; /* borrowed, per farm node: failover choices (may be NULL) */
+    uint32_t heartbeat_ms; /* our interval; 0 = AF_HEARTBEAT_MS */
+    uint32_t liveness;     /* 0 = AF_LIVENESS */
+    af_retry_policy_t retry;
     /* results */
     int signal; /* SIGINT/SIGTERM that stopped the build, or 0 */
 } af_slices_run_t;
@@ -142,7 +191,9 @@ int af_publish_tags(af_registry_t *reg, const char *repo, const af_ref_t *tags, 
                     const char *body, size_t len, size_t *n_done, af_err_t *err)
     __attribute__((warn_unused_result));
 
-/* Writes the --metadata-file JSON atomically (temp file + rename). */
+/* Writes the --metadata-file JSON atomically (temp file + rename).
+ * INDEX_DIGEST NULL: nothing was published (failed, interrupted): the
+ * file then has the slices and their attempts but no containerimage.*. */
 int af_metadata_write(const char *path, const char *index_digest, const char *media_type,
                       uint64_t size, const af_build_opts_t *opts, af_slice_t *slices, size_t n,
                       af_farm_t *farm, bool pushed, af_err_t *err)

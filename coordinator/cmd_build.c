@@ -50,25 +50,41 @@ static const char s_help[] =
     "                         use plain HTTP or unverified TLS for this registry\n"
     "                         (repeatable); 127.0.0.0/8, ::1 and localhost are\n"
     "                         always insecure, as in Docker\n"
-    "  --no-fail-fast         let the other slices finish when one fails\n"
+    "  --no-fail-fast         let the other slices finish when one fails (every\n"
+    "                         outcome is reported; still nothing is published)\n"
     "  --timeout SECONDS      per-slice build timeout on the agents (default: the\n"
     "                         agent's)\n"
+    "  --retries N            further attempts of a slice on another node of its\n"
+    "                         platform after an infrastructure failure (node lost,\n"
+    "                         agent failure) (default 2, at most 8)\n"
+    "  --retry-on-build-failure\n"
+    "                         also retry a slice whose build step failed\n"
+    "  --node-selector K=V    only use nodes whose archfarm_labels have K=V ('K'\n"
+    "                         alone: any value) (repeatable: all must match)\n"
+    "  --heartbeat-interval MS\n"
+    "                         HEARTBEAT interval to the nodes (default 1000, or\n"
+    "                         $ARCHFARM_HEARTBEAT_MS)\n"
+    "  --liveness N           a node silent for N intervals is lost and its slice\n"
+    "                         fails over (default 3, or $ARCHFARM_LIVENESS)\n"
     "  --probe-timeout MS     how long to wait for the nodes' WELCOME (default 3000)\n"
     "  -h, --help             this help\n"
     "\n"
     "Environment:\n"
     "  SOURCE_DATE_EPOCH      timestamp of the context tar, layers, config and\n"
     "                         index (default 0): same inputs, same digests\n"
+    "  ARCHFARM_HEARTBEAT_MS, ARCHFARM_LIVENESS   defaults of --heartbeat-interval\n"
+    "                         and --liveness\n"
     "  DOCKER_CONFIG, REGISTRY_AUTH_FILE   registry credentials for verifying and\n"
     "                         tagging; they are never sent to agents over a\n"
     "                         plaintext (archfarm_insecure) transport\n"
     "\n"
     "Exit status:\n"
     "  0    success (the index digest is on stdout)\n"
-    "  1    a slice failed to build, or was not what its node claimed\n"
+    "  1    a slice failed (its build step, or its node and every retry), or\n"
+    "       was not what its node claimed\n"
     "  2    usage error, bad inventory, bad context\n"
     "  3    infrastructure: no usable node for a platform (nothing was started),\n"
-    "       a node was lost, the registry is unreachable\n"
+    "       the registry is unreachable\n"
     "  130  interrupted (SIGINT), 143 terminated (SIGTERM): running slices were\n"
     "       cancelled, no tag was written\n"
     "\n"
@@ -177,6 +193,49 @@ static int s_uint(const char *cmd, const char *opt, const char *v, long min, lon
     return 0;
 }
 
+static int s_add_selector(af_build_opts_t *o, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (!klen || klen > AF_MAX_NAME || (eq && strlen(eq + 1) > AF_MAX_STR))
+        return af_cli_usage_error("build",
+                                  "--node-selector '%s': expected KEY=VALUE or KEY (a label "
+                                  "of archfarm_labels)",
+                                  arg);
+    if (o->n_selectors >= AF_MAX_SELECTORS)
+        return af_cli_usage_error("build", "more than %d --node-selector options",
+                                  AF_MAX_SELECTORS);
+    char *k = strndup(arg, klen);
+    if (!k)
+        return AF_EXIT_INFRA;
+    o->selector_keys[o->n_selectors] = k;
+    o->selectors[o->n_selectors].key = k;
+    o->selectors[o->n_selectors].value = (char *)(eq ? eq + 1 : "");
+    o->n_selectors++;
+    return 0;
+}
+
+/* ARCHFARM_HEARTBEAT_MS / ARCHFARM_LIVENESS: defaults the flags override. */
+static int s_env_defaults(af_build_opts_t *o)
+{
+    long v = 0;
+    int rc;
+    const char *e = getenv("ARCHFARM_HEARTBEAT_MS");
+    if (e && *e) {
+        if ((rc = s_uint("build", "ARCHFARM_HEARTBEAT_MS", e, AF_MIN_HEARTBEAT_MS,
+                         AF_MAX_HEARTBEAT_MS, &v)))
+            return rc;
+        o->heartbeat_ms = (uint32_t)v;
+    }
+    e = getenv("ARCHFARM_LIVENESS");
+    if (e && *e) {
+        if ((rc = s_uint("build", "ARCHFARM_LIVENESS", e, 1, AF_MAX_LIVENESS, &v)))
+            return rc;
+        o->liveness = (uint32_t)v;
+    }
+    return -1;
+}
+
 /* Parses and checks everything; returns -1 to go on, else an exit status. */
 static int s_parse(af_build_opts_t *o, int argc, char **argv)
 {
@@ -191,6 +250,11 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         O_NO_FAIL_FAST,
         O_TIMEOUT,
         O_PROBE_TIMEOUT,
+        O_RETRIES,
+        O_RETRY_BUILD,
+        O_SELECTOR,
+        O_HEARTBEAT,
+        O_LIVENESS,
     };
     static const struct option longopts[] = {
         {"platform", required_argument, NULL, O_PLATFORM},
@@ -205,12 +269,19 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {"no-fail-fast", no_argument, NULL, O_NO_FAIL_FAST},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
+        {"retries", required_argument, NULL, O_RETRIES},
+        {"retry-on-build-failure", no_argument, NULL, O_RETRY_BUILD},
+        {"node-selector", required_argument, NULL, O_SELECTOR},
+        {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
+        {"liveness", required_argument, NULL, O_LIVENESS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
     long v = 0;
     af_err_t err = {0};
+    if ((rc = s_env_defaults(o)) >= 0)
+        return rc;
     optind = 0;
     argv[0] = "archfarm build";
     while ((c = getopt_long(argc, argv, "t:f:h", longopts, NULL)) != -1) {
@@ -268,6 +339,29 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
                 return rc;
             o->probe_timeout_ms = (int)v;
             break;
+        case O_RETRIES:
+            if ((rc = s_uint("build", "--retries", optarg, 0, AF_MAX_RETRIES, &v)))
+                return rc;
+            o->retries = (uint32_t)v;
+            break;
+        case O_RETRY_BUILD:
+            o->retry_on_build_failure = true;
+            break;
+        case O_SELECTOR:
+            if ((rc = s_add_selector(o, optarg)))
+                return rc;
+            break;
+        case O_HEARTBEAT:
+            if ((rc = s_uint("build", "--heartbeat-interval", optarg, AF_MIN_HEARTBEAT_MS,
+                             AF_MAX_HEARTBEAT_MS, &v)))
+                return rc;
+            o->heartbeat_ms = (uint32_t)v;
+            break;
+        case O_LIVENESS:
+            if ((rc = s_uint("build", "--liveness", optarg, 1, AF_MAX_LIVENESS, &v)))
+                return rc;
+            o->liveness = (uint32_t)v;
+            break;
         case 'h':
             fputs(s_help, stdout);
             return AF_EXIT_OK;
@@ -316,11 +410,16 @@ int af_cmd_build(const af_cli_t *cli, int argc, char **argv)
     }
     o->fail_fast = true;
     o->probe_timeout_ms = AF_PROBE_TIMEOUT_MS;
+    o->heartbeat_ms = AF_HEARTBEAT_MS;
+    o->liveness = AF_LIVENESS;
+    o->retries = AF_DEFAULT_RETRIES;
     int rc = s_parse(o, argc, argv);
     if (rc < 0)
         rc = af_build_run(cli, o);
     for (size_t i = 0; i < o->n_build_args; i++)
         free(o->build_arg_keys[i]);
+    for (size_t i = 0; i < o->n_selectors; i++)
+        free(o->selector_keys[i]);
     free(o);
     return rc;
 }

@@ -22,6 +22,7 @@ struct af_farm {
     const af_inventory_t *inv;
     af_farm_node_t *nodes;
     size_t n;
+    uint32_t zmtp_ivl_ms, zmtp_liveness; /* transport heartbeats, 0 = off */
 };
 
 af_farm_t *af_farm_new(const af_inventory_t *inv)
@@ -38,7 +39,15 @@ af_farm_t *af_farm_new(const af_inventory_t *inv)
     }
     for (size_t i = 0; i < self->n; i++)
         self->nodes[i].conf = af_inventory_node(inv, i);
+    self->zmtp_ivl_ms = AF_HEARTBEAT_MS;
+    self->zmtp_liveness = AF_LIVENESS;
     return self;
+}
+
+void af_farm_set_heartbeat(af_farm_t *self, uint32_t ivl_ms, uint32_t liveness)
+{
+    self->zmtp_ivl_ms = ivl_ms;
+    self->zmtp_liveness = liveness ? liveness : AF_LIVENESS;
 }
 
 static void s_free_list(char ***list, size_t *n)
@@ -186,6 +195,16 @@ static int s_connect(af_farm_t *self, size_t i, zsock_t **mon_p)
     zsock_set_reconnect_ivl_max(n->sock, AF_FARM_RECONNECT_MAX_MS);
     zsock_set_sndtimeo(n->sock, AF_FARM_SNDTIMEO_MS);
     zsock_set_rcvtimeo(n->sock, AF_FARM_SNDTIMEO_MS);
+    if (self->zmtp_ivl_ms) {
+        /* ZMTP PING/PONG: drops a half-open connection; the TTL (in units
+         * of 100 ms on the wire) asks the agent's side to do the same */
+        long long tmo = (long long)self->zmtp_ivl_ms * self->zmtp_liveness;
+        if (tmo > 6553500)
+            tmo = 6553500;
+        zsock_set_heartbeat_ivl(n->sock, (int)self->zmtp_ivl_ms);
+        zsock_set_heartbeat_timeout(n->sock, (int)tmo);
+        zsock_set_heartbeat_ttl(n->sock, (int)tmo);
+    }
     if (s_apply_curve(n)) {
         zsock_destroy(&n->sock);
         return -1;

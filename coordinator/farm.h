@@ -64,6 +64,13 @@ af_farm_node_t *af_farm_node(af_farm_t *self, size_t i);
 /* Index of the node named NAME, or -1. */
 long af_farm_find(const af_farm_t *self, const char *name);
 
+/* Transport (ZMTP) heartbeats on every DEALER opened from now on: a PING
+ * every IVL_MS, the connection dropped (and re-dialled) after LIVENESS
+ * silent intervals, and the same timeout asked of the agent's side (TTL).
+ * A complement to the application HEARTBEATs, which decide liveness:
+ * they catch a half-open TCP connection early. IVL_MS 0 disables them. */
+void af_farm_set_heartbeat(af_farm_t *self, uint32_t ivl_ms, uint32_t liveness);
+
 /* Connects to and probes the nodes with SELECT[i] true (SELECT NULL: all)
  * in parallel, waiting at most TIMEOUT_MS in total. Sets each node's
  * status. Returns the number of ready nodes, or a negative code when

@@ -22,7 +22,10 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
         json_object_set_new(o, "platform", json_string(s->platform_str));
         json_object_set_new(o, "node", json_string(af_farm_node(farm, cur->node)->conf->name));
         json_object_set_new(o, "digest", json_string(cur->digest));
-        json_object_set_new(o, "seconds", json_real((cur->ended_ms - cur->started_ms) / 1000.0));
+        json_object_set_new(o, "seconds", json_real(cur->ended_ms > cur->started_ms
+                                                        ? (cur->ended_ms - cur->started_ms) / 1000.0
+                                                        : 0));
+        json_object_set_new(o, "result", json_string(cur->ok ? "ok" : cur->failure));
         json_t *atts = json_array();
         for (size_t k = 0; k < s->n_attempts; k++) {
             af_attempt_t *a = &s->attempts[k];
@@ -30,6 +33,12 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
             json_object_set_new(ao, "node", json_string(af_farm_node(farm, a->node)->conf->name));
             json_object_set_new(ao, "attempt", json_integer(a->attempt));
             json_object_set_new(ao, "result", json_string(a->ok ? "ok" : a->failure));
+            json_object_set_new(ao, "seconds",
+                                json_real(a->ended_ms > a->started_ms
+                                              ? (a->ended_ms - a->started_ms) / 1000.0
+                                              : 0));
+            if (a->digest[0])
+                json_object_set_new(ao, "digest", json_string(a->digest));
             if (!a->ok && a->message[0])
                 json_object_set_new(ao, "message", json_string(a->message));
             json_array_append_new(atts, ao);
@@ -45,12 +54,14 @@ int af_metadata_write(const char *path, const char *index_digest, const char *me
                       af_farm_t *farm, bool pushed, af_err_t *err)
 {
     json_t *root = json_object();
-    json_t *desc = json_object();
-    json_object_set_new(desc, "mediaType", json_string(media_type));
-    json_object_set_new(desc, "digest", json_string(index_digest));
-    json_object_set_new(desc, "size", json_integer((json_int_t)size));
-    json_object_set_new(root, "containerimage.digest", json_string(index_digest));
-    json_object_set_new(root, "containerimage.descriptor", desc);
+    if (index_digest) {
+        json_t *desc = json_object();
+        json_object_set_new(desc, "mediaType", json_string(media_type));
+        json_object_set_new(desc, "digest", json_string(index_digest));
+        json_object_set_new(desc, "size", json_integer((json_int_t)size));
+        json_object_set_new(root, "containerimage.digest", json_string(index_digest));
+        json_object_set_new(root, "containerimage.descriptor", desc);
+    }
     char names[AF_MAX_LIST * (AF_MAX_REF + 140)];
     size_t off = 0;
     names[0] = '\0';

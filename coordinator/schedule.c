@@ -20,6 +20,23 @@ bool af_schedule_executor_ok(const char *recipe_kind, char *const *executors, si
     return false;
 }
 
+bool af_schedule_labels_match(const af_label_t *labels, size_t n_labels, const af_kv_t *sel,
+                              size_t n_sel, const af_kv_t **miss)
+{
+    for (size_t k = 0; k < n_sel; k++) {
+        bool found = false;
+        for (size_t i = 0; i < n_labels && !found; i++)
+            found = labels[i].key && !strcmp(labels[i].key, sel[k].key) &&
+                    (!sel[k].value[0] || (labels[i].value && !strcmp(labels[i].value, sel[k].value)));
+        if (!found) {
+            if (miss)
+                *miss = &sel[k];
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool s_inventory_serves(const af_candidate_t *c, const af_platform_t *p)
 {
     for (size_t i = 0; i < c->n_platforms; i++)

@@ -6,7 +6,8 @@
  * executor for the recipe kind (native: every agent; dockerfile: an engine
  * such as buildah), least loaded first: (running + queued + slices given
  * in this build) / max_jobs, then archfarm_priority (lower first), then
- * name. When a platform has no such node, nothing is chosen and the error
+ * name. Nodes that do not match --node-selector are not ready
+ * (af_schedule_labels_match). When a platform has no such node, nothing is chosen and the error
  * says why each node serving it was not usable. */
 #ifndef AF_SCHEDULE_H
 #define AF_SCHEDULE_H
@@ -15,6 +16,8 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "inventory.h"
+#include "kv.h"
 #include "platform.h"
 
 typedef struct {
@@ -31,6 +34,12 @@ typedef struct {
     int priority;
     unsigned assigned; /* scratch: slices given by af_schedule_pick */
 } af_candidate_t;
+
+/* True when LABELS (archfarm_labels) hold every KEY=VALUE of SEL (an
+ * empty VALUE matches a label KEY with any value). On false, *MISS (may
+ * be NULL) is the first selector that did not match. */
+bool af_schedule_labels_match(const af_label_t *labels, size_t n_labels, const af_kv_t *sel,
+                              size_t n_sel, const af_kv_t **miss);
 
 /* True when an agent with these EXECUTORS can run RECIPE_KIND. */
 bool af_schedule_executor_ok(const char *recipe_kind, char *const *executors, size_t n);

@@ -5,12 +5,15 @@
  * sent in AF_CHUNK_SIZE chunks read with pread from the packed context
  * file, never more than the agent granted, so memory stays flat), STATUS,
  * LOG, RESULT, ERROR and HEARTBEAT. A ticker sends our HEARTBEATs, checks
- * each node's liveness (Paranoid Pirate: silent for AF_LIVENESS
- * intervals = lost), the signal flag and the cancel deadline. A lost node
- * fails its slices with failure "infra"; failover will append an attempt
- * on another node here. With fail-fast, the first failed slice cancels the
- * others. SIGINT/SIGTERM cancel everything and wait at most
- * AF_CANCEL_WAIT_MS for the agents' RESULTs. */
+ * each node's liveness (Paranoid Pirate: silent for --liveness intervals
+ * of the slower of its and our --heartbeat-interval = lost), the signal
+ * flag and the cancel deadline. A lost node fails its slices with failure
+ * "infra"; a slice whose attempt failed for an infrastructure reason (or
+ * its build, with --retry-on-build-failure) gets another attempt on
+ * another node, up to 1 + --retries (attempts.c decides). With fail-fast,
+ * the first slice that failed for good cancels the others.
+ * SIGINT/SIGTERM cancel everything and wait at most AF_CANCEL_WAIT_MS for
+ * the agents' RESULTs. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -45,11 +48,22 @@ struct s_loop {
     long long next_hb_ms;
     bool cancelling;
     long long cancel_deadline_ms;
+    long long hb_ms;   /* our heartbeat interval */
+    unsigned liveness; /* silent intervals before a node is lost */
 };
 
-af_attempt_t *af_slice_current(af_slice_t *slice)
+/* We send at our interval, or faster when a node we use expects our
+ * heartbeats more often (its WELCOME heartbeat_ms): it must never count
+ * us dead while we are alive. */
+static long long s_send_ivl(s_loop_t *st)
 {
-    return slice->n_attempts ? &slice->attempts[slice->n_attempts - 1] : NULL;
+    long long ivl = st->hb_ms;
+    for (size_t i = 0; i < af_farm_size(st->run->farm); i++) {
+        af_farm_node_t *fn = af_farm_node(st->run->farm, i);
+        if (st->used[i] && !st->lost[i] && fn->heartbeat_ms && fn->heartbeat_ms < ivl)
+            ivl = fn->heartbeat_ms;
+    }
+    return ivl;
 }
 
 static const char *s_node_name(s_loop_t *st, size_t node)
@@ -96,7 +110,7 @@ static void s_attempt_ended(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     s_report_result(st, s, a);
     if (a->ok || !strcmp(a->failure, "cancelled"))
         return;
-    if (!strcmp(a->failure, "infra") && s_failover(st, s))
+    if (af_slice_should_retry(s, &st->run->retry) && s_failover(st, s))
         return;
     if (st->run->fail_fast)
         s_cancel_all(st, "another slice failed");
@@ -135,7 +149,7 @@ static void s_send_cancel(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     if (!m)
         return;
     snprintf(m->job, sizeof m->job, "%s", s->job);
-    m->attempt = 0; /* every attempt of this job on that node */
+    m->attempt = a->attempt; /* only this attempt: a retry may run on the same node */
     af_err_t err = {0};
     if (af_farm_send(st->run->farm, a->node, m, &err))
         af_warn("%s", af_err_msg(&err, AF_ERR_NET));
@@ -164,20 +178,9 @@ static void s_cancel_all(s_loop_t *st, const char *why)
 /* Finds the slice and attempt a message from NODE is about. */
 static af_slice_t *s_find(s_loop_t *st, size_t node, const af_msg_t *m, af_attempt_t **a_p)
 {
-    for (size_t i = 0; i < st->run->n_slices; i++) {
-        af_slice_t *s = &st->run->slices[i];
-        if (strcmp(s->job, m->job))
-            continue;
-        for (size_t k = 0; k < s->n_attempts; k++) {
-            af_attempt_t *a = &s->attempts[k];
-            if (a->node == node && (a->attempt == m->attempt || m->attempt == 0)) {
-                *a_p = a;
-                return s;
-            }
-        }
-    }
-    *a_p = NULL;
-    return NULL;
+    af_slice_t *s = NULL;
+    *a_p = af_slices_find(st->run->slices, st->run->n_slices, node, m->job, m->attempt, &s);
+    return s;
 }
 
 static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
@@ -316,8 +319,13 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         af_progress_log(pg, s->platform_str, fn->conf->name, m->stream, m->line);
         break;
     case AF_CMD_RESULT:
-        if (a->done)
-            return; /* already failed locally (lost, cancelled) */
+        if (!af_attempt_takes_result(s, a)) {
+            /* a late RESULT of an abandoned attempt (lost, failed over,
+             * cancelled): its outcome was settled here already */
+            af_debug_job(s->job, fn->conf->name, "ignoring stale RESULT of attempt %u",
+                         m->attempt);
+            return;
+        }
         a->done = true;
         a->ok = m->ok;
         a->ended_ms = af_cli_now_ms();
@@ -385,16 +393,19 @@ static void s_heartbeat(s_loop_t *st, long long now)
             continue;
         af_farm_node_t *fn = af_farm_node(farm, i);
         long long silent = now - fn->last_seen_ms;
-        long long limit =
-            (long long)AF_LIVENESS * (fn->heartbeat_ms ? fn->heartbeat_ms : AF_HEARTBEAT_MS);
+        /* the node heartbeats at its own interval: count the slower one */
+        long long ivl = st->hb_ms;
+        if (fn->heartbeat_ms > ivl)
+            ivl = fn->heartbeat_ms;
+        long long limit = (long long)st->liveness * ivl;
         if (silent > limit) {
             st->lost[i] = true; /* the node is gone for this build */
             for (size_t k = 0; k < st->run->n_slices; k++) {
                 af_slice_t *s = &st->run->slices[k];
                 af_attempt_t *a = af_slice_current(s);
                 if (a && a->node == i && !a->done)
-                    s_fail(st, s, a, "infra", "node %s lost (no heartbeat for %lld s)",
-                           fn->conf->name, (limit + 999) / 1000);
+                    s_fail(st, s, a, "infra", "node %s lost (silent for %lld ms, limit %lld ms)",
+                           fn->conf->name, silent, limit);
             }
             continue;
         }
@@ -420,7 +431,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     }
     if (now >= st->next_hb_ms) {
         s_heartbeat(st, now);
-        st->next_hb_ms = now + AF_HEARTBEAT_MS;
+        st->next_hb_ms = now + s_send_ivl(st);
     }
     /* --timeout is enforced by the agents; this only guards against an
      * agent that keeps heartbeating but never answers */
@@ -526,37 +537,29 @@ static int s_watch(s_loop_t *st, size_t i)
     return 0;
 }
 
-static bool s_tried(const af_slice_t *s, size_t node)
-{
-    for (size_t k = 0; k < s->n_attempts; k++)
-        if (s->attempts[k].node == node)
-            return true;
-    return false;
-}
-
 /* Retries slice S on another ready node of its platform. False when there
- * is none (or we are cancelling, or out of attempts). */
+ * is none (or we are cancelling). */
 static bool s_failover(s_loop_t *st, af_slice_t *s)
 {
     af_slices_run_t *run = st->run;
     if (!run->cands || st->cancelling || run->signal || s->n_attempts >= AF_MAX_ATTEMPTS)
         return false;
-    size_t n = af_farm_size(run->farm);
-    af_candidate_t *copy = calloc(n ? n : 1, sizeof *copy);
-    if (!copy)
-        return false;
-    memcpy(copy, run->cands, n * sizeof *copy);
-    for (size_t i = 0; i < n; i++)
-        if (st->lost[i] || s_tried(s, i))
-            copy[i].ready = false;
-    size_t pick = 0;
-    af_err_t err = {0};
-    int rc = af_schedule_pick(copy, n, &s->platform, 1, run->spec->recipe_kind, &pick, &err);
-    free(copy);
-    if (rc) {
-        af_debug("no failover for %s: %s", s->platform_str, af_err_msg(&err, rc));
+    /* least loaded by what the nodes told us since the probe */
+    for (size_t i = 0; i < af_farm_size(run->farm); i++) {
+        af_farm_node_t *fn = af_farm_node(run->farm, i);
+        if (st->used[i]) {
+            run->cands[i].running = fn->running;
+            run->cands[i].queued = fn->queued;
+            run->cands[i].assigned = 0; /* counted in running/queued now */
+        }
+    }
+    long found = af_slice_next_node(s, run->cands, af_farm_size(run->farm), st->lost,
+                                    run->spec->recipe_kind);
+    if (found < 0) {
+        af_debug("no other node for %s", s->platform_str);
         return false;
     }
+    size_t pick = (size_t)found;
     if (s_watch(st, pick))
         return false;
     run->cands[pick].assigned++;
@@ -578,6 +581,8 @@ int af_slices_run(af_slices_run_t *run)
 {
     s_loop_t st = {0};
     st.run = run;
+    st.hb_ms = run->heartbeat_ms ? run->heartbeat_ms : AF_HEARTBEAT_MS;
+    st.liveness = run->liveness ? run->liveness : AF_LIVENESS;
     size_t n_nodes = af_farm_size(run->farm);
     int rc = AF_ERR_NOMEM;
     st.used = calloc(n_nodes ? n_nodes : 1, sizeof *st.used);
@@ -595,7 +600,7 @@ int af_slices_run(af_slices_run_t *run)
     }
     if (zloop_timer(st.loop, AF_TICK_MS, 0, s_on_tick, &st) < 0)
         goto out;
-    st.next_hb_ms = now + AF_HEARTBEAT_MS;
+    st.next_hb_ms = now + s_send_ivl(&st);
 
     for (size_t i = 0; i < run->n_slices; i++) {
         af_slice_t *s = &run->slices[i];

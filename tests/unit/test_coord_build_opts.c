@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "../../coordinator/attempts.c"
 #include "../../coordinator/build.c"
 #include "../../coordinator/cli.c"
 #include "../../coordinator/cmd_build.c"

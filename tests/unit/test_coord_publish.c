@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "../../coordinator/attempts.c"
 #include "../../coordinator/cli.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"

@@ -273,7 +273,8 @@ static bool s_monitor_event(af_farm_node_t *n, zsock_t *mon, bool *refused)
             settled = true;
         } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-            s_set_status(n, AF_NODE_ERROR,
+            /* refused all the same, e.g. plaintext against a CURVE agent */
+            s_set_status(n, AF_NODE_UNAUTHORIZED,
                          "handshake with %s failed (%s0x%x): do the inventory's "
                          "archfarm_insecure/archfarm_server_key match the agent's "
                          "--insecure/--cert?",

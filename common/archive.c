@@ -69,6 +69,45 @@ static const char *s_printable(const char *s, char *out, size_t cap)
     return out;
 }
 
+/* The next name in the '/'-separated path at *REST, skipping empty and "."
+ * components: returns where it starts, sets *LEN (the name is not
+ * NUL-terminated) and moves *REST past it. NULL at the end of the path.
+ * Cannot fail. */
+static const char *s_next_name(const char **rest, size_t *len)
+{
+    const char *p = *rest;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p) {
+            *rest = p;
+            return NULL;
+        }
+        const char *e = strchr(p, '/');
+        *len = e ? (size_t)(e - p) : strlen(p);
+        *rest = p + *len;
+        if (!(*len == 1 && p[0] == '.'))
+            return p;
+        p = *rest;
+    }
+}
+
+static bool s_is_dotdot(const char *name, size_t len)
+{
+    return len == 2 && name[0] == '.' && name[1] == '.';
+}
+
+/* Appends NAME (LEN bytes) to the normalised path OUT of length O, with a
+ * '/' unless OUT is empty; returns the new length. The caller has checked
+ * that it fits. */
+static size_t s_put_name(char *out, size_t o, const char *name, size_t len)
+{
+    if (o)
+        out[o++] = '/';
+    memcpy(out + o, name, len);
+    return o + len;
+}
+
 static int s_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -686,26 +725,13 @@ static char *s_join(const char *a, const char *b)
  * components; ".." is refused. "" means the image root. */
 static int s_norm_dest(const char *in, char *out, size_t cap)
 {
-    size_t o = 0;
-    const char *p = in;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 2 && p[0] == '.' && p[1] == '.')
+    size_t o = 0, len;
+    for (const char *p; (p = s_next_name(&in, &len));) {
+        if (s_is_dotdot(p, len))
             return -1;
-        if (!(len == 1 && p[0] == '.')) {
-            if (o + len + 2 > cap)
-                return -2;
-            if (o)
-                out[o++] = '/';
-            memcpy(out + o, p, len);
-            o += len;
-        }
-        p += len;
+        if (o + len + 2 > cap)
+            return -2;
+        o = s_put_name(out, o, p, len);
     }
     out[o] = '\0';
     return 0;
@@ -1041,27 +1067,14 @@ static int s_check_path(s_x_t *x, const char *in, char *out, const char *what)
         return s_xerr(x, AF_ERR_UNSAFE, "absolute %s", what);
     if (strlen(in) >= AF_CONTEXT_MAX_PATH)
         return s_xerr(x, AF_ERR_TOOBIG, "%s longer than %d bytes", what, AF_CONTEXT_MAX_PATH - 1);
-    size_t o = 0;
-    const char *p = in;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 2 && p[0] == '.' && p[1] == '.')
+    size_t o = 0, len;
+    for (const char *p; (p = s_next_name(&in, &len));) {
+        if (s_is_dotdot(p, len))
             return s_xerr(x, AF_ERR_UNSAFE, "%s escapes the context", what);
         if (len > NAME_MAX)
             return s_xerr(x, AF_ERR_TOOBIG, "%s has a component longer than %d bytes", what,
                           NAME_MAX);
-        if (!(len == 1 && p[0] == '.')) {
-            if (o)
-                out[o++] = '/';
-            memcpy(out + o, p, len);
-            o += len;
-        }
-        p += len;
+        o = s_put_name(out, o, p, len);
     }
     out[o] = '\0';
     return 0;
@@ -1153,24 +1166,16 @@ static int s_check_link(s_x_t *x, const char *path, const char *target)
     for (const char *s = path; (s = strchr(s, '/')); s++)
         depth++;
     bool named = false;
-    const char *p = target;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 2 && p[0] == '.' && p[1] == '.') {
-            if (named)
-                return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" has \"..\" after a name",
-                              pt);
-            if (--depth < 0)
-                return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" escapes the context", pt);
-        } else if (!(len == 1 && p[0] == '.')) {
+    size_t len;
+    for (const char *p, *rest = target; (p = s_next_name(&rest, &len));) {
+        if (!s_is_dotdot(p, len)) {
             named = true;
+            continue;
         }
-        p += len;
+        if (named)
+            return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" has \"..\" after a name", pt);
+        if (--depth < 0)
+            return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" escapes the context", pt);
     }
     return 0;
 }

@@ -13,7 +13,7 @@ AF_APT_PACKAGES=(
     libyaml-dev libjansson-dev libarchive-dev zlib1g-dev libcmocka-dev clang
     # real services and clients the tests check against
     docker-registry skopeo buildah apache2-utils openssl curl jq
-    python3 python3-jsonschema python3-yaml
+    python3 python3-jsonschema python3-yaml python3-zmq python3-msgpack
     # foreign architectures: cross compilers and qemu-user to run the results
     qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross golang-go

@@ -4,32 +4,35 @@
 #
 #   sudo tests/run-all.sh            # deps, -Werror build, unit + integration tests
 #   sudo tests/run-all.sh --sanitize # also the whole suite under ASan+UBSan
+#   sudo tests/run-all.sh --fuzz     # also tests/fuzz/run.sh (each fuzz target ~1 min)
 #
-# CI=true (set by CI, see .ci/run) implies --sanitize. It installs missing
+# CI=true (set by CI, see .ci/run) implies --sanitize and --fuzz. It installs missing
 # apt packages (tests/lib/deps.sh), builds build/ with -DAF_WERROR=ON, runs
 # `ctest --output-on-failure` (unit and integration), then, when sanitizing,
 # builds build-asan/ with -DAF_SANITIZE=ON and runs every test again with
 # leak detection on. Ends with one "N passed, N failed" line; exits non-zero
 # on any failure.
 #
-# Options: --sanitize, --no-sanitize, --no-deps (or AF_SKIP_DEPS=1),
+# Options: --sanitize, --no-sanitize, --fuzz, --no-deps (or AF_SKIP_DEPS=1),
 #          -R REGEX (only tests matching, passed to ctest), -j N (build jobs, default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 sanitize=0
-[[ ${CI:-} == true ]] && sanitize=1
+fuzz=0
+[[ ${CI:-} == true ]] && sanitize=1 && fuzz=1
 jobs=2
 ctest_filter=()
 while (($#)); do
     case $1 in
     --sanitize) sanitize=1 ;;
     --no-sanitize) sanitize=0 ;;
+    --fuzz) fuzz=1 ;;
     --no-deps) export AF_SKIP_DEPS=1 ;;
     -R) ctest_filter=(-R "$2"); shift ;;
     -j) jobs=$2; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -100,6 +103,16 @@ if ((sanitize)); then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
             s_ctest asan "$ROOT/build-asan"
+    fi
+fi
+
+if ((fuzz)); then
+    section "fuzz (tests/fuzz/run.sh: every target ~50 s under ASan+UBSan)"
+    if tests/fuzz/run.sh -j "$jobs"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("fuzz: tests/fuzz/run.sh (crash input kept in build-fuzz/artifacts/)")
     fi
 fi
 

@@ -32,7 +32,7 @@ while (($#)); do
     --no-deps) export AF_SKIP_DEPS=1 ;;
     -R) ctest_filter=(-R "$2"); shift ;;
     -j) jobs=$2; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -335,6 +335,27 @@ static struct archive *s_tar_writer(s_sink_t *k, af_err_t *err)
     return a;
 }
 
+/* Ends the tar stream of A and flushes sink K into its file. 0 or an
+ * error naming the file. */
+static int s_tar_close(struct archive *a, s_sink_t *k, af_err_t *err)
+{
+    if (archive_write_close(a) != ARCHIVE_OK)
+        return af_err_set(err, AF_ERR_IO, "%s: %s", k->path, archive_error_string(a));
+    return s_sink_finish(k, err);
+}
+
+/* The cleanup of a tar write: frees A (may be NULL), closes K when
+ * SINK_OPEN, and with REMOVE unlinks the half-written file. Cannot fail. */
+static void s_tar_release(struct archive *a, s_sink_t *k, bool sink_open, bool remove)
+{
+    if (a)
+        archive_write_free(a);
+    if (sink_open)
+        s_sink_close(k);
+    if (remove)
+        unlink(k->path);
+}
+
 /* Writes one entry header. TYPE is AE_IFREG/AE_IFDIR/AE_IFLNK. */
 static int s_put_header(struct archive *a, const char *name, unsigned type, mode_t perm,
                         uint64_t size, const char *link, int64_t mtime, af_err_t *err)
@@ -609,11 +630,7 @@ int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime
     c->a = a;
     if ((rc = s_pack_dir(c, dfd, 0, NULL)) != 0)
         goto out;
-    if (archive_write_close(a) != ARCHIVE_OK) {
-        rc = af_err_set(err, AF_ERR_IO, "%s: %s", out_path, archive_error_string(a));
-        goto out;
-    }
-    if ((rc = s_sink_finish(&k, err)) != 0)
+    if ((rc = s_tar_close(a, &k, err)) != 0)
         goto out;
     result->size = af_digest_size(k.tar_digest);
     result->files = c->files;
@@ -622,12 +639,7 @@ int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime
         goto out;
     }
 out:
-    if (a)
-        archive_write_free(a);
-    if (sink_open)
-        s_sink_close(&k);
-    if (rc && created)
-        unlink(out_path);
+    s_tar_release(a, &k, sink_open, rc && created);
     if (dfd >= 0)
         close(dfd);
     if (c) {
@@ -1010,11 +1022,7 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
         if (rc)
             goto out;
     }
-    if (archive_write_close(a) != ARCHIVE_OK) {
-        rc = af_err_set(err, AF_ERR_IO, "%s: %s", out_path, archive_error_string(a));
-        goto out;
-    }
-    if ((rc = s_sink_finish(&k, err)) != 0)
+    if ((rc = s_tar_close(a, &k, err)) != 0)
         goto out;
     result->size = k.gz_size;
     if (af_digest_final(k.tar_digest, result->diff_id) != 0 ||
@@ -1023,12 +1031,7 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
         goto out;
     }
 out:
-    if (a)
-        archive_write_free(a);
-    if (sink_open)
-        s_sink_close(&k);
-    if (rc && created)
-        unlink(out_path);
+    s_tar_release(a, &k, sink_open, rc && created);
     free(buf);
     s_items_free(&l);
     free(root_real);

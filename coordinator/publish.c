@@ -44,6 +44,12 @@ static int s_verify_one(af_registry_t *reg, const char *repo, af_slice_t *s, con
         af_err_prefix(err, rc, "verifying %s (node %s) in %s", s->platform_str, node, repo);
         goto out;
     }
+    if (strcmp(dg, a->digest)) {
+        s_mark(a, "registry serves %s for the manifest %s reported by node %s", dg, a->digest,
+               node);
+        rc = af_err_set(err, AF_ERR_DIGEST, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
     doc = af_oci_doc_parse(body, len, mt, err);
     if (!doc) {
         s_mark(a, "manifest %s from node %s is malformed: %s", a->digest, node,
@@ -53,6 +59,12 @@ static int s_verify_one(af_registry_t *reg, const char *repo, af_slice_t *s, con
     }
     if (doc->is_index) {
         s_mark(a, "node %s pushed an image index (%s), not a single-platform manifest", node,
+               doc->media_type);
+        rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
+        goto out;
+    }
+    if (a->media_type[0] && strcmp(a->media_type, doc->media_type)) {
+        s_mark(a, "node %s reported media type %s, the registry serves %s", node, a->media_type,
                doc->media_type);
         rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
         goto out;

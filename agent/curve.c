@@ -340,9 +340,6 @@ static int s_load_server_cert(af_curve_t *self, const char *path, af_err_t *err)
                           path, strerror(errno));
     if (!S_ISREG(st.st_mode) || st.st_size > AF_CURVE_MAX_CERT_BYTES)
         return af_err_set(err, AF_ERR_INVAL, "--cert %s: not a certificate file", holder);
-    if (st.st_mode & 077)
-        af_warn("--cert %s holds a secret key and is readable by others (mode %04o): chmod 600 it",
-                holder, (unsigned)(st.st_mode & 07777));
     zcert_t *cert = zcert_load(path);
     if (!cert)
         return af_err_set(err, AF_ERR_INVAL, "--cert %s: not a czmq certificate", holder);
@@ -354,6 +351,9 @@ static int s_load_server_cert(af_curve_t *self, const char *path, af_err_t *err)
                           "'archfarm keygen' wrote, or NAME.key with it beside)",
                           holder);
     }
+    if (st.st_mode & 077)
+        af_warn("--cert %s holds a secret key and is readable by others (mode %04o): chmod 600 it",
+                holder, (unsigned)(st.st_mode & 07777));
     zcert_apply(cert, self->router);
     snprintf(self->public_key, sizeof self->public_key, "%s", zcert_public_txt(cert));
     zcert_destroy(&cert);

@@ -749,6 +749,65 @@ static int s_norm_dest(const char *in, char *out, size_t cap)
     return 0;
 }
 
+static int s_layer_walk(s_layer_t *l, int dfd, const char *src, const char *dest, size_t seq);
+
+#define S_SKIPPED 1 /* s_layer_entry: an entry of a kind layers leave out */
+
+/* Adds NAME, an entry of the directory DFD, as host path *CSRC_P and
+ * image path *CDEST_P (NULL when their allocation failed) and, for a
+ * directory, everything below it. What it takes over it nulls; the caller
+ * frees the rest. Returns 0, S_SKIPPED when NAME is not a regular file,
+ * directory or symlink (nothing added), or an error. */
+static int s_layer_entry(s_layer_t *l, int dfd, const char *name, char **csrc_p, char **cdest_p,
+                         size_t seq)
+{
+    char *csrc = *csrc_p, *cdest = *cdest_p;
+    char pn[256];
+    struct stat st;
+    int rc = 0;
+    if (!csrc || !cdest)
+        return af_err_set(l->err, AF_ERR_NOMEM, "layer: out of memory");
+    if (strlen(csrc) >= PATH_MAX || strlen(cdest) >= PATH_MAX)
+        return af_err_set(l->err, AF_ERR_TOOBIG, "layer: \"%s\": path too long",
+                          s_printable(csrc, pn, sizeof pn));
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": %s", s_printable(csrc, pn, sizeof pn),
+                          strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd < 0) {
+            return af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": %s",
+                              s_printable(csrc, pn, sizeof pn), strerror(errno));
+        }
+        char *dcopy = strdup(cdest), *scopy = strdup(csrc);
+        rc = s_item_add(l, cdest, csrc, NULL, &st, st.st_mode, seq);
+        *cdest_p = *csrc_p = NULL;
+        if (rc == 0 && (!dcopy || !scopy))
+            rc = af_err_set(l->err, AF_ERR_NOMEM, "layer: out of memory");
+        if (rc == 0)
+            rc = s_layer_walk(l, cfd, scopy, dcopy, seq);
+        free(dcopy);
+        free(scopy);
+        close(cfd);
+    } else if (S_ISREG(st.st_mode)) {
+        rc = s_item_add(l, cdest, csrc, NULL, &st, st.st_mode, seq);
+        *cdest_p = *csrc_p = NULL;
+    } else if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t tl = readlinkat(dfd, name, target, sizeof target - 1);
+        if (tl < 0) {
+            return af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": readlink: %s",
+                              s_printable(csrc, pn, sizeof pn), strerror(errno));
+        }
+        target[tl] = '\0';
+        rc = s_item_add(l, cdest, NULL, strdup(target), &st, S_IFLNK | 0777, seq);
+        *cdest_p = NULL;
+    } else {
+        rc = S_SKIPPED;
+    }
+    return rc;
+}
+
 static int s_layer_walk(s_layer_t *l, int dfd, const char *src, const char *dest, size_t seq)
 {
     char pn[256];
@@ -761,68 +820,16 @@ static int s_layer_walk(s_layer_t *l, int dfd, const char *src, const char *dest
                           strerror(-rc));
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        struct stat st;
         char *csrc = s_join(src, names[i]);
         char *cdest = s_join(dest, names[i]);
-        if (!csrc || !cdest) {
-            free(csrc);
-            free(cdest);
-            rc = af_err_set(l->err, AF_ERR_NOMEM, "layer: out of memory");
-            break;
-        }
-        if (strlen(csrc) >= PATH_MAX || strlen(cdest) >= PATH_MAX) {
-            rc = af_err_set(l->err, AF_ERR_TOOBIG, "layer: \"%s\": path too long",
-                            s_printable(csrc, pn, sizeof pn));
-            free(csrc);
-            free(cdest);
-            break;
-        }
-        if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            rc = af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": %s",
-                            s_printable(csrc, pn, sizeof pn), strerror(errno));
-            free(csrc);
-            free(cdest);
-            break;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            int cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (cfd < 0) {
-                rc = af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": %s",
-                                s_printable(csrc, pn, sizeof pn), strerror(errno));
-                free(csrc);
-                free(cdest);
-                break;
-            }
-            char *dcopy = strdup(cdest), *scopy = strdup(csrc);
-            rc = s_item_add(l, cdest, csrc, NULL, &st, st.st_mode, seq);
-            if (rc == 0 && (!dcopy || !scopy))
-                rc = af_err_set(l->err, AF_ERR_NOMEM, "layer: out of memory");
-            if (rc == 0)
-                rc = s_layer_walk(l, cfd, scopy, dcopy, seq);
-            free(dcopy);
-            free(scopy);
-            close(cfd);
-        } else if (S_ISREG(st.st_mode)) {
-            rc = s_item_add(l, cdest, csrc, NULL, &st, st.st_mode, seq);
-        } else if (S_ISLNK(st.st_mode)) {
-            char target[PATH_MAX];
-            ssize_t tl = readlinkat(dfd, names[i], target, sizeof target - 1);
-            if (tl < 0) {
-                rc = af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": readlink: %s",
-                                s_printable(csrc, pn, sizeof pn), strerror(errno));
-                free(csrc);
-                free(cdest);
-                break;
-            }
-            target[tl] = '\0';
-            free(csrc);
-            rc = s_item_add(l, cdest, NULL, strdup(target), &st, S_IFLNK | 0777, seq);
-        } else {
+        rc = s_layer_entry(l, dfd, names[i], &csrc, &cdest, seq);
+        if (rc == S_SKIPPED) {
             af_warn("layer: skipping \"%s\": not a regular file, directory or symlink",
                     s_printable(csrc, pn, sizeof pn));
-            free(csrc);
-            free(cdest);
+            rc = 0;
         }
+        free(csrc);
+        free(cdest);
     }
     s_free_names(names, n);
     return rc;

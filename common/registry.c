@@ -1181,9 +1181,10 @@ int af_registry_blob_get(af_registry_t *self, const char *repo, const char *dige
     return rc;
 }
 
-int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *reference,
-                             const char *media_type, const char *body, size_t len,
-                             char digest_out[AF_DIGEST_STR_MAX], af_err_t *err)
+/* Checks REPO and REFERENCE (a tag or a digest) and writes the manifest's
+ * API path into PATH (CAP bytes). 0 or AF_ERR_INVAL. */
+static int s_manifest_path(const char *repo, const char *reference, char *path, size_t cap,
+                           af_err_t *err)
 {
     int rc = s_check_args(repo, NULL, err);
     if (rc)
@@ -1191,6 +1192,18 @@ int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *
     if (!s_reference_ok(reference))
         return af_err_set(err, AF_ERR_INVAL, "invalid tag or digest \"%s\"",
                           reference ? reference : "");
+    snprintf(path, cap, "/v2/%s/manifests/%s", repo, reference);
+    return 0;
+}
+
+int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *reference,
+                             const char *media_type, const char *body, size_t len,
+                             char digest_out[AF_DIGEST_STR_MAX], af_err_t *err)
+{
+    char path[600], scope[300];
+    int rc = s_manifest_path(repo, reference, path, sizeof path, err);
+    if (rc)
+        return rc;
     if (!media_type || !*media_type || strlen(media_type) > AF_MAX_NAME ||
         strpbrk(media_type, "\r\n"))
         return af_err_set(err, AF_ERR_INVAL, "manifest for %s: invalid media type", reference);
@@ -1203,8 +1216,6 @@ int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *
     if (strchr(reference, ':') && strcmp(reference, dg))
         return af_err_set(err, AF_ERR_DIGEST, "manifest for %s/%s@%s: the body's digest is %s",
                           self->host, repo, reference, dg);
-    char path[600], scope[300];
-    snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, reference);
     s_req_t req = {.method = "PUT",
                    .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull,push"),
@@ -1233,14 +1244,10 @@ int af_registry_manifest_get(af_registry_t *self, const char *repo, const char *
         *media_type_p = NULL;
     if (len_p)
         *len_p = 0;
-    int rc = s_check_args(repo, NULL, err);
+    char path[600], scope[300], murl[1024], dg[AF_DIGEST_STR_MAX];
+    int rc = s_manifest_path(repo, reference, path, sizeof path, err);
     if (rc)
         return rc;
-    if (!s_reference_ok(reference))
-        return af_err_set(err, AF_ERR_INVAL, "invalid tag or digest \"%s\"",
-                          reference ? reference : "");
-    char path[600], scope[300], murl[1024], dg[AF_DIGEST_STR_MAX];
-    snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, reference);
     s_req_t req = {.method = "GET",
                    .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull"),
@@ -1287,14 +1294,10 @@ int af_registry_manifest_exists(af_registry_t *self, const char *repo, const cha
     *exists = false;
     if (digest_out)
         digest_out[0] = '\0';
-    int rc = s_check_args(repo, NULL, err);
+    char path[600], scope[300];
+    int rc = s_manifest_path(repo, reference, path, sizeof path, err);
     if (rc)
         return rc;
-    if (!s_reference_ok(reference))
-        return af_err_set(err, AF_ERR_INVAL, "invalid tag or digest \"%s\"",
-                          reference ? reference : "");
-    char path[600], scope[300];
-    snprintf(path, sizeof path, "/v2/%s/manifests/%s", repo, reference);
     s_req_t req = {.method = "HEAD",
                    .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull"),

@@ -923,6 +923,28 @@ static int s_check_args(const char *repo, const char *digest, af_err_t *err)
     return 0;
 }
 
+/* Sends the HEAD request REQ: *EXISTS is true on 200 (then the
+ * Docker-Content-Digest goes to DIGEST_OUT, which may be NULL) and false
+ * on 404; any other status is an error. */
+static int s_head(af_registry_t *self, const s_req_t *req, bool *exists, char *digest_out,
+                  af_err_t *err)
+{
+    s_resp_t resp = {0};
+    *exists = false;
+    int rc = s_request(self, req, &resp, err);
+    if (!rc) {
+        if (resp.status == 200) {
+            *exists = true;
+            if (digest_out)
+                memcpy(digest_out, resp.digest, AF_DIGEST_STR_MAX);
+        } else if (resp.status != 404) {
+            rc = s_status_error(req, &resp, err);
+        }
+    }
+    s_resp_free(&resp);
+    return rc;
+}
+
 int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest, bool *exists,
                             af_err_t *err)
 {
@@ -933,17 +955,7 @@ int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *d
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", repo, digest);
     s_req_t req = {
         .method = "HEAD", .path = path, .scope = s_scope(scope, sizeof scope, repo, "pull")};
-    s_resp_t resp = {0};
-    *exists = false;
-    rc = s_request(self, &req, &resp, err);
-    if (!rc) {
-        if (resp.status == 200)
-            *exists = true;
-        else if (resp.status != 404)
-            rc = s_status_error(&req, &resp, err);
-    }
-    s_resp_free(&resp);
-    return rc;
+    return s_head(self, &req, exists, NULL, err);
 }
 
 /* Checks a 201's Docker-Content-Digest against what we sent. */
@@ -1302,17 +1314,5 @@ int af_registry_manifest_exists(af_registry_t *self, const char *repo, const cha
                    .path = path,
                    .scope = s_scope(scope, sizeof scope, repo, "pull"),
                    .accept = AF_MT_ACCEPT_MANIFESTS};
-    s_resp_t resp = {0};
-    rc = s_request(self, &req, &resp, err);
-    if (!rc) {
-        if (resp.status == 200) {
-            *exists = true;
-            if (digest_out)
-                memcpy(digest_out, resp.digest, AF_DIGEST_STR_MAX);
-        } else if (resp.status != 404) {
-            rc = s_status_error(&req, &resp, err);
-        }
-    }
-    s_resp_free(&resp);
-    return rc;
+    return s_head(self, &req, exists, digest_out, err);
 }

@@ -12,7 +12,9 @@
 #   2. 10,000 random, truncated, mistyped, deeply nested and oversized
 #      multipart messages (bounded time). The agent stays up, answers HELLO,
 #      its RSS grows by less than a bound, and a real build through the real
-#      coordinator still succeeds. Under ASan (CI) the agent's exit is
+#      coordinator still succeeds;
+#   3. a recipe whose copy.src is a symlink (made by the build step) to
+#      /etc/passwd fails, naming the entry, and publishes nothing. Under ASan (CI) the agent's exit is
 #      checked for sanitizer and leak reports when it is stopped.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
@@ -129,6 +131,25 @@ cat "$AF_TMP/build.out" >&2
 af_assert_eq 0 "$rc" "a real build through the coordinator succeeds afterwards"
 af_tag_digest hostile/app:after >/dev/null || af_fail "hostile/app:after is not in the registry"
 af_assert_eq "$PID" "${AF_AGENT_PID[hostile]}" "the same agent process served it"
+
+# --- 3. copy.src cannot leave the context, even through a symlink the step made ---
+mkdir -p "$AF_TMP/ctx-escape"
+cat >"$AF_TMP/ctx-escape/archfarm.yaml" <<'EOF'
+build:
+  run: mkdir -p out && ln -s /etc/passwd out/pw
+image:
+  from: scratch
+  copy:
+    - {src: out/pw, dest: /pw}
+EOF
+rc=0
+af_build "$AF_TMP/escape.out" --platform linux/amd64 -t "$AF_REGISTRY/hostile/app:escape" --push \
+    "$AF_TMP/ctx-escape" || rc=$?
+cat "$AF_TMP/escape.out" >&2
+af_assert_ne 0 "$rc" "a copy.src symlinked out of the context fails the build"
+af_assert_match "$(cat "$AF_TMP/escape.out")" 'out/pw.*outside|outside.*out/pw' "the failure names the entry"
+af_tag_digest hostile/app:escape >/dev/null && af_fail "hostile/app:escape was published"
+printf 'ok: nothing was published for the escaping copy.src\n' >&2
 af_wait_until 20 "the job dir to go" af_agent_no_job_dirs hostile
 af_agent_stop hostile || af_fail "the agent did not exit cleanly (crash, sanitizer or leak report)"
 printf 'ok: the agent stopped cleanly (no sanitizer or leak report)\n' >&2

@@ -1120,6 +1120,18 @@ out:
     return rc;
 }
 
+/* Checks that what a GET of RESP's URL returned, whose digest is GOT, is
+ * WANT. */
+static int s_check_got_digest(const s_resp_t *resp, const char *want, const char *got,
+                              af_err_t *err)
+{
+    char murl[1024];
+    if (strcmp(got, want))
+        return af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s",
+                          s_msg_url(resp->url, murl, sizeof murl), got);
+    return 0;
+}
+
 /* GETs blob DIGEST into FILE F or memory (max bytes), verifying it. */
 static int s_blob_download(af_registry_t *self, const char *repo, const char *digest, FILE *f,
                            uint64_t max, s_resp_t *resp, af_err_t *err)
@@ -1147,10 +1159,7 @@ static int s_blob_download(af_registry_t *self, const char *repo, const char *di
     } else if (af_digest_buffer(resp->body ? resp->body : "", resp->body_len, got)) {
         return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     }
-    if (strcmp(got, digest))
-        return af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s",
-                          s_msg_url(resp->url, murl, sizeof murl), got);
-    return 0;
+    return s_check_got_digest(resp, digest, got, err);
 }
 
 int af_registry_blob_fetch(af_registry_t *self, const char *repo, const char *digest,
@@ -1256,7 +1265,7 @@ int af_registry_manifest_get(af_registry_t *self, const char *repo, const char *
         *media_type_p = NULL;
     if (len_p)
         *len_p = 0;
-    char path[600], scope[300], murl[1024], dg[AF_DIGEST_STR_MAX];
+    char path[600], scope[300], dg[AF_DIGEST_STR_MAX];
     int rc = s_manifest_path(repo, reference, path, sizeof path, err);
     if (rc)
         return rc;
@@ -1280,11 +1289,8 @@ int af_registry_manifest_get(af_registry_t *self, const char *repo, const char *
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (strchr(reference, ':') && strcmp(reference, dg)) {
-        rc = af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s",
-                        s_msg_url(resp.url, murl, sizeof murl), dg);
+    if (strchr(reference, ':') && (rc = s_check_got_digest(&resp, reference, dg, err)))
         goto out;
-    }
     if (media_type_p && !(*media_type_p = strdup(resp.content_type))) {
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
         goto out;

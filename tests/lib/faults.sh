@@ -103,6 +103,7 @@ $(tail -n 20 "$dir/stderr.restart.log")"
 #               (failover, retry) do not sleep
 #   FAIL        arches whose step exits 3 (a build failure)
 #   FLAKY       arches whose first attempt exits 4, later ones succeed
+#   BUILD_ID    appended to the image's /platform.txt (distinct images per build)
 af_fault_recipe() {
     mkdir -p "$1"
     cat >"$1/archfarm.yaml" <<'EOF'
@@ -120,7 +121,7 @@ build:
       case " ${SLOW:-} " in *" $arch "*) echo "sleeping ${SLEEP:-300}s"; sleep "${SLEEP:-300}";; esac
     fi
     mkdir -p out
-    echo "$TARGETPLATFORM" > out/platform.txt
+    echo "$TARGETPLATFORM${BUILD_ID:+ $BUILD_ID}" > out/platform.txt
     date +%s.%N > "$MARKER_DIR/finished-$arch-$node"
 image:
   copy:

@@ -85,6 +85,65 @@ static void s_free(af_build_opts_t *o)
 {
     for (size_t i = 0; i < o->n_build_args; i++)
         free(o->build_arg_keys[i]);
+    for (size_t i = 0; i < o->n_selectors; i++)
+        free(o->selector_keys[i]);
+    o->n_build_args = o->n_selectors = 0;
+}
+
+static void build_opts_fault_tolerance_flags(void **state)
+{
+    af_build_opts_t *o = calloc(1, sizeof *o);
+    unsetenv("ARCHFARM_HEARTBEAT_MS");
+    unsetenv("ARCHFARM_LIVENESS");
+    assert_int_equal(s_run(o, "-t", "localhost:5000/app", "--retries", "5",
+                           "--retry-on-build-failure", "--node-selector", "zone=lab",
+                           "--node-selector", "gpu", "--heartbeat-interval", "250", "--liveness",
+                           "5", s_dir, NULL),
+                     -1);
+    assert_int_equal(o->retries, 5);
+    assert_true(o->retry_on_build_failure);
+    assert_int_equal(o->n_selectors, 2);
+    assert_string_equal(o->selectors[0].key, "zone");
+    assert_string_equal(o->selectors[0].value, "lab");
+    assert_string_equal(o->selectors[1].key, "gpu");
+    assert_string_equal(o->selectors[1].value, "");
+    assert_int_equal(o->heartbeat_ms, 250);
+    assert_int_equal(o->liveness, 5);
+    s_free(o);
+    free(o);
+}
+
+static void build_opts_liveness_from_environment_flags_win(void **state)
+{
+    af_build_opts_t *o = calloc(1, sizeof *o);
+    setenv("ARCHFARM_HEARTBEAT_MS", "400", 1);
+    setenv("ARCHFARM_LIVENESS", "6", 1);
+    assert_int_equal(s_run(o, "-t", "localhost:5000/app", s_dir, NULL), -1);
+    assert_int_equal(o->heartbeat_ms, 400);
+    assert_int_equal(o->liveness, 6);
+    assert_int_equal(s_run(o, "-t", "localhost:5000/app", "--liveness", "2", s_dir, NULL), -1);
+    assert_int_equal(o->liveness, 2);
+    setenv("ARCHFARM_LIVENESS", "zero", 1);
+    assert_int_equal(s_run(o, "-t", "localhost:5000/app", s_dir, NULL), AF_EXIT_USAGE);
+    unsetenv("ARCHFARM_HEARTBEAT_MS");
+    unsetenv("ARCHFARM_LIVENESS");
+    free(o);
+}
+
+static void build_opts_fault_tolerance_usage_errors(void **state)
+{
+    af_build_opts_t *o = calloc(1, sizeof *o);
+    const char *bad[][2] = {
+        {"--retries", "9"},          {"--retries", "-1"},          {"--retries", "x"},
+        {"--liveness", "0"},         {"--liveness", "101"},        {"--heartbeat-interval", "10"},
+        {"--heartbeat-interval", "60001"}, {"--node-selector", "=v"}, {"--node-selector", ""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(s_run(o, "-t", "localhost:5000/app", bad[i][0], bad[i][1], s_dir, NULL),
+                         AF_EXIT_USAGE);
+        s_free(o);
+    }
+    free(o);
 }
 
 static void build_opts_full_command_line_is_accepted(void **state)
@@ -257,6 +316,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(build_opts_full_command_line_is_accepted),
         cmocka_unit_test(build_opts_default_platform_is_the_host),
+        cmocka_unit_test(build_opts_fault_tolerance_flags),
+        cmocka_unit_test(build_opts_liveness_from_environment_flags_win),
+        cmocka_unit_test(build_opts_fault_tolerance_usage_errors),
         cmocka_unit_test(build_opts_usage_errors_exit_2),
         cmocka_unit_test(build_arg_without_value_comes_from_the_environment),
         cmocka_unit_test(recipe_native_wins_over_dockerfile_and_f_selects),

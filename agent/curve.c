@@ -89,36 +89,69 @@ static int s_dir_signature(const char *dir, uint64_t *sig)
     return 0;
 }
 
+/* Parses the certificate file PATH (regular, at most
+ * AF_CURVE_MAX_CERT_BYTES) into a zconfig tree (caller owns). Reads the
+ * bytes itself: zconfig_load() leaks on a syntax error. NULL with the
+ * reason in why. */
+static zconfig_t *s_load_zpl(const char *path, const char **why)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        *why = "cannot open";
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > AF_CURVE_MAX_CERT_BYTES) {
+        *why = S_ISREG(st.st_mode) ? "larger than a certificate can be" : "not a regular file";
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t len = 0;
+    ssize_t n = 0;
+    while (buf && len < (size_t)st.st_size &&
+           (n = read(fd, buf + len, (size_t)st.st_size - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    if (!buf || n < 0) {
+        *why = buf ? "read error" : "out of memory";
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    zconfig_t *root = memchr(buf, '\0', len) ? NULL : zconfig_str_load(buf);
+    explicit_bzero(buf, len); /* may be a secret certificate */
+    free(buf);
+    if (!root)
+        *why = "not a czmq certificate";
+    return root;
+}
+
+/* Copies the 40-character Z85 key at PATH_IN_TREE into key (41 bytes) and
+ * its binary form into bin (may be NULL). false when absent or invalid. */
+static bool s_z85_key(zconfig_t *root, const char *path_in_tree, char *key, uint8_t *bin)
+{
+    const char *txt = zconfig_get(root, path_in_tree, NULL);
+    uint8_t tmp[32];
+    if (!txt || strlen(txt) != S_Z85_KEY_LEN || !zmq_z85_decode(bin ? bin : tmp, txt))
+        return false;
+    memcpy(key, txt, S_Z85_KEY_LEN + 1);
+    return true;
+}
+
 /* Reads the public key of one certificate file into key (41 bytes).
  * 0, or negative with the reason in why. */
 static int s_read_public_key(const char *path, char *key, const char **why)
 {
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        *why = "cannot stat";
-        return AF_ERR_IO;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "not a regular file";
-        return AF_ERR_INVAL;
-    }
-    if (st.st_size > AF_CURVE_MAX_CERT_BYTES) {
-        *why = "larger than a certificate can be";
-        return AF_ERR_TOOBIG;
-    }
-    zconfig_t *root = zconfig_load(path);
-    if (!root) {
-        *why = "not a czmq certificate";
+    zconfig_t *root = s_load_zpl(path, why);
+    if (!root)
         return AF_ERR_PARSE;
-    }
-    const char *pub = zconfig_get(root, "/curve/public-key", NULL);
-    uint8_t bin[32];
     int rc = 0;
-    if (!pub || strlen(pub) != S_Z85_KEY_LEN || !zmq_z85_decode(bin, pub)) {
+    if (!s_z85_key(root, "/curve/public-key", key, NULL)) {
         *why = "no valid curve/public-key (40 Z85 characters)";
         rc = AF_ERR_PARSE;
-    } else {
-        memcpy(key, pub, S_Z85_KEY_LEN + 1);
     }
     zconfig_destroy(&root);
     return rc;
@@ -338,24 +371,33 @@ static int s_load_server_cert(af_curve_t *self, const char *path, af_err_t *err)
     if (stat(holder, &st) < 0)
         return af_err_set(err, AF_ERR_INVAL, "--cert %s: %s (create one with 'archfarm keygen')",
                           path, strerror(errno));
-    if (!S_ISREG(st.st_mode) || st.st_size > AF_CURVE_MAX_CERT_BYTES)
-        return af_err_set(err, AF_ERR_INVAL, "--cert %s: not a certificate file", holder);
-    zcert_t *cert = zcert_load(path);
+    const char *why = "";
+    zconfig_t *root = s_load_zpl(holder, &why);
+    if (!root)
+        return af_err_set(err, AF_ERR_INVAL, "--cert %s: %s", holder, why);
+    char pub[S_Z85_KEY_LEN + 1], sec[S_Z85_KEY_LEN + 1];
+    uint8_t pub_bin[32], sec_bin[32];
+    int rc = 0;
+    if (!s_z85_key(root, "/curve/public-key", pub, pub_bin))
+        rc = af_err_set(err, AF_ERR_INVAL, "--cert %s: no valid curve/public-key", holder);
+    else if (!s_z85_key(root, "/curve/secret-key", sec, sec_bin))
+        rc = af_err_set(err, AF_ERR_INVAL,
+                        "--cert %s: holds no secret key (give the NAME.key_secret file "
+                        "'archfarm keygen' wrote, or NAME.key with it beside)",
+                        holder);
+    zconfig_destroy(&root);
+    zcert_t *cert = rc ? NULL : zcert_new_from(pub_bin, sec_bin);
+    explicit_bzero(sec, sizeof sec);
+    explicit_bzero(sec_bin, sizeof sec_bin);
+    if (rc)
+        return rc;
     if (!cert)
-        return af_err_set(err, AF_ERR_INVAL, "--cert %s: not a czmq certificate", holder);
-    static const char zero_key[] = "0000000000000000000000000000000000000000";
-    if (!strcmp(zcert_secret_txt(cert), zero_key)) {
-        zcert_destroy(&cert);
-        return af_err_set(err, AF_ERR_INVAL,
-                          "--cert %s: holds no secret key (give the NAME.key_secret file "
-                          "'archfarm keygen' wrote, or NAME.key with it beside)",
-                          holder);
-    }
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     if (st.st_mode & 077)
         af_warn("--cert %s holds a secret key and is readable by others (mode %04o): chmod 600 it",
                 holder, (unsigned)(st.st_mode & 07777));
     zcert_apply(cert, self->router);
-    snprintf(self->public_key, sizeof self->public_key, "%s", zcert_public_txt(cert));
+    snprintf(self->public_key, sizeof self->public_key, "%s", pub);
     zcert_destroy(&cert);
     return 0;
 }

@@ -45,6 +45,7 @@ typedef struct {
     zsock_t *dealer;
     char logs[65536];  /* LOG lines, "stream: line\n" */
     char states[4096]; /* STATUS states, space separated */
+    int64_t last_hb;   /* when fx->dealer last sent HEARTBEAT */
 } s_fx_t;
 
 static int s_counter;
@@ -97,6 +98,7 @@ static zsock_t *s_connect(s_fx_t *fx)
     zsock_t *d = zsock_new(ZMQ_DEALER);
     assert_non_null(d);
     zsock_set_rcvtimeo(d, 100);
+    zsock_set_sndtimeo(d, 0); /* never block once the agent is gone */
     zsock_set_linger(d, 0);
     assert_int_equal(zsock_connect(d, "%s", fx->endpoint), 0);
     return d;
@@ -126,12 +128,27 @@ static void s_send(zsock_t *sock, af_msg_t **msg_p)
     af_msg_destroy(msg_p);
 }
 
+/* Like a real coordinator, fx->dealer sends HEARTBEAT while it waits, so
+ * a slow run (sanitizers, a loaded machine) never looks like a dead peer. */
+static void s_heartbeat(s_fx_t *fx, zsock_t *sock)
+{
+    if (sock != fx->dealer || zclock_mono() - fx->last_hb < 100)
+        return;
+    fx->last_hb = zclock_mono();
+    af_msg_t *hb = af_msg_new(AF_CMD_HEARTBEAT);
+    if (hb && af_msg_send(hb, sock, NULL) < 0) {
+        /* the agent is gone (shutdown tests): nothing to keep alive */
+    }
+    af_msg_destroy(&hb);
+}
+
 /* Receives until a message of CMD (LOG/STATUS/HEARTBEAT are recorded and
  * skipped unless asked for). NULL after TIMEOUT_MS. */
 static af_msg_t *s_recv_on(s_fx_t *fx, zsock_t *sock, af_cmd_t cmd, int timeout_ms)
 {
     int64_t deadline = zclock_mono() + timeout_ms;
     while (zclock_mono() < deadline) {
+        s_heartbeat(fx, sock);
         af_err_t err;
         af_err_clear(&err);
         af_msg_t *m = af_msg_recv(sock, false, NULL, &err);

@@ -41,13 +41,14 @@ done
 ((${#targets[@]})) || { echo "fuzz/run.sh: no fuzz target${only:+ named $only}" >&2; exit 2; }
 
 echo "== building ${targets[*]} in build-fuzz/ (clang, libFuzzer, ASan+UBSan)"
+mkdir -p "$B"
 # -fsanitize=fuzzer-no-link instruments libarchfarm too, so coverage
 # counts the parsers and not only the harness.
 if ! { CC=clang cmake -S "$ROOT" -B "$B" -DAF_FUZZ=ON -DAF_SANITIZE=ON -DAF_TESTS=OFF \
     -DAF_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$B.cmake.log" 2>&1 &&
-    cmake --build "$B" -j "$jobs" --target "${targets[@]/#/fuzz_}" >"$B.build.log" 2>&1; }; then
-    tail -n 40 "$B.cmake.log" "$B.build.log" 2>/dev/null >&2
+    -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link" >"$B/fuzz-cmake.log" 2>&1 &&
+    cmake --build "$B" -j "$jobs" --target "${targets[@]/#/fuzz_}" >"$B/fuzz-build.log" 2>&1; }; then
+    tail -n 40 "$B/fuzz-cmake.log" "$B/fuzz-build.log" 2>/dev/null >&2
     echo "fuzz/run.sh: build failed" >&2
     exit 2
 fi

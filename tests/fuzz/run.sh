@@ -86,8 +86,8 @@ for t in "${targets[@]}"; do
     if ((rc != 0)); then
         echo "---- fuzz_$t report (last 60 lines of $log)" >&2
         tail -n 60 "$log" >&2
-        ls "$B/artifacts/$t"/crash-* "$B/artifacts/$t"/leak-* "$B/artifacts/$t"/timeout-* \
-            "$B/artifacts/$t"/oom-* 2>/dev/null | sed 's/^/input kept: /' >&2 || true
+        find "$B/artifacts/$t" -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
+            -o -name 'oom-*' | sed 's/^/input kept: /' >&2
     fi
 done
 

@@ -18,7 +18,7 @@
 #      coordinator output (debug logging on) and nowhere in the workdir.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
-# shellcheck source=../lib/registry.sh
+# shellcheck source=tests/lib/registry.sh
 source "$AF_SOURCE_DIR/tests/lib/registry.sh"
 
 af_farm_init

@@ -134,7 +134,7 @@ static zconfig_t *s_load_zpl(const char *path, const char **why)
 static bool s_z85_key(zconfig_t *root, const char *path_in_tree, char *key, uint8_t *bin)
 {
     const char *txt = zconfig_get(root, path_in_tree, NULL);
-    uint8_t tmp[32];
+    uint8_t tmp[32] = {0}; /* output only */
     if (!txt || strlen(txt) != S_Z85_KEY_LEN || !zmq_z85_decode(bin ? bin : tmp, txt))
         return false;
     memcpy(key, txt, S_Z85_KEY_LEN + 1);

@@ -33,8 +33,10 @@ static int s_setup(void **state)
 {
     s_fx_t *fx = calloc(1, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/af-test-curve-XXXXXX");
-    if (!mkdtemp(fx->dir))
+    if (!mkdtemp(fx->dir)) {
+        free(fx);
         return -1;
+    }
     snprintf(fx->keys, sizeof fx->keys, "%s/keys", fx->dir);
     mkdir(fx->keys, 0700);
     snprintf(fx->server, sizeof fx->server, "%s/server.key", fx->dir);

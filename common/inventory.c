@@ -1097,12 +1097,13 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
     if ((rc = s_platforms(c, n, node)))
         return rc;
     if ((n = slot[V_SERVER_KEY])) {
-        const char *key;
-        if ((rc = s_string(c, "archfarm_server_key", n, AF_MAX_STR, &key)))
-            return rc;
+        /* not s_string(): Z85 holds '{' and '%', so a real key can contain
+         * "{{" or "{%" and must not be taken for a Jinja2 template */
+        const char *key = n->type == YAML_SCALAR_NODE ? af_yamldoc_text(n) : "";
         static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                   ".-:+=^!/*?&<>()[]{}@%$#";
-        if (strlen(key) != 40 || strspn(key, z85) != 40)
+        if (n->type != YAML_SCALAR_NODE || n->data.scalar.length != 40 || strlen(key) != 40 ||
+            strspn(key, z85) != 40)
             return af_yamldoc_fail(
                 c->yd, n, AF_ERR_INVAL,
                 "archfarm_server_key: expected a 40-character Z85 CURVE public key, "

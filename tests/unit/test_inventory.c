@@ -291,6 +291,33 @@ static void inventory_server_key_must_be_z85(void **state)
     af_inventory_destroy(&inv);
 }
 
+/* Z85 has '{' and '%': a real key (found by test_security_curve with a
+ * random one) may hold "{{" or "{%" and is not a Jinja2 template. */
+static void inventory_server_key_with_braces_is_not_jinja(void **state)
+{
+    (void)state;
+    static const char k1[] = "u{{QG.s{cCD}-]zNv)Kqq^{NGuFM)}5qAE%5bb(7";
+    static const char k2[] = "{%rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7%";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "archfarm_agents:\n"
+             "  hosts:\n"
+             "    a: {archfarm_platforms: amd64, archfarm_server_key: \"%s\"}\n"
+             "    b: {archfarm_platforms: amd64, archfarm_server_key: '%s'}\n",
+             k1, k2);
+    af_inventory_t *inv = s_load(yaml);
+    assert_string_equal(s_node(inv, "a")->server_key, k1);
+    assert_string_equal(s_node(inv, "b")->server_key, k2);
+    af_inventory_destroy(&inv);
+    /* a non-scalar is still refused */
+    s_fails("archfarm_agents:\n"
+            "  hosts:\n"
+            "    a: {archfarm_platforms: amd64, archfarm_server_key: [x]}\n",
+            AF_ERR_INVAL,
+            "inv.yaml:3:57: archfarm_server_key: expected a 40-character Z85 CURVE public key, "
+            "got a list");
+}
+
 static void inventory_max_jobs_must_be_1_to_256(void **state)
 {
     (void)state;
@@ -1189,6 +1216,7 @@ int main(void)
         cmocka_unit_test(inventory_missing_platforms_is_an_error_at_the_host),
         cmocka_unit_test(inventory_missing_server_key_names_the_host),
         cmocka_unit_test(inventory_server_key_must_be_z85),
+        cmocka_unit_test(inventory_server_key_with_braces_is_not_jinja),
         cmocka_unit_test(inventory_max_jobs_must_be_1_to_256),
         cmocka_unit_test(inventory_port_must_be_1_to_65535),
         cmocka_unit_test(inventory_insecure_accepts_yaml_and_string_booleans),

@@ -34,16 +34,11 @@ void af_assemble_args_free(void *varg)
     af_assemble_args_t *a = (af_assemble_args_t *)varg;
     if (!a)
         return;
-    if (a->password) {
-        explicit_bzero(a->password, strlen(a->password));
-        free(a->password);
-    }
-    free(a->username);
+    af_push_target_clear(&a->target);
     free(a->job);
     free(a->node);
     free(a->ctx_dir);
     free(a->job_dir);
-    free(a->repository);
     af_recipe_destroy(&a->recipe);
     free(a);
 }
@@ -210,7 +205,7 @@ static int s_copy_base_layers(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_re
 int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
 {
     af_assemble_args_t *a = (af_assemble_args_t *)varg;
-    assert(a && a->recipe && a->repository && a->ctx_dir && a->job_dir);
+    assert(a && a->recipe && a->target.repository && a->ctx_dir && a->job_dir);
     const af_recipe_t *r = a->recipe;
     int64_t sde = a->source_date_epoch < 0 ? 0 : a->source_date_epoch;
     af_registry_t *reg = NULL, *base_reg = NULL;
@@ -227,20 +222,11 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     int rc;
 
     af_ref_t target;
-    if ((rc = af_ref_parse(a->repository, &target, err)) < 0)
-        goto out;
-    if (target.tag[0] || target.digest[0]) {
-        rc = af_err_set(err, AF_ERR_INVAL, "repository %s must not carry a tag or digest",
-                        a->repository);
-        goto out;
-    }
-    const char *repo = target.repository;
-    af_registry_opts_t opts = {
-        .insecure = a->insecure, .username = a->username, .password = a->password};
-    if (!(reg = af_registry_new(target.registry, &opts, err))) {
+    if (!(reg = af_push_target_open(&a->target, &target, err))) {
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
     }
+    const char *repo = target.repository;
 
     /* the base image, unless scratch */
     af_ref_t base_ref;
@@ -381,15 +367,9 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     if ((rc = af_registry_manifest_put(reg, repo, digest, AF_MT_OCI_MANIFEST, manifest,
                                        manifest_len, put_digest, err)) < 0)
         goto out;
-    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len, a->repository);
-    char size_s[32];
-    snprintf(size_s, sizeof size_s, "%zu", manifest_len);
-    if (af_worker_output(ctx, digest) < 0 || af_worker_output(ctx, AF_MT_OCI_MANIFEST) < 0 ||
-        af_worker_output(ctx, size_s) < 0) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = 0;
+    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len,
+                  a->target.repository);
+    rc = af_push_target_report(ctx, digest, AF_MT_OCI_MANIFEST, manifest_len, err);
 out:
     for (size_t i = 0; srcs && i < r->n_copy; i++)
         free(srcs[i]);

@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "platform.h"
+#include "push_target.h"
 #include "recipe.h"
 #include "worker.h"
 
@@ -25,18 +26,15 @@ typedef struct {
     char *ctx_dir;             /* the build root: the context after the step */
     char *job_dir;             /* scratch space for blobs */
     af_recipe_t *recipe;       /* owned */
-    char *repository;          /* "host[:port]/path", no tag */
+    af_push_target_t target;   /* repository and registry settings; owned */
     af_platform_t platform;    /* the slice */
     int64_t source_date_epoch; /* < 0 taken as 0 */
-    bool insecure;             /* registry over HTTP / unverified TLS */
-    char *username;            /* NULL = anonymous */
-    char *password;            /* secret: zeroed when freed, never logged */
 } af_assemble_args_t;
 
 /* Zeroed args; NULL on OOM. Free with af_assemble_args_free. */
 af_assemble_args_t *af_assemble_args_new(void);
 
-/* Frees everything, zeroing the password first. NULL-safe. An
+/* Frees everything, wiping the password first. NULL-safe. An
  * af_worker_free_fn. */
 void af_assemble_args_free(void *args);
 

@@ -831,17 +831,7 @@ static void s_on_worker_done(void *arg, int code, const char *message, const cha
 {
     af_engine_run_t *self = (af_engine_run_t *)arg;
     af_job_outcome_t out;
-    memset(&out, 0, sizeof out);
-    if (code == 0 && n_outputs >= 3) {
-        out.ok = true;
-        snprintf(out.digest, sizeof out.digest, "%s", outputs[0]);
-        snprintf(out.media_type, sizeof out.media_type, "%s", outputs[1]);
-        out.size = strtoull(outputs[2], NULL, 10);
-    } else if (code == AF_ERR_CANCELLED || self->cancelled)
-        af_job_outcome_fail(&out, "cancelled", -1, "cancelled while pushing");
-    else
-        af_job_outcome_fail(&out, "infra", -1, "%s",
-                            message && message[0] ? message : af_strerror(code));
+    af_push_target_outcome(&out, code, message, outputs, n_outputs, self->cancelled, -1);
     af_job_executor_done(self->job, &out);
 }
 
@@ -906,27 +896,19 @@ void af_engine_run_fail_status(af_engine_run_t *self, af_job_t *job, const char 
 
 /* --- checking what an engine pushed ---------------------------------------- */
 
-af_engine_verify_args_t *af_engine_verify_args_new(const char *repository, bool insecure,
-                                                   const char *username, const char *password,
+af_engine_verify_args_t *af_engine_verify_args_new(const af_msg_t *build,
                                                    const af_platform_t *platform,
                                                    const af_engine_image_t *reported)
 {
     af_engine_verify_args_t *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    a->repository = strdup(repository);
-    a->insecure = insecure;
-    a->platform = *platform;
-    a->reported = *reported;
-    if (username && username[0])
-        a->username = strdup(username);
-    if (password && password[0])
-        a->password = strdup(password);
-    if (!a->repository || (username && username[0] && !a->username) ||
-        (password && password[0] && !a->password)) {
-        af_engine_verify_args_free(a);
+    if (af_push_target_from_build(&a->target, build) < 0) {
+        free(a);
         return NULL;
     }
+    a->platform = *platform;
+    a->reported = *reported;
     return a;
 }
 
@@ -935,12 +917,7 @@ void af_engine_verify_args_free(void *varg)
     af_engine_verify_args_t *a = (af_engine_verify_args_t *)varg;
     if (!a)
         return;
-    if (a->password) {
-        explicit_bzero(a->password, strlen(a->password));
-        free(a->password);
-    }
-    free(a->username);
-    free(a->repository);
+    af_push_target_clear(&a->target);
     free(a);
 }
 
@@ -953,19 +930,15 @@ int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     size_t len = 0, config_len = 0;
     char digest[AF_DIGEST_STR_MAX];
     af_ref_t ref;
-    int rc = af_ref_parse(a->repository, &ref, err);
-    if (rc < 0)
-        goto out;
-    af_registry_opts_t opts = {
-        .insecure = a->insecure, .username = a->username, .password = a->password};
-    if (!(reg = af_registry_new(ref.registry, &opts, err))) {
+    int rc;
+    if (!(reg = af_push_target_open(&a->target, &ref, err))) {
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
     }
-    af_worker_log(ctx, "checking %s@%s", a->repository, a->reported.digest);
+    af_worker_log(ctx, "checking %s@%s", a->target.repository, a->reported.digest);
     if ((rc = af_registry_manifest_get(reg, ref.repository, a->reported.digest, &body, &len, &mt,
                                        digest, err)) < 0) {
-        af_err_prefix(err, rc, "the engine's image is not in %s", a->repository);
+        af_err_prefix(err, rc, "the engine's image is not in %s", a->target.repository);
         goto out;
     }
     if (!(doc = af_oci_doc_parse(body, len, mt, err))) {
@@ -974,7 +947,7 @@ int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     }
     if (doc->is_index || !af_oci_is_manifest(doc->media_type)) {
         rc = af_err_set(err, AF_ERR_UNSUPPORTED,
-                        "%s@%s is a %s, not a single-platform image manifest", a->repository,
+                        "%s@%s is a %s, not a single-platform image manifest", a->target.repository,
                         digest, doc->media_type);
         goto out;
     }
@@ -991,14 +964,7 @@ int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
                         af_platform_format(&a->platform, w, sizeof w));
         goto out;
     }
-    char size_s[32];
-    snprintf(size_s, sizeof size_s, "%zu", len);
-    if (af_worker_output(ctx, digest) < 0 || af_worker_output(ctx, doc->media_type) < 0 ||
-        af_worker_output(ctx, size_s) < 0) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = 0;
+    rc = af_push_target_report(ctx, digest, doc->media_type, len, err);
 out:
     af_oci_doc_destroy(&doc);
     free(body);
@@ -1070,9 +1036,7 @@ static void s_on_verify_start(af_engine_run_t *run, af_job_t *job, int status, b
     }
     const af_msg_t *b = af_job_build(job);
     af_job_status(job, "pushing", b->repository);
-    af_engine_verify_args_t *a =
-        af_engine_verify_args_new(b->repository, b->registry_insecure, b->registry_username,
-                                  b->registry_password, af_job_platform(job), &img);
+    af_engine_verify_args_t *a = af_engine_verify_args_new(b, af_job_platform(job), &img);
     if (!a) {
         af_engine_run_fail(run, job, "infra", "out of memory");
         return;

@@ -32,6 +32,8 @@
 #include "kv.h"
 #include "limits.h"
 #include "platform.h"
+#include "proto.h"
+#include "push_target.h"
 #include "worker.h"
 
 typedef struct af_job af_job_t;
@@ -196,16 +198,13 @@ void af_engine_run_fail(af_engine_run_t *self, af_job_t *job, const char *failur
 
 /* Arguments of af_engine_verify_worker. */
 typedef struct {
-    char *repository;
-    bool insecure;
-    char *username;
-    char *password; /* secret: zeroed when freed */
+    af_push_target_t target; /* the BUILD's repository and registry settings */
     af_platform_t platform;
     af_engine_image_t reported; /* what the engine said; media_type/size may be empty */
 } af_engine_verify_args_t;
 
-af_engine_verify_args_t *af_engine_verify_args_new(const char *repository, bool insecure,
-                                                   const char *username, const char *password,
+/* Copies BUILD's target (borrowed), PLATFORM and REPORTED. NULL on OOM. */
+af_engine_verify_args_t *af_engine_verify_args_new(const af_msg_t *build,
                                                    const af_platform_t *platform,
                                                    const af_engine_image_t *reported);
 void af_engine_verify_args_free(void *args);

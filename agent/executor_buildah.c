@@ -84,10 +84,7 @@ static void s_spec(af_job_t *job, s_buildah_t *st)
 typedef struct {
     char *oci_dir;
     char *digest_file;
-    char *repository;
-    bool insecure;
-    char *username;
-    char *password;
+    af_push_target_t target;
     af_platform_t platform;
 } s_upload_t;
 
@@ -96,14 +93,9 @@ static void s_upload_free(void *varg)
     s_upload_t *a = (s_upload_t *)varg;
     if (!a)
         return;
-    if (a->password) {
-        explicit_bzero(a->password, strlen(a->password));
-        free(a->password);
-    }
-    free(a->username);
+    af_push_target_clear(&a->target);
     free(a->oci_dir);
     free(a->digest_file);
-    free(a->repository);
     free(a);
 }
 
@@ -181,11 +173,7 @@ static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         goto out;
     }
 
-    if ((rc = af_ref_parse(a->repository, &ref, err)) < 0)
-        goto out;
-    af_registry_opts_t opts = {
-        .insecure = a->insecure, .username = a->username, .password = a->password};
-    if (!(reg = af_registry_new(ref.registry, &opts, err))) {
+    if (!(reg = af_push_target_open(&a->target, &ref, err))) {
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
     }
@@ -214,15 +202,8 @@ static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     if ((rc = af_registry_manifest_put(reg, ref.repository, digest, doc->media_type, manifest, len,
                                        got, err)) < 0)
         goto out;
-    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, len, a->repository);
-    char size_s[32];
-    snprintf(size_s, sizeof size_s, "%zu", len);
-    if (af_worker_output(ctx, digest) < 0 || af_worker_output(ctx, doc->media_type) < 0 ||
-        af_worker_output(ctx, size_s) < 0) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = 0;
+    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, len, a->target.repository);
+    rc = af_push_target_report(ctx, digest, doc->media_type, len, err);
 out:
     af_oci_doc_destroy(&doc);
     free(manifest);
@@ -244,16 +225,8 @@ static void s_on_push_exit(af_engine_run_t *run, af_job_t *job, int status, bool
     if (ok) {
         a->oci_dir = strdup(st->oci);
         a->digest_file = strdup(st->digest);
-        a->repository = strdup(b->repository);
-        a->insecure = b->registry_insecure;
         a->platform = *af_job_platform(job);
-        if (b->registry_username[0])
-            a->username = strdup(b->registry_username);
-        if (b->registry_password && b->registry_password[0])
-            a->password = strdup(b->registry_password);
-        ok = a->oci_dir && a->digest_file && a->repository &&
-             (!b->registry_username[0] || a->username) &&
-             (!(b->registry_password && b->registry_password[0]) || a->password);
+        ok = a->oci_dir && a->digest_file && af_push_target_from_build(&a->target, b) == 0;
     }
     af_err_t err = {0};
     if (!ok) {

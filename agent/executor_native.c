@@ -101,17 +101,8 @@ static void s_on_asm_done(void *arg, int code, const char *message, const char *
 {
     af_job_t *job = (af_job_t *)arg;
     af_job_outcome_t out;
-    memset(&out, 0, sizeof out);
-    out.exit_code = 0;
-    if (code == 0 && n_outputs >= 3) {
-        out.ok = true;
-        snprintf(out.digest, sizeof out.digest, "%s", outputs[0]);
-        snprintf(out.media_type, sizeof out.media_type, "%s", outputs[1]);
-        out.size = strtoull(outputs[2], NULL, 10);
-    } else if (code == AF_ERR_CANCELLED)
-        af_job_outcome_fail(&out, "cancelled", 0, "cancelled while pushing");
-    else
-        af_job_outcome_fail(&out, "infra", 0, "%s", message[0] ? message : af_strerror(code));
+    /* the build step already exited 0 */
+    af_push_target_outcome(&out, code, message, outputs, n_outputs, false, 0);
     af_job_executor_done(job, &out);
 }
 
@@ -126,18 +117,11 @@ static void s_start_assemble(af_job_t *job, s_native_t *st)
         a->node = strdup(af_job_node(job));
         a->ctx_dir = strdup(af_job_ctx_dir(job));
         a->job_dir = strdup(af_job_dir(job));
-        a->repository = strdup(b->repository);
         a->platform = *af_job_platform(job);
         af_fault_wrong_platform(&a->platform); /* tests only: no-op unless set */
         a->source_date_epoch = b->source_date_epoch;
-        a->insecure = b->registry_insecure;
-        if (b->registry_username[0])
-            a->username = strdup(b->registry_username);
-        if (b->registry_password && b->registry_password[0])
-            a->password = strdup(b->registry_password);
-        ok = a->job && a->node && a->ctx_dir && a->job_dir && a->repository &&
-             (!b->registry_username[0] || a->username) &&
-             (!(b->registry_password && b->registry_password[0]) || a->password);
+        ok = a->job && a->node && a->ctx_dir && a->job_dir &&
+             af_push_target_from_build(&a->target, b) == 0;
         a->recipe = st->recipe; /* the worker thread owns it from here */
         st->recipe = NULL;
     }

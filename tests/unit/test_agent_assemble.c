@@ -170,11 +170,11 @@ static af_assemble_args_t *s_args(const char *tmp, const char *yaml, const char 
     a->job = strdup("t-0/1");
     a->node = strdup("test");
     snprintf(path, sizeof path, "%s/%s", s_reg.host, repo);
-    a->repository = strdup(path);
+    a->target.repository = strdup(path);
     assert_int_equal(af_platform_parse(platform, &a->platform, NULL), 0);
     a->source_date_epoch = 1700000000;
-    a->insecure = true;
-    a->password = strdup("not-logged-anywhere");
+    a->target.insecure = true;
+    a->target.password = strdup("not-logged-anywhere");
     af_err_t err;
     af_err_clear(&err);
     a->recipe = af_recipe_load_buffer("archfarm.yaml", yaml, strlen(yaml), &err);

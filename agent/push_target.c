@@ -1,0 +1,87 @@
+/* push_target.c -- a BUILD's repository and registry settings, held by the
+ * push workers, and the manifest they report back. Used by assemble.c
+ * (native recipes), executor_buildah.c and engine.c (engine executors). */
+#include "push_target.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oci.h"
+
+int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
+{
+    memset(self, 0, sizeof *self);
+    self->insecure = build->registry_insecure;
+    self->repository = strdup(build->repository);
+    bool ok = self->repository != NULL;
+    if (ok && build->registry_username[0])
+        ok = (self->username = strdup(build->registry_username)) != NULL;
+    if (ok && build->registry_password && build->registry_password[0])
+        ok = (self->password = strdup(build->registry_password)) != NULL;
+    if (!ok) {
+        af_push_target_clear(self);
+        return AF_ERR_NOMEM;
+    }
+    return 0;
+}
+
+void af_push_target_clear(af_push_target_t *self)
+{
+    if (!self)
+        return;
+    if (self->password) {
+        explicit_bzero(self->password, strlen(self->password));
+        free(self->password);
+    }
+    free(self->username);
+    free(self->repository);
+    memset(self, 0, sizeof *self);
+}
+
+af_registry_t *af_push_target_open(const af_push_target_t *self, af_ref_t *ref, af_err_t *err)
+{
+    if (af_ref_parse(self->repository, ref, err) < 0)
+        return NULL;
+    if (ref->tag[0] || ref->digest[0]) {
+        af_err_set(err, AF_ERR_INVAL, "repository %s must not carry a tag or digest",
+                   self->repository);
+        return NULL;
+    }
+    af_registry_opts_t opts = {
+        .insecure = self->insecure, .username = self->username, .password = self->password};
+    af_registry_t *reg = af_registry_new(ref->registry, &opts, err);
+    if (!reg && err && !err->code)
+        af_err_set(err, AF_ERR_NET, "cannot open a registry client for %s", self->repository);
+    return reg;
+}
+
+int af_push_target_report(af_worker_ctx_t *ctx, const char *digest, const char *media_type,
+                          size_t size, af_err_t *err)
+{
+    char size_s[32];
+    snprintf(size_s, sizeof size_s, "%zu", size);
+    if (af_worker_output(ctx, digest) < 0 || af_worker_output(ctx, media_type) < 0 ||
+        af_worker_output(ctx, size_s) < 0)
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+void af_push_target_outcome(af_job_outcome_t *out, int code, const char *message,
+                            const char *const *outputs, size_t n_outputs, bool cancelled,
+                            int32_t exit_code)
+{
+    memset(out, 0, sizeof *out);
+    out->exit_code = exit_code;
+    if (code == 0 && !cancelled && n_outputs >= 3) {
+        out->ok = true;
+        snprintf(out->digest, sizeof out->digest, "%s", outputs[0]);
+        snprintf(out->media_type, sizeof out->media_type, "%s", outputs[1]);
+        out->size = strtoull(outputs[2], NULL, 10);
+    } else if (code == AF_ERR_CANCELLED || cancelled)
+        af_job_outcome_fail(out, "cancelled", exit_code, "cancelled while pushing");
+    else
+        af_job_outcome_fail(out, "infra", exit_code, "%s",
+                            message && message[0] ? message : af_strerror(code));
+}

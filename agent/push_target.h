@@ -1,0 +1,57 @@
+/* push_target.h -- where a slice's image goes, and what comes back.
+ *
+ * A BUILD names the target repository and the registry settings for it
+ * (insecure or not, credentials). Each executor hands a copy of them to
+ * the worker thread that pushes or checks the image (assemble.c,
+ * executor_buildah.c, engine.c). The password lives only here, in memory,
+ * and is wiped when the target is cleared. The worker reports the manifest
+ * it pushed as three worker outputs (digest, media type, size), which the
+ * loop turns back into a job outcome with af_push_target_outcome(). */
+#ifndef AF_AGENT_PUSH_TARGET_H
+#define AF_AGENT_PUSH_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "job.h"
+#include "proto.h"
+#include "ref.h"
+#include "registry.h"
+#include "worker.h"
+
+typedef struct {
+    char *repository; /* "host[:port]/path", no tag */
+    bool insecure;    /* plain HTTP / unverified TLS allowed */
+    char *username;   /* NULL = anonymous */
+    char *password;   /* secret: NULL or non-empty; wiped by af_push_target_clear */
+} af_push_target_t;
+
+/* Copies BUILD's repository and registry settings into *self, which is
+ * overwritten (clear it first if it held anything). Empty credentials
+ * become NULL. 0, or AF_ERR_NOMEM with *self cleared. BUILD is borrowed. */
+int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
+    __attribute__((warn_unused_result));
+
+/* Frees the strings, wiping the password first, and zeroes *self.
+ * NULL-safe, safe twice. */
+void af_push_target_clear(af_push_target_t *self);
+
+/* Parses the repository into *ref (a tag or digest there is an error) and
+ * opens a registry client for it with the target's settings. Caller owns
+ * the client; NULL with err set on failure. */
+af_registry_t *af_push_target_open(const af_push_target_t *self, af_ref_t *ref, af_err_t *err);
+
+/* Worker side: reports the pushed manifest (digest, media type, size) as
+ * the worker's outputs. 0 or AF_ERR_NOMEM with err set. */
+int af_push_target_report(af_worker_ctx_t *ctx, const char *digest, const char *media_type,
+                          size_t size, af_err_t *err) __attribute__((warn_unused_result));
+
+/* Loop side: the job outcome for a push worker that ended with CODE and
+ * MESSAGE and OUTPUTS (as reported above). CANCELLED forces a "cancelled"
+ * outcome; EXIT_CODE goes into failures. Cannot fail. */
+void af_push_target_outcome(af_job_outcome_t *out, int code, const char *message,
+                            const char *const *outputs, size_t n_outputs, bool cancelled,
+                            int32_t exit_code);
+
+#endif

@@ -138,17 +138,6 @@ static void s_summary(af_progress_t *pg, af_slice_t *slices, size_t n, af_farm_t
     af_progress_summary(pg, rows, n);
 }
 
-/* Exit status once slices ran and one failed for good (after its
- * retries): 1, whatever the reason (a build step, a lost node with no
- * other node left, a timeout). 3 is kept for infrastructure failures
- * before any work starts (no usable node) and for the registry. */
-static int s_failure_exit(af_slice_t *slices, size_t n)
-{
-    (void)slices;
-    (void)n;
-    return AF_EXIT_FAILED;
-}
-
 /* --metadata-file for a build that published nothing: the slices and
  * every attempt, no index. */
 static void s_metadata_failed(const af_build_opts_t *o, af_slice_t *slices, af_farm_t *farm)
@@ -251,9 +240,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         if (select[i] && !af_schedule_labels_match(fn->conf->labels, fn->conf->n_labels,
                                                    o->selectors, o->n_selectors, &miss)) {
             select[i] = false; /* not even probed */
-            snprintf(fn->status_msg, sizeof fn->status_msg,
-                     "does not match --node-selector %s%s%s", miss->key,
-                     miss->value[0] ? "=" : "", miss->value);
+            snprintf(fn->status_msg, sizeof fn->status_msg, "does not match --node-selector %s%s%s",
+                     miss->key, miss->value[0] ? "=" : "", miss->value);
         }
     }
     int ready = af_farm_probe(farm, select, o->probe_timeout_ms);
@@ -390,7 +378,10 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         s_print_failures(slices, o->n_platforms, farm);
         s_metadata_failed(o, slices, farm);
         af_cli_error("build failed: no tag was written");
-        rc = s_failure_exit(slices, o->n_platforms);
+        /* a slice failed for good once its retries were spent, whatever
+         * the reason: 1. (3 is for no usable node before any work, and for
+         * the registry) */
+        rc = AF_EXIT_FAILED;
         goto out;
     }
 

@@ -54,10 +54,10 @@ typedef struct {
     uint32_t timeout_s; /* per slice, 0 = agent default */
     int probe_timeout_ms;
     /* fault tolerance (docs/fault-tolerance.md) */
-    uint32_t heartbeat_ms;       /* our HEARTBEAT interval (default AF_HEARTBEAT_MS) */
-    uint32_t liveness;           /* silent intervals before a node is lost (AF_LIVENESS) */
-    uint32_t retries;            /* attempts after the first (AF_DEFAULT_RETRIES) */
-    bool retry_on_build_failure; /* retry a slice whose build step failed too */
+    uint32_t heartbeat_ms;               /* our HEARTBEAT interval (default AF_HEARTBEAT_MS) */
+    uint32_t liveness;                   /* silent intervals before a node is lost (AF_LIVENESS) */
+    uint32_t retries;                    /* attempts after the first (AF_DEFAULT_RETRIES) */
+    bool retry_on_build_failure;         /* retry a slice whose build step failed too */
     af_kv_t selectors[AF_MAX_SELECTORS]; /* --node-selector key=value, borrowed from argv */
     char *selector_keys[AF_MAX_SELECTORS]; /* owned copies of the keys */
     size_t n_selectors;

@@ -22,9 +22,10 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
         json_object_set_new(o, "platform", json_string(s->platform_str));
         json_object_set_new(o, "node", json_string(af_farm_node(farm, cur->node)->conf->name));
         json_object_set_new(o, "digest", json_string(cur->digest));
-        json_object_set_new(o, "seconds", json_real(cur->ended_ms > cur->started_ms
-                                                        ? (cur->ended_ms - cur->started_ms) / 1000.0
-                                                        : 0));
+        json_object_set_new(o, "seconds",
+                            json_real(cur->ended_ms > cur->started_ms
+                                          ? (cur->ended_ms - cur->started_ms) / 1000.0
+                                          : 0));
         json_object_set_new(o, "result", json_string(cur->ok ? "ok" : cur->failure));
         json_t *atts = json_array();
         for (size_t k = 0; k < s->n_attempts; k++) {

@@ -26,8 +26,9 @@ bool af_schedule_labels_match(const af_label_t *labels, size_t n_labels, const a
     for (size_t k = 0; k < n_sel; k++) {
         bool found = false;
         for (size_t i = 0; i < n_labels && !found; i++)
-            found = labels[i].key && !strcmp(labels[i].key, sel[k].key) &&
-                    (!sel[k].value[0] || (labels[i].value && !strcmp(labels[i].value, sel[k].value)));
+            found =
+                labels[i].key && !strcmp(labels[i].key, sel[k].key) &&
+                (!sel[k].value[0] || (labels[i].value && !strcmp(labels[i].value, sel[k].value)));
         if (!found) {
             if (miss)
                 *miss = &sel[k];

@@ -322,8 +322,7 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         if (!af_attempt_takes_result(s, a)) {
             /* a late RESULT of an abandoned attempt (lost, failed over,
              * cancelled): its outcome was settled here already */
-            af_debug_job(s->job, fn->conf->name, "ignoring stale RESULT of attempt %u",
-                         m->attempt);
+            af_debug_job(s->job, fn->conf->name, "ignoring stale RESULT of attempt %u", m->attempt);
             return;
         }
         a->done = true;

@@ -134,9 +134,15 @@ static void build_opts_fault_tolerance_usage_errors(void **state)
 {
     af_build_opts_t *o = calloc(1, sizeof *o);
     const char *bad[][2] = {
-        {"--retries", "9"},          {"--retries", "-1"},          {"--retries", "x"},
-        {"--liveness", "0"},         {"--liveness", "101"},        {"--heartbeat-interval", "10"},
-        {"--heartbeat-interval", "60001"}, {"--node-selector", "=v"}, {"--node-selector", ""},
+        {"--retries", "9"},
+        {"--retries", "-1"},
+        {"--retries", "x"},
+        {"--liveness", "0"},
+        {"--liveness", "101"},
+        {"--heartbeat-interval", "10"},
+        {"--heartbeat-interval", "60001"},
+        {"--node-selector", "=v"},
+        {"--node-selector", ""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(s_run(o, "-t", "localhost:5000/app", bad[i][0], bad[i][1], s_dir, NULL),
@@ -149,12 +155,12 @@ static void build_opts_fault_tolerance_usage_errors(void **state)
 static void build_opts_full_command_line_is_accepted(void **state)
 {
     af_build_opts_t *o = calloc(1, sizeof *o);
-    int rc = s_run(o, "--platform", "linux/amd64,aarch64", "--platform", "linux/arm64,armhf", "-t",
-                   "localhost:5000/app:1.0", "--tag", "localhost:5000/app:latest", "--push",
-                   "--build-arg", "A=1", "--build-arg", "A=2", "--build-arg", "B=x=y", "--target",
-                   "final", "--progress", "json", "--metadata-file", "m.json",
-                   "--insecure-registry", "reg.lan", "--no-fail-fast", "--timeout", "60", s_dir,
-                   NULL);
+    int rc =
+        s_run(o, "--platform", "linux/amd64,aarch64", "--platform", "linux/arm64,armhf", "-t",
+              "localhost:5000/app:1.0", "--tag", "localhost:5000/app:latest", "--push",
+              "--build-arg", "A=1", "--build-arg", "A=2", "--build-arg", "B=x=y", "--target",
+              "final", "--progress", "json", "--metadata-file", "m.json", "--insecure-registry",
+              "reg.lan", "--no-fail-fast", "--timeout", "60", s_dir, NULL);
     assert_int_equal(rc, -1);
     assert_int_equal(o->n_platforms, 3); /* aarch64 == linux/arm64, deduplicated */
     assert_string_equal(o->platforms[2].arch, "arm");
@@ -189,18 +195,17 @@ static void build_opts_usage_errors_exit_2(void **state)
     af_build_opts_t *o = calloc(1, sizeof *o);
     assert_int_equal(s_run(o, "-t", "localhost:5000/app", NULL), AF_EXIT_USAGE); /* no context */
     assert_int_equal(s_run(o, "-t", "localhost:5000/app", s_dir, s_dir, NULL), AF_EXIT_USAGE);
-    assert_int_equal(s_run(o, "-t", "localhost:5000/app", "/nonexistent-ctx", NULL),
-                     AF_EXIT_USAGE);
+    assert_int_equal(s_run(o, "-t", "localhost:5000/app", "/nonexistent-ctx", NULL), AF_EXIT_USAGE);
     assert_int_equal(s_run(o, "--push", s_dir, NULL), AF_EXIT_USAGE);
     assert_int_equal(s_run(o, s_dir, NULL), AF_EXIT_USAGE); /* no -t at all */
     assert_int_equal(s_run(o, "-t", "Bad Ref", s_dir, NULL), AF_EXIT_USAGE);
     assert_int_equal(s_run(o, "-t", "localhost:5000/a:1", "-t", "localhost:5000/b:1", s_dir, NULL),
                      AF_EXIT_USAGE);
-    assert_int_equal(s_run(o, "-t", "localhost:5000/a:1", "-t", "otherhost:5000/a:1", s_dir,
-                           NULL),
+    assert_int_equal(s_run(o, "-t", "localhost:5000/a:1", "-t", "otherhost:5000/a:1", s_dir, NULL),
                      AF_EXIT_USAGE);
-    assert_int_equal(s_run(o, "-t", "localhost:5000/a@sha256:" /* digest in a tag */
-                                    "0000000000000000000000000000000000000000000000000000000000000000",
+    assert_int_equal(s_run(o, "-t",
+                           "localhost:5000/a@sha256:" /* digest in a tag */
+                           "0000000000000000000000000000000000000000000000000000000000000000",
                            s_dir, NULL),
                      AF_EXIT_USAGE);
     assert_int_equal(s_run(o, "-t", "localhost:5000/a", "--platform", "linux/", s_dir, NULL),
@@ -215,9 +220,9 @@ static void build_opts_usage_errors_exit_2(void **state)
                      AF_EXIT_USAGE);
     assert_int_equal(s_run(o, "-t", "localhost:5000/a", "--timeout", "12x", s_dir, NULL),
                      AF_EXIT_USAGE);
-    assert_int_equal(s_run(o, "-t", "localhost:5000/a", "--insecure-registry", "https://x", s_dir,
-                           NULL),
-                     AF_EXIT_USAGE);
+    assert_int_equal(
+        s_run(o, "-t", "localhost:5000/a", "--insecure-registry", "https://x", s_dir, NULL),
+        AF_EXIT_USAGE);
     assert_int_equal(s_run(o, "-t", "localhost:5000/a", "--no-such-flag", s_dir, NULL),
                      AF_EXIT_USAGE);
     s_free(o);
@@ -229,8 +234,8 @@ static void build_arg_without_value_comes_from_the_environment(void **state)
     af_build_opts_t *o = calloc(1, sizeof *o);
     setenv("AF_TEST_ARG", "from-env", 1);
     unsetenv("AF_TEST_UNSET");
-    assert_int_equal(s_run(o, "-t", "localhost:5000/a", "--build-arg", "AF_TEST_ARG",
-                           "--build-arg", "AF_TEST_UNSET", s_dir, NULL),
+    assert_int_equal(s_run(o, "-t", "localhost:5000/a", "--build-arg", "AF_TEST_ARG", "--build-arg",
+                           "AF_TEST_UNSET", s_dir, NULL),
                      -1);
     assert_int_equal(o->n_build_args, 1); /* an unset variable is not passed */
     assert_string_equal(o->build_args[0].key, "AF_TEST_ARG");

@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,7 +22,9 @@
 
 #include "log.h"
 
-#define S_MAX_PIDS 4096    /* processes we track per job dir */
+#define S_PATH_MAX 4096     /* Linux PATH_MAX */
+#define S_PID_MAX 4194304   /* PID_MAX_LIMIT */
+#define S_MAX_PIDS 4096     /* processes we track per job dir */
 #define S_ENVIRON_MAX 65536 /* bytes of /proc/PID/environ we read */
 
 /* True when PATH is DIR or inside it. */
@@ -55,7 +56,7 @@ static pid_t s_pgrp(pid_t pid)
 
 static bool s_environ_marks(pid_t pid, const char *job_dir)
 {
-    char path[64], want[PATH_MAX + 32];
+    char path[64], want[S_PATH_MAX + 32];
     snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
     int wl = snprintf(want, sizeof want, "%s=%s", AF_RECOVERY_ENV, job_dir);
     if (wl < 0 || (size_t)wl >= sizeof want)
@@ -80,7 +81,7 @@ static bool s_environ_marks(pid_t pid, const char *job_dir)
 /* True when PID runs inside JOB_DIR or is marked as one of its steps. */
 static bool s_ours(pid_t pid, const char *job_dir)
 {
-    char path[64], cwd[PATH_MAX];
+    char path[64], cwd[S_PATH_MAX];
     snprintf(path, sizeof path, "/proc/%d/cwd", (int)pid);
     ssize_t n = readlink(path, cwd, sizeof cwd - 1);
     if (n > 0) {
@@ -93,7 +94,7 @@ static bool s_ours(pid_t pid, const char *job_dir)
 
 static pid_t s_read_pgid(const char *job_dir)
 {
-    char path[PATH_MAX + 16], buf[32] = "";
+    char path[S_PATH_MAX + 16], buf[32] = "";
     snprintf(path, sizeof path, "%s/pgid", job_dir);
     FILE *f = fopen(path, "re");
     if (!f)
@@ -103,7 +104,7 @@ static pid_t s_read_pgid(const char *job_dir)
     fclose(f);
     char *end = NULL;
     long v = strtol(buf, &end, 10);
-    if (end == buf || v <= 1 || v > INT_MAX)
+    if (end == buf || v <= 1 || v > S_PID_MAX)
         return -1;
     return (pid_t)v;
 }
@@ -145,7 +146,7 @@ static size_t s_scan(const char *job_dir, pid_t pgid, pid_t *pids, size_t max, b
 
 size_t af_recovery_kill_job(const char *job_dir_arg)
 {
-    char job_dir[PATH_MAX];
+    char job_dir[S_PATH_MAX];
     if (!realpath(job_dir_arg, job_dir)) /* /proc shows resolved paths */
         snprintf(job_dir, sizeof job_dir, "%s", job_dir_arg);
     pid_t *pids = calloc(S_MAX_PIDS, sizeof *pids);
@@ -200,7 +201,7 @@ size_t af_recovery_kill_job(const char *job_dir_arg)
 
 size_t af_recovery_run(const char *workdir)
 {
-    char jobs[PATH_MAX];
+    char jobs[S_PATH_MAX];
     int l = snprintf(jobs, sizeof jobs, "%s/jobs", workdir);
     if (l < 0 || (size_t)l >= sizeof jobs)
         return 0;
@@ -212,7 +213,7 @@ size_t af_recovery_run(const char *workdir)
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        char path[PATH_MAX];
+        char path[S_PATH_MAX];
         l = snprintf(path, sizeof path, "%s/%s", jobs, de->d_name);
         if (l < 0 || (size_t)l >= sizeof path)
             continue;

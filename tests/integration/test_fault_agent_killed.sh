@@ -9,7 +9,9 @@
 #   2. The killed agent's build step survived it (orphaned). Restarted on
 #      the same workdir, the agent kills that step and removes its job dir
 #      before serving (its queue starts empty).
-#   3. Kill -9 the only node of a platform: the build exits 1 within about
+#   3. SIGTERM on the busy arm64 agent (no --drain): it cancels the job,
+#      exits 0 with nothing left behind, and the slice fails over.
+#   4. Kill -9 the only node of a platform: the build exits 1 within about
 #      5 s (liveness 3 x 1 s + margin), no tag moves, and an earlier :stable
 #      keeps its digest.
 set -euo pipefail
@@ -76,7 +78,33 @@ af_log "restart -> clean and listening: $(af_elapsed "$t_restart") s"
 af_assert_file_contains "${AF_AGENT_DIR[$first]}/stderr.log" "killed stale build process" \
     "the restarted agent logged the kill"
 
-# --- 3. the only node of a platform dies -------------------------------------------------
+# --- 3. SIGTERM on a busy agent: it drains (no --drain: cancels at once), fails over ---
+M="$AF_TMP/m2"
+mkdir -p "$M"
+af_archfarm build --progress plain --insecure-registry "$AF_REGISTRY" \
+    --platform linux/arm64 --build-arg "MARKER_DIR=$M" --build-arg SLOW=arm64 \
+    -t "$AF_REGISTRY/drained:1" --push --metadata-file "$AF_TMP/m2.json" "$AF_TMP/ctx" \
+    >"$AF_TMP/b2.out" 2>&1 &
+COORD=$!
+af_on_exit kill -TERM "$COORD"
+af_wait_until 60 "the arm64 step to start" s_arm_started
+busy=$(af_started_on arm64 "$M")
+t_term=$(af_now)
+af_agent_stop "$busy" || af_fail "$busy did not exit 0 after SIGTERM"
+af_log "$busy exited 0 $(af_elapsed "$t_term") s after SIGTERM"
+af_agent_clean "$busy" || af_fail "$busy left a build process or job dir after SIGTERM"
+rc=0
+wait "$COORD" || rc=$?
+cat "$AF_TMP/b2.out" >&2
+af_assert_eq 0 "$rc" "a slice on an agent shut down with SIGTERM fails over"
+af_assert_eq "$busy infra" "$(jq -r '.slices[0].attempts[0] | "\(.node) \(.result)"' "$AF_TMP/m2.json")" \
+    "attempt 1: the node gave the job up (infra)"
+af_assert_match "$(jq -r '.slices[0].attempts[0].message' "$AF_TMP/m2.json")" "shutting down" \
+    "its message says the node was shutting down"
+af_assert_eq 2 "$(jq '.slices[0].attempts | length' "$AF_TMP/m2.json")" "attempt 2 on the other node"
+af_agent_restart "$busy"
+
+# --- 4. the only node of a platform dies -------------------------------------------------
 M="$AF_TMP/m3"
 mkdir -p "$M"
 rc=0

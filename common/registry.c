@@ -1125,11 +1125,11 @@ out:
 static int s_check_got_digest(const s_resp_t *resp, const char *want, const char *got,
                               af_err_t *err)
 {
+    if (!strcmp(got, want))
+        return 0;
     char murl[1024];
-    if (strcmp(got, want))
-        return af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s",
-                          s_msg_url(resp->url, murl, sizeof murl), got);
-    return 0;
+    return af_err_set(err, AF_ERR_DIGEST, "GET %s: content is %s",
+                      s_msg_url(resp->url, murl, sizeof murl), got);
 }
 
 /* GETs blob DIGEST into FILE F or memory (max bytes), verifying it. */
@@ -1139,7 +1139,7 @@ static int s_blob_download(af_registry_t *self, const char *repo, const char *di
     int rc = s_check_args(repo, digest, err);
     if (rc)
         return rc;
-    char path[512], scope[300], murl[1024], got[AF_DIGEST_STR_MAX];
+    char path[512], scope[300], got[AF_DIGEST_STR_MAX];
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", repo, digest);
     s_req_t req = {.method = "GET",
                    .path = path,
@@ -1153,6 +1153,7 @@ static int s_blob_download(af_registry_t *self, const char *repo, const char *di
     if (resp->status != 200)
         return s_status_error(&req, resp, err);
     if (f) {
+        char murl[1024];
         if (fflush(f) || af_digest_final(resp->dl_digest, got))
             return af_err_set(err, AF_ERR_IO, "GET %s: cannot write the download",
                               s_msg_url(resp->url, murl, sizeof murl));

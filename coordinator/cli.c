@@ -46,6 +46,16 @@ void af_cli_error(const char *fmt, ...)
     fprintf(stderr, "archfarm: error: %s\n", msg);
 }
 
+void af_cli_warning(const char *fmt, ...)
+{
+    char msg[AF_ERRMSG_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "archfarm: warning: %s\n", msg);
+}
+
 int af_cli_registry_exit(int code)
 {
     switch (code) {

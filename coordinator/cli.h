@@ -46,6 +46,9 @@ int af_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 /* Prints "archfarm: error: MESSAGE" to stderr. */
 void af_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Prints "archfarm: warning: MESSAGE" to stderr. */
+void af_cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Exit status for a registry/network error code: AF_EXIT_INFRA for
  * NET/TIMEOUT/HTTP/AUTH (the registry is unreachable or refuses us),
  * AF_EXIT_FAILED otherwise (not found, bad content). */

@@ -4,6 +4,7 @@
  * together under one deadline. */
 #include "farm.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,9 +144,32 @@ static void s_set_status(af_farm_node_t *n, af_node_status_t st, const char *fmt
     va_end(ap);
 }
 
-/* Applies the CURVE client side when the node is not insecure. The client
- * certificate comes from $ARCHFARM_CLIENT_CERT (a czmq cert file, e.g. from
- * `archfarm keygen`); without it the node is unsupported. */
+/* The client certificate: $ARCHFARM_CLIENT_CERT, else the first of
+ * ~/.config/archfarm/client_secret and ~/.config/archfarm/client.key_secret
+ * (what `archfarm keygen --name client ~/.config/archfarm` writes) that
+ * exists. Writes the path to buf; false when there is none. */
+static bool s_client_cert_path(char *buf, size_t len)
+{
+    const char *env = getenv("ARCHFARM_CLIENT_CERT");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return true;
+    }
+    const char *home = getenv("HOME");
+    if (!home || !*home)
+        return false;
+    static const char *const names[] = {"client_secret", "client.key_secret"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(buf, len, "%s/.config/archfarm/%s", home, names[i]);
+        if (access(buf, R_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Applies the CURVE client side when the node is not insecure, with the
+ * client certificate of s_client_cert_path() (a czmq cert file, e.g. from
+ * `archfarm keygen`); without one the node is unsupported. */
 static int s_apply_curve(af_farm_node_t *n)
 {
     if (n->conf->insecure)
@@ -156,11 +180,12 @@ static int s_apply_curve(af_farm_node_t *n)
                      n->conf->name);
         return -1;
     }
-    const char *path = getenv("ARCHFARM_CLIENT_CERT");
-    if (!path || !*path) {
+    char path[PATH_MAX];
+    if (!s_client_cert_path(path, sizeof path)) {
         s_set_status(n, AF_NODE_UNSUPPORTED,
                      "node %s needs CURVE (archfarm_insecure is false): set "
-                     "ARCHFARM_CLIENT_CERT to a client certificate from 'archfarm keygen'",
+                     "ARCHFARM_CLIENT_CERT to a client certificate from 'archfarm keygen', or "
+                     "put one at ~/.config/archfarm/client_secret",
                      n->conf->name);
         return -1;
     }
@@ -174,6 +199,26 @@ static int s_apply_curve(af_farm_node_t *n)
     zcert_destroy(&cert);
     zsock_set_curve_serverkey(n->sock, n->conf->server_key);
     return 0;
+}
+
+/* Every run that talks to plaintext (archfarm_insecure) nodes says so:
+ * one warning naming them. SELECT as in the probe (NULL = all). */
+static void s_warn_plaintext(const af_farm_t *self, const bool *select)
+{
+    char names[512] = "";
+    size_t off = 0, count = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        if ((select && !select[i]) || !self->nodes[i].conf->insecure)
+            continue;
+        if (off < sizeof names)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", count ? ", " : "",
+                                    self->nodes[i].conf->name);
+        count++;
+    }
+    if (count)
+        af_cli_warning("plaintext transport (archfarm_insecure) to %zu node%s (%s): not "
+                       "authenticated, not encrypted; registry credentials are not sent to them",
+                       count, count == 1 ? "" : "s", names);
 }
 
 static zsock_t *s_monitor_start(af_farm_t *self, size_t i);
@@ -350,6 +395,7 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
     snprintf(hello->version, sizeof hello->version, "%s", AF_VERSION);
     snprintf(hello->client, sizeof hello->client, "%s", client);
 
+    s_warn_plaintext(self, select);
     long long start = af_cli_now_ms();
     size_t waiting = 0;
     for (size_t i = 0; i < self->n; i++) {

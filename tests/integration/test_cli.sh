@@ -154,6 +154,8 @@ af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" 'linux/amd64' "ls: nod
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" "tcp://127.0.0.1:${AF_AGENT_PORT[node-amd64]}" "ls: node-amd64 endpoint"
 af_assert_match "$(grep -w node-dead <<<"$OUT" || true)" 'unreachable' "ls: node-dead is unreachable"
 if grep -w node-dead <<<"$OUT" | grep -qw ready; then af_fail "ls reports the dead node ready"; fi
+af_assert_match "$OUT" "archfarm: warning: plaintext transport \(archfarm_insecure\) to 4 nodes \(node-amd64, .*\): not authenticated, not encrypted" \
+    "every run that talks to plaintext nodes warns, naming them"
 
 s_expect 0 "inspect node-arm64" "$A" -i "$AF_INVENTORY" inspect node-arm64
 af_assert_contains "$OUT" "linux/arm64" "inspect shows the platform"

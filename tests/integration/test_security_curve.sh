@@ -149,6 +149,14 @@ af_run_rc rc env ARCHFARM_CLIENT_CERT="$K/late/late.key" "$AF_BIN/archfarm" -i "
 af_assert_match "$(cat "$AF_TMP/last.out")" '^sec1 .*unauthorized' "ls shows sec1 unauthorized"
 s_tag_exists v2 && af_fail "sec/app:v2 exists after a refused build"
 
+# without $ARCHFARM_CLIENT_CERT the coordinator uses ~/.config/archfarm/client_secret
+mkdir -p "$AF_TMP/home/.config/archfarm"
+cp "$K/coord/coord.key_secret" "$AF_TMP/home/.config/archfarm/client_secret"
+af_run_rc rc env -u ARCHFARM_CLIENT_CERT HOME="$AF_TMP/home" "$AF_BIN/archfarm" -i "$AF_TMP/curve.yaml" ls
+af_assert_match "$(cat "$AF_TMP/last.out")" '^sec1 .*ready' "the default client cert ~/.config/archfarm/client_secret is used"
+af_run_rc rc env -u ARCHFARM_CLIENT_CERT HOME="$AF_TMP/nohome" "$AF_BIN/archfarm" -i "$AF_TMP/curve.yaml" ls
+af_assert_match "$(cat "$AF_TMP/last.out")" 'client_secret' "without any client cert the message says where one goes"
+
 # --- 3. a plaintext coordinator --------------------------------------------------------
 rc=0
 s_build "$AF_TMP/plain.yaml" "$K/coord/coord.key" "$AF_TMP/marks/plaintext" v3 "$AF_TMP/plain.out" || rc=$?

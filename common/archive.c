@@ -668,6 +668,7 @@ typedef struct {
 typedef struct {
     s_item_t *items;
     size_t n, cap;
+    unsigned depth; /* directories open in the walk: bounds recursion and fds */
     af_err_t *err;
 } s_layer_t;
 
@@ -774,6 +775,12 @@ static int s_layer_entry(s_layer_t *l, int dfd, const char *name, char **csrc_p,
         return af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": %s", s_printable(csrc, pn, sizeof pn),
                           strerror(errno));
     if (S_ISDIR(st.st_mode)) {
+        /* the walk recurses in a worker thread: a hostile tree must not
+         * run it out of stack or file descriptors */
+        if (l->depth >= AF_LAYER_MAX_DEPTH)
+            return af_err_set(l->err, AF_ERR_TOOBIG,
+                              "layer: \"%s\": directories nested deeper than %d levels",
+                              s_printable(csrc, pn, sizeof pn), AF_LAYER_MAX_DEPTH);
         int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (cfd < 0) {
             return af_err_set(l->err, AF_ERR_IO, "layer: \"%s\": %s",
@@ -784,8 +791,11 @@ static int s_layer_entry(s_layer_t *l, int dfd, const char *name, char **csrc_p,
         *cdest_p = *csrc_p = NULL;
         if (rc == 0 && (!dcopy || !scopy))
             rc = af_err_set(l->err, AF_ERR_NOMEM, "layer: out of memory");
-        if (rc == 0)
+        if (rc == 0) {
+            l->depth++;
             rc = s_layer_walk(l, cfd, scopy, dcopy, seq);
+            l->depth--;
+        }
         free(dcopy);
         free(scopy);
         close(cfd);

@@ -805,6 +805,43 @@ static void write_layer_rejects_sources_outside_root(void **state)
     s_rm(top);
 }
 
+/* A tree of DEPTH nested directories "d" under ROOT/NAME. */
+static void s_nest(const char *root, const char *name, int depth)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    for (int i = 0; i <= depth; i++) {
+        const char *nm = i == 0 ? name : "d";
+        assert_int_equal(mkdirat(fd, nm, 0755), 0);
+        int next = openat(fd, nm, O_RDONLY | O_DIRECTORY);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+}
+
+static void write_layer_rejects_trees_nested_deeper_than_the_limit(void **state)
+{
+    char *top = s_tmpdir();
+    s_nest(top, "deep", AF_LAYER_MAX_DEPTH + 1);
+    s_layer_reject(top, "deep", "/deep", AF_ERR_TOOBIG, "nested deeper than");
+    /* at the limit it still works */
+    s_nest(top, "ok", AF_LAYER_MAX_DEPTH);
+    char *out = s_tmpdir();
+    char *l1 = s_path(out, "1.tgz");
+    char *src = s_path(top, "ok");
+    const af_layer_entry_t e = {.src = src, .dest = "/ok"};
+    af_layer_result_t r;
+    af_err_t err = {0};
+    if (af_archive_write_layer(top, &e, 1, l1, MTIME, &r, &err) != 0)
+        fail_msg("a tree %d deep: %s", AF_LAYER_MAX_DEPTH, err.msg);
+    free(src);
+    free(l1);
+    s_rm(out);
+    s_rm(top);
+}
+
 static void write_layer_rejects_file_above_another_file(void **state)
 {
     char *root = s_make_root();
@@ -1352,6 +1389,7 @@ int main(void)
         cmocka_unit_test(write_layer_lists_sorted_entries_with_parents_and_fixed_owner),
         cmocka_unit_test(write_layer_later_entry_wins_and_tree_at_root),
         cmocka_unit_test(write_layer_rejects_sources_outside_root),
+        cmocka_unit_test(write_layer_rejects_trees_nested_deeper_than_the_limit),
         cmocka_unit_test(write_layer_rejects_file_above_another_file),
         cmocka_unit_test(extract_happy_path_nested_dirs_symlink_hardlink),
         cmocka_unit_test(extract_gzip_tar_works),

@@ -78,7 +78,8 @@ mkdir -p "$M"
     >"$AF_TMP/b2.out" 2>&1 &
 COORD=$!
 af_on_exit kill -KILL "$COORD"
-s_amd_done() { grep -Eq '^\[linux/amd64 amd\] .*(done|sha256:)' "$AF_TMP/b2.out"; }
+# the slice's result line, "[linux/amd64 amd] done sha256:... in 0.4s"
+s_amd_done() { grep -Eq '^\[linux/amd64 amd\] done sha256:[0-9a-f]{64} in ' "$AF_TMP/b2.out"; }
 af_wait_until 60 "the linux/amd64 slice to finish" s_amd_done
 af_wait_until 60 "all three steps to start" s_all_started
 t_int=$(af_now)

@@ -25,6 +25,7 @@
 #include "digest.h"
 #include "executor.h"
 #include "job.h"
+#include "fsutil.h"
 #include "log.h"
 #include "platform.h"
 #include "proto.h"
@@ -532,26 +533,6 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
 
 /* --- setup --- */
 
-static int s_mkdirs(const char *dir, af_err_t *err)
-{
-    char path[AF_AGENT_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0755) < 0 && errno != EEXIST)
-            return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-        return af_err_set(err, AF_ERR_IO, "%s: not a directory", path);
-    return 0;
-}
-
 /* Removes job dirs a previous run left behind (a crash, a SIGKILL). */
 static int s_clean_stale_jobs(af_agent_t *self, af_err_t *err)
 {
@@ -642,8 +623,8 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
     snprintf(self->workdir, sizeof self->workdir, "%s", self->cfg.workdir);
     snprintf(self->jobs_dir, sizeof self->jobs_dir, "%s/jobs", self->workdir);
     snprintf(self->contexts_dir, sizeof self->contexts_dir, "%s/contexts", self->workdir);
-    if (s_mkdirs(self->workdir, err) < 0 || s_mkdirs(self->jobs_dir, err) < 0 ||
-        s_clean_stale_jobs(self, err) < 0)
+    if (af_mkdirs(self->workdir, 0755, 0700, err) < 0 ||
+        af_mkdirs(self->jobs_dir, 0755, 0700, err) < 0 || s_clean_stale_jobs(self, err) < 0)
         goto fail;
     if (chmod(self->jobs_dir, 0700) < 0) /* job dirs hold contexts and scratch blobs */
         af_warn("chmod %s: %s", self->jobs_dir, strerror(errno));

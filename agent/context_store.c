@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "fsutil.h"
 #include "log.h"
 
 #define S_TEMP_PREFIX ".incoming-"
@@ -111,27 +112,6 @@ static int s_by_mtime(const void *a, const void *b)
     return strcmp(x->hex, y->hex);
 }
 
-static int s_mkdir_p(const char *dir, af_err_t *err)
-{
-    char path[AF_CONTEXT_MAX_PATH];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return af_err_set(err, AF_ERR_TOOBIG, "%s: path too long", dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-            return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-        return af_err_set(err, AF_ERR_IO, "%s: not a directory", path);
-    return 0;
-}
-
 af_context_store_t *af_context_store_new(const char *dir, size_t keep, af_err_t *err)
 {
     assert(dir);
@@ -141,7 +121,7 @@ af_context_store_t *af_context_store_new(const char *dir, size_t keep, af_err_t 
         goto fail;
     }
     self->keep = keep ? keep : 1;
-    if (s_mkdir_p(dir, err) < 0)
+    if (af_mkdirs(dir, 0700, 0700, err) < 0)
         goto fail;
     if (chmod(dir, 0700) < 0)
         af_warn("chmod %s: %s", dir, strerror(errno));

@@ -896,6 +896,22 @@ void af_engine_run_fail_status(af_engine_run_t *self, af_job_t *job, const char 
 
 /* --- checking what an engine pushed ---------------------------------------- */
 
+int af_engine_check_platform(const char *engine, const char *config, size_t len,
+                             const af_platform_t *want, af_err_t *err)
+{
+    af_platform_t got;
+    int rc = af_oci_config_platform(config, len, &got, err);
+    if (rc < 0)
+        return rc;
+    if (!af_platform_equal(&got, want)) {
+        char g[AF_PLATFORM_STR_MAX], w[AF_PLATFORM_STR_MAX];
+        return af_err_set(err, AF_ERR_INVAL, "%s built %s, not %s", engine,
+                          af_platform_format(&got, g, sizeof g),
+                          af_platform_format(want, w, sizeof w));
+    }
+    return 0;
+}
+
 af_engine_verify_args_t *af_engine_verify_args_new(const af_msg_t *build,
                                                    const af_platform_t *platform,
                                                    const af_engine_image_t *reported)
@@ -954,16 +970,8 @@ int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     if ((rc = af_registry_blob_get(reg, ref.repository, doc->config.digest, 0, &config, &config_len,
                                    err)) < 0)
         goto out;
-    af_platform_t got;
-    if ((rc = af_oci_config_platform(config, config_len, &got, err)) < 0)
+    if ((rc = af_engine_check_platform("the engine", config, config_len, &a->platform, err)) < 0)
         goto out;
-    if (!af_platform_equal(&got, &a->platform)) {
-        char g[AF_PLATFORM_STR_MAX], w[AF_PLATFORM_STR_MAX];
-        rc = af_err_set(err, AF_ERR_INVAL, "the engine built %s, not %s",
-                        af_platform_format(&got, g, sizeof g),
-                        af_platform_format(&a->platform, w, sizeof w));
-        goto out;
-    }
     rc = af_push_target_report(ctx, digest, doc->media_type, len, err);
 out:
     af_oci_doc_destroy(&doc);

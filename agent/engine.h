@@ -196,6 +196,12 @@ void af_engine_run_fail_status(af_engine_run_t *self, af_job_t *job, const char 
 void af_engine_run_fail(af_engine_run_t *self, af_job_t *job, const char *failure, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
 
+/* Checks that the image config CONFIG (LEN bytes) is for WANT. 0, or an
+ * error "ENGINE built X, not Y" (or the config's parse error). */
+int af_engine_check_platform(const char *engine, const char *config, size_t len,
+                             const af_platform_t *want, af_err_t *err)
+    __attribute__((warn_unused_result));
+
 /* Arguments of af_engine_verify_worker. */
 typedef struct {
     af_push_target_t target; /* the BUILD's repository and registry settings */

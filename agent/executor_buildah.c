@@ -162,16 +162,8 @@ static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
                         doc->config.digest);
         goto out;
     }
-    af_platform_t built;
-    if ((rc = af_oci_config_platform(config, config_len, &built, err)) < 0)
+    if ((rc = af_engine_check_platform("buildah", config, config_len, &a->platform, err)) < 0)
         goto out;
-    if (!af_platform_equal(&built, &a->platform)) {
-        char g[AF_PLATFORM_STR_MAX], w[AF_PLATFORM_STR_MAX];
-        rc = af_err_set(err, AF_ERR_INVAL, "buildah built %s, not %s",
-                        af_platform_format(&built, g, sizeof g),
-                        af_platform_format(&a->platform, w, sizeof w));
-        goto out;
-    }
 
     if (!(reg = af_push_target_open(&a->target, &ref, err))) {
         rc = err && err->code ? err->code : AF_ERR_NET;

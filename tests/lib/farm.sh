@@ -419,12 +419,13 @@ af_skopeo() {
 }
 
 # af_oci_validate KIND FILE: validates FILE (config|manifest|index) against
-# the OCI image-spec schemas in ../shared/oci-schema beside the repo.
+# the OCI image-spec v1.1.1 schemas (Apache-2.0) kept in the repository
+# under tests/unit/data/oci/schema, so a clone checks itself anywhere.
 af_oci_validate() {
-    local schemas="$AF_SOURCE_DIR/../shared/oci-schema"
+    local schemas="$AF_SOURCE_DIR/tests/unit/data/oci/schema"
     local validator="$AF_SOURCE_DIR/tests/unit/data/oci/validate.py"
     [[ -f "$schemas/image-index-schema.json" ]] ||
-        af_fail "OCI schemas not found at $schemas (CI keeps shared/ beside the clone)"
+        af_fail "OCI schemas not found at $schemas"
     [[ -f $validator ]] || af_fail "schema validator $validator missing"
     local out
     out=$(python3 "$validator" "$schemas" "$1" "$2" 2>&1) ||

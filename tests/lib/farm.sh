@@ -245,7 +245,9 @@ af_agent_start() {
     mkdir -p "$dir/work"
     for tries in 1 2 3; do
         port=$(af_free_port)
-        "$AF_BIN/archfarm-agent" --name "$name" --listen "tcp://127.0.0.1:$port" \
+        # AF_AGENT_WRAP (an array, e.g. valgrind and its options) runs the agent under a tool
+        ${AF_AGENT_WRAP[@]+"${AF_AGENT_WRAP[@]}"} "$AF_BIN/archfarm-agent" --name "$name" \
+            --listen "tcp://127.0.0.1:$port" \
             --platform "$platform" --workdir "$dir/work" --insecure "$@" \
             >"$dir/stdout.log" 2>"$dir/stderr.log" &
         pid=$!

@@ -185,6 +185,18 @@ static int s_copy_base_layers(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_re
                           repo);
             continue;
         }
+        if (same_registry) {
+            bool mounted = false;
+            rc = af_registry_blob_mount(target, repo, l->digest, base_ref->repository, &mounted,
+                                        err);
+            if (rc < 0)
+                return rc;
+            if (mounted) {
+                af_worker_log(ctx, "base layer %s mounted from %s",
+                              s_short(l->digest, sd, sizeof sd), base_ref->repository);
+                continue;
+            }
+        }
         char path[AF_CONTEXT_MAX_PATH];
         snprintf(path, sizeof path, "%s/base-layer-%zu", a->job_dir, i);
         af_worker_log(ctx, "copying base layer %s %s", s_short(l->digest, sd, sizeof sd),
@@ -192,9 +204,8 @@ static int s_copy_base_layers(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_re
         rc = af_registry_blob_fetch(source, base_ref->repository, l->digest, path,
                                     (uint64_t)l->size, err);
         if (rc == 0)
-            rc =
-                af_registry_blob_push(target, repo, l->digest, path, (uint64_t)l->size,
-                                      same_registry ? base_ref->repository : NULL, NULL, NULL, err);
+            rc = af_registry_blob_push(target, repo, l->digest, path, (uint64_t)l->size, NULL, NULL,
+                                       NULL, err);
         unlink(path);
         if (rc < 0)
             return rc;

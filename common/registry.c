@@ -985,6 +985,57 @@ static char *s_upload_url(af_registry_t *self, const char *location, const char 
     return n < 0 ? NULL : url;
 }
 
+/* POSTs a cross-repository mount of DIGEST from FROM_REPO into REPO with
+ * token SCOPE. *mounted is true on 201 (its digest checked). On 202 the
+ * registry opened an upload session instead: its Location goes to
+ * *location_p (caller frees). */
+static int s_mount(af_registry_t *self, const char *repo, const char *digest,
+                   const char *from_repo, const char *scope, bool *mounted, char **location_p,
+                   af_err_t *err)
+{
+    char path_buf[1024];
+    s_resp_t resp = {0};
+    *mounted = false;
+    *location_p = NULL;
+    snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest,
+             from_repo);
+    s_req_t req = {.method = "POST", .path = path_buf, .scope = scope, .max_body = S_ERROR_BODY_MAX};
+    int rc = s_request(self, &req, &resp, err);
+    if (rc == 0 && resp.status == 201) {
+        rc = s_check_pushed_digest(&req, &resp, digest, err);
+        *mounted = rc == 0;
+        if (*mounted)
+            af_debug("blob %s mounted from %s into %s", digest, from_repo, repo);
+    } else if (rc == 0 && (resp.status != 202 || !resp.location)) {
+        rc = s_status_error(&req, &resp, err);
+    } else if (rc == 0) {
+        *location_p = resp.location;
+        resp.location = NULL;
+    }
+    s_resp_free(&resp);
+    return rc;
+}
+
+int af_registry_blob_mount(af_registry_t *self, const char *repo, const char *digest,
+                           const char *from_repo, bool *mounted, af_err_t *err)
+{
+    *mounted = false;
+    int rc = s_check_args(repo, digest, err);
+    if (rc)
+        return rc;
+    if (!from_repo || !s_repo_ok(from_repo) || !strcmp(from_repo, repo))
+        return af_err_set(err, AF_ERR_INVAL, "invalid repository to mount from \"%s\"",
+                          from_repo ? from_repo : "");
+    char scope[600];
+    snprintf(scope, sizeof scope, "repository:%s:pull,push repository:%s:pull", repo, from_repo);
+    char *location = NULL;
+    rc = s_mount(self, repo, digest, from_repo, scope, mounted, &location, err);
+    /* a refused mount leaves an empty upload session, which the registry
+     * purges with its other abandoned uploads */
+    free(location);
+    return rc;
+}
+
 int af_registry_blob_push(af_registry_t *self, const char *repo, const char *digest,
                           const char *path, uint64_t size, const char *from_repo,
                           af_registry_progress_fn *progress, void *arg, af_err_t *err)
@@ -1027,26 +1078,15 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
     }
 
     if (from_repo) {
-        snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest,
-                 from_repo);
-        s_req_t req = {
-            .method = "POST", .path = path_buf, .scope = scope, .max_body = S_ERROR_BODY_MAX};
-        if ((rc = s_request(self, &req, &resp, err)))
+        bool mounted = false;
+        if ((rc = s_mount(self, repo, digest, from_repo, scope, &mounted, &location, err)))
             goto out;
-        if (resp.status == 201) {
-            rc = s_check_pushed_digest(&req, &resp, digest, err);
-            if (!rc)
-                af_debug("blob %s mounted from %s into %s", digest, from_repo, repo);
-            if (!rc && progress)
+        if (mounted) {
+            if (progress)
                 progress(size, size, arg);
             goto out;
         }
-        if (resp.status != 202 || !resp.location) {
-            rc = s_status_error(&req, &resp, err);
-            goto out;
-        }
-        location = resp.location; /* mount refused: upload in this session */
-        resp.location = NULL;
+        /* mount refused: upload in the session it opened (location) */
     }
     /* the PUT goes with the token of the POST that opened its session */
     const char *put_scope = from_repo ? scope : rscope;

@@ -54,6 +54,14 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
                           af_registry_progress_fn *progress, void *arg, af_err_t *err)
     __attribute__((warn_unused_result));
 
+/* Mounts blob DIGEST from FROM_REPO into REPO on this registry (no data
+ * moves). *mounted is false, with 0 returned, when the registry declines
+ * (the blob is not in FROM_REPO, or mounting is not allowed): the caller
+ * then uploads. Does not HEAD first. */
+int af_registry_blob_mount(af_registry_t *self, const char *repo, const char *digest,
+                           const char *from_repo, bool *mounted, af_err_t *err)
+    __attribute__((warn_unused_result));
+
 /* Downloads blob DIGEST into PATH (streaming), verifying the digest and
  * at most MAX_SIZE bytes (0 = unbounded). */
 int af_registry_blob_fetch(af_registry_t *self, const char *repo, const char *digest,

@@ -501,6 +501,38 @@ static void registry_blob_mount_from_another_repo(void **state)
     af_registry_destroy(&r);
 }
 
+static void registry_blob_mount_alone_mounts_or_declines(void **state)
+{
+    (void)state;
+    char path[256], digest[AF_DIGEST_STR_MAX], unknown[AF_DIGEST_STR_MAX];
+    snprintf(path, sizeof path, "%s/mountonly.bin", s_plain.dir);
+    s_make_blob(path, 30000, 6, digest);
+    af_registry_t *r = s_client(&s_plain, true, NULL, NULL);
+    af_err_t err;
+    af_err_clear(&err);
+    if (af_registry_blob_push(r, "mo/base", digest, path, 30000, NULL, NULL, NULL, &err))
+        fail_msg("%s", err.msg);
+    bool mounted = false, exists = false;
+    if (af_registry_blob_mount(r, "mo/app", digest, "mo/base", &mounted, &err))
+        fail_msg("mount: %s", err.msg);
+    assert_true(mounted);
+    assert_int_equal(af_registry_blob_exists(r, "mo/app", digest, &exists, &err), 0);
+    assert_true(exists);
+    /* a blob the source repository does not hold: declined, not an error */
+    s_make_blob(path, 30000, 7, unknown);
+    mounted = true;
+    assert_int_equal(af_registry_blob_mount(r, "mo/app2", unknown, "mo/base", &mounted, &err), 0);
+    assert_false(mounted);
+    assert_int_equal(af_registry_blob_exists(r, "mo/app2", unknown, &exists, &err), 0);
+    assert_false(exists);
+    /* mounting from itself or from a bad name is a usage error */
+    assert_int_equal(af_registry_blob_mount(r, "mo/app", digest, "mo/app", &mounted, &err),
+                     AF_ERR_INVAL);
+    assert_int_equal(af_registry_blob_mount(r, "mo/app", digest, "Bad Name", &mounted, &err),
+                     AF_ERR_INVAL);
+    af_registry_destroy(&r);
+}
+
 static void registry_mount_of_unknown_blob_falls_back_to_upload(void **state)
 {
     (void)state;
@@ -1098,6 +1130,7 @@ int main(void)
         cmocka_unit_test(registry_blob_push_checks_the_file_size),
         cmocka_unit_test(registry_blob_mount_from_another_repo),
         cmocka_unit_test(registry_mount_of_unknown_blob_falls_back_to_upload),
+        cmocka_unit_test(registry_blob_mount_alone_mounts_or_declines),
         cmocka_unit_test(registry_manifest_put_by_digest_get_by_digest_and_tag),
         cmocka_unit_test(registry_pushed_index_reads_back_with_skopeo),
         cmocka_unit_test(registry_missing_things_are_notfound_with_url_and_status),

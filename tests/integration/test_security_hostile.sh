@@ -106,7 +106,7 @@ kill -0 "$PID" 2>/dev/null || af_fail "the agent died"
 rss1=$(s_rss_kib)
 # ASan keeps freed memory in its quarantine (16 MiB here) plus shadow: a wider bound
 limit_kib=$((48 * 1024))
-if ldd "$AF_BIN/archfarm-agent" | grep -q libasan; then limit_kib=$((64 * 1024)); fi
+if [[ $(ldd "$AF_BIN/archfarm-agent" 2>/dev/null) == *libasan* ]]; then limit_kib=$((64 * 1024)); fi
 growth=$((rss1 - rss0))
 af_log "agent VmRSS ${rss0} KiB -> ${rss1} KiB (growth ${growth} KiB, bound ${limit_kib} KiB)"
 ((growth < limit_kib)) || af_fail "agent memory grew by ${growth} KiB (bound ${limit_kib} KiB)"

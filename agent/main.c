@@ -44,46 +44,66 @@ static void s_usage(FILE *out)
             AF_AGENT_DEFAULT_CONTEXT_CACHE, AF_AGENT_DEFAULT_KILL_GRACE_MS);
 }
 
+/* Every flag: its long name, its short letter (0: none) and the agent.yaml
+ * key it overrides (NULL: handled in main). getopt_long gets the letter, or
+ * 256 + the flag's index, as its val. The error origin is "--NAME". */
+typedef struct {
+    const char *name;
+    int has_arg;
+    char letter;
+    const char *key;
+} s_opt_t;
+
+static const s_opt_t s_opts[] = {
+    {"config", required_argument, 'c', NULL},
+    {"listen", required_argument, 'l', "listen"},
+    {"platform", required_argument, 'p', "platforms"},
+    {"workdir", required_argument, 'w', "workdir"},
+    {"max-jobs", required_argument, 'j', "max_jobs"},
+    {"executor", required_argument, 'e', "executor"},
+    {"name", required_argument, 'n', "name"},
+    {"insecure", no_argument, 0, "insecure"},
+    {"cert", required_argument, 0, "cert"},
+    {"authorized-keys", required_argument, 0, "authorized_keys"},
+    {"heartbeat-ms", required_argument, 0, "heartbeat_ms"},
+    {"liveness", required_argument, 0, "liveness"},
+    {"job-timeout", required_argument, 0, "job_timeout_s"},
+    {"context-cache", required_argument, 0, "context_cache"},
+    {"kill-grace-ms", required_argument, 0, "kill_grace_ms"},
+    {"drain", required_argument, 0, "drain_s"},
+    {"help", no_argument, 'h', NULL},
+    {"version", no_argument, 'V', NULL},
+};
+#define S_N_OPTS (sizeof s_opts / sizeof *s_opts)
+
+static int s_val(size_t i)
+{
+    return s_opts[i].letter ? s_opts[i].letter : 256 + (int)i;
+}
+
+/* A flag as given, applied after the config file. */
 typedef struct {
     const char *key;
     const char *value;
-    const char *origin;
+    const s_opt_t *opt;
 } s_flag_t;
 
 int main(int argc, char **argv)
 {
-    enum {
-        O_INSECURE = 256,
-        O_CERT,
-        O_AUTH_KEYS,
-        O_HEARTBEAT,
-        O_LIVENESS,
-        O_JOB_TIMEOUT,
-        O_CONTEXT_CACHE,
-        O_KILL_GRACE,
-        O_DRAIN
-    };
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"platform", required_argument, NULL, 'p'},
-        {"workdir", required_argument, NULL, 'w'},
-        {"max-jobs", required_argument, NULL, 'j'},
-        {"executor", required_argument, NULL, 'e'},
-        {"name", required_argument, NULL, 'n'},
-        {"insecure", no_argument, NULL, O_INSECURE},
-        {"cert", required_argument, NULL, O_CERT},
-        {"authorized-keys", required_argument, NULL, O_AUTH_KEYS},
-        {"heartbeat-ms", required_argument, NULL, O_HEARTBEAT},
-        {"liveness", required_argument, NULL, O_LIVENESS},
-        {"job-timeout", required_argument, NULL, O_JOB_TIMEOUT},
-        {"context-cache", required_argument, NULL, O_CONTEXT_CACHE},
-        {"kill-grace-ms", required_argument, NULL, O_KILL_GRACE},
-        {"drain", required_argument, NULL, O_DRAIN},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
+    struct option longopts[S_N_OPTS + 1];
+    char shortopts[2 * S_N_OPTS + 1];
+    size_t ns = 0;
+    for (size_t i = 0; i < S_N_OPTS; i++) {
+        longopts[i] = (struct option){s_opts[i].name, s_opts[i].has_arg, NULL, s_val(i)};
+        if (s_opts[i].letter) {
+            shortopts[ns++] = s_opts[i].letter;
+            if (s_opts[i].has_arg == required_argument)
+                shortopts[ns++] = ':';
+        }
+    }
+    shortopts[ns] = '\0';
+    longopts[S_N_OPTS] = (struct option){NULL, 0, NULL, 0};
+
     s_flag_t *flags = calloc((size_t)argc + 1, sizeof *flags);
     size_t n_flags = 0;
     const char *config_path = NULL;
@@ -91,86 +111,33 @@ int main(int argc, char **argv)
     if (!flags)
         return 1;
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:p:w:j:e:n:hV", opts, NULL)) != -1) {
-        s_flag_t f = {NULL, optarg, NULL};
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            continue;
-        case 'l':
-            f.key = "listen";
-            f.origin = "--listen";
-            break;
-        case 'p':
-            f.key = platform_seen ? "platform" : "platforms"; /* first one replaces the file's */
-            f.origin = "--platform";
-            platform_seen = true;
-            break;
-        case 'w':
-            f.key = "workdir";
-            f.origin = "--workdir";
-            break;
-        case 'j':
-            f.key = "max_jobs";
-            f.origin = "--max-jobs";
-            break;
-        case 'e':
-            f.key = "executor";
-            f.origin = "--executor";
-            break;
-        case 'n':
-            f.key = "name";
-            f.origin = "--name";
-            break;
-        case O_INSECURE:
-            f.key = "insecure";
-            f.value = "true";
-            f.origin = "--insecure";
-            break;
-        case O_CERT:
-            f.key = "cert";
-            f.origin = "--cert";
-            break;
-        case O_AUTH_KEYS:
-            f.key = "authorized_keys";
-            f.origin = "--authorized-keys";
-            break;
-        case O_HEARTBEAT:
-            f.key = "heartbeat_ms";
-            f.origin = "--heartbeat-ms";
-            break;
-        case O_LIVENESS:
-            f.key = "liveness";
-            f.origin = "--liveness";
-            break;
-        case O_JOB_TIMEOUT:
-            f.key = "job_timeout_s";
-            f.origin = "--job-timeout";
-            break;
-        case O_CONTEXT_CACHE:
-            f.key = "context_cache";
-            f.origin = "--context-cache";
-            break;
-        case O_KILL_GRACE:
-            f.key = "kill_grace_ms";
-            f.origin = "--kill-grace-ms";
-            break;
-        case O_DRAIN:
-            f.key = "drain_s";
-            f.origin = "--drain";
-            break;
-        case 'h':
-            s_usage(stdout);
-            free(flags);
-            return 0;
-        case 'V':
-            printf("archfarm-agent %s\n", AF_VERSION);
-            free(flags);
-            return 0;
-        default:
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        const s_opt_t *o = NULL;
+        for (size_t i = 0; i < S_N_OPTS && !o; i++)
+            if (s_val(i) == c)
+                o = &s_opts[i];
+        if (!o) { /* '?': getopt_long named the bad flag */
             s_usage(stderr);
             free(flags);
             return 2;
+        }
+        if (o->letter == 'c') {
+            config_path = optarg;
+            continue;
+        }
+        if (o->letter == 'h' || o->letter == 'V') {
+            if (o->letter == 'h')
+                s_usage(stdout);
+            else
+                printf("archfarm-agent %s\n", AF_VERSION);
+            free(flags);
+            return 0;
+        }
+        s_flag_t f = {o->key, o->has_arg == no_argument ? "true" : optarg, o};
+        if (o->letter == 'p') { /* the first --platform replaces the file's list */
+            if (platform_seen)
+                f.key = "platform";
+            platform_seen = true;
         }
         flags[n_flags++] = f;
     }
@@ -188,9 +155,12 @@ int main(int argc, char **argv)
     int rc = 0;
     if (config_path && af_agent_config_load(&cfg, config_path, &err) < 0)
         rc = 2;
-    for (size_t i = 0; !rc && i < n_flags; i++)
-        if (af_agent_config_set(&cfg, flags[i].key, flags[i].value, flags[i].origin, &err) < 0)
+    for (size_t i = 0; !rc && i < n_flags; i++) {
+        char origin[40];
+        snprintf(origin, sizeof origin, "--%s", flags[i].opt->name);
+        if (af_agent_config_set(&cfg, flags[i].key, flags[i].value, origin, &err) < 0)
             rc = 2;
+    }
     free(flags);
     if (!rc && af_agent_config_finish(&cfg, &err) < 0)
         rc = 2;

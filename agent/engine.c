@@ -667,16 +667,6 @@ struct af_engine_run {
     char tag[AF_MAX_NAME + 16];
 };
 
-af_engine_run_t *af_engine_run_new(af_job_t *job)
-{
-    af_engine_run_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->job = job;
-    snprintf(self->tag, sizeof self->tag, "%s/%u", af_job_id(job), af_job_attempt(job));
-    return self;
-}
-
 void af_engine_run_destroy(af_engine_run_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -690,9 +680,21 @@ void af_engine_run_destroy(af_engine_run_t **self_p)
     *self_p = NULL;
 }
 
-void af_engine_run_set_data(af_engine_run_t *self, void *data)
+af_engine_run_t *af_engine_run_attach(af_job_t *job, size_t data_size, af_err_t *err)
 {
-    self->data = data;
+    af_engine_run_t *run = calloc(1, sizeof *run);
+    void *data = calloc(1, data_size);
+    if (!run || !data) {
+        free(run);
+        free(data);
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    run->job = job;
+    snprintf(run->tag, sizeof run->tag, "%s/%u", af_job_id(job), af_job_attempt(job));
+    run->data = data;
+    af_job_set_exec_data(job, run);
+    return run;
 }
 
 void *af_engine_run_data(af_engine_run_t *self)
@@ -1057,15 +1059,10 @@ int af_engine_buildkit_start(af_job_t *job, const char *engine, af_engine_argv_f
                              af_err_t *err)
 {
     const af_msg_t *b = af_job_build(job);
-    af_engine_run_t *run = af_engine_run_new(job);
-    s_buildkit_t *st = calloc(1, sizeof *st);
-    if (!run || !st) {
-        af_engine_run_destroy(&run);
-        free(st);
-        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
-    }
-    af_engine_run_set_data(run, st);
-    af_job_set_exec_data(job, run);
+    af_engine_run_t *run = af_engine_run_attach(job, sizeof(s_buildkit_t), err);
+    if (!run)
+        return AF_ERR_NOMEM;
+    s_buildkit_t *st = af_engine_run_data(run);
     snprintf(st->engine, sizeof st->engine, "%s", engine);
     snprintf(st->dir, sizeof st->dir, "%s/engine", af_job_dir(job));
     snprintf(st->meta, sizeof st->meta, "%s/metadata.json", st->dir);

@@ -146,17 +146,18 @@ typedef struct af_engine_run af_engine_run_t;
  * the job was cancelled meanwhile. */
 typedef void(af_engine_step_fn)(af_engine_run_t *run, af_job_t *job, int status, bool cancelled);
 
-/* Per-job state, stored as the job's exec data. TAG names the job in
- * debug logs. NULL on OOM. */
-af_engine_run_t *af_engine_run_new(af_job_t *job);
-
 /* Frees everything: kills and reaps a running step, stops a worker,
  * zeroes secrets. NULL-safe; nulls *self_p. Called from release(). */
 void af_engine_run_destroy(af_engine_run_t **self_p);
 
-/* Executor-specific data hung on the runner (borrowed, freed by the
- * executor's release()). */
-void af_engine_run_set_data(af_engine_run_t *self, void *data);
+/* An executor's start(): the per-job runner (its tag names the job in
+ * debug logs) with DATA_SIZE zeroed bytes of executor state as its data,
+ * set as the job's exec data. The state is
+ * the executor's to free in release(), with the runner. NULL with err
+ * (AF_ERR_NOMEM) on OOM, nothing attached. */
+af_engine_run_t *af_engine_run_attach(af_job_t *job, size_t data_size, af_err_t *err);
+
+/* The executor state af_engine_run_attach allocated (borrowed). */
 void *af_engine_run_data(af_engine_run_t *self);
 
 /* Spawns ARGV (borrowed for the call) with ENVP in CWD as the job's

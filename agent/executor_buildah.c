@@ -257,15 +257,10 @@ static int s_mkdir(const char *path, af_err_t *err)
 static int s_start(af_job_t *job, af_err_t *err)
 {
     const af_msg_t *b = af_job_build(job);
-    af_engine_run_t *run = af_engine_run_new(job);
-    s_buildah_t *st = calloc(1, sizeof *st);
-    if (!run || !st) {
-        af_engine_run_destroy(&run);
-        free(st);
-        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
-    }
-    af_engine_run_set_data(run, st);
-    af_job_set_exec_data(job, run);
+    af_engine_run_t *run = af_engine_run_attach(job, sizeof(s_buildah_t), err);
+    if (!run)
+        return AF_ERR_NOMEM;
+    s_buildah_t *st = af_engine_run_data(run);
 
     const char *jd = af_job_dir(job);
     snprintf(st->dir, sizeof st->dir, "%s/buildah", jd);

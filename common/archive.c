@@ -17,6 +17,7 @@
 
 #include <archive.h> /* libarchive */
 #include <archive_entry.h>
+#include <inttypes.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -361,6 +362,13 @@ static int s_put_header(struct archive *a, const char *name, unsigned type, mode
                         uint64_t size, const char *link, int64_t mtime, af_err_t *err)
 {
     char pn[256];
+    /* libarchive takes a time_t, 32 bits wide in Debian 12's armhf ABI:
+     * refuse what it would wrap, never write a different date */
+    if ((int64_t)(time_t)mtime != mtime)
+        return af_err_set(err, AF_ERR_UNSUPPORTED,
+                          "%s: mtime %" PRId64 " does not fit this build's %zu-bit time_t "
+                          "(a SOURCE_DATE_EPOCH after 2038 needs a 64-bit time_t build)",
+                          name, mtime, sizeof(time_t) * 8);
     struct archive_entry *e = archive_entry_new();
     if (!e)
         return af_err_set(err, AF_ERR_NOMEM, "out of memory");

@@ -218,6 +218,34 @@ static json_t *s_base_array(json_t *section, const char *key, const char *what, 
     return json_deep_copy(a);
 }
 
+/* Civil date from a day count (days since 1970-01-01), after Howard
+ * Hinnant's days_from_civil inverse: proleptic Gregorian, int64 all the way. */
+static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+int af_oci_format_time(int64_t secs, char out[AF_OCI_TIME_LEN + 1])
+{
+    out[0] = '\0';
+    if (secs < 0 || secs > 253402300799LL) /* 9999-12-31T23:59:59Z */
+        return AF_ERR_INVAL;
+    int64_t y;
+    unsigned mo, d, sod = (unsigned)(secs % 86400);
+    s_civil_from_days(secs / 86400, &y, &mo, &d);
+    snprintf(out, AF_OCI_TIME_LEN + 1, "%04d-%02u-%02uT%02u:%02u:%02uZ", (int)y, mo, d, sod / 3600,
+             sod / 60 % 60, sod % 60);
+    return 0;
+}
+
 char *af_oci_config_build(const af_image_spec_t *spec, const char *base, size_t base_len,
                           const char *const *diff_ids, size_t n_diff_ids, size_t *len_out,
                           af_err_t *err)
@@ -246,10 +274,8 @@ char *af_oci_config_build(const af_image_spec_t *spec, const char *base, size_t 
     if (base && s_load_object(base, base_len, AF_CONFIG_MAX_BYTES, "base image config", &b, err))
         return NULL;
 
-    char created[32];
-    time_t t = (time_t)spec->created;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+    char created[AF_OCI_TIME_LEN + 1];
+    if (af_oci_format_time(spec->created, created) < 0) {
         af_err_set(err, AF_ERR_INVAL, "image config: creation time %" PRId64 " out of range",
                    spec->created);
         goto err;

@@ -27,6 +27,8 @@
 #define AF_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 #define AF_MT_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
+#define AF_OCI_TIME_LEN 20 /* "YYYY-MM-DDTHH:MM:SSZ" */
+
 /* The Accept header value listing the four manifest/index types. */
 #define AF_MT_ACCEPT_MANIFESTS                                                                     \
     AF_MT_OCI_INDEX ", " AF_MT_OCI_MANIFEST ", " AF_MT_DOCKER_LIST ", " AF_MT_DOCKER_MANIFEST
@@ -49,17 +51,25 @@ typedef struct {
     const char *const *entrypoint; /* used when set_entrypoint */
     size_t n_entrypoint;
     bool set_entrypoint;
-    const char *const *cmd;        /* used when set_cmd */
+    const char *const *cmd; /* used when set_cmd */
     size_t n_cmd;
     bool set_cmd;
-    const af_kv_t *env;            /* KEY=VALUE, overriding the base's same KEY */
+    const af_kv_t *env; /* KEY=VALUE, overriding the base's same KEY */
     size_t n_env;
-    const char *workdir;           /* NULL keeps the base's */
-    const char *user;              /* NULL keeps the base's */
-    const af_kv_t *labels;         /* merged over the base's */
+    const char *workdir;   /* NULL keeps the base's */
+    const char *user;      /* NULL keeps the base's */
+    const af_kv_t *labels; /* merged over the base's */
     size_t n_labels;
-    const char *created_by;        /* history text, may be NULL */
+    const char *created_by; /* history text, may be NULL */
 } af_image_spec_t;
+
+/* Formats `secs` (seconds since the epoch, UTC) as RFC 3339
+ * "YYYY-MM-DDTHH:MM:SSZ" into out. Works in int64 arithmetic, not through
+ * time_t, so dates after 2038 format right on 32-bit builds whose C
+ * library and dependencies use a 32-bit time_t (Debian 12 armhf). Returns
+ * 0, or AF_ERR_INVAL when secs is before 1970 or after 9999-12-31T23:59:59Z
+ * (out is then ""). Cannot fail otherwise. */
+int af_oci_format_time(int64_t secs, char out[AF_OCI_TIME_LEN + 1]);
 
 /* Builds an image config. BASE (may be NULL, else the base image's config
  * bytes) is extended: its rootfs diff_ids and history come first. DIFF_IDS
@@ -75,18 +85,17 @@ char *af_oci_manifest_build(const af_descriptor_t *config, const af_descriptor_t
                             size_t *len_out, af_err_t *err);
 
 /* Builds an OCI image index; each entry must have a platform. */
-char *af_oci_index_build(const af_descriptor_t *manifests, size_t n,
-                         const af_kv_t *annotations, size_t n_annotations, size_t *len_out,
-                         af_err_t *err);
+char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv_t *annotations,
+                         size_t n_annotations, size_t *len_out, af_err_t *err);
 
 /* A parsed manifest or index. Caller owns; free with af_oci_doc_destroy. */
 typedef struct {
     char media_type[AF_MAX_NAME + 1]; /* from the body, else the Content-Type */
     bool is_index;
-    af_descriptor_t config;           /* manifests only */
-    af_descriptor_t *layers;          /* manifests only */
+    af_descriptor_t config;  /* manifests only */
+    af_descriptor_t *layers; /* manifests only */
     size_t n_layers;
-    af_descriptor_t *manifests;       /* indexes only */
+    af_descriptor_t *manifests; /* indexes only */
     size_t n_manifests;
 } af_oci_doc_t;
 

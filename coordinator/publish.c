@@ -3,6 +3,7 @@
  * slice's os/architecture/variant), build the OCI index over the slices,
  * and PUT it to every requested tag. Until the first tag PUT nothing
  * visible has changed; that PUT is the commit point. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,11 +147,12 @@ char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_e
         d[i].platform = slices[i].platform;
     }
     /* created = SOURCE_DATE_EPOCH keeps the index reproducible */
-    char created[32];
-    time_t t = (time_t)source_date_epoch;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char created[AF_OCI_TIME_LEN + 1];
+    if (af_oci_format_time(source_date_epoch, created) < 0) {
+        af_err_set(err, AF_ERR_INVAL, "SOURCE_DATE_EPOCH %" PRId64 " is out of range",
+                   (int64_t)source_date_epoch);
+        return NULL;
+    }
     af_kv_t ann[1] = {{"org.opencontainers.image.created", created}};
     char *body = af_oci_index_build(d, n, ann, 1, len_out, err);
     free(d);

@@ -697,6 +697,35 @@ static void oci_media_type_predicates(void **state)
     assert_false(af_oci_is_manifest(NULL));
 }
 
+/* int64 all the way: right on 32-bit time_t builds too (the armhf suite
+ * runs this under qemu-arm) */
+static void oci_format_time_handles_dates_after_2038(void **state)
+{
+    (void)state;
+    char t[AF_OCI_TIME_LEN + 1];
+    static const struct {
+        int64_t secs;
+        const char *want;
+    } cases[] = {
+        {0, "1970-01-01T00:00:00Z"},
+        {1700000000, "2023-11-14T22:13:20Z"},
+        {2147483647, "2038-01-19T03:14:07Z"},
+        {2147483648LL, "2038-01-19T03:14:08Z"},
+        {4294967296LL, "2106-02-07T06:28:16Z"},
+        {4107542399LL, "2100-02-28T23:59:59Z"}, /* 2100 is no leap year */
+        {4107542400LL, "2100-03-01T00:00:00Z"},
+        {13574563200LL, "2400-02-29T00:00:00Z"}, /* 2400 is one */
+        {253402300799LL, "9999-12-31T23:59:59Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(af_oci_format_time(cases[i].secs, t), 0);
+        assert_string_equal(t, cases[i].want);
+    }
+    assert_int_equal(af_oci_format_time(-1, t), AF_ERR_INVAL);
+    assert_string_equal(t, "");
+    assert_int_equal(af_oci_format_time(253402300800LL, t), AF_ERR_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +736,7 @@ int main(void)
         cmocka_unit_test(oci_config_extends_base_keeping_its_fields),
         cmocka_unit_test(oci_config_entrypoint_over_base_drops_its_cmd),
         cmocka_unit_test(oci_config_rejects_bad_inputs),
+        cmocka_unit_test(oci_format_time_handles_dates_after_2038),
         cmocka_unit_test(oci_manifest_is_exact_and_valid),
         cmocka_unit_test(oci_manifest_rejects_bad_descriptors),
         cmocka_unit_test(oci_index_is_exact_and_valid),

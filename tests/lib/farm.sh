@@ -238,17 +238,23 @@ s_agent_register() {
 # Starts archfarm-agent NAME serving PLATFORM on a free 127.0.0.1 port with
 # --insecure and a workdir in the test's temp dir, adds it to the inventory,
 # and returns once its stderr says it is listening (bounded, 20 s).
+# AF_AGENT_BIN overrides the binary (e.g. a cross-built one, run through
+# AF_AGENT_WRAP=(qemu-aarch64-static -L SYSROOT)); AF_AGENT_NO_PLATFORM=1
+# leaves --platform out, so the agent detects its own (PLATFORM then only
+# goes into the inventory).
 af_agent_start() {
     local name=$1 platform=$2
     shift 2
     local dir="$AF_TMP/agents/$name" tries port pid st deadline
+    local bin=${AF_AGENT_BIN:-$AF_BIN/archfarm-agent} pflag=(--platform "$platform")
+    [[ ${AF_AGENT_NO_PLATFORM:-0} == 1 ]] && pflag=()
     mkdir -p "$dir/work"
     for tries in 1 2 3; do
         port=$(af_free_port)
         # AF_AGENT_WRAP (an array, e.g. valgrind and its options) runs the agent under a tool
-        ${AF_AGENT_WRAP[@]+"${AF_AGENT_WRAP[@]}"} "$AF_BIN/archfarm-agent" --name "$name" \
+        ${AF_AGENT_WRAP[@]+"${AF_AGENT_WRAP[@]}"} "$bin" --name "$name" \
             --listen "tcp://127.0.0.1:$port" \
-            --platform "$platform" --workdir "$dir/work" --insecure "$@" \
+            ${pflag[@]+"${pflag[@]}"} --workdir "$dir/work" --insecure "$@" \
             >"$dir/stdout.log" 2>"$dir/stderr.log" &
         pid=$!
         # registered at once, so the EXIT trap stops it whatever happens next

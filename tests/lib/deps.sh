@@ -17,6 +17,8 @@ AF_APT_PACKAGES=(
     # foreign architectures: cross compilers and qemu-user to run the results
     qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross golang-go
+    # packages and cross builds (scripts/cross-build, the package tests)
+    crossbuild-essential-arm64 crossbuild-essential-armhf dpkg-dev fakeroot file debootstrap
     # separate hosts, deployment, measurements
     iproute2 procps ansible-core valgrind time
 )

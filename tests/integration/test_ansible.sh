@@ -57,6 +57,7 @@ all:
           archfarm_insecure: true
           archfarm_max_jobs: 2
           archfarm_port: 7431
+          archfarm_install_method: binary
 EOF
 "$AF_BIN/archfarm" inventory check "$AF_TMP/inventory.yaml" >/dev/null 2>&1 ||
     af_fail "archfarm inventory check rejects the test inventory"

@@ -146,6 +146,17 @@ static void s_group_kill(pid_t pgid, int sig)
         af_warn("kill(-%d, %d): %s", (int)pgid, sig, strerror(errno));
 }
 
+/* The group, and its leader by pid: where posix_spawn returns before the
+ * child's setpgid (qemu-user emulates CLONE_VFORK as a plain fork) the
+ * group may not exist yet, and the leader must not escape a kill for that.
+ * Only while the leader is unreaped (so its pid cannot have been reused). */
+static void s_step_kill(const af_process_t *self, int sig)
+{
+    s_group_kill(self->pid, sig);
+    if (self->pid > 0 && kill(self->pid, sig) < 0 && errno != ESRCH)
+        af_warn("kill(%d, %d): %s", (int)self->pid, sig, strerror(errno));
+}
+
 /* After SIGKILL to the group: reaps the members that are our children.
  * With the agent a child subreaper (PR_SET_CHILD_SUBREAPER) that is every
  * descendant still in the group, so none is left running or as a zombie
@@ -253,7 +264,7 @@ static int s_on_kill_timer(zloop_t *loop, int timer_id, void *arg)
     self->kill_timer = -1; /* one-shot: the loop frees it */
     if (!self->exited) {
         af_debug("grace period over, SIGKILL to group %d", (int)self->pid);
-        s_group_kill(self->pid, SIGKILL);
+        s_step_kill(self, SIGKILL);
     }
     return 0;
 }
@@ -423,7 +434,7 @@ void af_process_destroy(af_process_t **self_p)
         return;
     af_process_t *self = *self_p;
     if (!self->exited && self->pid > 0) {
-        s_group_kill(self->pid, SIGKILL);
+        s_step_kill(self, SIGKILL);
         int status;
         while (waitpid(self->pid, &status, 0) < 0 && errno == EINTR)
             ;
@@ -444,14 +455,14 @@ void af_process_kill(af_process_t *self, int grace_ms)
     if (self->exited)
         return;
     if (grace_ms <= 0) {
-        s_group_kill(self->pid, SIGKILL);
+        s_step_kill(self, SIGKILL);
         return;
     }
-    s_group_kill(self->pid, SIGTERM);
+    s_step_kill(self, SIGTERM);
     if (self->kill_timer < 0)
         self->kill_timer = zloop_timer(self->loop, (size_t)grace_ms, 1, s_on_kill_timer, self);
     if (self->kill_timer < 0)
-        s_group_kill(self->pid, SIGKILL);
+        s_step_kill(self, SIGKILL);
 }
 
 pid_t af_process_pid(const af_process_t *self)

@@ -18,6 +18,7 @@
 #include "../../coordinator/cli.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"
+#include "../../coordinator/display.c"
 #include "../../coordinator/progress.c"
 #include "../../coordinator/publish.c"
 #include "../../coordinator/schedule.c"

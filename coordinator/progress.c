@@ -196,6 +196,9 @@ static void s_gha_flush_log(af_progress_t *self, af_display_row_t *r, const char
     FILE *f = self->gha_log[i];
     char t[512];
     af_gha_escape_data(title, t, sizeof t);
+    /* a fresh token each time: one printed earlier is no key to this one */
+    snprintf(self->token, sizeof self->token, "archfarm-");
+    s_random_hex(self->token + strlen(self->token), 12);
     fprintf(stderr, "::group::%s\n::stop-commands::%s\n", t, self->token);
     if (f) {
         rewind(f);
@@ -348,8 +351,6 @@ af_progress_t *af_progress_new(af_progress_mode_t mode)
             free(self);
             return NULL;
         }
-        snprintf(self->token, sizeof self->token, "archfarm-");
-        s_random_hex(self->token + strlen(self->token), 12);
     }
     if (mode == AF_PROGRESS_TTY) {
         struct sigaction sa = {0};
@@ -366,6 +367,9 @@ void af_progress_destroy(af_progress_t **self_p)
     if (!self_p || !*self_p)
         return;
     af_progress_t *self = *self_p;
+    /* still live here means a path that printed an error below the panel
+     * without a summary: draw the last panel below it, erase nothing */
+    self->panel_lines = 0;
     s_tty_redraw(self, true);
     if (self->winch_installed)
         sigaction(SIGWINCH, &self->old_winch, NULL);
@@ -459,6 +463,7 @@ void af_progress_status(af_progress_t *self, const char *platform, const char *n
         char title[200];
         snprintf(title, sizeof title, "%s on %s", cp, r->node[0] ? r->node : cn);
         s_gha_cmd("warning", title, text);
+        self->tail_n[s_row_index(self, r)] = 0; /* the next attempt's log */
     }
     if (r)
         af_display_set_state(r, node, state, now);

@@ -6,6 +6,8 @@
 #      sits in ::group::PLATFORM on NODE ... ::endgroup::, the failure raises
 #      ::error title=linux/arm64 on node-arm64:: with the reason and the
 #      step's last lines, $GITHUB_STEP_SUMMARY gets the table, exit 1.
+#      With a second arm64 node and --retry-on-build-failure, the retry
+#      raises ::warning and each attempt has its own group.
 #   2. GITHUB_ACTIONS=true, a build that succeeds and whose step prints
 #      terminal escapes and a forged workflow command: ::add-mask:: comes
 #      before anything else, the forged command sits inside ::stop-commands::,
@@ -88,6 +90,31 @@ af_assert_match "$summary" '\| linux/amd64 \| node-amd64 \| ✅ ok \| [0-9.]+ \|
     "summary row of the slice that built"
 af_assert_contains "$summary" "no tag was written" "summary says no tag was written"
 af_assert_eq "" "$(cat "$AF_TMP/fail.output")" "no step outputs for a failed build"
+
+# --- 1b. GitHub Actions, a retried attempt: ::warning, then ::error ---------
+# a second arm64 node, in a second inventory only (the other runs keep one
+# node per platform); the step fails on both arm64 nodes
+af_agent_start node-arm64b linux/arm64
+af_inventory_write "$AF_TMP/inventory-retry.yaml"
+: >"$AF_TMP/retry.summary"
+rc=0
+GITHUB_ACTIONS=true GITHUB_STEP_SUMMARY="$AF_TMP/retry.summary" GITHUB_OUTPUT="$AF_TMP/retry.output" \
+    af_archfarm build --insecure-registry "$AF_REGISTRY" --platform linux/arm64 \
+    --retry-on-build-failure --retries 1 -t "$AF_REGISTRY/app:retry" "$AF_TMP/failing" \
+    >"$AF_TMP/retry.stdout" 2>"$AF_TMP/retry.stderr" || rc=$?
+cat "$AF_TMP/retry.stderr" >&2
+af_assert_eq 1 "$rc" "a slice failing on both arm64 nodes exits 1"
+err=$(cat "$AF_TMP/retry.stderr")
+af_assert_match "$err" '^::warning title=linux/arm64 on node-arm64b?::\[linux/arm64 node-arm64b?\] retrying: attempt 2, after node node-arm64b? failed' \
+    "the retried attempt raises ::warning naming the node that failed"
+af_assert_eq 1 "$(grep -c '^::warning ' <<<"$err")" "one ::warning (one retry)"
+af_assert_eq 1 "$(grep -Ecx '::group::linux/arm64 on node-arm64b?' <<<"$err")" "attempt 1 has its group"
+af_assert_eq 1 "$(grep -Ecx '::group::linux/arm64 on node-arm64b? \(attempt 2\)' <<<"$err")" "attempt 2 has its group"
+af_assert_eq 1 "$(grep -c '^::error title=linux/arm64 on node-arm64b\{0,1\}::' <<<"$err")" \
+    "one ::error, for the attempt that failed for good"
+tokens=$(sed -n 's/^::stop-commands::\(.*\)$/\1/p' <<<"$err" | sort -u | wc -l)
+af_assert_eq 2 "$tokens" "each group has its own stop-commands token"
+AF_INVENTORY=$AF_TMP/inventory.yaml
 
 # --- 2. GitHub Actions, success, secrets, escapes ---------------------------
 mkdir -p "$AF_TMP/dockercfg"

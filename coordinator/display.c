@@ -282,8 +282,15 @@ static void s_end_line(s_line_t *l, int *n_lines)
     }
 }
 
-size_t af_display_render(const af_display_t *d, long long now_ms, int width, char *out, size_t cap,
-                         int *n_lines)
+static const char *s_second(const af_display_row_t *r)
+{
+    return r->outcome == AF_ROW_OK       ? r->digest
+           : r->outcome == AF_ROW_FAILED ? r->reason
+                                         : r->last_line;
+}
+
+size_t af_display_render(const af_display_t *d, long long now_ms, int width, int height, char *out,
+                         size_t cap, int *n_lines)
 {
     int lines = 0;
     if (!cap)
@@ -301,8 +308,15 @@ size_t af_display_render(const af_display_t *d, long long now_ms, int width, cha
         pw = 24;
     if (nw > 24)
         nw = 24;
+    /* fit the height: second lines go first, then rows */
+    size_t budget = height > 1 ? (size_t)height - 1 : (size_t)-1, full = d->n, shown = d->n;
+    for (size_t i = 0; i < d->n; i++)
+        full += s_second(&d->rows[i])[0] ? 1 : 0;
+    bool seconds = full <= budget;
+    if (!seconds && d->n > budget)
+        shown = budget > 1 ? budget - 1 : 0;
     s_line_t l = {.out = out, .cap = cap, .len = 0, .max_cols = width - 1};
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < shown; i++) {
         const af_display_row_t *r = &d->rows[i];
         long long end = r->outcome == AF_ROW_ACTIVE || !r->ended_ms ? now_ms : r->ended_ms;
         double secs = end > r->started_ms ? (end - r->started_ms) / 1000.0 : 0;
@@ -327,10 +341,8 @@ size_t af_display_render(const af_display_t *d, long long now_ms, int width, cha
         }
         s_end_line(&l, &lines);
 
-        const char *second = r->outcome == AF_ROW_OK       ? r->digest
-                             : r->outcome == AF_ROW_FAILED ? r->reason
-                                                           : r->last_line;
-        if (second[0]) {
+        const char *second = s_second(r);
+        if (seconds && second[0]) {
             l.cols = 0;
             s_color(&l, d->color, r->outcome == AF_ROW_FAILED ? "\033[31m" : "\033[2m");
             s_text(&l, "     ");
@@ -338,6 +350,14 @@ size_t af_display_render(const af_display_t *d, long long now_ms, int width, cha
             s_color(&l, d->color, "\033[0m");
             s_end_line(&l, &lines);
         }
+    }
+    if (shown < d->n) {
+        size_t active = 0;
+        for (size_t i = shown; i < d->n; i++)
+            active += d->rows[i].outcome == AF_ROW_ACTIVE;
+        l.cols = 0;
+        s_textf(&l, "... %zu more platforms (%zu active)", d->n - shown, active);
+        s_end_line(&l, &lines);
     }
     if (n_lines)
         *n_lines = lines;

@@ -79,14 +79,16 @@ void af_display_set_result(af_display_row_t *r, bool ok, const char *digest, con
 /* True while some row is active. */
 bool af_display_active(const af_display_t *d);
 
-/* Renders the panel for a terminal WIDTH columns wide at NOW_MS into OUT
- * (capacity CAP, NUL-terminated): each row is one line, plus an indented
- * second line (the latest log line while active, the digest when done,
- * the reason when failed). Every line ends in "\n" and holds at most
- * WIDTH - 1 columns, so it never wraps. *N_LINES gets the line count.
- * Returns the length. */
-size_t af_display_render(const af_display_t *d, long long now_ms, int width, char *out, size_t cap,
-                         int *n_lines);
+/* Renders the panel for a terminal WIDTH columns wide and HEIGHT lines
+ * high (0: unlimited) at NOW_MS into OUT (capacity CAP, NUL-terminated):
+ * each row is one line, plus an indented second line (the latest log line
+ * while active, the digest when done, the reason when failed). Every line
+ * ends in "\n" and holds at most WIDTH - 1 columns, so it never wraps; at
+ * most HEIGHT - 1 lines (second lines are dropped first, then the last
+ * rows give way to a "... N more" line), so cursor-up can reach the top.
+ * *N_LINES gets the line count. Returns the length. */
+size_t af_display_render(const af_display_t *d, long long now_ms, int width, int height, char *out,
+                         size_t cap, int *n_lines);
 
 /* "12.0 MiB" style; returns OUT. */
 const char *af_display_bytes(uint64_t n, char *out, size_t cap);

@@ -73,14 +73,22 @@ static void s_write_all(const char *buf, size_t len)
 
 /* ---- tty ---------------------------------------------------------------- */
 
-static int s_width(void)
+/* The terminal's size now (re-read at every redraw, so a resize takes
+ * effect at the next one; SIGWINCH makes that next one immediate). */
+static void s_size(int *width, int *height)
 {
     struct winsize ws;
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
+    *width = 80;
+    *height = 0;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        *width = ws.ws_col;
+        *height = ws.ws_row;
+        return;
+    }
     const char *c = getenv("COLUMNS");
     int n = c ? atoi(c) : 0;
-    return n > 0 ? n : 80;
+    if (n > 0)
+        *width = n;
 }
 
 /* Erases the panel, scrolls the pending text, draws the panel again (or,
@@ -102,9 +110,11 @@ static void s_tty_redraw(af_progress_t *self, bool final)
         len += self->pending_len;
         self->pending_len = 0;
     }
-    int lines = 0;
+    int lines = 0, width, height;
+    s_size(&width, &height);
     if (self->disp.n && (final || af_display_active(&self->disp) || self->panel_lines))
-        len += af_display_render(&self->disp, now, s_width(), buf + len, cap - len, &lines);
+        len += af_display_render(&self->disp, now, width, final ? 0 : height, buf + len, cap - len,
+                                 &lines);
     s_write_all(buf, len);
     free(buf);
     self->panel_lines = final ? 0 : lines;

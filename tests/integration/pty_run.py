@@ -7,10 +7,17 @@ Usage: pty_run.py RAW_OUT SCREEN_OUT COLS ROWS -- CMD [ARGS...]
 RAW_OUT gets the exact bytes. SCREEN_OUT gets the text a terminal would
 show at the end (scrollback included), from a minimal emulator of what
 the display uses: CR, LF, CSI n A (cursor up), CSI J / CSI K (erase), SGR
-(ignored). Exits with the command's exit status."""
+(ignored). Exits with the command's exit status.
+
+With PTY_RESIZE=COLS in the environment, the terminal is resized to COLS
+columns as soon as the program first moves the cursor up (its panel is
+live), and the program gets SIGWINCH as a terminal would send it (sent
+directly: the program runs in its own session without a controlling
+terminal); the byte offset of the resize goes to RAW_OUT.resize."""
 import fcntl
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -69,6 +76,8 @@ def main():
     proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     chunks = []
+    resize = int(os.environ.get("PTY_RESIZE", "0") or 0)
+    seen = 0
     while True:
         try:
             b = os.read(master, 65536)
@@ -77,6 +86,16 @@ def main():
         if not b:
             break
         chunks.append(b)
+        seen += len(b)
+        if resize and re.search(rb"\x1b\[[0-9]+A", b"".join(chunks)):
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, resize, 0, 0))
+            try:
+                os.killpg(proc.pid, signal.SIGWINCH)  # the whole group, as a tty does
+            except ProcessLookupError:
+                pass
+            with open(raw_out + ".resize", "w") as f:
+                f.write("%d\n" % seen)
+            resize = 0
     rc = proc.wait()
     data = b"".join(chunks)
     with open(raw_out, "wb") as f:

@@ -19,6 +19,7 @@
 #   4. A pseudo-terminal (tests/integration/pty_run.py): the live display
 #      moves the cursor up to redraw, uses colour, and its final screen
 #      shows each platform's row with its digest; NO_COLOR=1 gives no SGR;
+#      a resize (SIGWINCH) mid-build redraws the panel for the new width;
 #      TERM=dumb falls back to plain lines.
 #   5. --quiet: stdout is only the index digest, stderr is empty.
 set -euo pipefail
@@ -209,9 +210,15 @@ af_assert_eq 1 "$(grep -c "^OK   linux/amd64" "$AF_TMP/tty.screen")" "tty: one f
 af_assert_eq "$(jq -r '."containerimage.digest"' "$AF_TMP/tty.json")" "$(tail -n 1 "$AF_TMP/tty.screen")" \
     "tty: the index digest is the last line"
 
-s_pty_build nocolor TERM=xterm-256color NO_COLOR=1
+# NO_COLOR, and the terminal shrinks to 60 columns (SIGWINCH) mid-build
+s_pty_build nocolor TERM=xterm-256color NO_COLOR=1 PTY_RESIZE=60
 af_assert_match "$(LC_ALL=C cat -v "$AF_TMP/nocolor.raw")" '\^\[\[[0-9]+A' "NO_COLOR: still redraws in place"
 af_assert_eq 0 "$(LC_ALL=C grep -c $'\x1b\[[0-9;]*m' "$AF_TMP/nocolor.raw" || true)" "NO_COLOR: no SGR colour sequence"
+[[ -s "$AF_TMP/nocolor.raw.resize" ]] || af_fail "the terminal was not resized while the panel was live"
+# the final panel was drawn for 60 columns: its digest lines are cut at 59
+d=$(jq -r '.slices[] | select(.platform == "linux/arm64") | .digest' "$AF_TMP/nocolor.json")
+row=$(grep -A1 -E "^OK +linux/arm64 +node-arm64 +[0-9.]+s +verified\$" "$AF_TMP/nocolor.screen" || true)
+af_assert_eq "     ${d:0:54}" "$(sed -n 2p <<<"$row")" "SIGWINCH: the panel is redrawn for the new width (59 columns)"
 
 s_pty_build dumb TERM=dumb NO_COLOR=
 af_assert_eq 0 "$(LC_ALL=C grep -c $'\x1b' "$AF_TMP/dumb.raw" || true)" "TERM=dumb: no escape sequence at all (plain)"

@@ -108,7 +108,7 @@ static void test_render_rows(void **state)
 
     char out[8192];
     int lines = 0;
-    size_t n = af_display_render(&d, 5000, 120, out, sizeof out, &lines);
+    size_t n = af_display_render(&d, 5000, 120, 0, out, sizeof out, &lines);
     assert_int_equal(n, strlen(out));
     /* a: row only (no log yet); b: row + log line; c: row + digest */
     assert_int_equal(lines, 5);
@@ -126,7 +126,7 @@ static void test_render_rows(void **state)
 
     /* failed rows keep their reason; retrying restarts the row */
     af_display_set_result(b, false, "", "FAILED (build, exit status 3): boom", 6000);
-    n = af_display_render(&d, 7000, 100, out, sizeof out, &lines);
+    n = af_display_render(&d, 7000, 100, 40, out, sizeof out, &lines);
     assert_non_null(strstr(out, "FAIL linux/arm64"));
     assert_non_null(strstr(out, "exit status 3): boom"));
     af_display_set_state(b, "node-b2", "retrying", 8000);
@@ -151,7 +151,7 @@ static void test_render_width(void **state)
     for (int width = 20; width <= 120; width += 13) {
         char out[4096];
         int lines = 0;
-        af_display_render(&d, 1000, width, out, sizeof out, &lines);
+        af_display_render(&d, 1000, width, 24, out, sizeof out, &lines);
         assert_int_equal(lines, 2);
         assert_non_null(strstr(out, "\033[")); /* colour on */
         /* count the visible columns of each line */
@@ -173,6 +173,34 @@ static void test_render_width(void **state)
     }
 }
 
+/* The panel never outgrows the terminal: cursor-up must reach its top. */
+static void test_render_height(void **state)
+{
+    (void)state;
+    af_display_t d = {0};
+    for (int i = 0; i < 10; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "linux/p%d", i);
+        af_display_row_t *r = af_display_row(&d, p, 0);
+        af_display_set_state(r, "n", "running", 0);
+        af_display_set_line(r, "a log line");
+    }
+    char out[8192];
+    int lines = 0;
+    af_display_render(&d, 0, 80, 0, out, sizeof out, &lines);
+    assert_int_equal(lines, 20); /* unlimited: row + log line each */
+    af_display_render(&d, 0, 80, 21, out, sizeof out, &lines);
+    assert_int_equal(lines, 20); /* fits in 20 */
+    af_display_render(&d, 0, 80, 20, out, sizeof out, &lines);
+    assert_int_equal(lines, 10); /* log lines dropped */
+    assert_null(strstr(out, "a log line"));
+    af_display_render(&d, 0, 80, 6, out, sizeof out, &lines);
+    assert_int_equal(lines, 5); /* 4 rows + a summary line */
+    assert_non_null(strstr(out, "linux/p3"));
+    assert_null(strstr(out, "linux/p4"));
+    assert_non_null(strstr(out, "... 6 more platforms (6 active)\n"));
+}
+
 static void test_bytes(void **state)
 {
     (void)state;
@@ -191,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_gha_escape),
         cmocka_unit_test(test_render_rows),
         cmocka_unit_test(test_render_width),
+        cmocka_unit_test(test_render_height),
         cmocka_unit_test(test_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

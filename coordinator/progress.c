@@ -98,7 +98,12 @@ static void s_tty_redraw(af_progress_t *self, bool final)
     if (self->mode != AF_PROGRESS_TTY || self->final)
         return;
     long long now = s_now();
-    size_t cap = self->pending_len + 64 + (size_t)AF_DISPLAY_ROWS * 2 * 1024;
+    int width, height;
+    s_size(&width, &height);
+    if (width > 1000)
+        width = 1000;
+    /* up to 4 bytes a column, colour codes, two lines a row */
+    size_t cap = self->pending_len + 64 + (size_t)AF_DISPLAY_ROWS * 2 * (4 * (size_t)width + 64);
     char *buf = malloc(cap);
     if (!buf)
         return;
@@ -110,8 +115,7 @@ static void s_tty_redraw(af_progress_t *self, bool final)
         len += self->pending_len;
         self->pending_len = 0;
     }
-    int lines = 0, width, height;
-    s_size(&width, &height);
+    int lines = 0;
     if (self->disp.n && (final || af_display_active(&self->disp) || self->panel_lines))
         len += af_display_render(&self->disp, now, width, final ? 0 : height, buf + len, cap - len,
                                  &lines);

@@ -19,8 +19,8 @@ AF_APT_PACKAGES=(
     libc6-dev-arm64-cross libc6-dev-armhf-cross golang-go
     # separate hosts, deployment, measurements
     iproute2 procps ansible-core valgrind time
-    # shell completion: the zsh file is checked with zsh -n
-    zsh
+    # shell completion (zsh -n) and man pages (man, groff, col)
+    zsh man-db groff-base bsdextrautils
 )
 
 # Prints the packages of AF_APT_PACKAGES that dpkg does not report installed.

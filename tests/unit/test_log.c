@@ -14,25 +14,15 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "stderr_capture.h"
 
 /* Runs af_warn(MSG) with stderr captured into OUT. */
 static void s_capture(const char *msg, char *out, size_t cap)
 {
-    char path[] = "/tmp/test_log.XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    s_capture_t c;
+    s_capture_begin(&c);
     af_warn("node says: %s", msg);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    memset(out, 0, cap);
-    assert_true(pread(fd, out, cap - 1, 0) > 0);
-    close(fd);
-    unlink(path);
+    s_capture_end(&c, out, cap);
 }
 
 static void control_characters_are_neutralised(void **state)

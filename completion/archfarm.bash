@@ -57,7 +57,7 @@ _archfarm() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     COMPREPLY=()
     # the command: the first word that is not a global option or its value
-    local i cmd= sub=
+    local i cmd='' sub=''
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
         -i | --inventory) ((i++)) ;;
@@ -79,7 +79,7 @@ _archfarm() {
         ;;
     --platform)
         # a comma list: complete the last element
-        local head= last=$cur
+        local head='' last=$cur
         if [[ $cur == *,* ]]; then
             head=${cur%,*},
             last=${cur##*,}

@@ -16,9 +16,9 @@
 
 #include "../../coordinator/attempts.c"
 #include "../../coordinator/cli.c"
+#include "../../coordinator/display.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"
-#include "../../coordinator/display.c"
 #include "../../coordinator/progress.c"
 #include "../../coordinator/publish.c"
 #include "../../coordinator/schedule.c"

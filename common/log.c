@@ -41,16 +41,27 @@ void af_log_write(af_log_level_t level, const char *func, const char *job, const
     off += snprintf(line + off, sizeof line - off, "%02d:%02d:%02d.%03ld %s %s: ", tm.tm_hour,
                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, names[level], func);
     if (job || node)
-        off += snprintf(line + off, sizeof line - off, "[%s %s] ", job ? job : "-",
-                        node ? node : "-");
+        off +=
+            snprintf(line + off, sizeof line - off, "[%s %s] ", job ? job : "-", node ? node : "-");
     if (off < (int)sizeof line) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(line + off, sizeof line - off, fmt, ap);
         va_end(ap);
     }
-    /* one write per line so concurrent processes do not interleave */
+    /* messages quote nodes, registries and builds: no control character
+     * reaches a terminal or forges a log line (C0, DEL and UTF-8 C1
+     * controls become '?') */
     size_t n = strnlen(line, sizeof line - 2);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            line[i] = '?';
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)line[i + 1] >= 0x80 &&
+                 (unsigned char)line[i + 1] <= 0x9f)
+            line[i] = line[i + 1] = '?';
+    }
+    /* one write per line so concurrent processes do not interleave */
     line[n] = '\n';
     fwrite(line, 1, n + 1, stderr);
 }

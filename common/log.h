@@ -4,7 +4,9 @@
  * threshold comes from $ARCHFARM_LOG (error|warn|info|debug, default info),
  * read at each call so there is no global state. Job work uses the _job
  * variants, which add "[job/attempt node]". Never pass a secret. The CLI's
- * own user-facing output does not go through here. */
+ * own user-facing output does not go through here. Control characters in
+ * a message (C0 but tab, DEL, UTF-8 C1) are written as '?': one call is
+ * one line, and nothing a node or a build sent can drive a terminal. */
 #ifndef AF_LOG_H
 #define AF_LOG_H
 

@@ -210,6 +210,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         rc = AF_EXIT_INFRA;
         goto out;
     }
+    af_progress_mask(pg, reg_pass); /* gha: before anything could echo it */
 
     /* 2. the farm */
     inv = af_cli_inventory_load(cli, NULL, &err);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "credentials.h"
+#include "display.h"
 #include "log.h"
 
 int af_cli_usage_error(const char *cmd, const char *fmt, ...)
@@ -43,7 +44,10 @@ void af_cli_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "archfarm: error: %s\n", msg);
+    /* messages may quote a node, a registry or a build: never raw */
+    char clean[4 * sizeof msg];
+    af_display_sanitize(msg, clean, sizeof clean);
+    fprintf(stderr, "archfarm: error: %s\n", clean);
 }
 
 void af_cli_warning(const char *fmt, ...)
@@ -53,7 +57,10 @@ void af_cli_warning(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "archfarm: warning: %s\n", msg);
+    /* messages may quote a node, a registry or a build: never raw */
+    char clean[4 * sizeof msg];
+    af_display_sanitize(msg, clean, sizeof clean);
+    fprintf(stderr, "archfarm: warning: %s\n", clean);
 }
 
 int af_cli_registry_exit(int code)

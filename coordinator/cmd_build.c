@@ -39,10 +39,15 @@ static const char s_help[] =
     "                         the environment; SOURCE_DATE_EPOCH=N sets the image\n"
     "                         timestamps\n"
     "  --target STAGE         Dockerfile stage to build\n"
-    "  --progress MODE        auto|plain|tty|json (default auto: tty on a terminal,\n"
-    "                         else plain). plain: '[PLATFORM NODE] text' lines on\n"
-    "                         stderr; tty: the same plus a status line; json: one\n"
-    "                         JSON event per line on stdout\n"
+    "  --progress MODE        auto|plain|tty|gha|json (default auto: gha when\n"
+    "                         GITHUB_ACTIONS=true, else tty on a terminal, else\n"
+    "                         plain). plain: '[PLATFORM NODE] text' lines on\n"
+    "                         stderr; tty: the log scrolls above a live panel,\n"
+    "                         one row per platform; gha: GitHub Actions log\n"
+    "                         groups, annotations, job summary and step outputs;\n"
+    "                         json: one JSON event per line on stdout\n"
+    "  -q, --quiet            print only the index digest (stdout) and errors\n"
+    "                         (stderr)\n"
     "  --metadata-file FILE   write the result as JSON (buildx keys\n"
     "                         containerimage.digest, containerimage.descriptor,\n"
     "                         image.name, plus slices[])\n"
@@ -70,6 +75,9 @@ static const char s_help[] =
     "  -h, --help             this help\n"
     "\n"
     "Environment:\n"
+    "  NO_COLOR               no colour in the tty display (also TERM=dumb)\n"
+    "  GITHUB_ACTIONS         'true' selects --progress gha (GITHUB_STEP_SUMMARY\n"
+    "                         and GITHUB_OUTPUT are written there)\n"
     "  SOURCE_DATE_EPOCH      timestamp of the context tar, layers, config and\n"
     "                         index (default 0): same inputs, same digests\n"
     "  ARCHFARM_HEARTBEAT_MS, ARCHFARM_LIVENESS   defaults of --heartbeat-interval\n"
@@ -274,17 +282,19 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {"node-selector", required_argument, NULL, O_SELECTOR},
         {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
         {"liveness", required_argument, NULL, O_LIVENESS},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c, rc;
+    bool quiet = false;
     long v = 0;
     af_err_t err = {0};
     if ((rc = s_env_defaults(o)) >= 0)
         return rc;
     optind = 0;
     argv[0] = "archfarm build";
-    while ((c = getopt_long(argc, argv, "t:f:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:f:qh", longopts, NULL)) != -1) {
         switch (c) {
         case O_PLATFORM:
             if ((rc = s_add_platforms(o, optarg)))
@@ -315,7 +325,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         case O_PROGRESS:
             if (af_progress_mode_parse(optarg, &o->progress))
                 return af_cli_usage_error(
-                    "build", "--progress must be auto, plain, tty or json, not '%s'", optarg);
+                    "build", "--progress must be auto, plain, tty, gha or json, not '%s'", optarg);
             break;
         case O_METADATA:
             if (!*optarg)
@@ -362,6 +372,9 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
                 return rc;
             o->liveness = (uint32_t)v;
             break;
+        case 'q':
+            quiet = true;
+            break;
         case 'h':
             fputs(s_help, stdout);
             return AF_EXIT_OK;
@@ -369,6 +382,8 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
             return af_cli_usage_error("build", "invalid option (see above)");
         }
     }
+    if (quiet)
+        o->progress = AF_PROGRESS_QUIET;
     if (optind >= argc)
         return af_cli_usage_error("build", "missing CONTEXT (the directory to build, e.g. '.')");
     if (argc - optind > 1)

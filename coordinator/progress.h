@@ -4,12 +4,25 @@
  *   "[archfarm] text"                  for the build as a whole
  *   "[linux/arm64 node2] text"         for a slice's state changes and its
  *                                      build output lines
- * tty: the same lines, plus a status line (each platform's state) kept
- *   at the bottom of the terminal; auto = tty when stderr is a terminal,
- *   else plain.
+ * tty: build output and messages scroll on stderr above a live panel (one
+ *   row per platform: node, state, elapsed time, a transfer bar, the
+ *   latest log line; display.h renders it), redrawn in place with cursor
+ *   movement at most every AF_PROGRESS_REFRESH_MS (af_progress_tick, from
+ *   the build's event loop) and on SIGWINCH; finished rows stay with their
+ *   digest or reason. No colour when NO_COLOR is set or TERM=dumb.
+ * gha: GitHub Actions: plain lines, each attempt's build log inside
+ *   ::group::PLATFORM on NODE, ::warning for a retried attempt, ::error
+ *   for a failed slice, ::add-mask:: for secrets, a Markdown table in
+ *   $GITHUB_STEP_SUMMARY and digest/imageid/metadata in $GITHUB_OUTPUT.
  * json: one JSON object per line on stdout:
  *   {"time":..., "type":"info"|"status"|"log"|"result"|"index", ...}
- * The final summary table goes to stderr in plain mode. */
+ * quiet: nothing (errors still go to stderr through af_cli_error).
+ * auto = gha when GITHUB_ACTIONS=true, else tty when stderr is a terminal
+ *   and TERM is not "dumb", else plain.
+ * Every text that came from a node or a build (log lines, states,
+ * messages) is passed through af_display_sanitize before it reaches a
+ * terminal or a log (JSON escapes it by itself).
+ * The final summary table goes to stderr in plain, tty and gha modes. */
 #ifndef AF_PROGRESS_H
 #define AF_PROGRESS_H
 
@@ -22,11 +35,15 @@ typedef enum {
     AF_PROGRESS_PLAIN,
     AF_PROGRESS_TTY,
     AF_PROGRESS_JSON,
+    AF_PROGRESS_GHA,
+    AF_PROGRESS_QUIET,
 } af_progress_mode_t;
+
+#define AF_PROGRESS_REFRESH_MS 100 /* tty: at most 10 redraws a second */
 
 typedef struct af_progress af_progress_t;
 
-/* "auto" "plain" "tty" "json" -> mode. 0 or -1. */
+/* "auto" "plain" "tty" "json" "gha" -> mode. 0 or -1. */
 int af_progress_mode_parse(const char *s, af_progress_mode_t *out);
 
 /* New reporter (auto resolves to tty or plain). Caller owns. */
@@ -34,6 +51,22 @@ af_progress_t *af_progress_new(af_progress_mode_t mode);
 void af_progress_destroy(af_progress_t **self_p);
 
 bool af_progress_is_json(const af_progress_t *self);
+
+/* gha: registers SECRET with ::add-mask:: so the runner hides it wherever
+ * it appears later; other modes: nothing. Call before any output that
+ * could hold it. SECRET is not kept. */
+void af_progress_mask(af_progress_t *self, const char *secret);
+
+/* tty: redraws the panel when it changed and AF_PROGRESS_REFRESH_MS passed
+ * (or the terminal was resized). Never blocks on anything but the write
+ * to stderr. Other modes: nothing. */
+void af_progress_tick(af_progress_t *self);
+
+/* DONE of TOTAL bytes of the context were sent to the slice's node (tty
+ * draws a bar with the rate; other modes keep their occasional status
+ * lines). */
+void af_progress_bytes(af_progress_t *self, const char *platform, const char *node, uint64_t done,
+                       uint64_t total);
 
 /* A build-wide message. */
 void af_progress_info(af_progress_t *self, const char *fmt, ...)

@@ -228,6 +228,8 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
         uint64_t before = a->next_offset;
         a->next_offset += len;
         a->credit--;
+        af_progress_bytes(st->run->progress, s->platform_str, s_node_name(st, a->node),
+                          a->next_offset, spec->context_size);
         /* big contexts: a line at every quarter */
         uint64_t q = spec->context_size / 4;
         if (spec->context_size >= AF_PROGRESS_BIG_CONTEXT && a->next_offset < spec->context_size &&
@@ -422,6 +424,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     s_loop_t *st = arg;
     long long now = af_cli_now_ms();
+    af_progress_tick(st->run->progress); /* tty: bounded-rate redraw, SIGWINCH */
     if (af_cli_signal() && !st->run->signal) {
         st->run->signal = af_cli_signal();
         af_progress_info(st->run->progress, "interrupted by %s",

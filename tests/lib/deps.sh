@@ -21,6 +21,8 @@ AF_APT_PACKAGES=(
     crossbuild-essential-arm64 crossbuild-essential-armhf dpkg-dev fakeroot file debootstrap
     # separate hosts, deployment, measurements
     iproute2 procps ansible-core valgrind time
+    # shell completion (zsh -n) and man pages (man, groff, col)
+    zsh man-db groff-base bsdextrautils
 )
 
 # Prints the packages of AF_APT_PACKAGES that dpkg does not report installed.

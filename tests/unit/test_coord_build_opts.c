@@ -18,6 +18,7 @@
 #include "../../coordinator/build.c"
 #include "../../coordinator/cli.c"
 #include "../../coordinator/cmd_build.c"
+#include "../../coordinator/display.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"
 #include "../../coordinator/progress.c"

@@ -7,10 +7,27 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "../../coordinator/cli.c"
+#include "../../coordinator/display.c"
+#include "stderr_capture.h"
+
+/* Error and warning messages quote registries, nodes and builds: a
+ * terminal escape in them is shown, not obeyed (issue 12 finding 5). */
+static void errors_reach_the_terminal_escaped(void **state)
+{
+    s_capture_t cap;
+    s_capture_begin(&cap);
+    af_cli_error("node says: %s", "A\033[31mRED\007\rB");
+    af_cli_warning("%s", "\033]0;title\007\xc2\x9b");
+    char buf[512];
+    s_capture_end(&cap, buf, sizeof buf);
+    assert_string_equal(buf, "archfarm: error: node says: A\\x1b[31mRED\\x07\\x0dB\n"
+                             "archfarm: warning: \\x1b]0;title\\x07\\xc2\\x9b\n");
+}
 
 static void insecure_loopback_is_implicit_like_docker(void **state)
 {
@@ -79,6 +96,7 @@ int main(void)
         cmocka_unit_test(insecure_registry_rejects_schemes_and_bad_ports),
         cmocka_unit_test(registry_errors_map_to_exit_statuses),
         cmocka_unit_test(bytes_are_human_readable),
+        cmocka_unit_test(errors_reach_the_terminal_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,7 +50,10 @@ af_assert_contains "$listing" "./usr/bin/archfarm-agent" "the package holds the 
 af_assert_contains "$listing" "./lib/systemd/system/archfarm-agent.service" "the package holds the unit"
 cp "$deb" "$ROOT/tmp/archfarm-agent.deb"
 
-in_root() { chroot "$ROOT" "$@"; }
+# in_root CMD...: CMD in the root, with /proc mounted as on a real host
+# (a private mount namespace, gone when CMD ends)
+mkdir -p "$ROOT/proc"
+in_root() { unshare -m sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$ROOT" "$@"; }
 in_root dpkg -i /tmp/archfarm-agent.deb >"$AF_TMP/dpkg-i.log" 2>&1 ||
     af_fail "dpkg -i failed: $(cat "$AF_TMP/dpkg-i.log")"
 cat "$AF_TMP/dpkg-i.log" >&2
@@ -84,7 +87,6 @@ fi
 cp "$AF_TMP/coord/coord.key" "$ROOT/etc/archfarm/coordinators/coord.key"
 server_key=$(in_root /usr/bin/archfarm-agent --config /etc/archfarm/agent.yaml --init-cert 2>/dev/null)
 af_assert_eq 40 "${#server_key}" "--init-cert prints the existing public key"
-mkdir -p "$ROOT/proc"
 # shellcheck disable=SC2086 # the unit's ExecStart, split as systemd would
 unshare -m sh -c 'mount -t proc proc "$1/proc" && exec chroot --userspec="$2:$2" "$1" $3' \
     sh "$ROOT" "$user" "$exec_start" >"$AF_TMP/agent.out" 2>"$AF_TMP/agent.err" &

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "agent.h"
 #include "config.h"
 #include "error.h"
@@ -172,12 +174,20 @@ int main(int argc, char **argv)
     /* a previous run that crashed may have left build steps running: kill
      * them before af_agent_new removes their job dirs (queue starts empty) */
     af_recovery_run(cfg.workdir);
+    /* registry clients live in worker threads: libcurl's global state is
+     * set up here, once, before af_agent_new starts any thread */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "archfarm-agent: cannot initialise libcurl\n");
+        return 1;
+    }
     af_agent_t *agent = af_agent_new(&cfg, &err);
     if (!agent) {
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_STATE));
+        curl_global_cleanup();
         return err.code == AF_ERR_INVAL || err.code == AF_ERR_UNSUPPORTED ? 2 : 1;
     }
     rc = af_agent_run(agent);
     af_agent_destroy(&agent);
+    curl_global_cleanup();
     return rc ? 1 : 0;
 }

@@ -82,6 +82,11 @@ void af_push_target_outcome(af_job_outcome_t *out, int code, const char *message
     } else if (code == AF_ERR_CANCELLED || cancelled)
         af_job_outcome_fail(out, "cancelled", exit_code, "cancelled while pushing");
     else
-        af_job_outcome_fail(out, "infra", exit_code, "%s",
-                            message && message[0] ? message : af_strerror(code));
+        /* the registry refusing us or unreachable: no other node would do
+         * better, and the coordinator exits 3 for it */
+        af_job_outcome_fail(out,
+                            code == AF_ERR_AUTH || code == AF_ERR_NET || code == AF_ERR_TIMEOUT
+                                ? "registry"
+                                : "infra",
+                            exit_code, "%s", message && message[0] ? message : af_strerror(code));
 }

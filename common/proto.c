@@ -81,7 +81,7 @@ _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
 
 static const char *const s_recipe_kinds[] = {"native", "dockerfile", NULL};
 static const char *const s_streams[] = {"stdout", "stderr", "agent", NULL};
-static const char *const s_failures[] = {"", "build", "infra", "cancelled", "timeout", NULL};
+static const char *const s_failures[] = {"", "build", "infra", "registry", "cancelled", "timeout", NULL};
 
 #define S_SIZEOF(name) sizeof(((af_msg_t *) 0)->name)
 #define S_STRF(id, name, syn, vals) \

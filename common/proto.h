@@ -104,7 +104,7 @@ typedef struct af_msg {
     char digest[AF_DIGEST_STR_MAX];
     char media_type[AF_MAX_NAME + 1];
     uint64_t size;
-    char failure[16];                     /* "" | "build" | "infra" | "cancelled" | "timeout" */
+    char failure[16];                     /* "" | "build" | "infra" | "registry" | "cancelled" | "timeout" */
     int32_t exit_code;                    /* build step status, -1 if none */
     char message[AF_MAX_STR + 1];         /* also ERROR */
     uint64_t duration_ms;

@@ -971,6 +971,36 @@ int af_registry_ping(af_registry_t *self, af_err_t *err)
 }
 
 /* "repository:REPO:ACTIONS" into buf. */
+static int s_resolve(af_registry_t *self, const char *base, const char *location, const char *query,
+                     char **url_p, af_err_t *err);
+
+int af_registry_push_check(af_registry_t *self, const char *repo, af_err_t *err)
+{
+    if (!repo || !s_repo_ok(repo))
+        return af_err_set(err, AF_ERR_INVAL, "invalid repository name \"%s\"", repo ? repo : "");
+    char path[600], scope[600];
+    snprintf(path, sizeof path, "/v2/%s/blobs/uploads/", repo);
+    snprintf(scope, sizeof scope, "repository:%s:pull,push", repo);
+    s_req_t req = {.method = "POST", .path = path, .scope = scope, .max_body = S_ERROR_BODY_MAX};
+    s_resp_t resp = {0};
+    char *url = NULL;
+    int rc = s_request(self, &req, &resp, err);
+    if (!rc && resp.status != 202)
+        rc = s_status_error(&req, &resp, err);
+    if (!rc && resp.location && !s_resolve(self, resp.url, resp.location, NULL, &url, NULL)) {
+        /* cancel the empty session; a registry that cannot is not wrong,
+         * it purges abandoned uploads itself */
+        s_req_t del = {
+            .method = "DELETE", .url = url, .scope = scope, .max_body = S_ERROR_BODY_MAX};
+        af_err_t ignored;
+        if (!s_request(self, &del, &resp, &ignored) && resp.status >= 300)
+            af_debug("registry %s: cancelling the test upload: HTTP %ld", self->host, resp.status);
+    }
+    free(url);
+    s_resp_free(&resp);
+    return rc;
+}
+
 static const char *s_scope(char *buf, size_t len, const char *repo, const char *actions)
 {
     snprintf(buf, len, "repository:%s:%s", repo, actions);
@@ -1032,12 +1062,13 @@ static int s_check_pushed_digest(const s_req_t *req, const s_resp_t *resp, const
     return 0;
 }
 
-/* The URL to PUT the upload's content to: LOCATION resolved against
- * BASE (the URL that answered with it) by libcurl's URL parser, with
- * digest=DIGEST added to its query. NULL with err when it is unusable or
- * would leave TLS for a registry that is not insecure. Caller frees. */
-static int s_upload_url(af_registry_t *self, const char *base, const char *location,
-                        const char *digest, char **url_p, af_err_t *err)
+/* An upload session's LOCATION resolved against BASE (the URL that
+ * answered with it; NULL or "" for the registry's root) by libcurl's URL
+ * parser, with QUERY (may be NULL) added to its query, into *url_p
+ * (caller frees). An error when it is unusable or would leave TLS for a
+ * registry that is not insecure. */
+static int s_resolve(af_registry_t *self, const char *base, const char *location, const char *query,
+                     char **url_p, af_err_t *err)
 {
     char *url = NULL, murl[1024], root[300];
     int rc = 0;
@@ -1046,8 +1077,6 @@ static int s_upload_url(af_registry_t *self, const char *base, const char *locat
         snprintf(root, sizeof root, "%s://%s/", self->scheme, self->host);
         base = root;
     }
-    char query[AF_DIGEST_STR_MAX + 8];
-    snprintf(query, sizeof query, "digest=%s", digest);
     CURLU *h = curl_url();
     s_origin_t o;
     if (!h || curl_url_set(h, CURLUPART_URL, base, 0) != CURLUE_OK ||
@@ -1075,6 +1104,16 @@ static int s_upload_url(af_registry_t *self, const char *base, const char *locat
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
     curl_free(url);
     return rc;
+}
+
+/* The URL to PUT the upload's content to: the Location with
+ * digest=DIGEST added. */
+static int s_upload_url(af_registry_t *self, const char *base, const char *location,
+                        const char *digest, char **url_p, af_err_t *err)
+{
+    char query[AF_DIGEST_STR_MAX + 8];
+    snprintf(query, sizeof query, "digest=%s", digest);
+    return s_resolve(self, base, location, query, url_p, err);
 }
 
 /* POSTs a cross-repository mount of DIGEST from FROM_REPO into REPO with

@@ -20,6 +20,7 @@
 #include "credentials.h"
 #include "log.h"
 #include "oci.h"
+#include "preflight.h"
 #include "registry.h"
 #include "schedule.h"
 
@@ -211,6 +212,17 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         goto out;
     }
 
+    /* 1b. a build that cannot be published is not started */
+    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
+    if (!reg) {
+        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
+        rc = AF_EXIT_INFRA;
+        goto out;
+    }
+    rc = af_preflight_push(reg, first, pg);
+    if (rc)
+        goto out;
+
     /* 2. the farm */
     inv = af_cli_inventory_load(cli, NULL, &err);
     if (!inv) {
@@ -378,20 +390,17 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         s_print_failures(slices, o->n_platforms, farm);
         s_metadata_failed(o, slices, farm);
         af_cli_error("build failed: no tag was written");
-        /* a slice failed for good once its retries were spent, whatever
-         * the reason: 1. (3 is for no usable node before any work, and for
-         * the registry) */
+        /* a slice failed for good once its retries were spent: 1, but 3
+         * when the registry refused an agent or could not be reached (as
+         * for the preflight) */
         rc = AF_EXIT_FAILED;
+        for (size_t i = 0; i < o->n_platforms; i++)
+            if (!strcmp(af_slice_current(&slices[i])->failure, "registry"))
+                rc = AF_EXIT_INFRA;
         goto out;
     }
 
     /* 5. verify, index, tags */
-    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
-    if (!reg) {
-        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
     rc = af_publish_verify(reg, first->repository, slices, o->n_platforms, farm, pg, &err);
     if (rc) {
         s_summary(pg, slices, o->n_platforms, farm);

@@ -20,6 +20,7 @@
 #include "../../coordinator/cmd_build.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"
+#include "../../coordinator/preflight.c"
 #include "../../coordinator/progress.c"
 #include "../../coordinator/publish.c"
 #include "../../coordinator/schedule.c"

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "oci.h"
 #include "ref.h"
+#include "www_auth.h"
 
 #define S_TOKEN_SLOTS 8                 /* bearer tokens cached per client */
 #define S_TOKEN_REPLY_MAX (1024 * 1024) /* a token endpoint's JSON reply */
@@ -294,21 +295,6 @@ static void s_resp_reset(s_resp_t *r)
     r->too_big = false;
 }
 
-static char *s_header_value(const char *line, size_t n, const char *name)
-{
-    size_t nl = strlen(name);
-    if (n <= nl || strncasecmp(line, name, nl) || line[nl] != ':')
-        return NULL;
-    const char *v = line + nl + 1, *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    if ((size_t)(end - v) >= S_HEADER_MAX)
-        return NULL;
-    return strndup(v, (size_t)(end - v));
-}
-
 static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
     s_resp_t *r = arg;
@@ -322,17 +308,17 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
         return n;
     }
     char *v;
-    if ((v = s_header_value(data, n, "Location"))) {
+    if ((v = af_www_header_value(data, n, "Location", S_HEADER_MAX))) {
         free(r->location);
         r->location = v;
-    } else if ((v = s_header_value(data, n, "Docker-Content-Digest"))) {
+    } else if ((v = af_www_header_value(data, n, "Docker-Content-Digest", S_HEADER_MAX))) {
         if (af_digest_valid(v))
             snprintf(r->digest, sizeof r->digest, "%s", v);
         free(v);
-    } else if ((v = s_header_value(data, n, "Content-Type"))) {
+    } else if ((v = af_www_header_value(data, n, "Content-Type", S_HEADER_MAX))) {
         snprintf(r->content_type, sizeof r->content_type, "%.*s", (int)strcspn(v, "; \t"), v);
         free(v);
-    } else if ((v = s_header_value(data, n, "WWW-Authenticate"))) {
+    } else if ((v = af_www_header_value(data, n, "WWW-Authenticate", S_HEADER_MAX))) {
         /* several challenges: prefer Bearer */
         if (!r->challenge || !strncasecmp(v, "Bearer", 6)) {
             free(r->challenge);
@@ -592,63 +578,13 @@ static bool s_transient_status(long status)
 
 /* ---- authentication --------------------------------------------------- */
 
-/* Reads the next auth-param (key=value or key="value") from *p. */
-static bool s_next_param(const char **p, char *key, size_t klen, char *val, size_t vlen)
-{
-    const char *s = *p;
-    while (*s == ' ' || *s == ',' || *s == '\t')
-        s++;
-    if (!*s)
-        return false;
-    size_t k = 0;
-    while (*s && *s != '=' && *s != ',' && *s != ' ') {
-        if (k + 1 < klen)
-            key[k++] = (char)tolower((unsigned char)*s);
-        s++;
-    }
-    key[k] = '\0';
-    size_t v = 0;
-    if (*s == '=') {
-        s++;
-        if (*s == '"') {
-            s++;
-            while (*s && *s != '"') {
-                if (*s == '\\' && s[1])
-                    s++;
-                if (v + 1 < vlen)
-                    val[v++] = *s;
-                s++;
-            }
-            if (*s == '"')
-                s++;
-        } else {
-            while (*s && *s != ',' && *s != ' ') {
-                if (v + 1 < vlen)
-                    val[v++] = *s;
-                s++;
-            }
-        }
-    }
-    val[v] = '\0';
-    *p = s;
-    return true;
-}
-
 /* Fetches a bearer token for SCOPE from the challenge's realm. */
 static int s_fetch_token(af_registry_t *self, const char *challenge, const char *scope,
                          af_err_t *err)
 {
-    char realm[2048] = "", service[512] = "", ch_scope[1024] = "";
-    const char *p = challenge + 6;
-    char key[32], val[2048];
-    while (s_next_param(&p, key, sizeof key, val, sizeof val)) {
-        if (!strcmp(key, "realm"))
-            snprintf(realm, sizeof realm, "%s", val);
-        else if (!strcmp(key, "service"))
-            snprintf(service, sizeof service, "%s", val);
-        else if (!strcmp(key, "scope"))
-            snprintf(ch_scope, sizeof ch_scope, "%s", val);
-    }
+    af_www_auth_t ch;
+    af_www_auth_parse(challenge, &ch);
+    const char *realm = ch.realm, *service = ch.service, *ch_scope = ch.scope;
     s_origin_t ro;
     if (!realm[0] || !s_origin(realm, &ro))
         return af_err_set(err, AF_ERR_AUTH, "registry %s: bearer challenge without a usable realm",

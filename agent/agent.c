@@ -29,6 +29,7 @@
 #include "log.h"
 #include "platform.h"
 #include "proto.h"
+#include "push_target.h"
 #include "ref.h"
 
 #define S_SNDHWM 100000        /* messages queued per peer before drops */
@@ -351,6 +352,11 @@ static void s_on_build(af_agent_t *self, s_peer_t *peer, af_msg_t **in_p)
         snprintf(text, sizeof text, "job %s attempt %u is already known to node %s", in->job,
                  in->attempt, self->cfg.name);
         s_send_error(self, peer->rid, AF_ERR_STATE, in->job, text);
+        return;
+    }
+    /* a plaintext agent gets no credentials: it may have its own */
+    if (af_push_target_own_credentials(in, self->cfg.registry_auth_file, &err) < 0) {
+        s_reject(self, peer, in, af_err_msg(&err, AF_ERR_IO));
         return;
     }
     uint32_t running, queued;

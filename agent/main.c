@@ -40,6 +40,8 @@ static void s_usage(FILE *out)
             "      --kill-grace-ms N       SIGTERM to SIGKILL delay (default %d)\n"
             "      --drain S               on SIGTERM, let running slices finish for up to S\n"
             "                              seconds before cancelling them (default 0)\n"
+            "      --registry-auth-file FILE  registry credentials (Docker config.json\n"
+            "                              format) used when a BUILD brings none\n"
             "  -h, --help                  this help\n"
             "  -V, --version               print the version\n",
             AF_AGENT_DEFAULT_LISTEN, AF_AGENT_DEFAULT_WORKDIR, AF_HEARTBEAT_MS, AF_LIVENESS,
@@ -73,6 +75,7 @@ static const s_opt_t s_opts[] = {
     {"context-cache", required_argument, 0, "context_cache"},
     {"kill-grace-ms", required_argument, 0, "kill_grace_ms"},
     {"drain", required_argument, 0, "drain_s"},
+    {"registry-auth-file", required_argument, 0, "registry_auth_file"},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credentials.h"
+#include "log.h"
 #include "oci.h"
 
 int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
@@ -25,6 +27,40 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
         return AF_ERR_NOMEM;
     }
     return 0;
+}
+
+int af_push_target_own_credentials(af_msg_t *build, const char *auth_file, af_err_t *err)
+{
+    if (!auth_file || !auth_file[0] || build->registry_username[0])
+        return 0;
+    af_ref_t ref;
+    if (af_ref_parse(build->repository, &ref, err) < 0)
+        return err ? err->code : AF_ERR_INVAL;
+    char *user = NULL, *pass = NULL;
+    int rc = af_credentials_lookup_file(auth_file, ref.registry, &user, &pass, err);
+    if (rc == AF_ERR_NOTFOUND)
+        return af_err_set(err, AF_ERR_IO, "registry_auth_file %s: no such file", auth_file);
+    if (rc)
+        return rc;
+    if (user && strlen(user) < sizeof build->registry_username) {
+        snprintf(build->registry_username, sizeof build->registry_username, "%s", user);
+        if (build->registry_password) {
+            explicit_bzero(build->registry_password, strlen(build->registry_password));
+            free(build->registry_password);
+        }
+        build->registry_password = pass;
+        pass = NULL;
+        af_debug("registry %s: credentials from %s", ref.registry, auth_file);
+    } else if (user) {
+        rc = af_err_set(err, AF_ERR_TOOBIG, "registry_auth_file %s: user name for %s too long",
+                        auth_file, ref.registry);
+    }
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+        free(pass);
+    }
+    free(user);
+    return rc;
 }
 
 void af_push_target_clear(af_push_target_t *self)

@@ -37,6 +37,14 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
  * NULL-safe, safe twice. */
 void af_push_target_clear(af_push_target_t *self);
 
+/* When BUILD (borrowed, modified) carries no registry credentials and
+ * AUTH_FILE (the agent's registry_auth_file; "" or NULL = none) holds some
+ * for the BUILD's registry, puts them into BUILD (which then owns the
+ * password and zeroes it). 0 when done or nothing to do; an error naming
+ * the file when it cannot be read or decoded. Never logs a secret. */
+int af_push_target_own_credentials(af_msg_t *build, const char *auth_file, af_err_t *err)
+    __attribute__((warn_unused_result));
+
 /* Parses the repository into *ref (a tag or digest there is an error) and
  * opens a registry client for it with the target's settings. Caller owns
  * the client; NULL with err set on failure. */

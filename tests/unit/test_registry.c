@@ -1214,6 +1214,33 @@ static void registry_insecure_client_sends_no_credentials_to_another_origin(void
     af_registry_destroy(&r);
 }
 
+/* A blob GET redirected to another origin (blob storage) follows without
+ * credentials: to plain HTTP only for an insecure registry, and even then
+ * the storage host sees no Authorization header. */
+static void registry_blob_redirect_to_another_origin_carries_no_credentials(void **state)
+{
+    (void)state;
+    const char *d = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    char *body = NULL, stats[4096];
+    size_t len = 0;
+    af_err_t err;
+    af_registry_t *r = s_client(&s_mock_tls, false, "bob", "pw");
+    assert_int_not_equal(af_registry_blob_get(r, "redirect/app", d, 100, &body, &len, &err), 0);
+    assert_null(body);
+    af_registry_destroy(&r);
+    s_server_stats(&s_mock_tls, stats);
+    if (strstr(stats, "/storage/"))
+        fail_msg("a secure client followed a redirect to plain HTTP: %s", stats);
+    r = s_client(&s_mock_tls, true, "bob", "pw");
+    assert_int_not_equal(af_registry_blob_get(r, "redirect/app", d, 100, &body, &len, &err), 0);
+    af_registry_destroy(&r);
+    s_server_stats(&s_mock_tls, stats);
+    if (!strstr(stats, "/storage/"))
+        fail_msg("the insecure client did not follow the redirect: %s", stats);
+    if (strstr(stats, "\"authorization\": true"))
+        fail_msg("credentials followed the redirect to another origin: %s", stats);
+}
+
 int main(void)
 {
     if (system("command -v docker-registry >/dev/null 2>&1") != 0) {
@@ -1263,6 +1290,7 @@ int main(void)
         cmocka_unit_test(registry_tls_upload_location_to_http_is_refused_basic),
         cmocka_unit_test(registry_tls_upload_location_to_http_is_refused_bearer),
         cmocka_unit_test(registry_insecure_client_sends_no_credentials_to_another_origin),
+        cmocka_unit_test(registry_blob_redirect_to_another_origin_carries_no_credentials),
     };
     int failed = cmocka_run_group_tests_name("registry_plain", plain, setup_plain, teardown_plain);
     failed +=

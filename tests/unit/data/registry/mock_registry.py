@@ -25,6 +25,7 @@ repository's first path component:
   accept/*      manifest GET returns the request's Accept header as the body
   downgrade/*   upload POST answers Location: http://<plain listener>/...
   basicdown/*   Basic auth bob:pw (no tokens), and the same http Location
+  redirect/*    Basic auth bob:pw; blob GET answers 307 to the plain listener
   *             anything else needs a token got with Basic bob:pw
 
 GET /_stats returns counters as JSON (token requests per scope, uploads, and
@@ -103,7 +104,7 @@ class H(BaseHTTPRequestHandler):
 
     def authorized(self, repo):
         auth = self.headers.get("Authorization", "")
-        if repo.startswith("basicdown/"):
+        if repo.startswith(("basicdown/", "redirect/")):
             if auth == GOOD_BASIC:
                 return True
             self.read_body()
@@ -156,6 +157,9 @@ class H(BaseHTTPRequestHandler):
             return
         if kind == "blobs" and uploads:
             return self.post_upload(repo)
+        if kind == "blobs" and repo.startswith("redirect/"):
+            return self.reply(307, b"", {"Location": "http://127.0.0.1:%d/storage/%s" %
+                                         (PLAIN_PORT[0], ref)})
         if kind == "blobs":
             b = BLOBS.get(ref)
             if b is None:

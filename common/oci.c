@@ -399,8 +399,10 @@ err:
     return NULL;
 }
 
-char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv_t *annotations,
-                         size_t n_annotations, size_t *len_out, af_err_t *err)
+/* An index of media type MT (OCI index or Docker manifest list). */
+static char *s_index_build(const char *mt, const af_descriptor_t *manifests, size_t n,
+                           const af_kv_t *annotations, size_t n_annotations, size_t *len_out,
+                           af_err_t *err)
 {
     if (n && !manifests) {
         af_err_set(err, AF_ERR_INVAL, "image index: missing arguments");
@@ -418,7 +420,7 @@ char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv
     }
     json_t *root = json_object(), *arr = json_array();
     if (!root || !arr || json_object_set_new(root, "schemaVersion", json_integer(2)) ||
-        !s_set_str(root, "mediaType", AF_MT_OCI_INDEX))
+        !s_set_str(root, "mediaType", mt))
         goto nomem;
     for (size_t i = 0; i < n; i++)
         if (json_array_append_new(arr, s_descriptor_json(&manifests[i], true)))
@@ -438,6 +440,26 @@ err:
     json_decref(arr);
     json_decref(root);
     return NULL;
+}
+
+char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv_t *annotations,
+                         size_t n_annotations, size_t *len_out, af_err_t *err)
+{
+    return s_index_build(AF_MT_OCI_INDEX, manifests, n, annotations, n_annotations, len_out, err);
+}
+
+char *af_oci_docker_list_build(const af_descriptor_t *manifests, size_t n, size_t *len_out,
+                               af_err_t *err)
+{
+    for (size_t i = 0; i < n && manifests; i++)
+        if (strcmp(manifests[i].media_type, AF_MT_DOCKER_MANIFEST)) {
+            af_err_set(err, AF_ERR_INVAL,
+                       "Docker manifest list: manifests[%zu] (%s) is %s, not a Docker v2 "
+                       "manifest",
+                       i, manifests[i].digest, manifests[i].media_type);
+            return NULL;
+        }
+    return s_index_build(AF_MT_DOCKER_LIST, manifests, n, NULL, 0, len_out, err);
 }
 
 /* ---- parsing ----------------------------------------------------------- */

@@ -79,6 +79,14 @@ char *af_oci_index_build(const af_descriptor_t *manifests, size_t n,
                          const af_kv_t *annotations, size_t n_annotations, size_t *len_out,
                          af_err_t *err);
 
+/* A Docker manifest list v2 (application/vnd.docker.distribution.manifest.
+ * list.v2+json) over MANIFESTS, for registries and tools that reject OCI
+ * indexes. Every entry must be a Docker v2 manifest (AF_ERR_INVAL naming
+ * it otherwise); Docker lists carry no annotations. As af_oci_index_build
+ * otherwise. */
+char *af_oci_docker_list_build(const af_descriptor_t *manifests, size_t n, size_t *len_out,
+                               af_err_t *err);
+
 /* A parsed manifest or index. Caller owns; free with af_oci_doc_destroy. */
 typedef struct {
     char media_type[AF_MAX_NAME + 1]; /* from the body, else the Content-Type */

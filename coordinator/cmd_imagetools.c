@@ -69,6 +69,9 @@ static const char s_create_help[] =
     "                         for a platform a SOURCE brings are replaced\n"
     "  --annotation [index:]KEY=VALUE\n"
     "                         an annotation on the index (repeatable)\n"
+    "  --manifest-format oci|docker\n"
+    "                         an OCI image index (default) or a Docker manifest\n"
+    "                         list v2 (every source must then be Docker v2)\n"
     "  --dry-run              print the index JSON on stdout, write nothing\n"
     "  --insecure-registry HOST[:PORT]\n"
     "                         plain HTTP or unverified TLS for this registry\n"
@@ -356,13 +359,14 @@ static int s_create(int argc, char **argv)
         {"insecure-registry", required_argument, NULL, 'I'},
         {"append", no_argument, NULL, 'a'},
         {"annotation", required_argument, NULL, 'A'},
+        {"manifest-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "imagetools create";
     af_kv_t annots[AF_MAX_LIST];
     size_t n_annots = 0;
-    bool append = false;
+    bool append = false, docker = false;
     af_insecure_t insecure = {0};
     af_ref_t tags[AF_MAX_LIST];
     size_t n_tags = 0;
@@ -387,6 +391,12 @@ static int s_create(int argc, char **argv)
             break;
         case 'a':
             append = true;
+            break;
+        case 'F':
+            if (strcmp(optarg, "oci") && strcmp(optarg, "docker"))
+                return af_cli_usage_error(cmd, "--manifest-format '%s': expected oci or docker",
+                                          optarg);
+            docker = !strcmp(optarg, "docker");
             break;
         case 'A': {
             /* buildx's forms: KEY=VALUE or index:KEY=VALUE for the index */
@@ -439,6 +449,9 @@ static int s_create(int argc, char **argv)
             strcmp(tags[i].repository, base->repository))
             return af_cli_usage_error(cmd, "every -t must be in %s/%s", base->registry,
                                       base->repository);
+    if (docker && n_annots)
+        return af_cli_usage_error(cmd, "--annotation: a Docker manifest list has no annotations "
+                                       "(use --manifest-format oci)");
     if (append && !n_tags)
         return af_cli_usage_error(cmd, "--append needs -t REF (the index to add to)");
 
@@ -524,7 +537,9 @@ static int s_create(int argc, char **argv)
         }
     size_t len = 0;
     char digest[AF_DIGEST_STR_MAX];
-    body = af_oci_index_build(d, n, n_annots ? annots : NULL, n_annots, &len, &err);
+    const char *index_mt = docker ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
+    body = docker ? af_oci_docker_list_build(d, n, &len, &err)
+                  : af_oci_index_build(d, n, n_annots ? annots : NULL, n_annots, &len, &err);
     if (!body || af_digest_buffer(body, len, digest)) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_FAILED;
@@ -538,8 +553,8 @@ static int s_create(int argc, char **argv)
     }
     for (size_t i = 0; i < n_tags; i++) {
         const char *tag = tags[i].tag[0] ? tags[i].tag : "latest";
-        int prc = af_registry_manifest_put(reg, base->repository, tag, AF_MT_OCI_INDEX, body, len,
-                                           NULL, &err);
+        int prc =
+            af_registry_manifest_put(reg, base->repository, tag, index_mt, body, len, NULL, &err);
         if (prc) {
             af_cli_error("tagging %s/%s:%s: %s%s", base->registry, base->repository, tag,
                          af_err_msg(&err, prc),

@@ -12,7 +12,10 @@
 #      skopeo pulls it from REG/d;
 #   3. --append -t REG/c:1 REG2/e:s390x REG/f:amd64 keeps arm64, replaces
 #      amd64 with f's manifest, adds s390x; --annotation lands on the index;
-#   4. a manifest:-prefixed --annotation is a usage error (exit 2).
+#   4. a manifest:-prefixed --annotation is a usage error (exit 2);
+#   5. --manifest-format docker over Docker v2 sources (pushed by skopeo
+#      --format v2s2) writes a Docker manifest list skopeo pulls per
+#      platform; an OCI source is refused (exit 1) naming it.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 source "$AF_SOURCE_DIR/tests/lib/registry.sh"
@@ -29,10 +32,10 @@ REG=$AF_REGISTRY
 af_log "registries $REG and $REG2"
 
 MK=$AF_SOURCE_DIR/tests/integration/fixtures/make_oci_image.py
-s_image() { # REF ARCH TEXT: builds and pushes a one-platform image
+s_image() { # REF ARCH TEXT [SKOPEO-OPTS...]: builds and pushes a one-platform image
     local d=$AF_TMP/layout-${RANDOM}
     python3 "$MK" "$d" t "$2" "$3" >/dev/null
-    skopeo copy --dest-tls-verify=false "oci:$d:t" "docker://$1" >"$AF_TMP/skopeo.log" 2>&1 ||
+    skopeo copy "${@:4}" --dest-tls-verify=false "oci:$d:t" "docker://$1" >"$AF_TMP/skopeo.log" 2>&1 ||
         af_fail "skopeo copy to $1: $(cat "$AF_TMP/skopeo.log")"
 }
 s_image "$REG/a:amd64" amd64 "a for amd64"
@@ -95,4 +98,20 @@ rc=0
 IT create --annotation manifest:k=v -t "$REG/c:2" "$REG/a:amd64" >/dev/null 2>"$AF_TMP/c3.err" || rc=$?
 af_assert_eq 2 "$rc" "a manifest: annotation is a usage error"
 af_assert_contains "$(cat "$AF_TMP/c3.err")" "annotates the index only" "the error says why"
+
+# --- 5. a Docker manifest list ---------------------------------------------------
+s_image "$REG/da:amd64" amd64 "da for amd64" --format v2s2
+s_image "$REG/db:arm64" arm64 "db for arm64" --format v2s2
+IT create --manifest-format docker -t "$REG/l:1" "$REG/da:amd64" "$REG/db:arm64" >/dev/null \
+    2>"$AF_TMP/l1.err" || af_fail "--manifest-format docker failed: $(cat "$AF_TMP/l1.err")"
+raw=$(skopeo inspect --raw --tls-verify=false "docker://$REG/l:1")
+af_assert_eq "application/vnd.docker.distribution.manifest.list.v2+json" "$(jq -r .mediaType <<<"$raw")" \
+    "the list has the Docker manifest list media type"
+af_assert_eq "application/vnd.docker.distribution.manifest.v2+json" \
+    "$(jq -r '[.manifests[].mediaType] | unique | join(",")' <<<"$raw")" "its children are Docker v2 manifests"
+s_pull_each "$REG/l:1"
+rc=0
+IT create --manifest-format docker -t "$REG/l:2" "$REG/a:amd64" >/dev/null 2>"$AF_TMP/l2.err" || rc=$?
+af_assert_eq 1 "$rc" "an OCI source in a Docker list: exit 1"
+af_assert_contains "$(cat "$AF_TMP/l2.err")" "not a Docker v2 manifest" "the error says why"
 af_log "PASS"

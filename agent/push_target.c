@@ -16,6 +16,7 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
 {
     memset(self, 0, sizeof *self);
     self->insecure = build->registry_insecure;
+    self->docker = !strcmp(build->manifest_format, "docker");
     self->repository = strdup(build->repository);
     bool ok = self->repository != NULL;
     if (ok && build->registry_username[0])

@@ -25,6 +25,7 @@ typedef struct {
     bool insecure;    /* plain HTTP / unverified TLS allowed */
     char *username;   /* NULL = anonymous */
     char *password;   /* secret: NULL or non-empty; wiped by af_push_target_clear */
+    bool docker;      /* push Docker v2 manifests (BUILD manifest_format "docker") */
 } af_push_target_t;
 
 /* Copies BUILD's repository and registry settings into *self, which is

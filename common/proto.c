@@ -75,11 +75,13 @@ enum {
     K_SOURCE_DATE_EPOCH, K_TIMEOUT_S, K_HAVE_CONTEXT, K_JOB_QUEUED, K_OFFSET,
     K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
     K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
+    K_MANIFEST_FORMAT,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
 
 static const char *const s_recipe_kinds[] = {"native", "dockerfile", NULL};
+static const char *const s_manifest_formats[] = {"", "oci", "docker", NULL};
 static const char *const s_streams[] = {"stdout", "stderr", "agent", NULL};
 static const char *const s_failures[] = {"", "build", "infra", "registry", "cancelled", "timeout", NULL};
 
@@ -115,6 +117,7 @@ static const s_field_t s_fields[K_COUNT] = {
     S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
     S_STRF(K_REPOSITORY, repository, S_TOKEN, NULL),
     S_BOOLF(K_REGISTRY_INSECURE, registry_insecure),
+    S_STRF(K_MANIFEST_FORMAT, manifest_format, S_ENUM, s_manifest_formats),
     S_STRF(K_REGISTRY_USERNAME, registry_username, S_ANY, NULL),
     [K_REGISTRY_PASSWORD] = {"registry_password", S_SECRET, S_ANY,
                              offsetof(af_msg_t, registry_password), 0, AF_MAX_SECRET, NULL, 0, 0},
@@ -167,6 +170,7 @@ static const s_use_t s_build[] = {
     {K_CONTEXT_SIZE, U_REQ},
     {K_REPOSITORY, U_REQ | U_NONEMPTY},
     {K_REGISTRY_INSECURE, 0},
+    {K_MANIFEST_FORMAT, 0},
     {K_REGISTRY_USERNAME, 0},
     {K_REGISTRY_PASSWORD, 0},
     {K_SOURCE_DATE_EPOCH, 0},

@@ -79,6 +79,7 @@ typedef struct af_msg {
     uint64_t context_size;
     char repository[AF_MAX_REF + 1];      /* "host[:port]/path", no tag */
     bool registry_insecure;               /* plain HTTP / unverified TLS */
+    char manifest_format[8];              /* "" or "oci" | "docker" (Docker v2 manifests) */
     char registry_username[AF_MAX_NAME + 1];
     char *registry_password;              /* secret: zeroed on destroy, never logged */
     int64_t source_date_epoch;            /* -1 when unset */

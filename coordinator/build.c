@@ -202,6 +202,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     spec.registry_username = reg_user;
     spec.registry_password = reg_pass;
     spec.target = o->target;
+    spec.manifest_format = o->docker_format ? "docker" : "oci";
     spec.build_args = o->build_args;
     spec.n_build_args = o->n_build_args;
     spec.timeout_s = o->timeout_s;
@@ -411,8 +412,11 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     }
     size_t index_len = 0;
     char index_digest[AF_DIGEST_STR_MAX];
-    index = af_publish_index(slices, o->n_platforms, spec.source_date_epoch, &index_len,
-                             index_digest, &err);
+    const char *index_mt = o->docker_format ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
+    index = o->docker_format
+                ? af_publish_docker_list(slices, o->n_platforms, &index_len, index_digest, &err)
+                : af_publish_index(slices, o->n_platforms, spec.source_date_epoch, &index_len,
+                                   index_digest, &err);
     if (!index) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_FAILED;
@@ -431,8 +435,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     }
     if (o->push) {
         size_t done = 0;
-        rc = af_publish_tags(reg, first->repository, o->tags, o->n_tags, index, index_len, &done,
-                             &err);
+        rc = af_publish_tags(reg, first->repository, o->tags, o->n_tags, index_mt, index, index_len,
+                             &done, &err);
         if (rc) {
             s_summary(pg, slices, o->n_platforms, farm);
             if (done == 0) {
@@ -452,12 +456,12 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         }
     }
     s_summary(pg, slices, o->n_platforms, farm);
-    af_progress_index(pg, index_digest, AF_MT_OCI_INDEX, index_len, tags, o->push);
+    af_progress_index(pg, index_digest, index_mt, index_len, tags, o->push);
 
     /* 6. metadata and the digest for scripts */
     if (o->metadata_file) {
-        rc = af_metadata_write(o->metadata_file, index_digest, AF_MT_OCI_INDEX, index_len, o,
-                               slices, o->n_platforms, farm, o->push, &err);
+        rc = af_metadata_write(o->metadata_file, index_digest, index_mt, index_len, o, slices,
+                               o->n_platforms, farm, o->push, &err);
         if (rc) {
             af_cli_error("%s", af_err_msg(&err, rc));
             rc = AF_EXIT_INFRA;

@@ -46,6 +46,9 @@ static const char s_help[] =
     "  --metadata-file FILE   write the result as JSON (buildx keys\n"
     "                         containerimage.digest, containerimage.descriptor,\n"
     "                         image.name, plus slices[])\n"
+    "  --manifest-format oci|docker\n"
+    "                         publish an OCI index (default) or a Docker manifest\n"
+    "                         list v2 with Docker v2 manifests (native recipes)\n"
     "  --insecure-registry HOST[:PORT]\n"
     "                         use plain HTTP or unverified TLS for this registry\n"
     "                         (repeatable); 127.0.0.0/8, ::1 and localhost are\n"
@@ -255,6 +258,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         O_SELECTOR,
         O_HEARTBEAT,
         O_LIVENESS,
+        O_MANIFEST_FORMAT,
     };
     static const struct option longopts[] = {
         {"platform", required_argument, NULL, O_PLATFORM},
@@ -274,6 +278,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {"node-selector", required_argument, NULL, O_SELECTOR},
         {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
         {"liveness", required_argument, NULL, O_LIVENESS},
+        {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -356,6 +361,12 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
                              AF_MAX_HEARTBEAT_MS, &v)))
                 return rc;
             o->heartbeat_ms = (uint32_t)v;
+            break;
+        case O_MANIFEST_FORMAT:
+            if (strcmp(optarg, "oci") && strcmp(optarg, "docker"))
+                return af_cli_usage_error(
+                    "build", "--manifest-format must be oci or docker, not '%s'", optarg);
+            o->docker_format = !strcmp(optarg, "docker");
             break;
         case O_LIVENESS:
             if ((rc = s_uint("build", "--liveness", optarg, 1, AF_MAX_LIVENESS, &v)))

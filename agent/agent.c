@@ -296,10 +296,11 @@ static int s_check_build(af_agent_t *self, const af_msg_t *in, const af_executor
     if (!*exec)
         return af_err_set(err, AF_ERR_UNSUPPORTED, "node %s has no executor for %s recipes",
                           self->cfg.name, in->recipe_kind[0] ? in->recipe_kind : "\"\"");
-    if (!strcmp(in->manifest_format, "docker") && strcmp((*exec)->name, "native"))
+    if ((in->n_annotations || !strcmp(in->manifest_format, "docker")) &&
+        strcmp((*exec)->name, "native"))
         return af_err_set(err, AF_ERR_UNSUPPORTED,
-                          "node %s: Docker v2 manifests (--manifest-format docker) come from the "
-                          "native executor only, not %s",
+                          "node %s: Docker v2 manifests (--manifest-format docker) and manifest "
+                          "annotations come from the native executor only, not %s",
                           self->cfg.name, (*exec)->name);
     if (in->context_size && !af_digest_valid(in->context_digest))
         return af_err_set(err, AF_ERR_INVAL, "invalid context digest \"%s\"", in->context_digest);

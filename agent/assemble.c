@@ -376,7 +376,8 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     const char *manifest_mt = docker ? AF_MT_DOCKER_MANIFEST : AF_MT_OCI_MANIFEST;
     manifest =
         docker ? af_oci_docker_manifest_build(&config_desc, layers, n_layers, &manifest_len, err)
-               : af_oci_manifest_build(&config_desc, layers, n_layers, NULL, 0, &manifest_len, err);
+               : af_oci_manifest_build(&config_desc, layers, n_layers, a->target.annotations,
+                                       a->target.n_annotations, &manifest_len, err);
     if (!manifest) {
         rc = err && err->code ? err->code : AF_ERR_PARSE;
         goto out;

@@ -17,6 +17,22 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
     memset(self, 0, sizeof *self);
     self->insecure = build->registry_insecure;
     self->docker = !strcmp(build->manifest_format, "docker");
+    if (build->n_annotations &&
+        !(self->annotations = calloc(build->n_annotations, sizeof *self->annotations))) {
+        af_push_target_clear(self);
+        return AF_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < build->n_annotations; i++) {
+        af_kv_t *kv = &self->annotations[self->n_annotations];
+        kv->key = strdup(build->annotations[i].key);
+        kv->value = strdup(build->annotations[i].value);
+        if (kv->key || kv->value)
+            self->n_annotations++;
+        if (!kv->key || !kv->value) {
+            af_push_target_clear(self);
+            return AF_ERR_NOMEM;
+        }
+    }
     self->repository = strdup(build->repository);
     bool ok = self->repository != NULL;
     if (ok && build->registry_username[0])
@@ -74,6 +90,11 @@ void af_push_target_clear(af_push_target_t *self)
     }
     free(self->username);
     free(self->repository);
+    for (size_t i = 0; i < self->n_annotations; i++) {
+        free(self->annotations[i].key);
+        free(self->annotations[i].value);
+    }
+    free(self->annotations);
     memset(self, 0, sizeof *self);
 }
 

@@ -21,11 +21,13 @@
 #include "worker.h"
 
 typedef struct {
-    char *repository; /* "host[:port]/path", no tag */
-    bool insecure;    /* plain HTTP / unverified TLS allowed */
-    char *username;   /* NULL = anonymous */
-    char *password;   /* secret: NULL or non-empty; wiped by af_push_target_clear */
-    bool docker;      /* push Docker v2 manifests (BUILD manifest_format "docker") */
+    char *repository;     /* "host[:port]/path", no tag */
+    bool insecure;        /* plain HTTP / unverified TLS allowed */
+    char *username;       /* NULL = anonymous */
+    char *password;       /* secret: NULL or non-empty; wiped by af_push_target_clear */
+    bool docker;          /* push Docker v2 manifests (BUILD manifest_format "docker") */
+    af_kv_t *annotations; /* for the manifest (BUILD annotations); owned */
+    size_t n_annotations;
 } af_push_target_t;
 
 /* Copies BUILD's repository and registry settings into *self, which is

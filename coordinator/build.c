@@ -203,6 +203,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     spec.registry_password = reg_pass;
     spec.target = o->target;
     spec.manifest_format = o->docker_format ? "docker" : "oci";
+    spec.annotations = o->manifest_annots;
+    spec.n_annotations = o->n_manifest_annots;
     spec.build_args = o->build_args;
     spec.n_build_args = o->n_build_args;
     spec.timeout_s = o->timeout_s;
@@ -415,8 +417,9 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     const char *index_mt = o->docker_format ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
     index = o->docker_format
                 ? af_publish_docker_list(slices, o->n_platforms, &index_len, index_digest, &err)
-                : af_publish_index(slices, o->n_platforms, spec.source_date_epoch, &index_len,
-                                   index_digest, &err);
+                : af_publish_index_annotated(slices, o->n_platforms, spec.source_date_epoch,
+                                             o->index_annots, o->n_index_annots, &index_len,
+                                             index_digest, &err);
     if (!index) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_FAILED;

@@ -48,6 +48,9 @@ typedef struct {
     size_t n_build_args;
     const char *target; /* --target, may be NULL */
     bool docker_format; /* --manifest-format docker */
+    /* --annotation, split by target; key and value point into argv */
+    af_kv_t index_annots[AF_MAX_LIST], manifest_annots[AF_MAX_LIST];
+    size_t n_index_annots, n_manifest_annots;
     af_progress_mode_t progress;
     const char *metadata_file; /* may be NULL */
     af_insecure_t insecure;
@@ -137,6 +140,8 @@ typedef struct {
     const af_kv_t *build_args;
     size_t n_build_args;
     const char *manifest_format; /* "oci" | "docker" (--manifest-format) */
+    const af_kv_t *annotations;  /* for every slice's manifest; borrowed */
+    size_t n_annotations;
     char context_digest[AF_DIGEST_STR_MAX];
     uint64_t context_size;
     char repository[AF_MAX_REF + 1];
@@ -186,6 +191,12 @@ int af_publish_verify(af_registry_t *reg, const char *repo, af_slice_t *slices, 
  * the exact bytes (caller owns) and their digest, or NULL with err. */
 char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
                        size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err);
+
+/* af_publish_index with EXTRA (N_EXTRA, borrowed) annotations after the
+ * created one (--annotation index:K=V). */
+char *af_publish_index_annotated(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                                 const af_kv_t *extra, size_t n_extra, size_t *len_out,
+                                 char digest[AF_DIGEST_STR_MAX], af_err_t *err);
 
 /* The same as a Docker manifest list v2 (--manifest-format docker): every
  * slice must have reported a Docker v2 manifest; no annotations. */

@@ -46,6 +46,8 @@ static const char s_help[] =
     "  --metadata-file FILE   write the result as JSON (buildx keys\n"
     "                         containerimage.digest, containerimage.descriptor,\n"
     "                         image.name, plus slices[])\n"
+    "  --annotation [index:|manifest:]KEY=VALUE\n"
+    "                         annotate the index or (default) every manifest\n"
     "  --manifest-format oci|docker\n"
     "                         publish an OCI index (default) or a Docker manifest\n"
     "                         list v2 with Docker v2 manifests (native recipes)\n"
@@ -240,6 +242,29 @@ static int s_env_defaults(af_build_opts_t *o)
 }
 
 /* Parses and checks everything; returns -1 to go on, else an exit status. */
+/* --annotation [index:|manifest:]KEY=VALUE as buildx has it (no prefix:
+ * the manifests). ARG is argv's, split in place. */
+static int s_add_annotation(af_build_opts_t *o, char *arg)
+{
+    bool index = !strncmp(arg, "index:", 6);
+    char *kv = index ? arg + 6 : !strncmp(arg, "manifest:", 9) ? arg + 9 : arg;
+    char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return af_cli_usage_error(
+            "build", "--annotation '%s': expected [index:|manifest:]KEY=VALUE", arg);
+    if (kv == arg && strcspn(kv, ":[") < (size_t)(eq - kv))
+        return af_cli_usage_error("build",
+                                  "--annotation '%s': only the index: and manifest: targets are "
+                                  "supported",
+                                  arg);
+    size_t *n = index ? &o->n_index_annots : &o->n_manifest_annots;
+    if (*n >= AF_MAX_LIST)
+        return af_cli_usage_error("build", "more than %d --annotation options", AF_MAX_LIST);
+    *eq = '\0';
+    (index ? o->index_annots : o->manifest_annots)[(*n)++] = (af_kv_t){kv, eq + 1};
+    return 0;
+}
+
 static int s_parse(af_build_opts_t *o, int argc, char **argv)
 {
     enum {
@@ -259,6 +284,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         O_HEARTBEAT,
         O_LIVENESS,
         O_MANIFEST_FORMAT,
+        O_ANNOTATION,
     };
     static const struct option longopts[] = {
         {"platform", required_argument, NULL, O_PLATFORM},
@@ -279,6 +305,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
         {"liveness", required_argument, NULL, O_LIVENESS},
         {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
+        {"annotation", required_argument, NULL, O_ANNOTATION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -368,6 +395,10 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
                     "build", "--manifest-format must be oci or docker, not '%s'", optarg);
             o->docker_format = !strcmp(optarg, "docker");
             break;
+        case O_ANNOTATION:
+            if ((rc = s_add_annotation(o, optarg)))
+                return rc;
+            break;
         case O_LIVENESS:
             if ((rc = s_uint("build", "--liveness", optarg, 1, AF_MAX_LIVENESS, &v)))
                 return rc;
@@ -380,6 +411,9 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
             return af_cli_usage_error("build", "invalid option (see above)");
         }
     }
+    if (o->docker_format && (o->n_index_annots || o->n_manifest_annots))
+        return af_cli_usage_error("build", "--annotation: Docker manifests and lists carry no "
+                                           "annotations (use --manifest-format oci)");
     if (optind >= argc)
         return af_cli_usage_error("build", "missing CONTEXT (the directory to build, e.g. '.')");
     if (argc - optind > 1)

@@ -172,6 +172,13 @@ char *af_publish_docker_list(const af_slice_t *slices, size_t n, size_t *len_out
 char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
                        size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err)
 {
+    return af_publish_index_annotated(slices, n, source_date_epoch, NULL, 0, len_out, digest, err);
+}
+
+char *af_publish_index_annotated(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                                 const af_kv_t *extra, size_t n_extra, size_t *len_out,
+                                 char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+{
     af_descriptor_t *d = s_slice_descriptors(slices, n, err);
     if (!d)
         return NULL;
@@ -181,8 +188,15 @@ char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_e
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    af_kv_t ann[1] = {{"org.opencontainers.image.created", created}};
-    char *body = af_oci_index_build(d, n, ann, 1, len_out, err);
+    af_kv_t ann[1 + AF_MAX_LIST] = {{"org.opencontainers.image.created", created}};
+    size_t n_ann = 1;
+    for (size_t i = 0; i < n_extra && n_ann < sizeof ann / sizeof ann[0]; i++) {
+        if (!strcmp(extra[i].key, ann[0].key))
+            ann[0].value = extra[i].value; /* the user's created wins */
+        else
+            ann[n_ann++] = extra[i];
+    }
+    char *body = af_oci_index_build(d, n, ann, n_ann, len_out, err);
     free(d);
     return s_digested(body, body ? *len_out : 0, digest, err);
 }

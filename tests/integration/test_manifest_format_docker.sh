@@ -5,6 +5,9 @@
 # Two native agents (amd64, arm64: the recipe's step is shell only, so no
 # emulation is needed), a plain registry. An engine-only request is
 # refused by name (not tested here: no engine on the test agents).
+# Also `--annotation` (OCI): index: lands on the index, manifest: and
+# unprefixed on every manifest; with --manifest-format docker it is a
+# usage error.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 
@@ -52,4 +55,26 @@ done
 rc=0
 af_build "$AF_TMP/b2.out" --manifest-format v1 --platform linux/amd64 -t "$REF" "$AF_TMP/ctx" || rc=$?
 af_assert_eq 2 "$rc" "an unknown --manifest-format is a usage error"
+
+# --- --annotation ------------------------------------------------------------------
+REF2=$AF_REGISTRY/dk/annotated:1
+rc=0
+af_build "$AF_TMP/b3.out" --platform linux/amd64,linux/arm64 --annotation index:org.example.team=infra \
+    --annotation manifest:org.example.role=web --annotation org.opencontainers.image.title=hello \
+    -t "$REF2" --push "$AF_TMP/ctx" || rc=$?
+af_assert_eq 0 "$rc" "build with --annotation ($(tail -n 3 "$AF_TMP/b3.out"))"
+raw=$(skopeo inspect --raw --tls-verify=false "docker://$REF2")
+af_assert_eq "infra" "$(jq -r '.annotations["org.example.team"]' <<<"$raw")" "index: lands on the index"
+af_assert_eq "null" "$(jq -r '.annotations["org.example.role"]' <<<"$raw")" "manifest: is not on the index"
+for d in $(jq -r '.manifests[].digest' <<<"$raw"); do
+    child=$(skopeo inspect --raw --tls-verify=false "docker://$AF_REGISTRY/dk/annotated@$d")
+    af_assert_eq "web hello" "$(jq -r '.annotations["org.example.role"] + " " + .annotations["org.opencontainers.image.title"]' <<<"$child")" \
+        "manifest: and unprefixed annotations are on manifest $d"
+done
+rc=0
+af_build "$AF_TMP/b4.out" --manifest-format docker --annotation a=b --platform linux/amd64 -t "$REF2" "$AF_TMP/ctx" || rc=$?
+af_assert_eq 2 "$rc" "--annotation with --manifest-format docker is a usage error"
+rc=0
+af_build "$AF_TMP/b5.out" --annotation manifest-descriptor:a=b --platform linux/amd64 -t "$REF2" "$AF_TMP/ctx" || rc=$?
+af_assert_eq 2 "$rc" "an unsupported annotation target is a usage error"
 af_log "PASS"

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "platform.h"
 #include "proto.h"
+#include "push_target.h"
 #include "ref.h"
 
 #define S_SNDHWM 100000        /* messages queued per peer before drops */
@@ -295,6 +296,12 @@ static int s_check_build(af_agent_t *self, const af_msg_t *in, const af_executor
     if (!*exec)
         return af_err_set(err, AF_ERR_UNSUPPORTED, "node %s has no executor for %s recipes",
                           self->cfg.name, in->recipe_kind[0] ? in->recipe_kind : "\"\"");
+    if ((in->n_annotations || !strcmp(in->manifest_format, "docker")) &&
+        strcmp((*exec)->name, "native"))
+        return af_err_set(err, AF_ERR_UNSUPPORTED,
+                          "node %s: Docker v2 manifests (--manifest-format docker) and manifest "
+                          "annotations come from the native executor only, not %s",
+                          self->cfg.name, (*exec)->name);
     if (in->context_size && !af_digest_valid(in->context_digest))
         return af_err_set(err, AF_ERR_INVAL, "invalid context digest \"%s\"", in->context_digest);
     if (in->context_size > (uint64_t)AF_CONTEXT_MAX_BYTES)
@@ -351,6 +358,11 @@ static void s_on_build(af_agent_t *self, s_peer_t *peer, af_msg_t **in_p)
         snprintf(text, sizeof text, "job %s attempt %u is already known to node %s", in->job,
                  in->attempt, self->cfg.name);
         s_send_error(self, peer->rid, AF_ERR_STATE, in->job, text);
+        return;
+    }
+    /* a plaintext agent gets no credentials: it may have its own */
+    if (af_push_target_own_credentials(in, self->cfg.registry_auth_file, &err) < 0) {
+        s_reject(self, peer, in, af_err_msg(&err, AF_ERR_IO));
         return;
     }
     uint32_t running, queued;

@@ -322,7 +322,9 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         goto out;
     }
     af_descriptor_t config_desc = {.size = (int64_t)config_len};
-    snprintf(config_desc.media_type, sizeof config_desc.media_type, "%s", AF_MT_OCI_CONFIG);
+    bool docker = a->target.docker;
+    snprintf(config_desc.media_type, sizeof config_desc.media_type, "%s",
+             docker ? AF_MT_DOCKER_CONFIG : AF_MT_OCI_CONFIG);
     if ((rc = af_digest_buffer(config, config_len, config_desc.digest)) < 0)
         goto out;
     char config_path[AF_CONTEXT_MAX_PATH];
@@ -357,15 +359,25 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     for (size_t i = 0; i < n_base; i++) {
         layers[i] = base.manifest->layers[i];
         layers[i].has_platform = false;
+        /* the same gzip bytes under Docker's name; anything else (zstd,
+         * uncompressed) has none and the manifest builder refuses it */
+        if (docker && !strcmp(layers[i].media_type, AF_MT_OCI_LAYER_GZIP))
+            snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s",
+                     AF_MT_DOCKER_LAYER_GZIP);
     }
     if (have_layer) {
         af_descriptor_t *d = &layers[n_base];
-        snprintf(d->media_type, sizeof d->media_type, "%s", AF_MT_OCI_LAYER_GZIP);
+        snprintf(d->media_type, sizeof d->media_type, "%s",
+                 docker ? AF_MT_DOCKER_LAYER_GZIP : AF_MT_OCI_LAYER_GZIP);
         snprintf(d->digest, sizeof d->digest, "%s", layer.digest);
         d->size = (int64_t)layer.size;
     }
     size_t manifest_len = 0;
-    manifest = af_oci_manifest_build(&config_desc, layers, n_layers, NULL, 0, &manifest_len, err);
+    const char *manifest_mt = docker ? AF_MT_DOCKER_MANIFEST : AF_MT_OCI_MANIFEST;
+    manifest =
+        docker ? af_oci_docker_manifest_build(&config_desc, layers, n_layers, &manifest_len, err)
+               : af_oci_manifest_build(&config_desc, layers, n_layers, a->target.annotations,
+                                       a->target.n_annotations, &manifest_len, err);
     if (!manifest) {
         rc = err && err->code ? err->code : AF_ERR_PARSE;
         goto out;
@@ -375,12 +387,12 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         goto out;
     if ((rc = s_cancelled(ctx, err)) < 0)
         goto out;
-    if ((rc = af_registry_manifest_put(reg, repo, digest, AF_MT_OCI_MANIFEST, manifest,
-                                       manifest_len, put_digest, err)) < 0)
+    if ((rc = af_registry_manifest_put(reg, repo, digest, manifest_mt, manifest, manifest_len,
+                                       put_digest, err)) < 0)
         goto out;
     af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len,
                   a->target.repository);
-    rc = af_push_target_report(ctx, digest, AF_MT_OCI_MANIFEST, manifest_len, err);
+    rc = af_push_target_report(ctx, digest, manifest_mt, manifest_len, err);
 out:
     for (size_t i = 0; srcs && i < r->n_copy; i++)
         free(srcs[i]);

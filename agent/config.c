@@ -46,6 +46,7 @@ static const s_key_t s_keys[] = {
     {"context_cache", S_UINT, S_OFF(context_cache), 0, 1, 1024},
     {"kill_grace_ms", S_UINT, S_OFF(kill_grace_ms), 0, 0, 600000},
     {"drain_s", S_UINT, S_OFF(drain_s), 0, 0, 24 * 3600},
+    {"registry_auth_file", S_STR, S_OFF(registry_auth_file), S_SZ(registry_auth_file), 0, 0},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -336,6 +337,9 @@ int af_agent_config_finish(af_agent_config_t *self, af_err_t *err)
         return af_err_set(err, AF_ERR_INVAL,
                           "no --authorized-keys DIR: with CURVE the agent accepts only the "
                           "coordinator keys found there");
+    if (self->registry_auth_file[0] && access(self->registry_auth_file, R_OK) < 0)
+        return af_err_set(err, AF_ERR_INVAL, "registry_auth_file: %s: %s", self->registry_auth_file,
+                          strerror(errno));
     return 0;
 }
 

@@ -41,6 +41,9 @@ typedef struct {
     uint32_t context_cache;                  /* contexts kept in workdir/contexts */
     uint32_t kill_grace_ms;                  /* SIGTERM -> SIGKILL delay */
     uint32_t drain_s;                        /* on SIGTERM, time running jobs get to finish */
+    /* the agent's own registry credentials (Docker config.json format),
+     * used when a BUILD brings none; "" = none */
+    char registry_auth_file[AF_AGENT_PATH_MAX];
 } af_agent_config_t;
 
 /* Fills the defaults. Cannot fail. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <czmq.h>
+#include <curl/curl.h>
 
 #include "agent.h"
 #include "certfile.h"
@@ -44,6 +45,8 @@ static void s_usage(FILE *out)
             "      --init-cert             create the --cert key pair if it does not exist\n"
             "                              (secret 0600), print the public key, exit; for\n"
             "                              installers (the .deb's postinst runs it)\n"
+            "      --registry-auth-file FILE  registry credentials (Docker config.json\n"
+            "                              format) used when a BUILD brings none\n"
             "  -h, --help                  this help\n"
             "  -V, --version               print the version\n",
             AF_AGENT_DEFAULT_LISTEN, AF_AGENT_DEFAULT_WORKDIR, AF_HEARTBEAT_MS, AF_LIVENESS,
@@ -78,6 +81,7 @@ static const s_opt_t s_opts[] = {
     {"kill-grace-ms", required_argument, 0, "kill_grace_ms"},
     {"drain", required_argument, 0, "drain_s"},
     {"init-cert", no_argument, 0, NULL},
+    {"registry-auth-file", required_argument, 0, "registry_auth_file"},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };
@@ -218,12 +222,20 @@ int main(int argc, char **argv)
     /* a previous run that crashed may have left build steps running: kill
      * them before af_agent_new removes their job dirs (queue starts empty) */
     af_recovery_run(cfg.workdir);
+    /* registry clients live in worker threads: libcurl's global state is
+     * set up here, once, before af_agent_new starts any thread */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "archfarm-agent: cannot initialise libcurl\n");
+        return 1;
+    }
     af_agent_t *agent = af_agent_new(&cfg, &err);
     if (!agent) {
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_STATE));
+        curl_global_cleanup();
         return err.code == AF_ERR_INVAL || err.code == AF_ERR_UNSUPPORTED ? 2 : 1;
     }
     rc = af_agent_run(agent);
     af_agent_destroy(&agent);
+    curl_global_cleanup();
     return rc ? 1 : 0;
 }

@@ -8,12 +8,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credentials.h"
+#include "log.h"
 #include "oci.h"
 
 int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
 {
     memset(self, 0, sizeof *self);
     self->insecure = build->registry_insecure;
+    self->docker = !strcmp(build->manifest_format, "docker");
+    if (build->n_annotations &&
+        !(self->annotations = calloc(build->n_annotations, sizeof *self->annotations))) {
+        af_push_target_clear(self);
+        return AF_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < build->n_annotations; i++) {
+        af_kv_t *kv = &self->annotations[self->n_annotations];
+        kv->key = strdup(build->annotations[i].key);
+        kv->value = strdup(build->annotations[i].value);
+        if (kv->key || kv->value)
+            self->n_annotations++;
+        if (!kv->key || !kv->value) {
+            af_push_target_clear(self);
+            return AF_ERR_NOMEM;
+        }
+    }
     self->repository = strdup(build->repository);
     bool ok = self->repository != NULL;
     if (ok && build->registry_username[0])
@@ -27,6 +46,40 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
     return 0;
 }
 
+int af_push_target_own_credentials(af_msg_t *build, const char *auth_file, af_err_t *err)
+{
+    if (!auth_file || !auth_file[0] || build->registry_username[0])
+        return 0;
+    af_ref_t ref;
+    if (af_ref_parse(build->repository, &ref, err) < 0)
+        return err ? err->code : AF_ERR_INVAL;
+    char *user = NULL, *pass = NULL;
+    int rc = af_credentials_lookup_file(auth_file, ref.registry, &user, &pass, err);
+    if (rc == AF_ERR_NOTFOUND)
+        return af_err_set(err, AF_ERR_IO, "registry_auth_file %s: no such file", auth_file);
+    if (rc)
+        return rc;
+    if (user && strlen(user) < sizeof build->registry_username) {
+        snprintf(build->registry_username, sizeof build->registry_username, "%s", user);
+        if (build->registry_password) {
+            explicit_bzero(build->registry_password, strlen(build->registry_password));
+            free(build->registry_password);
+        }
+        build->registry_password = pass;
+        pass = NULL;
+        af_debug("registry %s: credentials from %s", ref.registry, auth_file);
+    } else if (user) {
+        rc = af_err_set(err, AF_ERR_TOOBIG, "registry_auth_file %s: user name for %s too long",
+                        auth_file, ref.registry);
+    }
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+        free(pass);
+    }
+    free(user);
+    return rc;
+}
+
 void af_push_target_clear(af_push_target_t *self)
 {
     if (!self)
@@ -37,6 +90,11 @@ void af_push_target_clear(af_push_target_t *self)
     }
     free(self->username);
     free(self->repository);
+    for (size_t i = 0; i < self->n_annotations; i++) {
+        free(self->annotations[i].key);
+        free(self->annotations[i].value);
+    }
+    free(self->annotations);
     memset(self, 0, sizeof *self);
 }
 
@@ -82,6 +140,11 @@ void af_push_target_outcome(af_job_outcome_t *out, int code, const char *message
     } else if (code == AF_ERR_CANCELLED || cancelled)
         af_job_outcome_fail(out, "cancelled", exit_code, "cancelled while pushing");
     else
-        af_job_outcome_fail(out, "infra", exit_code, "%s",
-                            message && message[0] ? message : af_strerror(code));
+        /* the registry refusing us or unreachable: no other node would do
+         * better, and the coordinator exits 3 for it */
+        af_job_outcome_fail(out,
+                            code == AF_ERR_AUTH || code == AF_ERR_NET || code == AF_ERR_TIMEOUT
+                                ? "registry"
+                                : "infra",
+                            exit_code, "%s", message && message[0] ? message : af_strerror(code));
 }

@@ -21,10 +21,13 @@
 #include "worker.h"
 
 typedef struct {
-    char *repository; /* "host[:port]/path", no tag */
-    bool insecure;    /* plain HTTP / unverified TLS allowed */
-    char *username;   /* NULL = anonymous */
-    char *password;   /* secret: NULL or non-empty; wiped by af_push_target_clear */
+    char *repository;     /* "host[:port]/path", no tag */
+    bool insecure;        /* plain HTTP / unverified TLS allowed */
+    char *username;       /* NULL = anonymous */
+    char *password;       /* secret: NULL or non-empty; wiped by af_push_target_clear */
+    bool docker;          /* push Docker v2 manifests (BUILD manifest_format "docker") */
+    af_kv_t *annotations; /* for the manifest (BUILD annotations); owned */
+    size_t n_annotations;
 } af_push_target_t;
 
 /* Copies BUILD's repository and registry settings into *self, which is
@@ -36,6 +39,14 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
 /* Frees the strings, wiping the password first, and zeroes *self.
  * NULL-safe, safe twice. */
 void af_push_target_clear(af_push_target_t *self);
+
+/* When BUILD (borrowed, modified) carries no registry credentials and
+ * AUTH_FILE (the agent's registry_auth_file; "" or NULL = none) holds some
+ * for the BUILD's registry, puts them into BUILD (which then owns the
+ * password and zeroes it). 0 when done or nothing to do; an error naming
+ * the file when it cannot be read or decoded. Never logs a secret. */
+int af_push_target_own_credentials(af_msg_t *build, const char *auth_file, af_err_t *err)
+    __attribute__((warn_unused_result));
 
 /* Parses the repository into *ref (a tag or digest there is an error) and
  * opens a registry client for it with the target's settings. Caller owns

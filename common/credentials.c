@@ -186,19 +186,16 @@ static int s_entry(const char *path, const char *key, json_t *entry, char **user
     return 0;
 }
 
-/* Looks HOST up in one file. AF_ERR_NOTFOUND when the file is absent. */
-static int s_lookup_file(const char *path, const char *host, char **user_p, char **pass_p,
-                         af_err_t *err)
+int af_credentials_lookup_buffer(const char *path, const char *buf, size_t len, const char *host,
+                                 char **user_p, char **pass_p, af_err_t *err)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    int rc = s_read_file(path, &buf, &len, err);
-    if (rc)
-        return rc;
+    int rc = 0;
+    *user_p = *pass_p = NULL;
+    if (len > AF_CREDENTIALS_MAX_BYTES)
+        return af_err_set(err, AF_ERR_TOOBIG, "%s: larger than %d bytes", path,
+                          AF_CREDENTIALS_MAX_BYTES);
     json_error_t jerr;
     json_t *root = json_loadb(buf, len, 0, &jerr);
-    OPENSSL_cleanse(buf, len);
-    free(buf);
     if (!root)
         return af_err_set(err, AF_ERR_PARSE, "%s:%d:%d: %s", path, jerr.line, jerr.column,
                           jerr.text);
@@ -236,6 +233,21 @@ out:
     return rc;
 }
 
+int af_credentials_lookup_file(const char *path, const char *host, char **user_p, char **pass_p,
+                               af_err_t *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    *user_p = *pass_p = NULL;
+    int rc = s_read_file(path, &buf, &len, err);
+    if (rc)
+        return rc;
+    rc = af_credentials_lookup_buffer(path, buf, len, host, user_p, pass_p, err);
+    OPENSSL_cleanse(buf, len);
+    free(buf);
+    return rc;
+}
+
 int af_credentials_lookup(const char *host, char **user_p, char **pass_p, af_err_t *err)
 {
     if (!host || !*host || !user_p || !pass_p)
@@ -253,7 +265,7 @@ int af_credentials_lookup(const char *host, char **user_p, char **pass_p, af_err
     if ((v = getenv("XDG_RUNTIME_DIR")) && *v)
         snprintf(paths[n++], sizeof paths[0], "%s/containers/auth.json", v);
     for (size_t i = 0; i < n; i++) {
-        int rc = s_lookup_file(paths[i], host, user_p, pass_p, err);
+        int rc = af_credentials_lookup_file(paths[i], host, user_p, pass_p, err);
         if (rc == AF_ERR_NOTFOUND)
             continue;
         if (rc)

@@ -9,6 +9,8 @@
 #ifndef AF_CREDENTIALS_H
 #define AF_CREDENTIALS_H
 
+#include <stddef.h>
+
 #include "error.h"
 
 /* Auth files larger than this are refused (they are a few KiB). */
@@ -18,6 +20,17 @@
  * password before free) or both NULL when nothing matches (return 0).
  * A malformed file is an error naming it. */
 int af_credentials_lookup(const char *host, char **user_p, char **pass_p, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* HOST in the one auth file PATH. AF_ERR_NOTFOUND when PATH does not
+ * exist; otherwise as af_credentials_lookup. */
+int af_credentials_lookup_file(const char *path, const char *host, char **user_p, char **pass_p,
+                               af_err_t *err) __attribute__((warn_unused_result));
+
+/* HOST in the auth file contents BUF (LEN bytes, not NUL-terminated;
+ * borrowed), named PATH in messages. As af_credentials_lookup_file. */
+int af_credentials_lookup_buffer(const char *path, const char *buf, size_t len, const char *host,
+                                 char **user_p, char **pass_p, af_err_t *err)
     __attribute__((warn_unused_result));
 
 #endif

@@ -386,9 +386,11 @@ err:
     return NULL;
 }
 
-char *af_oci_manifest_build(const af_descriptor_t *config, const af_descriptor_t *layers,
-                            size_t n_layers, const af_kv_t *annotations, size_t n_annotations,
-                            size_t *len_out, af_err_t *err)
+/* An image manifest of media type MT (OCI or Docker v2). */
+static char *s_manifest_build(const char *mt, const af_descriptor_t *config,
+                              const af_descriptor_t *layers, size_t n_layers,
+                              const af_kv_t *annotations, size_t n_annotations, size_t *len_out,
+                              af_err_t *err)
 {
     if (!config || (n_layers && !layers)) {
         af_err_set(err, AF_ERR_INVAL, "image manifest: missing arguments");
@@ -401,7 +403,7 @@ char *af_oci_manifest_build(const af_descriptor_t *config, const af_descriptor_t
             return NULL;
     json_t *root = json_object(), *arr = json_array();
     if (!root || !arr || json_object_set_new(root, "schemaVersion", json_integer(2)) ||
-        !s_set_str(root, "mediaType", AF_MT_OCI_MANIFEST) ||
+        !s_set_str(root, "mediaType", mt) ||
         json_object_set_new(root, "config", s_descriptor_json(config, false)))
         goto nomem;
     for (size_t i = 0; i < n_layers; i++)
@@ -425,8 +427,35 @@ err:
     return NULL;
 }
 
-char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv_t *annotations,
-                         size_t n_annotations, size_t *len_out, af_err_t *err)
+char *af_oci_manifest_build(const af_descriptor_t *config, const af_descriptor_t *layers,
+                            size_t n_layers, const af_kv_t *annotations, size_t n_annotations,
+                            size_t *len_out, af_err_t *err)
+{
+    return s_manifest_build(AF_MT_OCI_MANIFEST, config, layers, n_layers, annotations,
+                            n_annotations, len_out, err);
+}
+
+char *af_oci_docker_manifest_build(const af_descriptor_t *config, const af_descriptor_t *layers,
+                                   size_t n_layers, size_t *len_out, af_err_t *err)
+{
+    if (config && strcmp(config->media_type, AF_MT_DOCKER_CONFIG)) {
+        af_err_set(err, AF_ERR_INVAL, "Docker v2 manifest: config is %s, not %s",
+                   config->media_type, AF_MT_DOCKER_CONFIG);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_layers && layers; i++)
+        if (strcmp(layers[i].media_type, AF_MT_DOCKER_LAYER_GZIP)) {
+            af_err_set(err, AF_ERR_INVAL, "Docker v2 manifest: layers[%zu] (%s) is %s, not %s", i,
+                       layers[i].digest, layers[i].media_type, AF_MT_DOCKER_LAYER_GZIP);
+            return NULL;
+        }
+    return s_manifest_build(AF_MT_DOCKER_MANIFEST, config, layers, n_layers, NULL, 0, len_out, err);
+}
+
+/* An index of media type MT (OCI index or Docker manifest list). */
+static char *s_index_build(const char *mt, const af_descriptor_t *manifests, size_t n,
+                           const af_kv_t *annotations, size_t n_annotations, size_t *len_out,
+                           af_err_t *err)
 {
     if (n && !manifests) {
         af_err_set(err, AF_ERR_INVAL, "image index: missing arguments");
@@ -444,7 +473,7 @@ char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv
     }
     json_t *root = json_object(), *arr = json_array();
     if (!root || !arr || json_object_set_new(root, "schemaVersion", json_integer(2)) ||
-        !s_set_str(root, "mediaType", AF_MT_OCI_INDEX))
+        !s_set_str(root, "mediaType", mt))
         goto nomem;
     for (size_t i = 0; i < n; i++)
         if (json_array_append_new(arr, s_descriptor_json(&manifests[i], true)))
@@ -464,6 +493,26 @@ err:
     json_decref(arr);
     json_decref(root);
     return NULL;
+}
+
+char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv_t *annotations,
+                         size_t n_annotations, size_t *len_out, af_err_t *err)
+{
+    return s_index_build(AF_MT_OCI_INDEX, manifests, n, annotations, n_annotations, len_out, err);
+}
+
+char *af_oci_docker_list_build(const af_descriptor_t *manifests, size_t n, size_t *len_out,
+                               af_err_t *err)
+{
+    for (size_t i = 0; i < n && manifests; i++)
+        if (strcmp(manifests[i].media_type, AF_MT_DOCKER_MANIFEST)) {
+            af_err_set(err, AF_ERR_INVAL,
+                       "Docker manifest list: manifests[%zu] (%s) is %s, not a Docker v2 "
+                       "manifest",
+                       i, manifests[i].digest, manifests[i].media_type);
+            return NULL;
+        }
+    return s_index_build(AF_MT_DOCKER_LIST, manifests, n, NULL, 0, len_out, err);
 }
 
 /* ---- parsing ----------------------------------------------------------- */

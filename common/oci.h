@@ -84,9 +84,24 @@ char *af_oci_manifest_build(const af_descriptor_t *config, const af_descriptor_t
                             size_t n_layers, const af_kv_t *annotations, size_t n_annotations,
                             size_t *len_out, af_err_t *err);
 
+/* A Docker v2 image manifest (application/vnd.docker.distribution.
+ * manifest.v2+json): the config must be AF_MT_DOCKER_CONFIG and every
+ * layer AF_MT_DOCKER_LAYER_GZIP (AF_ERR_INVAL naming it otherwise); no
+ * annotations. */
+char *af_oci_docker_manifest_build(const af_descriptor_t *config, const af_descriptor_t *layers,
+                                   size_t n_layers, size_t *len_out, af_err_t *err);
+
 /* Builds an OCI image index; each entry must have a platform. */
 char *af_oci_index_build(const af_descriptor_t *manifests, size_t n, const af_kv_t *annotations,
                          size_t n_annotations, size_t *len_out, af_err_t *err);
+
+/* A Docker manifest list v2 (application/vnd.docker.distribution.manifest.
+ * list.v2+json) over MANIFESTS, for registries and tools that reject OCI
+ * indexes. Every entry must be a Docker v2 manifest (AF_ERR_INVAL naming
+ * it otherwise); Docker lists carry no annotations. As af_oci_index_build
+ * otherwise. */
+char *af_oci_docker_list_build(const af_descriptor_t *manifests, size_t n, size_t *len_out,
+                               af_err_t *err);
 
 /* A parsed manifest or index. Caller owns; free with af_oci_doc_destroy. */
 typedef struct {

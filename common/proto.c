@@ -75,13 +75,15 @@ enum {
     K_SOURCE_DATE_EPOCH, K_TIMEOUT_S, K_HAVE_CONTEXT, K_JOB_QUEUED, K_OFFSET,
     K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
     K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
+    K_MANIFEST_FORMAT, K_ANNOTATIONS,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
 
 static const char *const s_recipe_kinds[] = {"native", "dockerfile", NULL};
+static const char *const s_manifest_formats[] = {"", "oci", "docker", NULL};
 static const char *const s_streams[] = {"stdout", "stderr", "agent", NULL};
-static const char *const s_failures[] = {"", "build", "infra", "cancelled", "timeout", NULL};
+static const char *const s_failures[] = {"", "build", "infra", "registry", "cancelled", "timeout", NULL};
 
 #define S_SIZEOF(name) sizeof(((af_msg_t *) 0)->name)
 #define S_STRF(id, name, syn, vals) \
@@ -115,6 +117,9 @@ static const s_field_t s_fields[K_COUNT] = {
     S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
     S_STRF(K_REPOSITORY, repository, S_TOKEN, NULL),
     S_BOOLF(K_REGISTRY_INSECURE, registry_insecure),
+    S_STRF(K_MANIFEST_FORMAT, manifest_format, S_ENUM, s_manifest_formats),
+    [K_ANNOTATIONS] = {"annotations", S_KV, S_ANY, offsetof(af_msg_t, annotations),
+                       offsetof(af_msg_t, n_annotations), AF_MAX_STR, NULL, 0, AF_MAX_BUILD_ARGS},
     S_STRF(K_REGISTRY_USERNAME, registry_username, S_ANY, NULL),
     [K_REGISTRY_PASSWORD] = {"registry_password", S_SECRET, S_ANY,
                              offsetof(af_msg_t, registry_password), 0, AF_MAX_SECRET, NULL, 0, 0},
@@ -167,6 +172,8 @@ static const s_use_t s_build[] = {
     {K_CONTEXT_SIZE, U_REQ},
     {K_REPOSITORY, U_REQ | U_NONEMPTY},
     {K_REGISTRY_INSECURE, 0},
+    {K_MANIFEST_FORMAT, 0},
+    {K_ANNOTATIONS, 0},
     {K_REGISTRY_USERNAME, 0},
     {K_REGISTRY_PASSWORD, 0},
     {K_SOURCE_DATE_EPOCH, 0},
@@ -385,6 +392,7 @@ void af_msg_destroy(af_msg_t **self_p)
     s_list_free(&self->platforms, &self->n_platforms);
     s_list_free(&self->executors, &self->n_executors);
     s_kv_free(&self->build_args, &self->n_build_args);
+    s_kv_free(&self->annotations, &self->n_annotations);
     s_secret_free(&self->registry_password);
     zframe_destroy(&self->routing_id);
     zframe_destroy(&self->data);
@@ -425,27 +433,38 @@ int af_msg_add_executor(af_msg_t *self, const char *e)
     return s_list_add(&self->executors, &self->n_executors, e, AF_MAX_NAME);
 }
 
-int af_msg_add_build_arg(af_msg_t *self, const char *key, const char *value)
+/* Appends a copy of KEY=VALUE to the list *list_p of *n_p entries. */
+static int s_kv_add(af_kv_t **list_p, size_t *n_p, const char *key, const char *value)
 {
     if (!key || !value)
         return AF_ERR_INVAL;
-    if (self->n_build_args >= AF_MAX_BUILD_ARGS || strnlen(key, AF_MAX_NAME + 1) > AF_MAX_NAME ||
+    if (*n_p >= AF_MAX_BUILD_ARGS || strnlen(key, AF_MAX_NAME + 1) > AF_MAX_NAME ||
         strnlen(value, AF_MAX_STR + 1) > AF_MAX_STR)
         return AF_ERR_TOOBIG;
-    af_kv_t *kv = realloc(self->build_args, (self->n_build_args + 1) * sizeof *kv);
+    af_kv_t *kv = realloc(*list_p, (*n_p + 1) * sizeof *kv);
     if (!kv)
         return AF_ERR_NOMEM;
-    self->build_args = kv;
+    *list_p = kv;
     char *k = strdup(key), *v = strdup(value);
     if (!k || !v) {
         free(k);
         free(v);
         return AF_ERR_NOMEM;
     }
-    kv[self->n_build_args].key = k;
-    kv[self->n_build_args].value = v;
-    self->n_build_args++;
+    kv[*n_p].key = k;
+    kv[*n_p].value = v;
+    (*n_p)++;
     return 0;
+}
+
+int af_msg_add_build_arg(af_msg_t *self, const char *key, const char *value)
+{
+    return s_kv_add(&self->build_args, &self->n_build_args, key, value);
+}
+
+int af_msg_add_annotation(af_msg_t *self, const char *key, const char *value)
+{
+    return s_kv_add(&self->annotations, &self->n_annotations, key, value);
 }
 
 int af_msg_set_password(af_msg_t *self, const char *password)

@@ -79,6 +79,9 @@ typedef struct af_msg {
     uint64_t context_size;
     char repository[AF_MAX_REF + 1];      /* "host[:port]/path", no tag */
     bool registry_insecure;               /* plain HTTP / unverified TLS */
+    char manifest_format[8];              /* "" or "oci" | "docker" (Docker v2 manifests) */
+    af_kv_t *annotations;                 /* on the slice's image manifest (--annotation) */
+    size_t n_annotations;
     char registry_username[AF_MAX_NAME + 1];
     char *registry_password;              /* secret: zeroed on destroy, never logged */
     int64_t source_date_epoch;            /* -1 when unset */
@@ -104,7 +107,7 @@ typedef struct af_msg {
     char digest[AF_DIGEST_STR_MAX];
     char media_type[AF_MAX_NAME + 1];
     uint64_t size;
-    char failure[16];                     /* "" | "build" | "infra" | "cancelled" | "timeout" */
+    char failure[16];                     /* "" | "build" | "infra" | "registry" | "cancelled" | "timeout" */
     int32_t exit_code;                    /* build step status, -1 if none */
     char message[AF_MAX_STR + 1];         /* also ERROR */
     uint64_t duration_ms;
@@ -127,6 +130,9 @@ const char *af_cmd_name(af_cmd_t cmd);
 int af_msg_add_platform(af_msg_t *self, const char *p) __attribute__((warn_unused_result));
 int af_msg_add_executor(af_msg_t *self, const char *e) __attribute__((warn_unused_result));
 int af_msg_add_build_arg(af_msg_t *self, const char *key, const char *value)
+    __attribute__((warn_unused_result));
+/* An annotation for the slice's image manifest (BUILD), copied. */
+int af_msg_add_annotation(af_msg_t *self, const char *key, const char *value)
     __attribute__((warn_unused_result));
 /* Copies the secret (NULL clears it). */
 int af_msg_set_password(af_msg_t *self, const char *password) __attribute__((warn_unused_result));

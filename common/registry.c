@@ -11,8 +11,10 @@
  * per scope), and retries of transient failures with doubling backoff.
  * Verbs above it only build URLs, pick sinks and check statuses and
  * digests. Credentials live in this struct only: they are sent only to
- * the registry's own host (and its token realm), never logged, and wiped
- * on destroy. */
+ * the registry's own origin (scheme, host and port, compared with libcurl's
+ * URL parser) and to its token realm over HTTPS, never over plain HTTP
+ * unless the registry is insecure, never logged, and wiped on destroy. A
+ * registry that is not insecure is spoken to over HTTPS only. */
 #include "registry.h"
 
 #include <ctype.h>
@@ -35,6 +37,7 @@
 #include "log.h"
 #include "oci.h"
 #include "ref.h"
+#include "www_auth.h"
 
 #define S_TOKEN_SLOTS 8                 /* bearer tokens cached per client */
 #define S_TOKEN_REPLY_MAX (1024 * 1024) /* a token endpoint's JSON reply */
@@ -157,15 +160,64 @@ static bool s_reference_ok(const char *ref)
     return true;
 }
 
-/* True when URL's authority is our host (credentials may go there). */
-static bool s_same_host(const af_registry_t *self, const char *url)
+/* A URL's origin: scheme, host and port, as libcurl's URL parser sees
+ * them (default ports filled in, so https://h and https://h:443 agree). */
+typedef struct {
+    char scheme[8];
+    char host[256];
+    long port;
+} s_origin_t;
+
+/* Parses URL's origin into *o. False when it is not an absolute http(s)
+ * URL libcurl accepts. */
+static bool s_origin(const char *url, s_origin_t *o)
 {
-    const char *p = strstr(url, "://");
-    if (!p)
-        return false;
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    return n == strlen(self->host) && !strncasecmp(p, self->host, n);
+    memset(o, 0, sizeof *o);
+    CURLU *h = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = h && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+              curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+              (!strcasecmp(scheme, "https") || !strcasecmp(scheme, "http")) &&
+              strlen(host) < sizeof o->host;
+    if (ok) {
+        snprintf(o->scheme, sizeof o->scheme, "%s", scheme);
+        for (char *c = o->scheme; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        snprintf(o->host, sizeof o->host, "%s", host);
+        o->port = strtol(port, NULL, 10);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(h);
+    return ok;
+}
+
+static bool s_origin_equal(const s_origin_t *a, const s_origin_t *b)
+{
+    return !strcmp(a->scheme, b->scheme) && !strcasecmp(a->host, b->host) && a->port == b->port;
+}
+
+/* True when a request to URL may be made at all: HTTPS, or plain HTTP
+ * for a registry the user marked insecure. */
+static bool s_scheme_allowed(const af_registry_t *self, const s_origin_t *o)
+{
+    return !strcmp(o->scheme, "https") || self->insecure;
+}
+
+/* True when credentials and tokens may go with a request to URL: its
+ * origin (scheme, host, port) is the registry's own, and it is HTTPS
+ * unless the registry is insecure. Never to a storage backend, another
+ * port, or a downgraded scheme. */
+static bool s_creds_allowed(const af_registry_t *self, const char *url)
+{
+    s_origin_t ours, theirs;
+    char base[300];
+    snprintf(base, sizeof base, "%s://%s/", self->scheme, self->host);
+    return s_origin(base, &ours) && s_origin(url, &theirs) && s_origin_equal(&ours, &theirs) &&
+           s_scheme_allowed(self, &theirs);
 }
 
 static char *s_base64(const char *in, size_t len)
@@ -243,21 +295,6 @@ static void s_resp_reset(s_resp_t *r)
     r->too_big = false;
 }
 
-static char *s_header_value(const char *line, size_t n, const char *name)
-{
-    size_t nl = strlen(name);
-    if (n <= nl || strncasecmp(line, name, nl) || line[nl] != ':')
-        return NULL;
-    const char *v = line + nl + 1, *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    if ((size_t)(end - v) >= S_HEADER_MAX)
-        return NULL;
-    return strndup(v, (size_t)(end - v));
-}
-
 static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
     s_resp_t *r = arg;
@@ -271,17 +308,17 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *arg)
         return n;
     }
     char *v;
-    if ((v = s_header_value(data, n, "Location"))) {
+    if ((v = af_www_header_value(data, n, "Location", S_HEADER_MAX))) {
         free(r->location);
         r->location = v;
-    } else if ((v = s_header_value(data, n, "Docker-Content-Digest"))) {
+    } else if ((v = af_www_header_value(data, n, "Docker-Content-Digest", S_HEADER_MAX))) {
         if (af_digest_valid(v))
             snprintf(r->digest, sizeof r->digest, "%s", v);
         free(v);
-    } else if ((v = s_header_value(data, n, "Content-Type"))) {
+    } else if ((v = af_www_header_value(data, n, "Content-Type", S_HEADER_MAX))) {
         snprintf(r->content_type, sizeof r->content_type, "%.*s", (int)strcspn(v, "; \t"), v);
         free(v);
-    } else if ((v = s_header_value(data, n, "WWW-Authenticate"))) {
+    } else if ((v = af_www_header_value(data, n, "WWW-Authenticate", S_HEADER_MAX))) {
         /* several challenges: prefer Bearer */
         if (!r->challenge || !strncasecmp(v, "Bearer", 6)) {
             free(r->challenge);
@@ -425,7 +462,7 @@ static CURLcode s_perform(af_registry_t *self, const s_req_t *req, const char *u
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, resp->errbuf);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "archfarm/" AF_VERSION);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, self->insecure ? "http,https" : "https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, self->insecure ? "http,https" : "https");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)AF_HTTP_CONNECT_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -541,99 +578,59 @@ static bool s_transient_status(long status)
 
 /* ---- authentication --------------------------------------------------- */
 
-/* Reads the next auth-param (key=value or key="value") from *p. */
-static bool s_next_param(const char **p, char *key, size_t klen, char *val, size_t vlen)
-{
-    const char *s = *p;
-    while (*s == ' ' || *s == ',' || *s == '\t')
-        s++;
-    if (!*s)
-        return false;
-    size_t k = 0;
-    while (*s && *s != '=' && *s != ',' && *s != ' ') {
-        if (k + 1 < klen)
-            key[k++] = (char)tolower((unsigned char)*s);
-        s++;
-    }
-    key[k] = '\0';
-    size_t v = 0;
-    if (*s == '=') {
-        s++;
-        if (*s == '"') {
-            s++;
-            while (*s && *s != '"') {
-                if (*s == '\\' && s[1])
-                    s++;
-                if (v + 1 < vlen)
-                    val[v++] = *s;
-                s++;
-            }
-            if (*s == '"')
-                s++;
-        } else {
-            while (*s && *s != ',' && *s != ' ') {
-                if (v + 1 < vlen)
-                    val[v++] = *s;
-                s++;
-            }
-        }
-    }
-    val[v] = '\0';
-    *p = s;
-    return true;
-}
-
 /* Fetches a bearer token for SCOPE from the challenge's realm. */
 static int s_fetch_token(af_registry_t *self, const char *challenge, const char *scope,
                          af_err_t *err)
 {
-    char realm[2048] = "", service[512] = "", ch_scope[1024] = "";
-    const char *p = challenge + 6;
-    char key[32], val[2048];
-    while (s_next_param(&p, key, sizeof key, val, sizeof val)) {
-        if (!strcmp(key, "realm"))
-            snprintf(realm, sizeof realm, "%s", val);
-        else if (!strcmp(key, "service"))
-            snprintf(service, sizeof service, "%s", val);
-        else if (!strcmp(key, "scope"))
-            snprintf(ch_scope, sizeof ch_scope, "%s", val);
-    }
-    if (strncmp(realm, "https://", 8) && strncmp(realm, "http://", 7))
+    af_www_auth_t ch;
+    af_www_auth_parse(challenge, &ch);
+    const char *realm = ch.realm, *service = ch.service, *ch_scope = ch.scope;
+    s_origin_t ro;
+    if (!realm[0] || !s_origin(realm, &ro))
         return af_err_set(err, AF_ERR_AUTH, "registry %s: bearer challenge without a usable realm",
                           self->host);
-    /* credentials go to a plain-http realm only when the user allowed it */
-    bool send_creds = self->username && (self->insecure || !strncmp(realm, "https://", 8));
+    if (!s_scheme_allowed(self, &ro))
+        return af_err_set(err, AF_ERR_AUTH,
+                          "registry %s: refusing the plain-HTTP token realm %.200s (only a "
+                          "registry given with --insecure-registry may use HTTP)",
+                          self->host, realm);
+    /* the realm is usually another host (auth.example.com): credentials go
+     * there over TLS, and over plain HTTP only to the insecure registry's
+     * own origin */
+    bool send_creds =
+        self->username && (!strcmp(ro.scheme, "https") || s_creds_allowed(self, realm));
     const char *want = scope && *scope ? scope : ch_scope;
 
     int rc = 0;
-    char *url = NULL, *basic = NULL;
-    size_t cap = strlen(realm) + 3 * (strlen(service) + strlen(want)) + 64;
+    char *url = NULL, *basic = NULL, *cu_url = NULL;
     s_resp_t resp = {0};
     json_t *root = NULL;
-    if (!(url = malloc(cap))) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    size_t off = (size_t)snprintf(url, cap, "%s", realm);
-    char sep = strchr(realm, '?') ? '&' : '?';
-    if (service[0]) {
-        char *e = curl_easy_escape(self->curl, service, 0);
-        off += (size_t)snprintf(url + off, cap - off, "%cservice=%s", sep, e ? e : "");
-        curl_free(e);
-        sep = '&';
+    CURLU *h = curl_url();
+    bool ok = h && curl_url_set(h, CURLUPART_URL, realm, 0) == CURLUE_OK &&
+              curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+              curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+              curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK;
+    char q[1100];
+    if (ok && service[0]) {
+        snprintf(q, sizeof q, "service=%s", service);
+        ok = curl_url_set(h, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK;
     }
     /* one scope= per space-separated scope */
-    for (const char *s = want; *s;) {
-        size_t n = strcspn(s, " ");
+    for (const char *sc = want; ok && *sc;) {
+        size_t n = strcspn(sc, " ");
         if (n) {
-            char *e = curl_easy_escape(self->curl, s, (int)n);
-            off += (size_t)snprintf(url + off, cap - off, "%cscope=%s", sep, e ? e : "");
-            curl_free(e);
-            sep = '&';
+            snprintf(q, sizeof q, "scope=%.*s", (int)n, sc);
+            ok = curl_url_set(h, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) ==
+                 CURLUE_OK;
         }
-        s += n;
-        while (*s == ' ')
-            s++;
+        sc += n;
+        while (*sc == ' ')
+            sc++;
+    }
+    if (!ok || curl_url_get(h, CURLUPART_URL, &cu_url, 0) != CURLUE_OK || !(url = strdup(cu_url))) {
+        rc = af_err_set(err, AF_ERR_AUTH, "registry %s: cannot build the token URL from %.200s",
+                        self->host, realm);
+        goto out;
     }
     if (send_creds && !(basic = s_basic_header(self))) {
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
@@ -697,6 +694,8 @@ out:
     json_decref(root);
     s_free_secret(&basic);
     free(url);
+    curl_free(cu_url);
+    curl_url_cleanup(h);
     return rc;
 }
 
@@ -767,7 +766,7 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
             auth_line = s_basic_header(self);
         else if (self->auth == S_AUTH_BEARER && s_token_for(self, req->scope))
             auth_line = strdup(s_token_for(self, req->scope));
-        if (auth_line && !s_same_host(self, url)) /* never to a storage backend */
+        if (auth_line && !s_creds_allowed(self, url))
             s_free_secret(&auth_line);
         CURLcode cc = s_perform(self, req, url, auth_line, resp);
         s_free_secret(&auth_line);
@@ -799,7 +798,7 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
                               resp->errbuf[0] ? resp->errbuf : curl_easy_strerror(cc));
         }
         self->scheme_known = true;
-        if (resp->status == 401 && s_same_host(self, url)) {
+        if (resp->status == 401 && s_creds_allowed(self, url)) {
             if (auth_answered) {
                 s_status_error(req, resp, err);
                 return af_err_prefix(err, AF_ERR_AUTH, "registry %s rejected the %s", self->host,
@@ -908,6 +907,36 @@ int af_registry_ping(af_registry_t *self, af_err_t *err)
 }
 
 /* "repository:REPO:ACTIONS" into buf. */
+static int s_resolve(af_registry_t *self, const char *base, const char *location, const char *query,
+                     char **url_p, af_err_t *err);
+
+int af_registry_push_check(af_registry_t *self, const char *repo, af_err_t *err)
+{
+    if (!repo || !s_repo_ok(repo))
+        return af_err_set(err, AF_ERR_INVAL, "invalid repository name \"%s\"", repo ? repo : "");
+    char path[600], scope[600];
+    snprintf(path, sizeof path, "/v2/%s/blobs/uploads/", repo);
+    snprintf(scope, sizeof scope, "repository:%s:pull,push", repo);
+    s_req_t req = {.method = "POST", .path = path, .scope = scope, .max_body = S_ERROR_BODY_MAX};
+    s_resp_t resp = {0};
+    char *url = NULL;
+    int rc = s_request(self, &req, &resp, err);
+    if (!rc && resp.status != 202)
+        rc = s_status_error(&req, &resp, err);
+    if (!rc && resp.location && !s_resolve(self, resp.url, resp.location, NULL, &url, NULL)) {
+        /* cancel the empty session; a registry that cannot is not wrong,
+         * it purges abandoned uploads itself */
+        s_req_t del = {
+            .method = "DELETE", .url = url, .scope = scope, .max_body = S_ERROR_BODY_MAX};
+        af_err_t ignored;
+        if (!s_request(self, &del, &resp, &ignored) && resp.status >= 300)
+            af_debug("registry %s: cancelling the test upload: HTTP %ld", self->host, resp.status);
+    }
+    free(url);
+    s_resp_free(&resp);
+    return rc;
+}
+
 static const char *s_scope(char *buf, size_t len, const char *repo, const char *actions)
 {
     snprintf(buf, len, "repository:%s:%s", repo, actions);
@@ -969,29 +998,66 @@ static int s_check_pushed_digest(const s_req_t *req, const s_resp_t *resp, const
     return 0;
 }
 
-/* The URL to PUT the upload's content to: LOCATION (absolute, or
- * relative to our host) with digest=DIGEST added to its query. */
-static char *s_upload_url(af_registry_t *self, const char *location, const char *digest)
+/* An upload session's LOCATION resolved against BASE (the URL that
+ * answered with it; NULL or "" for the registry's root) by libcurl's URL
+ * parser, with QUERY (may be NULL) added to its query, into *url_p
+ * (caller frees). An error when it is unusable or would leave TLS for a
+ * registry that is not insecure. */
+static int s_resolve(af_registry_t *self, const char *base, const char *location, const char *query,
+                     char **url_p, af_err_t *err)
 {
-    char *url = NULL;
-    char sep = strchr(location, '?') ? '&' : '?';
-    int n;
-    if (!strncmp(location, "http://", 7) || !strncmp(location, "https://", 8))
-        n = asprintf(&url, "%s%cdigest=%s", location, sep, digest);
-    else if (location[0] == '/')
-        n = asprintf(&url, "%s://%s%s%cdigest=%s", self->scheme, self->host, location, sep, digest);
-    else
-        return NULL;
-    return n < 0 ? NULL : url;
+    char *url = NULL, murl[1024], root[300];
+    int rc = 0;
+    *url_p = NULL;
+    if (!base || !*base) {
+        snprintf(root, sizeof root, "%s://%s/", self->scheme, self->host);
+        base = root;
+    }
+    CURLU *h = curl_url();
+    s_origin_t o;
+    if (!h || curl_url_set(h, CURLUPART_URL, base, 0) != CURLUE_OK ||
+        curl_url_set(h, CURLUPART_URL, location, 0) != CURLUE_OK ||
+        curl_url_set(h, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
+        curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
+        curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK ||
+        curl_url_set(h, CURLUPART_QUERY, query, CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK ||
+        curl_url_get(h, CURLUPART_URL, &url, 0) != CURLUE_OK || !s_origin(url, &o)) {
+        rc = af_err_set(err, AF_ERR_PROTO, "registry %s: unusable upload Location \"%.200s\"",
+                        self->host, s_msg_url(location, murl, sizeof murl));
+        curl_free(url);
+        url = NULL;
+    } else if (!s_scheme_allowed(self, &o)) {
+        rc =
+            af_err_set(err, AF_ERR_PROTO,
+                       "registry %s: refusing the upload Location %s: it leaves TLS for plain HTTP "
+                       "(only a registry given with --insecure-registry may use HTTP)",
+                       self->host, s_msg_url(location, murl, sizeof murl));
+        curl_free(url);
+        url = NULL;
+    }
+    curl_url_cleanup(h);
+    if (url && !(*url_p = strdup(url)))
+        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    curl_free(url);
+    return rc;
+}
+
+/* The URL to PUT the upload's content to: the Location with
+ * digest=DIGEST added. */
+static int s_upload_url(af_registry_t *self, const char *base, const char *location,
+                        const char *digest, char **url_p, af_err_t *err)
+{
+    char query[AF_DIGEST_STR_MAX + 8];
+    snprintf(query, sizeof query, "digest=%s", digest);
+    return s_resolve(self, base, location, query, url_p, err);
 }
 
 /* POSTs a cross-repository mount of DIGEST from FROM_REPO into REPO with
  * token SCOPE. *mounted is true on 201 (its digest checked). On 202 the
  * registry opened an upload session instead: its Location goes to
  * *location_p (caller frees). */
-static int s_mount(af_registry_t *self, const char *repo, const char *digest,
-                   const char *from_repo, const char *scope, bool *mounted, char **location_p,
-                   af_err_t *err)
+static int s_mount(af_registry_t *self, const char *repo, const char *digest, const char *from_repo,
+                   const char *scope, bool *mounted, char **location_p, af_err_t *err)
 {
     char path_buf[1024];
     s_resp_t resp = {0};
@@ -999,7 +1065,8 @@ static int s_mount(af_registry_t *self, const char *repo, const char *digest,
     *location_p = NULL;
     snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest,
              from_repo);
-    s_req_t req = {.method = "POST", .path = path_buf, .scope = scope, .max_body = S_ERROR_BODY_MAX};
+    s_req_t req = {
+        .method = "POST", .path = path_buf, .scope = scope, .max_body = S_ERROR_BODY_MAX};
     int rc = s_request(self, &req, &resp, err);
     if (rc == 0 && resp.status == 201) {
         rc = s_check_pushed_digest(&req, &resp, digest, err);
@@ -1110,11 +1177,9 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
             put_scope = rscope;
         }
         free(put_url);
-        if (!(put_url = s_upload_url(self, location, digest))) {
-            rc = af_err_set(err, AF_ERR_PROTO, "registry %s: unusable upload Location \"%.200s\"",
-                            self->host, location);
+        put_url = NULL;
+        if ((rc = s_upload_url(self, resp.url, location, digest, &put_url, err)))
             goto out;
-        }
         free(location);
         location = NULL;
         s_req_t put = {.method = "PUT",

@@ -42,6 +42,15 @@ void af_registry_destroy(af_registry_t **self_p);
 /* GET /v2/ to check reachability and auth. */
 int af_registry_ping(af_registry_t *self, af_err_t *err) __attribute__((warn_unused_result));
 
+/* Proves that a push to REPO can succeed before any work is done: starts
+ * a blob upload (POST, with a bearer token of scope pull,push when the
+ * registry uses tokens) and cancels it (DELETE). 0 when the registry
+ * accepted; AF_ERR_AUTH for 401/403, AF_ERR_NET/AF_ERR_TIMEOUT when it
+ * cannot be reached, AF_ERR_HTTP for other statuses; the message names
+ * the URL and the HTTP status. */
+int af_registry_push_check(af_registry_t *self, const char *repo, af_err_t *err)
+    __attribute__((warn_unused_result));
+
 /* HEAD a blob. *exists is set on success (404 is success with false). */
 int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest,
                             bool *exists, af_err_t *err) __attribute__((warn_unused_result));

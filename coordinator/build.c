@@ -20,6 +20,7 @@
 #include "credentials.h"
 #include "log.h"
 #include "oci.h"
+#include "preflight.h"
 #include "registry.h"
 #include "schedule.h"
 
@@ -201,6 +202,9 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     spec.registry_username = reg_user;
     spec.registry_password = reg_pass;
     spec.target = o->target;
+    spec.manifest_format = o->docker_format ? "docker" : "oci";
+    spec.annotations = o->manifest_annots;
+    spec.n_annotations = o->n_manifest_annots;
     spec.build_args = o->build_args;
     spec.n_build_args = o->n_build_args;
     spec.timeout_s = o->timeout_s;
@@ -211,6 +215,17 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         goto out;
     }
     af_progress_mask(pg, reg_pass); /* gha: before anything could echo it */
+
+    /* 1b. a build that cannot be published is not started */
+    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
+    if (!reg) {
+        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
+        rc = AF_EXIT_INFRA;
+        goto out;
+    }
+    rc = af_preflight_push(reg, first, pg);
+    if (rc)
+        goto out;
 
     /* 2. the farm */
     inv = af_cli_inventory_load(cli, NULL, &err);
@@ -379,20 +394,17 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         s_print_failures(slices, o->n_platforms, farm);
         s_metadata_failed(o, slices, farm);
         af_cli_error("build failed: no tag was written");
-        /* a slice failed for good once its retries were spent, whatever
-         * the reason: 1. (3 is for no usable node before any work, and for
-         * the registry) */
+        /* a slice failed for good once its retries were spent: 1, but 3
+         * when the registry refused an agent or could not be reached (as
+         * for the preflight) */
         rc = AF_EXIT_FAILED;
+        for (size_t i = 0; i < o->n_platforms; i++)
+            if (!strcmp(af_slice_current(&slices[i])->failure, "registry"))
+                rc = AF_EXIT_INFRA;
         goto out;
     }
 
     /* 5. verify, index, tags */
-    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
-    if (!reg) {
-        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
     rc = af_publish_verify(reg, first->repository, slices, o->n_platforms, farm, pg, &err);
     if (rc) {
         s_summary(pg, slices, o->n_platforms, farm);
@@ -403,8 +415,12 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     }
     size_t index_len = 0;
     char index_digest[AF_DIGEST_STR_MAX];
-    index = af_publish_index(slices, o->n_platforms, spec.source_date_epoch, &index_len,
-                             index_digest, &err);
+    const char *index_mt = o->docker_format ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
+    index = o->docker_format
+                ? af_publish_docker_list(slices, o->n_platforms, &index_len, index_digest, &err)
+                : af_publish_index_annotated(slices, o->n_platforms, spec.source_date_epoch,
+                                             o->index_annots, o->n_index_annots, &index_len,
+                                             index_digest, &err);
     if (!index) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_FAILED;
@@ -423,8 +439,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     }
     if (o->push) {
         size_t done = 0;
-        rc = af_publish_tags(reg, first->repository, o->tags, o->n_tags, index, index_len, &done,
-                             &err);
+        rc = af_publish_tags(reg, first->repository, o->tags, o->n_tags, index_mt, index, index_len,
+                             &done, &err);
         if (rc) {
             s_summary(pg, slices, o->n_platforms, farm);
             if (done == 0) {
@@ -444,12 +460,12 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         }
     }
     s_summary(pg, slices, o->n_platforms, farm);
-    af_progress_index(pg, index_digest, AF_MT_OCI_INDEX, index_len, tags, o->push);
+    af_progress_index(pg, index_digest, index_mt, index_len, tags, o->push);
 
     /* 6. metadata and the digest for scripts */
     if (o->metadata_file) {
-        rc = af_metadata_write(o->metadata_file, index_digest, AF_MT_OCI_INDEX, index_len, o,
-                               slices, o->n_platforms, farm, o->push, &err);
+        rc = af_metadata_write(o->metadata_file, index_digest, index_mt, index_len, o, slices,
+                               o->n_platforms, farm, o->push, &err);
         if (rc) {
             af_cli_error("%s", af_err_msg(&err, rc));
             rc = AF_EXIT_INFRA;

@@ -47,6 +47,10 @@ typedef struct {
     char *build_arg_keys[AF_MAX_BUILD_ARGS]; /* owned copies of keys */
     size_t n_build_args;
     const char *target; /* --target, may be NULL */
+    bool docker_format; /* --manifest-format docker */
+    /* --annotation, split by target; key and value point into argv */
+    af_kv_t index_annots[AF_MAX_LIST], manifest_annots[AF_MAX_LIST];
+    size_t n_index_annots, n_manifest_annots;
     af_progress_mode_t progress;
     const char *metadata_file; /* may be NULL */
     af_insecure_t insecure;
@@ -135,6 +139,9 @@ typedef struct {
     const char *target;
     const af_kv_t *build_args;
     size_t n_build_args;
+    const char *manifest_format; /* "oci" | "docker" (--manifest-format) */
+    const af_kv_t *annotations;  /* for every slice's manifest; borrowed */
+    size_t n_annotations;
     char context_digest[AF_DIGEST_STR_MAX];
     uint64_t context_size;
     char repository[AF_MAX_REF + 1];
@@ -185,11 +192,22 @@ int af_publish_verify(af_registry_t *reg, const char *repo, af_slice_t *slices, 
 char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
                        size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err);
 
-/* PUTs the index to every tag in order. *n_done = tags moved. The first
- * PUT is the commit point. */
+/* af_publish_index with EXTRA (N_EXTRA, borrowed) annotations after the
+ * created one (--annotation index:K=V). */
+char *af_publish_index_annotated(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                                 const af_kv_t *extra, size_t n_extra, size_t *len_out,
+                                 char digest[AF_DIGEST_STR_MAX], af_err_t *err);
+
+/* The same as a Docker manifest list v2 (--manifest-format docker): every
+ * slice must have reported a Docker v2 manifest; no annotations. */
+char *af_publish_docker_list(const af_slice_t *slices, size_t n, size_t *len_out,
+                             char digest[AF_DIGEST_STR_MAX], af_err_t *err);
+
+/* PUTs the index (of MEDIA_TYPE) to every tag in order. *n_done = tags
+ * moved. The first PUT is the commit point. */
 int af_publish_tags(af_registry_t *reg, const char *repo, const af_ref_t *tags, size_t n_tags,
-                    const char *body, size_t len, size_t *n_done, af_err_t *err)
-    __attribute__((warn_unused_result));
+                    const char *media_type, const char *body, size_t len, size_t *n_done,
+                    af_err_t *err) __attribute__((warn_unused_result));
 
 /* Writes the --metadata-file JSON atomically (temp file + rename).
  * INDEX_DIGEST NULL: nothing was published (failed, interrupted): the

@@ -51,6 +51,11 @@ static const char s_help[] =
     "  --metadata-file FILE   write the result as JSON (buildx keys\n"
     "                         containerimage.digest, containerimage.descriptor,\n"
     "                         image.name, plus slices[])\n"
+    "  --annotation [index:|manifest:]KEY=VALUE\n"
+    "                         annotate the index or (default) every manifest\n"
+    "  --manifest-format oci|docker\n"
+    "                         publish an OCI index (default) or a Docker manifest\n"
+    "                         list v2 with Docker v2 manifests (native recipes)\n"
     "  --insecure-registry HOST[:PORT]\n"
     "                         use plain HTTP or unverified TLS for this registry\n"
     "                         (repeatable); 127.0.0.0/8, ::1 and localhost are\n"
@@ -245,6 +250,29 @@ static int s_env_defaults(af_build_opts_t *o)
 }
 
 /* Parses and checks everything; returns -1 to go on, else an exit status. */
+/* --annotation [index:|manifest:]KEY=VALUE as buildx has it (no prefix:
+ * the manifests). ARG is argv's, split in place. */
+static int s_add_annotation(af_build_opts_t *o, char *arg)
+{
+    bool index = !strncmp(arg, "index:", 6);
+    char *kv = index ? arg + 6 : !strncmp(arg, "manifest:", 9) ? arg + 9 : arg;
+    char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return af_cli_usage_error(
+            "build", "--annotation '%s': expected [index:|manifest:]KEY=VALUE", arg);
+    if (kv == arg && strcspn(kv, ":[") < (size_t)(eq - kv))
+        return af_cli_usage_error("build",
+                                  "--annotation '%s': only the index: and manifest: targets are "
+                                  "supported",
+                                  arg);
+    size_t *n = index ? &o->n_index_annots : &o->n_manifest_annots;
+    if (*n >= AF_MAX_LIST)
+        return af_cli_usage_error("build", "more than %d --annotation options", AF_MAX_LIST);
+    *eq = '\0';
+    (index ? o->index_annots : o->manifest_annots)[(*n)++] = (af_kv_t){kv, eq + 1};
+    return 0;
+}
+
 static int s_parse(af_build_opts_t *o, int argc, char **argv)
 {
     enum {
@@ -263,6 +291,8 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         O_SELECTOR,
         O_HEARTBEAT,
         O_LIVENESS,
+        O_MANIFEST_FORMAT,
+        O_ANNOTATION,
     };
     static const struct option longopts[] = {
         {"platform", required_argument, NULL, O_PLATFORM},
@@ -283,6 +313,8 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
         {"liveness", required_argument, NULL, O_LIVENESS},
         {"quiet", no_argument, NULL, 'q'},
+        {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
+        {"annotation", required_argument, NULL, O_ANNOTATION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -367,6 +399,16 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
                 return rc;
             o->heartbeat_ms = (uint32_t)v;
             break;
+        case O_MANIFEST_FORMAT:
+            if (strcmp(optarg, "oci") && strcmp(optarg, "docker"))
+                return af_cli_usage_error(
+                    "build", "--manifest-format must be oci or docker, not '%s'", optarg);
+            o->docker_format = !strcmp(optarg, "docker");
+            break;
+        case O_ANNOTATION:
+            if ((rc = s_add_annotation(o, optarg)))
+                return rc;
+            break;
         case O_LIVENESS:
             if ((rc = s_uint("build", "--liveness", optarg, 1, AF_MAX_LIVENESS, &v)))
                 return rc;
@@ -384,6 +426,9 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
     }
     if (quiet)
         o->progress = AF_PROGRESS_QUIET;
+    if (o->docker_format && (o->n_index_annots || o->n_manifest_annots))
+        return af_cli_usage_error("build", "--annotation: Docker manifests and lists carry no "
+                                           "annotations (use --manifest-format oci)");
     if (optind >= argc)
         return af_cli_usage_error("build", "missing CONTEXT (the directory to build, e.g. '.')");
     if (argc - optind > 1)

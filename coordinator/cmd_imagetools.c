@@ -3,11 +3,16 @@
  * inspect`: an index with its per-platform manifests, or one manifest with
  * its config's platform and layers; --raw prints the exact bytes the
  * registry served. And `imagetools create -t REF SOURCE...`: an index over
- * existing manifests/indexes of one repository, PUT to the tags. */
+ * existing manifests/indexes, PUT to the tags. Sources in another
+ * repository are brought into the target's first: blobs mounted (same
+ * registry) or copied through a temp file (another registry, memory flat),
+ * then each manifest PUT by digest with its exact bytes. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "digest.h"
@@ -52,12 +57,21 @@ static const char s_create_help[] =
     "Creates a multi-platform image index from existing images (like 'docker\n"
     "buildx imagetools create') and PUTs it to every -t tag. Each SOURCE is a\n"
     "reference to a single-platform manifest (its platform is read from its\n"
-    "image config) or to an index (all its entries are taken). Sources and tags\n"
-    "must be in one registry and repository (copying between repositories is\n"
-    "not supported yet); two entries for one platform are refused.\n"
+    "image config) or to an index (all its entries are taken); two entries for\n"
+    "one platform are refused. Every tag must be in one repository; a source\n"
+    "in another repository is brought into it first: its blobs are mounted\n"
+    "(same registry) or copied (another registry, streamed through a temp\n"
+    "file), then its manifests are PUT by digest with their exact bytes.\n"
     "\n"
     "Options:\n"
     "  -t, --tag REF          tag to write (repeatable, required unless --dry-run)\n"
+    "  --append               add to the index the first -t points at; its entries\n"
+    "                         for a platform a SOURCE brings are replaced\n"
+    "  --annotation [index:]KEY=VALUE\n"
+    "                         an annotation on the index (repeatable)\n"
+    "  --manifest-format oci|docker\n"
+    "                         an OCI image index (default) or a Docker manifest\n"
+    "                         list v2 (every source must then be Docker v2)\n"
     "  --dry-run              print the index JSON on stdout, write nothing\n"
     "  --insecure-registry HOST[:PORT]\n"
     "                         plain HTTP or unverified TLS for this registry\n"
@@ -69,9 +83,10 @@ static const char s_create_help[] =
     "Exit status: 0 written, 1 a source is missing or not usable, 2 usage error,\n"
     "3 registry unreachable or refusing us.\n"
     "\n"
-    "Example:\n"
+    "Examples:\n"
     "  archfarm imagetools create -t localhost:5000/app:1.0 \\\n"
-    "      localhost:5000/app:amd64 localhost:5000/app@sha256:...\n";
+    "      localhost:5000/app:amd64 localhost:5000/app@sha256:...\n"
+    "  archfarm imagetools create -t reg:5000/app:1.0 reg:5000/a:amd64 other:5000/b:arm64\n";
 
 static void s_print_platform(const af_platform_t *p)
 {
@@ -172,9 +187,84 @@ out:
     return rc;
 }
 
-/* Appends the entries SRC contributes to *d (grown as needed). */
-static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg, af_descriptor_t **d,
-                     size_t *n, size_t *cap)
+/* Where a source's content goes when it is not in the target repository. */
+typedef struct {
+    af_registry_t *src, *dst; /* borrowed; the same client for one registry */
+    const char *src_repo, *dst_repo;
+    const char *arg; /* the SOURCE argument, for messages */
+} s_copy_t;
+
+/* Brings blob B into the target: nothing when it is there, a mount on one
+ * registry, else download to a temp file and upload (memory flat). */
+static int s_copy_blob(const s_copy_t *c, const af_descriptor_t *b, af_err_t *err)
+{
+    bool exists = false;
+    int rc = af_registry_blob_exists(c->dst, c->dst_repo, b->digest, &exists, err);
+    if (rc || exists)
+        return rc;
+    if (c->src == c->dst) {
+        bool mounted = false;
+        rc = af_registry_blob_mount(c->dst, c->dst_repo, b->digest, c->src_repo, &mounted, err);
+        if (rc || mounted)
+            return rc;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/archfarm-blob-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return af_err_set(err, AF_ERR_IO, "cannot create a temp file for %s: %s", b->digest,
+                          strerror(errno));
+    close(fd);
+    rc = af_registry_blob_fetch(c->src, c->src_repo, b->digest, path, (uint64_t)b->size, err);
+    if (!rc)
+        rc = af_registry_blob_push(c->dst, c->dst_repo, b->digest, path, (uint64_t)b->size, NULL,
+                                   NULL, NULL, err);
+    unlink(path);
+    return rc;
+}
+
+/* Brings the manifest BODY (DIGEST, media type MT) and everything it
+ * references into the target: blobs first, then the children of an
+ * index, then BODY itself PUT by digest. DEPTH guards nesting. */
+static int s_copy_manifest(const s_copy_t *c, const char *body, size_t len, const char *mt,
+                           const char *digest, int depth, af_err_t *err)
+{
+    af_oci_doc_t *doc = af_oci_doc_parse(body, len, mt, err);
+    if (!doc)
+        return err ? err->code : AF_ERR_PARSE;
+    int rc = 0;
+    if (doc->is_index) {
+        for (size_t i = 0; i < doc->n_manifests && !rc; i++) {
+            char *cb = NULL, *cmt = NULL, cd[AF_DIGEST_STR_MAX];
+            size_t clen = 0;
+            if (depth > 0) {
+                rc = af_err_set(err, AF_ERR_UNSUPPORTED, "%s: nested indexes", c->arg);
+                break;
+            }
+            rc = af_registry_manifest_get(c->src, c->src_repo, doc->manifests[i].digest, &cb, &clen,
+                                          &cmt, cd, err);
+            if (!rc)
+                rc = s_copy_manifest(c, cb, clen, cmt, cd, depth + 1, err);
+            free(cb);
+            free(cmt);
+        }
+    } else {
+        rc = s_copy_blob(c, &doc->config, err);
+        for (size_t i = 0; i < doc->n_layers && !rc; i++)
+            rc = s_copy_blob(c, &doc->layers[i], err);
+    }
+    if (!rc)
+        rc = af_registry_manifest_put(c->dst, c->dst_repo, digest, doc->media_type, body, len, NULL,
+                                      err);
+    af_oci_doc_destroy(&doc);
+    return rc;
+}
+
+/* Appends the entries SRC contributes to *d (grown as needed); with COPY
+ * (NULL when SRC is in the target repository) brings them in first. */
+static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg, const s_copy_t *copy,
+                     af_descriptor_t **d, size_t *n, size_t *cap)
 {
     af_err_t err = {0};
     char *body = NULL, *mt = NULL, *cfg = NULL;
@@ -193,6 +283,17 @@ static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg, a
         af_cli_error("%s: %s", arg, af_err_msg(&err, AF_ERR_PARSE));
         rc = AF_EXIT_FAILED;
         goto out;
+    }
+    if (copy) {
+        fprintf(stderr, "copying %s into %s\n", arg, copy->dst_repo);
+        rc = s_copy_manifest(copy, body, len, mt, digest, 0, &err);
+        if (rc) {
+            af_cli_error("copying %s: %s", arg, af_err_msg(&err, rc));
+            rc = rc == AF_ERR_NOTFOUND || rc == AF_ERR_PARSE || rc == AF_ERR_UNSUPPORTED
+                     ? AF_EXIT_FAILED
+                     : af_cli_registry_exit(rc);
+            goto out;
+        }
     }
     size_t add = doc->is_index ? doc->n_manifests : 1;
     if (*n + add > AF_MAX_LIST * 4) {
@@ -256,10 +357,16 @@ static int s_create(int argc, char **argv)
         {"tag", required_argument, NULL, 't'},
         {"dry-run", no_argument, NULL, 'n'},
         {"insecure-registry", required_argument, NULL, 'I'},
+        {"append", no_argument, NULL, 'a'},
+        {"annotation", required_argument, NULL, 'A'},
+        {"manifest-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "imagetools create";
+    af_kv_t annots[AF_MAX_LIST];
+    size_t n_annots = 0;
+    bool append = false, docker = false;
     af_insecure_t insecure = {0};
     af_ref_t tags[AF_MAX_LIST];
     size_t n_tags = 0;
@@ -282,6 +389,36 @@ static int s_create(int argc, char **argv)
         case 'n':
             dry = true;
             break;
+        case 'a':
+            append = true;
+            break;
+        case 'F':
+            if (strcmp(optarg, "oci") && strcmp(optarg, "docker"))
+                return af_cli_usage_error(cmd, "--manifest-format '%s': expected oci or docker",
+                                          optarg);
+            docker = !strcmp(optarg, "docker");
+            break;
+        case 'A': {
+            /* buildx's forms: KEY=VALUE or index:KEY=VALUE for the index */
+            char *a = optarg;
+            if (!strncmp(a, "index:", 6))
+                a += 6;
+            char *eq = strchr(a, '=');
+            if (!eq || eq == a)
+                return af_cli_usage_error(cmd, "--annotation '%s': expected [index:]KEY=VALUE",
+                                          optarg);
+            /* manifest:, manifest-descriptor:, index-descriptor:, index[P]: */
+            if (a == optarg && strcspn(a, ":[") < (size_t)(eq - a))
+                return af_cli_usage_error(cmd,
+                                          "--annotation '%s': imagetools create annotates the "
+                                          "index only (KEY=VALUE or index:KEY=VALUE)",
+                                          optarg);
+            if (n_annots >= AF_MAX_LIST)
+                return af_cli_usage_error(cmd, "too many --annotation");
+            *eq = '\0';
+            annots[n_annots++] = (af_kv_t){a, eq + 1};
+            break;
+        }
         case 'I':
             if (af_insecure_add(&insecure, optarg, &err))
                 return af_cli_usage_error(cmd, "%s", af_err_msg(&err, AF_ERR_INVAL));
@@ -307,14 +444,16 @@ static int s_create(int argc, char **argv)
             return af_cli_usage_error(cmd, "'%s': %s", arg, af_err_msg(&err, AF_ERR_INVAL));
     }
     const af_ref_t *base = n_tags ? &tags[0] : &srcs[0];
-    for (size_t i = 0; i < n_tags + n_src; i++) {
-        const af_ref_t *r = i < n_tags ? &tags[i] : &srcs[i - n_tags];
-        if (strcmp(r->registry, base->registry) || strcmp(r->repository, base->repository))
-            return af_cli_usage_error(cmd,
-                                      "every source and tag must be in %s/%s (copying between "
-                                      "repositories is not supported yet)",
-                                      base->registry, base->repository);
-    }
+    for (size_t i = 0; i < n_tags; i++)
+        if (strcmp(tags[i].registry, base->registry) ||
+            strcmp(tags[i].repository, base->repository))
+            return af_cli_usage_error(cmd, "every -t must be in %s/%s", base->registry,
+                                      base->repository);
+    if (docker && n_annots)
+        return af_cli_usage_error(cmd, "--annotation: a Docker manifest list has no annotations "
+                                       "(use --manifest-format oci)");
+    if (append && !n_tags)
+        return af_cli_usage_error(cmd, "--append needs -t REF (the index to add to)");
 
     af_registry_t *reg = af_cli_registry_open(base->registry, &insecure, &err);
     if (!reg) {
@@ -325,10 +464,60 @@ static int s_create(int argc, char **argv)
     size_t n = 0, cap = 0;
     char *body = NULL;
     int rc = 0;
-    for (size_t i = 0; i < n_src && !rc; i++)
-        rc = s_collect(reg, &srcs[i], argv[optind + i], &d, &n, &cap);
+    size_t n_old = 0;
+    if (append) { /* the entries of the index the first tag points at */
+        af_ref_t old = tags[0];
+        if (!old.tag[0])
+            snprintf(old.tag, sizeof old.tag, "latest");
+        char *ob = NULL, *omt = NULL, od[AF_DIGEST_STR_MAX];
+        size_t olen = 0;
+        rc = af_registry_manifest_get(reg, old.repository, old.tag, &ob, &olen, &omt, od, &err);
+        if (rc == AF_ERR_NOTFOUND) {
+            rc = 0; /* nothing to append to: a new index */
+        } else if (rc) {
+            af_cli_error("--append: %s: %s", old.tag, af_err_msg(&err, rc));
+            rc = af_cli_registry_exit(rc);
+        } else if (omt && !af_oci_is_index(omt)) {
+            af_cli_error("--append: %s/%s:%s is a single manifest, not an index", old.registry,
+                         old.repository, old.tag);
+            rc = AF_EXIT_FAILED;
+        } else {
+            rc = s_collect(reg, &old, "--append", NULL, &d, &n, &cap);
+        }
+        free(ob);
+        free(omt);
+        n_old = n;
+    }
+    for (size_t i = 0; i < n_src && !rc; i++) {
+        bool same_reg = !strcmp(srcs[i].registry, base->registry);
+        af_registry_t *sreg =
+            same_reg ? reg : af_cli_registry_open(srcs[i].registry, &insecure, &err);
+        if (!sreg) {
+            af_cli_error("%s: %s", argv[optind + i], af_err_msg(&err, AF_ERR_INVAL));
+            rc = AF_EXIT_INFRA;
+            break;
+        }
+        s_copy_t copy = {sreg, reg, srcs[i].repository, base->repository, argv[optind + i]};
+        bool elsewhere = !same_reg || strcmp(srcs[i].repository, base->repository);
+        rc = s_collect(sreg, &srcs[i], argv[optind + i], elsewhere && !dry ? &copy : NULL, &d, &n,
+                       &cap);
+        if (!same_reg)
+            af_registry_destroy(&sreg);
+    }
     if (rc)
         goto out;
+    /* --append: a platform a source brings replaces the old entries for it */
+    for (size_t i = 0; i < n_old; i++) {
+        bool replaced = false;
+        for (size_t k = n_old; k < n && !replaced; k++)
+            replaced = af_platform_equal(&d[i].platform, &d[k].platform);
+        if (replaced) {
+            memmove(&d[i], &d[i + 1], (n - i - 1) * sizeof *d);
+            n--;
+            n_old--;
+            i--;
+        }
+    }
     for (size_t i = 0; i < n; i++)
         for (size_t k = i + 1; k < n; k++) {
             if (!strcmp(d[i].digest, d[k].digest)) { /* the same manifest twice: keep one */
@@ -348,7 +537,9 @@ static int s_create(int argc, char **argv)
         }
     size_t len = 0;
     char digest[AF_DIGEST_STR_MAX];
-    body = af_oci_index_build(d, n, NULL, 0, &len, &err);
+    const char *index_mt = docker ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
+    body = docker ? af_oci_docker_list_build(d, n, &len, &err)
+                  : af_oci_index_build(d, n, n_annots ? annots : NULL, n_annots, &len, &err);
     if (!body || af_digest_buffer(body, len, digest)) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_FAILED;
@@ -362,8 +553,8 @@ static int s_create(int argc, char **argv)
     }
     for (size_t i = 0; i < n_tags; i++) {
         const char *tag = tags[i].tag[0] ? tags[i].tag : "latest";
-        int prc = af_registry_manifest_put(reg, base->repository, tag, AF_MT_OCI_INDEX, body, len,
-                                           NULL, &err);
+        int prc =
+            af_registry_manifest_put(reg, base->repository, tag, index_mt, body, len, NULL, &err);
         if (prc) {
             af_cli_error("tagging %s/%s:%s: %s%s", base->registry, base->repository, tag,
                          af_err_msg(&err, prc),

@@ -110,6 +110,12 @@ int main(int argc, char **argv)
     if (!fn)
         return af_cli_usage_error(NULL, "unknown command '%s'", name);
 
+    /* before czmq or anything else may start a thread */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        af_cli_error("cannot initialise libcurl");
+        return AF_EXIT_INFRA;
+    }
+
     /* one DEALER (+ a handshake monitor) per probed node: let big farms
      * use what the system allows rather than czmq's default of 1024 */
     struct rlimit rl;
@@ -119,10 +125,6 @@ int main(int argc, char **argv)
     }
     zsys_set_max_sockets(0);
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        af_cli_error("cannot initialise libcurl");
-        return AF_EXIT_INFRA;
-    }
     int first = optind;
     optind = 0; /* glibc: full re-initialisation of getopt for the subcommand */
     int rc = fn(&cli, argc - first, argv + first);

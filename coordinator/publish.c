@@ -129,8 +129,8 @@ int af_publish_verify(af_registry_t *reg, const char *repo, af_slice_t *slices, 
     return 0;
 }
 
-char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
-                       size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+/* One descriptor per slice (its last attempt), caller frees; NULL on OOM. */
+static af_descriptor_t *s_slice_descriptors(const af_slice_t *slices, size_t n, af_err_t *err)
 {
     af_descriptor_t *d = calloc(n ? n : 1, sizeof *d);
     if (!d) {
@@ -146,19 +146,12 @@ char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_e
         d[i].has_platform = true;
         d[i].platform = slices[i].platform;
     }
-    /* created = SOURCE_DATE_EPOCH keeps the index reproducible */
-    char created[AF_OCI_TIME_LEN + 1];
-    if (af_oci_format_time(source_date_epoch, created) < 0) {
-        af_err_set(err, AF_ERR_INVAL, "SOURCE_DATE_EPOCH %" PRId64 " is out of range",
-                   (int64_t)source_date_epoch);
-        return NULL;
-    }
-    af_kv_t ann[1] = {{"org.opencontainers.image.created", created}};
-    char *body = af_oci_index_build(d, n, ann, 1, len_out, err);
-    free(d);
-    if (!body)
-        return NULL;
-    if (af_digest_buffer(body, *len_out, digest)) {
+    return d;
+}
+
+static char *s_digested(char *body, size_t len, char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+{
+    if (body && af_digest_buffer(body, len, digest)) {
         free(body);
         af_err_set(err, AF_ERR_NOMEM, "cannot digest the index");
         return NULL;
@@ -166,14 +159,60 @@ char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_e
     return body;
 }
 
+char *af_publish_docker_list(const af_slice_t *slices, size_t n, size_t *len_out,
+                             char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+{
+    af_descriptor_t *d = s_slice_descriptors(slices, n, err);
+    if (!d)
+        return NULL;
+    char *body = af_oci_docker_list_build(d, n, len_out, err);
+    free(d);
+    return s_digested(body, body ? *len_out : 0, digest, err);
+}
+
+char *af_publish_index(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                       size_t *len_out, char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+{
+    return af_publish_index_annotated(slices, n, source_date_epoch, NULL, 0, len_out, digest, err);
+}
+
+char *af_publish_index_annotated(const af_slice_t *slices, size_t n, int64_t source_date_epoch,
+                                 const af_kv_t *extra, size_t n_extra, size_t *len_out,
+                                 char digest[AF_DIGEST_STR_MAX], af_err_t *err)
+{
+    af_descriptor_t *d = s_slice_descriptors(slices, n, err);
+    if (!d)
+        return NULL;
+    /* created = SOURCE_DATE_EPOCH keeps the index reproducible */
+    char created[AF_OCI_TIME_LEN + 1];
+    if (af_oci_format_time(source_date_epoch, created) < 0) {
+        free(d);
+        af_err_set(err, AF_ERR_INVAL, "SOURCE_DATE_EPOCH %" PRId64 " is out of range",
+                   (int64_t)source_date_epoch);
+        return NULL;
+    }
+    af_kv_t ann[1 + AF_MAX_LIST] = {{"org.opencontainers.image.created", created}};
+    size_t n_ann = 1;
+    for (size_t i = 0; i < n_extra && n_ann < sizeof ann / sizeof ann[0]; i++) {
+        if (!strcmp(extra[i].key, ann[0].key))
+            ann[0].value = extra[i].value; /* the user's created wins */
+        else
+            ann[n_ann++] = extra[i];
+    }
+    char *body = af_oci_index_build(d, n, ann, n_ann, len_out, err);
+    free(d);
+    return s_digested(body, body ? *len_out : 0, digest, err);
+}
+
 int af_publish_tags(af_registry_t *reg, const char *repo, const af_ref_t *tags, size_t n_tags,
-                    const char *body, size_t len, size_t *n_done, af_err_t *err)
+                    const char *media_type, const char *body, size_t len, size_t *n_done,
+                    af_err_t *err)
 {
     *n_done = 0;
     for (size_t i = 0; i < n_tags; i++) {
         const char *tag = tags[i].tag[0] ? tags[i].tag : "latest";
         char dg[AF_DIGEST_STR_MAX];
-        int rc = af_registry_manifest_put(reg, repo, tag, AF_MT_OCI_INDEX, body, len, dg, err);
+        int rc = af_registry_manifest_put(reg, repo, tag, media_type, body, len, dg, err);
         if (rc)
             return af_err_prefix(err, rc, "tagging %s:%s", repo, tag);
         (*n_done)++;

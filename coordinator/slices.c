@@ -495,6 +495,15 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     m->context_size = spec->context_size;
     snprintf(m->repository, sizeof m->repository, "%s", spec->repository);
     m->registry_insecure = spec->registry_insecure;
+    for (size_t i = 0; i < spec->n_annotations; i++) {
+        rc = af_msg_add_annotation(m, spec->annotations[i].key, spec->annotations[i].value);
+        if (rc) {
+            af_err_set(&err, rc, "too many or too long annotations");
+            goto out;
+        }
+    }
+    if (spec->manifest_format)
+        snprintf(m->manifest_format, sizeof m->manifest_format, "%s", spec->manifest_format);
     /* credentials travel only over CURVE; over a plaintext transport the
      * agent uses its own registry auth (docs/cli.md) */
     if (!fn->conf->insecure && spec->registry_username && spec->registry_password) {

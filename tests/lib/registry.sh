@@ -7,6 +7,7 @@
 #   af_registry_start_htpasswd DIR USER PASS   http + htpasswd basic auth
 #   af_registry_start_tls DIR       https with a self-signed cert
 #                                   (sets AF_REGISTRY_CA to the cert file)
+#   af_registry_start_tls_htpasswd DIR USER PASS   https + htpasswd basic auth
 #   af_registry_stop                kill it (safe to call twice)
 #
 # After a start: AF_REGISTRY=127.0.0.1:PORT, AF_REGISTRY_PID, AF_REGISTRY_LOG.
@@ -110,6 +111,24 @@ af_registry_start_tls() {
     af_registry__run "$dir" https "  tls:
     certificate: $dir/cert.pem
     key: $dir/key.pem" ""
+}
+
+# TLS (as af_registry_start_tls) and htpasswd Basic auth.
+af_registry_start_tls_htpasswd() {
+    local dir=$1 user=$2 pass=$3
+    mkdir -p "$dir" || return 1
+    htpasswd -Bbn "$user" "$pass" >"$dir/htpasswd" || return 1
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 || return 1
+    AF_REGISTRY_CA="$dir/cert.pem"
+    export AF_REGISTRY_CA
+    af_registry__run "$dir" https "  tls:
+    certificate: $dir/cert.pem
+    key: $dir/key.pem" "auth:
+  htpasswd:
+    realm: archfarm-test
+    path: $dir/htpasswd"
 }
 
 af_registry_stop() {

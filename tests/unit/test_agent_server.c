@@ -819,7 +819,7 @@ static void server_bad_recipe_is_infra_failure_naming_the_file(void **state)
     assert_int_equal(s_count_job_dirs(fx), 0);
 }
 
-static void server_successful_step_then_unreachable_registry_is_infra(void **state)
+static void server_successful_step_then_unreachable_registry_is_a_registry_failure(void **state)
 {
     s_fx_t *fx = *state;
     s_context(fx, "build: {run: 'mkdir -p out && echo hi > out/hi'}\n"
@@ -831,7 +831,7 @@ static void server_successful_step_then_unreachable_registry_is_infra(void **sta
     af_msg_t *r = s_recv(fx, AF_CMD_RESULT);
     assert_non_null(r);
     assert_false(r->ok);
-    assert_string_equal(r->failure, "infra");
+    assert_string_equal(r->failure, "registry"); /* the coordinator exits 3 for it */
     assert_non_null(strstr(r->message, "127.0.0.1:1"));
     af_msg_destroy(&r);
     assert_non_null(strstr(fx->states, "running pushing"));
@@ -960,7 +960,7 @@ int main(void)
         T(server_queues_beyond_max_jobs_and_starts_fifo),
         T(server_duplicate_build_gets_error_state),
         T(server_bad_recipe_is_infra_failure_naming_the_file),
-        T(server_successful_step_then_unreachable_registry_is_infra),
+        T(server_successful_step_then_unreachable_registry_is_a_registry_failure),
         T(server_shutdown_cancels_running_jobs),
         T(server_shutdown_with_drain_lets_running_jobs_finish),
         T(server_reaps_processes_that_escaped_the_group),

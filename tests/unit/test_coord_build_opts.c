@@ -21,6 +21,7 @@
 #include "../../coordinator/display.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"
+#include "../../coordinator/preflight.c"
 #include "../../coordinator/progress.c"
 #include "../../coordinator/publish.c"
 #include "../../coordinator/schedule.c"

@@ -418,6 +418,53 @@ static void oci_index_entries_need_a_platform(void **state)
     assert_non_null(strstr(err.msg, "no platform"));
 }
 
+static void oci_docker_list_lists_only_docker_v2_manifests(void **state)
+{
+    (void)state;
+    af_descriptor_t m[] = {s_desc(AF_MT_DOCKER_MANIFEST, DA, 500, "linux/amd64"),
+                           s_desc(AF_MT_DOCKER_MANIFEST, DB, 501, "linux/arm64")};
+    af_err_t err;
+    size_t len = 0;
+    char *body = af_oci_docker_list_build(m, 2, &len, &err);
+    assert_non_null(body);
+    af_oci_doc_t *doc = af_oci_doc_parse(body, len, NULL, &err);
+    assert_non_null(doc);
+    assert_string_equal(doc->media_type, AF_MT_DOCKER_LIST);
+    assert_true(doc->is_index);
+    assert_int_equal(doc->n_manifests, 2);
+    assert_string_equal(doc->manifests[1].media_type, AF_MT_DOCKER_MANIFEST);
+    af_oci_doc_destroy(&doc);
+    free(body);
+    m[1] = s_desc(AF_MT_OCI_MANIFEST, DB, 501, "linux/arm64");
+    assert_null(af_oci_docker_list_build(m, 2, &len, &err));
+    assert_int_equal(err.code, AF_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "manifests[1]"));
+    assert_non_null(strstr(err.msg, "not a Docker v2 manifest"));
+}
+
+static void oci_docker_manifest_needs_docker_config_and_gzip_layers(void **state)
+{
+    (void)state;
+    af_descriptor_t cfg = s_desc(AF_MT_DOCKER_CONFIG, DA, 100, NULL);
+    af_descriptor_t l[] = {s_desc(AF_MT_DOCKER_LAYER_GZIP, DB, 200, NULL)};
+    af_err_t err;
+    size_t len = 0;
+    char *body = af_oci_docker_manifest_build(&cfg, l, 1, &len, &err);
+    assert_non_null(body);
+    af_oci_doc_t *doc = af_oci_doc_parse(body, len, NULL, &err);
+    assert_non_null(doc);
+    assert_string_equal(doc->media_type, AF_MT_DOCKER_MANIFEST);
+    assert_string_equal(doc->config.media_type, AF_MT_DOCKER_CONFIG);
+    af_oci_doc_destroy(&doc);
+    free(body);
+    l[0] = s_desc("application/vnd.oci.image.layer.v1.tar+zstd", DB, 200, NULL);
+    assert_null(af_oci_docker_manifest_build(&cfg, l, 1, &len, &err));
+    assert_non_null(strstr(err.msg, "layers[0]"));
+    cfg = s_desc(AF_MT_OCI_CONFIG, DA, 100, NULL);
+    assert_null(af_oci_docker_manifest_build(&cfg, NULL, 0, &len, &err));
+    assert_non_null(strstr(err.msg, "config is"));
+}
+
 /* ---- parsing hostile documents ---- */
 
 #define CFG "{\"mediaType\":\"" AF_MT_DOCKER_CONFIG "\",\"digest\":\"" DA "\",\"size\":10}"
@@ -740,6 +787,8 @@ int main(void)
         cmocka_unit_test(oci_manifest_is_exact_and_valid),
         cmocka_unit_test(oci_manifest_rejects_bad_descriptors),
         cmocka_unit_test(oci_index_is_exact_and_valid),
+        cmocka_unit_test(oci_docker_list_lists_only_docker_v2_manifests),
+        cmocka_unit_test(oci_docker_manifest_needs_docker_config_and_gzip_layers),
         cmocka_unit_test(oci_index_entries_need_a_platform),
         cmocka_unit_test(oci_parse_accepts_docker_manifest_and_list),
         cmocka_unit_test(oci_parse_media_type_from_content_type_or_shape),

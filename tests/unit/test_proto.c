@@ -55,6 +55,8 @@ static af_msg_t *s_sample(af_cmd_t cmd)
         m->context_size = 12345;
         strcpy(m->repository, "127.0.0.1:5000/demo/hello");
         m->registry_insecure = true;
+        strcpy(m->manifest_format, "docker");
+        assert_int_equal(af_msg_add_annotation(m, "org.opencontainers.image.title", "hello"), 0);
         strcpy(m->registry_username, "ci user");
         assert_int_equal(af_msg_set_password(m, SECRET), 0);
         m->source_date_epoch = 1700000000;
@@ -158,6 +160,12 @@ static void s_assert_msg_equal(const af_msg_t *a, const af_msg_t *b)
     for (size_t i = 0; i < a->n_build_args; i++) {
         assert_string_equal(a->build_args[i].key, b->build_args[i].key);
         assert_string_equal(a->build_args[i].value, b->build_args[i].value);
+    }
+    assert_string_equal(a->manifest_format, b->manifest_format);
+    assert_int_equal(a->n_annotations, b->n_annotations);
+    for (size_t i = 0; i < a->n_annotations; i++) {
+        assert_string_equal(a->annotations[i].key, b->annotations[i].key);
+        assert_string_equal(a->annotations[i].value, b->annotations[i].value);
     }
     assert_string_equal(a->context_digest, b->context_digest);
     assert_true(a->context_size == b->context_size);

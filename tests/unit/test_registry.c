@@ -42,7 +42,7 @@ typedef struct {
 } server_t;
 
 /* The servers, one per group. Test-only state. */
-static server_t s_plain, s_basic, s_tls, s_mock;
+static server_t s_plain, s_basic, s_tls, s_mock, s_mock_tls;
 
 static int s_free_port(void)
 {
@@ -229,23 +229,34 @@ static int teardown_tls(void **state)
 /* The scripted registry (data/registry/mock_registry.py) for what a real
  * one cannot be made to do: bearer tokens, 5xx/429, failing uploads,
  * lying headers. */
-static int setup_mock(void **state)
+/* Starts the scripted registry into S; with TLS it serves HTTPS with a
+ * fresh self-signed certificate (S->dir/cert.pem) and opens its plain-HTTP
+ * trap listener. */
+static int s_start_mock(server_t *s, bool tls)
 {
-    (void)state;
-    server_t *s = &s_mock;
     memset(s, 0, sizeof *s);
+    s->tls = tls;
     snprintf(s->dir, sizeof s->dir, "/tmp/af_mockreg_XXXXXX");
     if (!mkdtemp(s->dir))
         return -1;
     const char *data = getenv("AF_TEST_DATA");
-    char script[512], portfile[256];
+    char script[512], portfile[256], cert[256], key[256];
     snprintf(script, sizeof script, "%s/registry/mock_registry.py", data && *data ? data : "data");
     snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+    snprintf(cert, sizeof cert, "%s/cert.pem", s->dir);
+    snprintf(key, sizeof key, "%s/key.pem", s->dir);
+    if (tls && s_sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                    "-addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' >/dev/null 2>&1",
+                    key, cert))
+        return -1;
     s->pid = fork();
     if (s->pid < 0)
         return -1;
     if (s->pid == 0) {
-        execlp("python3", "python3", script, portfile, (char *)NULL);
+        if (tls)
+            execlp("python3", "python3", script, portfile, cert, key, (char *)NULL);
+        else
+            execlp("python3", "python3", script, portfile, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 100; i++) {
@@ -263,14 +274,39 @@ static int setup_mock(void **state)
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             s->pid = 0;
             fprintf(stderr, "mock registry %s exited at start\n", script);
-            s_stop(s);
             return -1;
         }
         usleep(100000);
     }
     fprintf(stderr, "mock registry did not start within 10 s\n");
-    s_stop(s);
     return -1;
+}
+
+static int setup_mock(void **state)
+{
+    (void)state;
+    if (s_start_mock(&s_mock, false)) {
+        s_stop(&s_mock);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_mock_tls(void **state)
+{
+    (void)state;
+    if (s_start_mock(&s_mock_tls, true)) {
+        s_stop(&s_mock_tls);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown_mock_tls(void **state)
+{
+    (void)state;
+    s_stop(&s_mock_tls);
+    return 0;
 }
 
 static int teardown_mock(void **state)
@@ -927,18 +963,26 @@ static size_t s_collect(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* The mock's counters as JSON text. */
-static void s_mock_stats(char buf[4096])
+/* A mock's counters as JSON text. */
+static void s_server_stats(const server_t *s, char buf[4096])
 {
     buf[0] = '\0';
-    char url[128];
-    snprintf(url, sizeof url, "http://%s/_stats", s_mock.host);
+    char url[128], ca[256];
+    snprintf(url, sizeof url, "%s://%s/_stats", s->tls ? "https" : "http", s->host);
+    snprintf(ca, sizeof ca, "%s/cert.pem", s->dir);
     CURL *c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, url);
+    if (s->tls)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     curl_easy_cleanup(c);
+}
+
+static void s_mock_stats(char buf[4096])
+{
+    s_server_stats(&s_mock, buf);
 }
 
 static void registry_bearer_token_is_fetched_once_per_scope(void **state)
@@ -1115,6 +1159,88 @@ static void registry_manifest_by_digest_is_verified(void **state)
     af_registry_destroy(&r);
 }
 
+/* A TLS registry whose upload POST answers Location: http://... must not
+ * get our credentials over plain HTTP: a secure client refuses the
+ * Location before any request, and the trap listener sees nothing. */
+static void s_downgrade_refused(const char *repo)
+{
+    af_registry_t *r = s_client(&s_mock_tls, false, "bob", "pw");
+    af_err_t err;
+    char path[256], digest[AF_DIGEST_STR_MAX], stats[4096];
+    snprintf(path, sizeof path, "%s/d.bin", s_mock_tls.dir);
+    s_make_blob(path, 2000, 5, digest);
+    int rc = af_registry_blob_push(r, repo, digest, path, 2000, NULL, NULL, NULL, &err);
+    assert_int_equal(rc, AF_ERR_PROTO);
+    if (!strstr(err.msg, "leaves TLS for plain HTTP") || !strstr(err.msg, s_mock_tls.host))
+        fail_msg("unclear message: %s", err.msg);
+    assert_null(strstr(err.msg, "_state")); /* no query strings in messages */
+    s_server_stats(&s_mock_tls, stats);
+    if (!strstr(stats, "\"plain\": []"))
+        fail_msg("the plain-HTTP listener was contacted: %s", stats);
+    af_registry_destroy(&r);
+}
+
+static void registry_tls_upload_location_to_http_is_refused_basic(void **state)
+{
+    (void)state;
+    s_downgrade_refused("basicdown/app");
+}
+
+static void registry_tls_upload_location_to_http_is_refused_bearer(void **state)
+{
+    (void)state;
+    s_downgrade_refused("downgrade/app");
+}
+
+/* An insecure registry may use plain HTTP, but the Location's origin
+ * (other port) is not the registry's: the request goes out without
+ * credentials, and its 401 is an error, not a reason to send them. */
+static void registry_insecure_client_sends_no_credentials_to_another_origin(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock_tls, true, "bob", "pw");
+    af_err_t err;
+    char path[256], digest[AF_DIGEST_STR_MAX], stats[4096];
+    snprintf(path, sizeof path, "%s/i.bin", s_mock_tls.dir);
+    s_make_blob(path, 2000, 6, digest);
+    int rc =
+        af_registry_blob_push(r, "basicdown/other", digest, path, 2000, NULL, NULL, NULL, &err);
+    assert_int_not_equal(rc, 0);
+    s_server_stats(&s_mock_tls, stats);
+    if (!strstr(stats, "\"method\": \"PUT\""))
+        fail_msg("the insecure client did not try the http Location: %s", stats);
+    if (strstr(stats, "\"authorization\": true"))
+        fail_msg("credentials went to another origin over plain HTTP: %s", stats);
+    af_registry_destroy(&r);
+}
+
+/* A blob GET redirected to another origin (blob storage) follows without
+ * credentials: to plain HTTP only for an insecure registry, and even then
+ * the storage host sees no Authorization header. */
+static void registry_blob_redirect_to_another_origin_carries_no_credentials(void **state)
+{
+    (void)state;
+    const char *d = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    char *body = NULL, stats[4096];
+    size_t len = 0;
+    af_err_t err;
+    af_registry_t *r = s_client(&s_mock_tls, false, "bob", "pw");
+    assert_int_not_equal(af_registry_blob_get(r, "redirect/app", d, 100, &body, &len, &err), 0);
+    assert_null(body);
+    af_registry_destroy(&r);
+    s_server_stats(&s_mock_tls, stats);
+    if (strstr(stats, "/storage/"))
+        fail_msg("a secure client followed a redirect to plain HTTP: %s", stats);
+    r = s_client(&s_mock_tls, true, "bob", "pw");
+    assert_int_not_equal(af_registry_blob_get(r, "redirect/app", d, 100, &body, &len, &err), 0);
+    af_registry_destroy(&r);
+    s_server_stats(&s_mock_tls, stats);
+    if (!strstr(stats, "/storage/"))
+        fail_msg("the insecure client did not follow the redirect: %s", stats);
+    if (strstr(stats, "\"authorization\": true"))
+        fail_msg("credentials followed the redirect to another origin: %s", stats);
+}
+
 int main(void)
 {
     if (system("command -v docker-registry >/dev/null 2>&1") != 0) {
@@ -1160,11 +1286,19 @@ int main(void)
         cmocka_unit_test(registry_manifest_by_digest_is_verified),
         cmocka_unit_test(registry_manifest_get_accepts_all_four_media_types),
     };
+    const struct CMUnitTest mock_tls[] = {
+        cmocka_unit_test(registry_tls_upload_location_to_http_is_refused_basic),
+        cmocka_unit_test(registry_tls_upload_location_to_http_is_refused_bearer),
+        cmocka_unit_test(registry_insecure_client_sends_no_credentials_to_another_origin),
+        cmocka_unit_test(registry_blob_redirect_to_another_origin_carries_no_credentials),
+    };
     int failed = cmocka_run_group_tests_name("registry_plain", plain, setup_plain, teardown_plain);
     failed +=
         cmocka_run_group_tests_name("registry_basic_auth", basic, setup_basic, teardown_basic);
     failed += cmocka_run_group_tests_name("registry_tls", tls, setup_tls, teardown_tls);
     failed += cmocka_run_group_tests_name("registry_scripted", mock, setup_mock, teardown_mock);
+    failed += cmocka_run_group_tests_name("registry_scripted_tls", mock_tls, setup_mock_tls,
+                                          teardown_mock_tls);
     curl_global_cleanup();
     return failed;
 }

@@ -7,9 +7,12 @@ to retry, a failed upload PUT that must restart the session, relative
 Locations with a query string, lying Docker-Content-Digest headers,
 oversized and mismatching manifests.
 
-Usage: mock_registry.py PORTFILE  -- binds 127.0.0.1:0, writes the port to
-PORTFILE, serves until killed. Behaviour is chosen by the repository's first
-path component:
+Usage: mock_registry.py PORTFILE [CERT KEY] -- binds 127.0.0.1:0, writes the
+port to PORTFILE, serves until killed. With CERT and KEY it serves HTTPS and
+also opens a plain-HTTP listener (its port is the second line of PORTFILE)
+that records every request it gets and answers 401: the trap a hostile
+registry sets with an http:// Location. Behaviour is chosen by the
+repository's first path component:
 
   public/*      anonymous pull tokens are accepted
   flaky/*       every distinct request path fails twice with 503 first
@@ -20,9 +23,13 @@ path component:
   big/*         manifest GET returns 4 MiB + 1 bytes
   liar/*        manifest GET returns a body that does not match a digest ref
   accept/*      manifest GET returns the request's Accept header as the body
+  downgrade/*   upload POST answers Location: http://<plain listener>/...
+  basicdown/*   Basic auth bob:pw (no tokens), and the same http Location
+  redirect/*    Basic auth bob:pw; blob GET answers 307 to the plain listener
   *             anything else needs a token got with Basic bob:pw
 
-GET /_stats returns counters as JSON (token requests per scope, uploads).
+GET /_stats returns counters as JSON (token requests per scope, uploads, and
+"plain": what the plain-HTTP listener received).
 """
 import base64
 import hashlib
@@ -39,7 +46,8 @@ BLOBS = {}        # digest -> bytes
 MANIFESTS = {}    # (repo, ref) -> (body, media type)
 UPLOADS = {}      # uuid -> repo
 FAILS = {}        # path -> times failed so far
-STATS = {"token": {}, "posts": 0, "puts": 0}
+STATS = {"token": {}, "posts": 0, "puts": 0, "plain": []}
+PLAIN_PORT = [0]  # the plain-HTTP trap listener's port (TLS mode)
 GOOD_BASIC = "Basic " + base64.b64encode(b"bob:pw").decode()
 
 
@@ -73,7 +81,8 @@ class H(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def realm(self):
-        return "http://%s/token" % self.headers.get("Host")
+        scheme = "https" if PLAIN_PORT[0] else "http"
+        return "%s://%s/token" % (scheme, self.headers.get("Host"))
 
     # -- token service --
     def token(self):
@@ -95,6 +104,13 @@ class H(BaseHTTPRequestHandler):
 
     def authorized(self, repo):
         auth = self.headers.get("Authorization", "")
+        if repo.startswith(("basicdown/", "redirect/")):
+            if auth == GOOD_BASIC:
+                return True
+            self.read_body()
+            self.error(401, "UNAUTHORIZED", "authentication required",
+                       {"WWW-Authenticate": 'Basic realm="mock"'})
+            return False
         if auth == "Bearer tok-ok" or (auth == "Bearer anon" and
                                         (repo == "" or repo.startswith("public/"))):
             return True
@@ -141,6 +157,9 @@ class H(BaseHTTPRequestHandler):
             return
         if kind == "blobs" and uploads:
             return self.post_upload(repo)
+        if kind == "blobs" and repo.startswith("redirect/"):
+            return self.reply(307, b"", {"Location": "http://127.0.0.1:%d/storage/%s" %
+                                         (PLAIN_PORT[0], ref)})
         if kind == "blobs":
             b = BLOBS.get(ref)
             if b is None:
@@ -154,8 +173,10 @@ class H(BaseHTTPRequestHandler):
         with LOCK:
             UPLOADS[u] = repo
             STATS["posts"] += 1
-        # relative, with a query string already
-        self.reply(202, b"", {"Location": "/upload/%s?_state=x" % u, "Range": "0-0"})
+        loc = "/upload/%s?_state=x" % u  # relative, with a query string already
+        if repo.split("/")[0] in ("downgrade", "basicdown"):
+            loc = "http://127.0.0.1:%d%s" % (PLAIN_PORT[0], loc)
+        self.reply(202, b"", {"Location": loc, "Range": "0-0"})
 
     def put_upload(self, u, digest):
         if self.command != "PUT":
@@ -200,10 +221,41 @@ class H(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = route
 
 
+class Plain(BaseHTTPRequestHandler):
+    """The plain-HTTP trap: records what arrives, answers 401."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def trap(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        with LOCK:
+            STATS["plain"].append({"method": self.command, "path": self.path.split("?")[0],
+                                   "authorization": "Authorization" in self.headers})
+        self.send_response(401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = trap
+
+
 def main():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ports = str(srv.server_address[1])
+    if len(sys.argv) == 4:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        plain = ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+        PLAIN_PORT[0] = plain.server_address[1]
+        threading.Thread(target=plain.serve_forever, daemon=True).start()
+        ports += "\n%d" % PLAIN_PORT[0]
     with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
+        f.write(ports)
     import os
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     srv.serve_forever()

@@ -15,6 +15,7 @@
 #include "inventory.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,11 +124,13 @@ typedef struct {
     size_t n_hosts, cap_hosts;
     s_index_t host_index;
     size_t budget;
+    struct af_inventory *inv; /* warnings go to inv->warnings */
 } s_ctx_t;
 
 struct af_inventory {
     af_node_t *nodes;
     size_t n_nodes;
+    s_names_t warnings; /* "FILE:LINE:COL: warning: ..." */
 };
 
 /* ---- small containers ---------------------------------------------------- */
@@ -393,6 +396,58 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
     return 0;
 }
 
+/* Adds a warning unless the same text is there already (an aliased mapping
+ * is walked once per alias) or AF_INVENTORY_MAX_WARNINGS are kept. */
+static int s_warn(s_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int s_warn(s_ctx_t *c, const char *fmt, ...)
+{
+    s_names_t *w = &c->inv->warnings;
+    char msg[AF_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < w->n; i++)
+        if (!strcmp(w->v[i], msg))
+            return 0;
+    if (w->n >= AF_INVENTORY_MAX_WARNINGS)
+        return 0;
+    if (s_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v) || !(w->v[w->n] = strdup(msg)))
+        return af_yamldoc_nomem(c->yd);
+    w->n++;
+    return 0;
+}
+
+/* Warns about a key written twice in MAP itself (not through `<<`), such
+ * as a host listed twice under one `hosts:`: YAML forbids it, Ansible
+ * warns and keeps the later value, and so does archfarm. */
+static int s_warn_duplicates(s_ctx_t *c, yaml_node_t *map)
+{
+    s_index_t seen = {0};
+    int rc = 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         rc == 0 && p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        if (!k || k->type != YAML_SCALAR_NODE || s_is_merge_key(k))
+            continue;
+        size_t at = s_index_get(&seen, af_yamldoc_text(k));
+        if (at == S_NONE) {
+            if (s_index_put(&seen, af_yamldoc_text(k), (size_t)p->key))
+                rc = af_yamldoc_nomem(c->yd);
+            continue;
+        }
+        const yaml_node_t *first = yaml_document_get_node(c->doc, (int)at);
+        const char *file = af_yamldoc_name(c->yd);
+        rc = s_warn(c,
+                    "%s:%zu:%zu: warning: \"%s\" is defined twice in one mapping, first at "
+                    "%s:%zu:%zu; the later one wins (as in Ansible)",
+                    file, k->start_mark.line + 1, k->start_mark.column + 1, af_yamldoc_text(k),
+                    file, first->start_mark.line + 1, first->start_mark.column + 1);
+    }
+    s_index_free(&seen);
+    return rc;
+}
+
 /* The pairs of MAP with merge keys applied and duplicate keys collapsed the
  * way a Python dict does (first position, last value). Keys must be
  * scalars. Caller frees out->v. */
@@ -401,7 +456,9 @@ static int s_pairs(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out)
     memset(out, 0, sizeof *out);
     s_pairs_t all = {0};
     s_index_t seen = {0};
-    int rc = s_flatten(c, map, &all, 0);
+    int rc = s_warn_duplicates(c, map);
+    if (rc == 0)
+        rc = s_flatten(c, map, &all, 0);
     for (size_t i = 0; rc == 0 && i < all.n; i++) {
         yaml_node_t *k = all.v[i].key;
         if (k->type != YAML_SCALAR_NODE) {
@@ -1248,8 +1305,8 @@ static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p)
 {
     if (!*yd_p)
         return NULL;
-    s_ctx_t c = {.yd = *yd_p, .doc = af_yamldoc_document(*yd_p), .budget = S_BUDGET};
     af_inventory_t *inv = calloc(1, sizeof *inv);
+    s_ctx_t c = {.yd = *yd_p, .doc = af_yamldoc_document(*yd_p), .budget = S_BUDGET, .inv = inv};
     int rc = inv ? s_build(&c, inv) : af_yamldoc_nomem(c.yd);
     s_ctx_free(&c);
     af_yamldoc_destroy(yd_p);
@@ -1278,8 +1335,21 @@ void af_inventory_destroy(af_inventory_t **self_p)
     for (size_t i = 0; i < self->n_nodes; i++)
         s_node_free(&self->nodes[i]);
     free(self->nodes);
+    for (size_t i = 0; i < self->warnings.n; i++)
+        free(self->warnings.v[i]);
+    free(self->warnings.v);
     free(self);
     *self_p = NULL;
+}
+
+size_t af_inventory_warning_count(const af_inventory_t *self)
+{
+    return self ? self->warnings.n : 0;
+}
+
+const char *af_inventory_warning(const af_inventory_t *self, size_t i)
+{
+    return self && i < self->warnings.n ? self->warnings.v[i] : NULL;
 }
 
 size_t af_inventory_size(const af_inventory_t *self)

@@ -21,6 +21,7 @@
 #define AF_INVENTORY_MAX_GROUPS 4096 /* distinct group names in one file */
 #define AF_INVENTORY_MAX_LABELS 64   /* archfarm_labels entries per host */
 #define AF_INVENTORY_MAX_JOBS 256    /* largest archfarm_max_jobs */
+#define AF_INVENTORY_MAX_WARNINGS 64 /* warnings kept; more are dropped */
 
 typedef struct {
     char *key;
@@ -67,6 +68,11 @@ const af_node_t *af_inventory_node(const af_inventory_t *self, size_t i);
 /* Node by name; borrowed. NULL if absent. */
 const af_node_t *af_inventory_find(const af_inventory_t *self, const char *name);
 
+/* Warnings found while loading (a key defined twice in one mapping...),
+ * "FILE:LINE:COL: warning: ...", in document order. Borrowed. Callers
+ * print them to stderr; they do not make the inventory invalid. */
+size_t af_inventory_warning_count(const af_inventory_t *self);
+const char *af_inventory_warning(const af_inventory_t *self, size_t i);
 /* True when NODE serves P natively. */
 bool af_node_serves(const af_node_t *node, const af_platform_t *p);
 

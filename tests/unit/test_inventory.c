@@ -2,13 +2,17 @@
  * precedence, host ranges, anchors and merge keys, every error with its
  * FILE:LINE:COL, malformed and hostile input. Data files live in
  * $AF_TEST_DATA/inventory/. */
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1131,7 +1135,7 @@ static void inventory_size_is_bounded(void **state)
     assert_null(af_inventory_load_buffer("big.yaml", big, len, &err));
     assert_int_equal(err.code, AF_ERR_TOOBIG);
     assert_string_equal(err.msg, "big.yaml: inventory is 4194305 bytes, more than the limit of "
-                                 "4194304");
+                                 "4194304 bytes");
     /* a file over the limit is caught while reading */
     char path[] = "/tmp/af_inv_big_XXXXXX";
     int fd = mkstemp(path);
@@ -1144,6 +1148,128 @@ static void inventory_size_is_bounded(void **state)
     assert_int_equal(err.code, AF_ERR_TOOBIG);
     unlink(path);
     free(big);
+}
+
+/* issue 12 finding 10: a host written twice in one mapping used to be merged
+ * silently (the second wins); it warns with both positions. */
+static void inventory_duplicate_host_warns(void **state)
+{
+    (void)state;
+    const char *y = "archfarm_agents:\n"
+                    "  hosts:\n"
+                    "    pi01: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n"
+                    "    pi02: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n"
+                    "    pi01: {archfarm_platforms: [linux/amd64], archfarm_insecure: true}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("dup.yaml", y, strlen(y), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_int_equal(af_inventory_warning_count(inv), 1);
+    assert_string_equal(af_inventory_warning(inv, 0),
+                        "dup.yaml:5:5: warning: \"pi01\" is defined twice in one mapping, first "
+                        "at dup.yaml:3:5; the later one wins (as in Ansible)");
+    assert_null(af_inventory_warning(inv, 1));
+    /* the later definition wins, as in Ansible */
+    char plat[64];
+    assert_string_equal(af_platform_format(&s_node(inv, "pi01")->platforms[0], plat, sizeof plat),
+                        "linux/amd64");
+    af_inventory_destroy(&inv);
+
+    /* a key repeated through an alias is reported once; `<<` overrides are
+     * not duplicates */
+    const char *y2 = "archfarm_agents:\n"
+                     "  vars: &v {archfarm_insecure: true, archfarm_insecure: true}\n"
+                     "  hosts:\n"
+                     "    a: {<<: *v, archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n"
+                     "    b: {<<: *v, archfarm_platforms: [linux/arm64]}\n";
+    inv = af_inventory_load_buffer("alias.yaml", y2, strlen(y2), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_int_equal(af_inventory_warning_count(inv), 1);
+    assert_non_null(strstr(af_inventory_warning(inv, 0), "alias.yaml:2:38: warning: "));
+    af_inventory_destroy(&inv);
+}
+
+/* issue 12 finding 10: an oversized file gives its real size and the limit
+ * (it said "4194305 bytes", one past the limit, whatever the size) */
+static void inventory_oversized_file_says_the_limit(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/af_inv_huge_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 50L * 1024 * 1024), 0); /* sparse: no disk used */
+    close(fd);
+    af_err_t err;
+    af_err_clear(&err);
+    assert_null(af_inventory_load(path, &err));
+    assert_int_equal(err.code, AF_ERR_TOOBIG);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s: inventory is 52428800 bytes, more than the limit of 4194304 bytes", path);
+    assert_string_equal(err.msg, want);
+    unlink(path);
+}
+
+/* Writes LEN bytes of DATA to a new FIFO's write end from a child; returns
+ * the child's pid. */
+static pid_t s_fifo_writer(const char *path, const char *data, size_t len)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY);
+        for (size_t off = 0; fd >= 0 && off < len;) {
+            ssize_t n = write(fd, data + off, len - off);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+/* issue 12 finding 10: `-i <(...)` and FIFOs were refused as "not a regular
+ * file"; they are read, bounded like files */
+static void inventory_reads_fifos_bounded(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/af_inv_fifo_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/inv", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    const char *y = "archfarm_agents:\n  hosts:\n    n1: {archfarm_platforms: [linux/arm64], "
+                    "archfarm_insecure: true}\n";
+    pid_t pid = s_fifo_writer(path, y, strlen(y));
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load(path, &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_int_equal(af_inventory_size(inv), 1);
+    assert_string_equal(af_inventory_node(inv, 0)->name, "n1");
+    af_inventory_destroy(&inv);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+
+    /* an endless pipe stops at the limit */
+    size_t len = AF_INVENTORY_MAX_BYTES + 4096;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, '#', len);
+    pid = s_fifo_writer(path, big, len);
+    assert_null(af_inventory_load(path, &err));
+    assert_int_equal(err.code, AF_ERR_TOOBIG);
+    char want[128];
+    snprintf(want, sizeof want, "%s: inventory is larger than the limit of 4194304 bytes", path);
+    assert_string_equal(err.msg, want);
+    kill(pid, SIGKILL); /* the writer may block on the closed pipe: SIGPIPE ends it anyway */
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    free(big);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void inventory_load_reads_files(void **state)
@@ -1172,7 +1298,7 @@ static void inventory_load_reads_files(void **state)
     assert_int_equal(err.code, AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "does-not-exist.yaml: No such file or directory"));
     assert_null(af_inventory_load("/", &err));
-    assert_string_equal(err.msg, "/: not a regular file");
+    assert_string_equal(err.msg, "/: not a regular file or a pipe");
 }
 
 static void inventory_example_config_loads(void **state)
@@ -1256,6 +1382,9 @@ int main(void)
         cmocka_unit_test(inventory_multiple_documents_rejected),
         cmocka_unit_test(inventory_size_is_bounded),
         cmocka_unit_test(inventory_load_reads_files),
+        cmocka_unit_test(inventory_duplicate_host_warns),
+        cmocka_unit_test(inventory_oversized_file_says_the_limit),
+        cmocka_unit_test(inventory_reads_fifos_bounded),
         cmocka_unit_test(inventory_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

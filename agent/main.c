@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <czmq.h>
+
 #include "agent.h"
+#include "certfile.h"
 #include "config.h"
 #include "error.h"
 #include "limits.h"
@@ -38,6 +41,9 @@ static void s_usage(FILE *out)
             "      --kill-grace-ms N       SIGTERM to SIGKILL delay (default %d)\n"
             "      --drain S               on SIGTERM, let running slices finish for up to S\n"
             "                              seconds before cancelling them (default 0)\n"
+            "      --init-cert             create the --cert key pair if it does not exist\n"
+            "                              (secret 0600), print the public key, exit; for\n"
+            "                              installers (the .deb's postinst runs it)\n"
             "  -h, --help                  this help\n"
             "  -V, --version               print the version\n",
             AF_AGENT_DEFAULT_LISTEN, AF_AGENT_DEFAULT_WORKDIR, AF_HEARTBEAT_MS, AF_LIVENESS,
@@ -71,6 +77,7 @@ static const s_opt_t s_opts[] = {
     {"context-cache", required_argument, 0, "context_cache"},
     {"kill-grace-ms", required_argument, 0, "kill_grace_ms"},
     {"drain", required_argument, 0, "drain_s"},
+    {"init-cert", no_argument, 0, NULL},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };
@@ -87,6 +94,39 @@ typedef struct {
     const char *value;
     const s_opt_t *opt;
 } s_flag_t;
+
+/* --init-cert: the configured certificate pair, created when missing.
+ * Idempotent, so an installer can run it on every upgrade. */
+static int s_init_cert(const af_agent_config_t *cfg)
+{
+    if (!cfg->cert[0]) {
+        fprintf(stderr, "archfarm-agent: --init-cert: no cert path (set cert: in agent.yaml or "
+                        "--cert FILE)\n");
+        return 2;
+    }
+    char pub[AF_AGENT_PATH_MAX], key[AF_CERT_Z85_LEN + 1];
+    snprintf(pub, sizeof pub, "%s", cfg->cert);
+    size_t n = strlen(pub);
+    if (n > 7 && strcmp(pub + n - 7, "_secret") == 0)
+        pub[n - 7] = '\0'; /* cert: may name either file of the pair */
+    zcert_t *have = zcert_load(pub);
+    if (have) {
+        printf("%s\n", zcert_public_txt(have));
+        fprintf(stderr, "archfarm-agent: %s exists, kept\n", pub);
+        zcert_destroy(&have);
+        return 0;
+    }
+    af_err_t err;
+    af_err_clear(&err);
+    if (af_certfile_create(pub, cfg->name[0] ? cfg->name : "agent",
+                           "archfarm-agent --init-cert " AF_VERSION, false, key, &err) < 0) {
+        fprintf(stderr, "archfarm-agent: --init-cert: %s\n", af_err_msg(&err, err.code));
+        return err.code == AF_ERR_STATE ? 2 : 1;
+    }
+    printf("%s\n", key);
+    fprintf(stderr, "archfarm-agent: wrote %s and %s_secret\n", pub, pub);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -107,7 +147,7 @@ int main(int argc, char **argv)
     s_flag_t *flags = calloc((size_t)argc + 1, sizeof *flags);
     size_t n_flags = 0;
     const char *config_path = NULL;
-    bool platform_seen = false;
+    bool platform_seen = false, init_cert = false;
     if (!flags)
         return 1;
     int c;
@@ -123,6 +163,10 @@ int main(int argc, char **argv)
         }
         if (o->letter == 'c') {
             config_path = optarg;
+            continue;
+        }
+        if (!o->letter && !o->key) { /* --init-cert */
+            init_cert = true;
             continue;
         }
         if (o->letter == 'h' || o->letter == 'V') {
@@ -162,6 +206,8 @@ int main(int argc, char **argv)
             rc = 2;
     }
     free(flags);
+    if (!rc && init_cert)
+        return s_init_cert(&cfg);
     if (!rc && af_agent_config_finish(&cfg, &err) < 0)
         rc = 2;
     if (rc) {

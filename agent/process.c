@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -300,6 +301,17 @@ af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[],
     af_process_t *self = calloc(1, sizeof *self);
     if (!self) {
         af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    /* posix_spawn also fails on a bad cwd, but only where the C library can
+     * report a child-side failure back: under qemu-user (how arm agents are
+     * tested) CLONE_VFORK is emulated as fork and the child just exits 127.
+     * Checking first names the directory on every platform. */
+    struct stat st;
+    int cwd_errno = stat(cwd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (cwd_errno) {
+        af_err_set(err, AF_ERR_CHILD, "cannot start /bin/sh in %s: %s", cwd, strerror(cwd_errno));
+        free(self);
         return NULL;
     }
     self->loop = loop;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "certfile.h"
 #include "cli.h"
 
 static const char s_help[] =
@@ -76,33 +77,21 @@ int af_cmd_keygen(const af_cli_t *cli, int argc, char **argv)
         af_cli_error("cannot create %s: %s", dir, strerror(errno));
         return AF_EXIT_INFRA;
     }
-    char pub[4096], sec[4200];
+    char pub[4096], sec[4200], key[AF_CERT_Z85_LEN + 1], creator[64];
     snprintf(pub, sizeof pub, "%s/%s.key", dir, name);
     snprintf(sec, sizeof sec, "%s_secret", pub);
-    if (!force && (access(pub, F_OK) == 0 || access(sec, F_OK) == 0)) {
-        af_cli_error("%s or %s already exists (use --force to replace)", pub, sec);
-        return AF_EXIT_USAGE;
-    }
-    zcert_t *cert = zcert_new();
-    if (!cert) {
-        af_cli_error("cannot generate a key pair");
+    snprintf(creator, sizeof creator, "archfarm keygen %s", AF_VERSION);
+    af_err_t err;
+    af_err_clear(&err);
+    if (af_certfile_create(pub, name, creator, force, key, &err) < 0) {
+        if (err.code == AF_ERR_STATE) {
+            af_cli_error("%s (use --force to replace)", af_err_msg(&err, err.code));
+            return AF_EXIT_USAGE;
+        }
+        af_cli_error("%s", af_err_msg(&err, err.code));
         return AF_EXIT_INFRA;
     }
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
-    zcert_set_meta(cert, "name", "%s", name);
-    zcert_set_meta(cert, "created-by", "archfarm keygen %s", AF_VERSION);
-    zcert_set_meta(cert, "host", "%s", host);
-    int rc = zcert_save(cert, pub);
-    if (rc == 0)
-        rc = chmod(sec, 0600);
-    if (rc) {
-        af_cli_error("cannot write %s: %s", pub, strerror(errno));
-        zcert_destroy(&cert);
-        return AF_EXIT_INFRA;
-    }
-    printf("%s\n", zcert_public_txt(cert));
+    printf("%s\n", key);
     fprintf(stderr, "wrote %s and %s\n", pub, sec);
-    zcert_destroy(&cert);
     return AF_EXIT_OK;
 }

@@ -1,6 +1,7 @@
 /* main.c -- archfarm-agent: parse the command line, load the config, run.
  * Flags override agent.yaml; see docs/agent.md. Exit status: 0 after a
  * clean shutdown, 1 on a runtime failure, 2 on a bad flag or config. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "error.h"
 #include "limits.h"
 #include "recovery.h"
+#include "sdnotify.h"
 
 static void s_usage(FILE *out)
 {
@@ -41,6 +43,9 @@ static void s_usage(FILE *out)
             "      --kill-grace-ms N       SIGTERM to SIGKILL delay (default %d)\n"
             "      --drain S               on SIGTERM, let running slices finish for up to S\n"
             "                              seconds before cancelling them (default 0)\n"
+            "      --check-config          check the configuration (file and flags) and\n"
+            "                              the certificate, print \"config OK\", exit 0; or\n"
+            "                              print the error and exit 2 (for installers)\n"
             "      --init-cert             create the --cert key pair if it does not exist\n"
             "                              (secret 0600), print the public key, exit; for\n"
             "                              installers (the .deb's postinst runs it)\n"
@@ -78,6 +83,7 @@ static const s_opt_t s_opts[] = {
     {"kill-grace-ms", required_argument, 0, "kill_grace_ms"},
     {"drain", required_argument, 0, "drain_s"},
     {"init-cert", no_argument, 0, NULL},
+    {"check-config", no_argument, 0, NULL},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };
@@ -94,6 +100,23 @@ typedef struct {
     const char *value;
     const s_opt_t *opt;
 } s_flag_t;
+
+/* --check-config: the certificate, when CURVE is on, must load as the agent
+ * will load it (a readable secret key in the right format). */
+static int s_check_cert(const af_agent_config_t *cfg, af_err_t *err)
+{
+    if (cfg->insecure)
+        return 0;
+    zcert_t *cert = zcert_load(cfg->cert);
+    if (!cert)
+        return af_err_set(err, AF_ERR_INVAL, "cert: %s: cannot load a CURVE certificate from it",
+                          cfg->cert);
+    bool secret = strcmp(zcert_secret_txt(cert), "0000000000000000000000000000000000000000") != 0;
+    zcert_destroy(&cert);
+    if (!secret)
+        return af_err_set(err, AF_ERR_INVAL, "cert: %s holds no secret key", cfg->cert);
+    return 0;
+}
 
 /* --init-cert: the configured certificate pair, created when missing.
  * Idempotent, so an installer can run it on every upgrade. */
@@ -147,7 +170,7 @@ int main(int argc, char **argv)
     s_flag_t *flags = calloc((size_t)argc + 1, sizeof *flags);
     size_t n_flags = 0;
     const char *config_path = NULL;
-    bool platform_seen = false, init_cert = false;
+    bool platform_seen = false, init_cert = false, check_config = false;
     if (!flags)
         return 1;
     int c;
@@ -165,8 +188,11 @@ int main(int argc, char **argv)
             config_path = optarg;
             continue;
         }
-        if (!o->letter && !o->key) { /* --init-cert */
-            init_cert = true;
+        if (!o->letter && !o->key) { /* --init-cert, --check-config */
+            if (o->name[1] == 'n')
+                init_cert = true;
+            else
+                check_config = true;
             continue;
         }
         if (o->letter == 'h' || o->letter == 'V') {
@@ -210,9 +236,15 @@ int main(int argc, char **argv)
         return s_init_cert(&cfg);
     if (!rc && af_agent_config_finish(&cfg, &err) < 0)
         rc = 2;
+    if (!rc && check_config && s_check_cert(&cfg, &err) < 0)
+        rc = 2;
     if (rc) {
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_INVAL));
         return rc;
+    }
+    if (check_config) {
+        printf("%s: config OK\n", config_path ? config_path : "flags");
+        return 0;
     }
 
     /* a previous run that crashed may have left build steps running: kill
@@ -223,6 +255,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_STATE));
         return err.code == AF_ERR_INVAL || err.code == AF_ERR_UNSUPPORTED ? 2 : 1;
     }
+    char status[600];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", af_agent_endpoint(agent));
+    if (af_sd_notify(status) < 0)
+        fprintf(stderr, "archfarm-agent: NOTIFY_SOCKET: %s\n", strerror(errno));
     rc = af_agent_run(agent);
     af_agent_destroy(&agent);
     return rc ? 1 : 0;

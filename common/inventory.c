@@ -15,12 +15,14 @@
 #include "inventory.h"
 
 #include <ctype.h>
+#include <czmq.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "yamldoc.h"
@@ -125,6 +127,8 @@ typedef struct {
     s_index_t host_index;
     size_t budget;
     struct af_inventory *inv; /* warnings go to inv->warnings */
+    const char *known_dir;    /* known_agents/ beside the file; NULL for buffers */
+    af_err_t *err;            /* the caller's, for errors outside the YAML */
 } s_ctx_t;
 
 struct af_inventory {
@@ -1087,6 +1091,31 @@ static bool s_endpoint_ok(const char *e)
     return true;
 }
 
+/* ---- the known-agents store ------------------------------------------------ */
+
+/* The public key of host NAME from known_agents/NAME.key beside the
+ * inventory (a czmq public certificate, as the Ansible role collects it from
+ * the agent), into *OUT (caller frees), or *OUT NULL when there is none.
+ * Like ~/.ssh/known_hosts: ops never paste keys by hand. */
+static int s_known_key(s_ctx_t *c, const char *name, char **out)
+{
+    *out = NULL;
+    if (!c->known_dir || !name[0] || name[0] == '.' || strchr(name, '/'))
+        return 0;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.key", c->known_dir, name) >= sizeof path)
+        return 0;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    zcert_t *cert = zcert_load(path);
+    if (!cert)
+        return af_err_set(c->err, AF_ERR_INVAL, "%s: not a CURVE certificate", path);
+    *out = strdup(zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return *out ? 0 : af_yamldoc_nomem(c->yd);
+}
+
 static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
 {
     char show[96];
@@ -1169,11 +1198,15 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
         if (!(node->server_key = strdup(key)))
             return af_yamldoc_nomem(c->yd);
     } else if (!node->insecure) {
-        return af_yamldoc_fail_at(
-            c->yd, &h->mark, AF_ERR_INVAL,
-            "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
-            "is true",
-            h->name);
+        if ((rc = s_known_key(c, h->name, &node->server_key)))
+            return rc;
+        if (!node->server_key)
+            return af_yamldoc_fail_at(
+                c->yd, &h->mark, AF_ERR_INVAL,
+                "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
+                "is true (or known_agents/%s.key beside the inventory, which the Ansible "
+                "role writes)",
+                h->name, h->name);
     }
     if ((n = slot[V_LABELS]) && (rc = s_labels(c, n, node)))
         return rc;
@@ -1301,12 +1334,17 @@ static int s_build(s_ctx_t *c, af_inventory_t *inv)
 
 /* Builds the inventory from *YD_P, which it destroys. NULL when *YD_P is
  * NULL (its error is already set) or on error. */
-static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p)
+static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p, const char *known_dir, af_err_t *err)
 {
     if (!*yd_p)
         return NULL;
     af_inventory_t *inv = calloc(1, sizeof *inv);
-    s_ctx_t c = {.yd = *yd_p, .doc = af_yamldoc_document(*yd_p), .budget = S_BUDGET, .inv = inv};
+    s_ctx_t c = {.yd = *yd_p,
+                 .doc = af_yamldoc_document(*yd_p),
+                 .budget = S_BUDGET,
+                 .inv = inv,
+                 .known_dir = known_dir,
+                 .err = err};
     int rc = inv ? s_build(&c, inv) : af_yamldoc_nomem(c.yd);
     s_ctx_free(&c);
     af_yamldoc_destroy(yd_p);
@@ -1319,13 +1357,19 @@ af_inventory_t *af_inventory_load_buffer(const char *name, const char *data, siz
                                          af_err_t *err)
 {
     af_yamldoc_t *yd = af_yamldoc_new(name ? name : "inventory", data, len, &s_limits, err);
-    return s_inventory_new(&yd);
+    return s_inventory_new(&yd, NULL, err);
 }
 
 af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
 {
     af_yamldoc_t *yd = af_yamldoc_load(path, &s_limits, err);
-    return s_inventory_new(&yd);
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int n = slash ? (int)(slash - path) : 1;
+    if (snprintf(dir, sizeof dir, "%.*s/known_agents", n, slash ? (n ? path : "/") : ".") >=
+        (int)sizeof dir)
+        dir[0] = '\0';
+    return s_inventory_new(&yd, dir[0] ? dir : NULL, err);
 }
 void af_inventory_destroy(af_inventory_t **self_p)
 {

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "certfile.h"
 #include "inventory.h"
 
 #define Z85_KEY "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
@@ -261,13 +262,15 @@ static void inventory_missing_server_key_names_the_host(void **state)
             "    build7: {archfarm_platforms: amd64}\n",
             AF_ERR_INVAL,
             "inv.yaml:3:5: host \"build7\": archfarm_server_key is required unless "
-            "archfarm_insecure is true");
+            "archfarm_insecure is true (or known_agents/build7.key beside the inventory, which "
+            "the Ansible role writes)");
     s_fails("archfarm_agents:\n"
             "  hosts:\n"
             "    build7: {archfarm_platforms: amd64, archfarm_insecure: false}\n",
             AF_ERR_INVAL,
             "inv.yaml:3:5: host \"build7\": archfarm_server_key is required unless "
-            "archfarm_insecure is true");
+            "archfarm_insecure is true (or known_agents/build7.key beside the inventory, which "
+            "the Ansible role writes)");
 }
 
 static void inventory_server_key_must_be_z85(void **state)
@@ -1272,6 +1275,62 @@ static void inventory_reads_fifos_bounded(void **state)
     rmdir(dir);
 }
 
+/* A CURVE host without archfarm_server_key takes its key from
+ * known_agents/NAME.key beside the inventory (written by the Ansible role);
+ * the inventory's own key wins; without either it is an error naming both
+ * ways. */
+static void inventory_known_agents_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/af_inv_known_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], known[128], cert[160];
+    snprintf(path, sizeof path, "%s/inv.yaml", dir);
+    snprintf(known, sizeof known, "%s/known_agents", dir);
+    const char *y = "archfarm_agents:\n  hosts:\n"
+                    "    a: {archfarm_platforms: [linux/arm64]}\n"
+                    "    b: {archfarm_platforms: [linux/arm64], archfarm_server_key: "
+                    "\"hc@Ar&y&}XVyE349qxxCK%$@WIj01mKmF8Lpu&lS\"}\n";
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(y, f);
+    fclose(f);
+    af_err_t err;
+    af_err_clear(&err);
+    assert_null(af_inventory_load(path, &err));
+    assert_non_null(strstr(err.msg, "inv.yaml:3:5: host \"a\": archfarm_server_key is required "
+                                    "unless archfarm_insecure is true (or known_agents/a.key"));
+
+    assert_int_equal(mkdir(known, 0755), 0);
+    char key_a[AF_CERT_Z85_LEN + 1], key_b[AF_CERT_Z85_LEN + 1];
+    snprintf(cert, sizeof cert, "%s/a.key", known);
+    assert_int_equal(af_certfile_create(cert, "a", "test", false, key_a, &err), 0);
+    snprintf(cert, sizeof cert, "%s/b.key", known);
+    assert_int_equal(af_certfile_create(cert, "b", "test", false, key_b, &err), 0);
+    af_inventory_t *inv = af_inventory_load(path, &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_string_equal(s_node(inv, "a")->server_key, key_a);
+    assert_string_equal(s_node(inv, "b")->server_key, "hc@Ar&y&}XVyE349qxxCK%$@WIj01mKmF8Lpu&lS");
+    af_inventory_destroy(&inv);
+
+    /* a store file that is not a certificate is an error naming it */
+    snprintf(cert, sizeof cert, "%s/a.key", known);
+    unlink(cert);
+    strcat(cert, "_secret");
+    unlink(cert);
+    snprintf(cert, sizeof cert, "%s/a.key", known);
+    f = fopen(cert, "w");
+    assert_non_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    assert_null(af_inventory_load(path, &err));
+    assert_non_null(strstr(err.msg, "known_agents/a.key: not a CURVE certificate"));
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void inventory_load_reads_files(void **state)
 {
     (void)state;
@@ -1385,6 +1444,7 @@ int main(void)
         cmocka_unit_test(inventory_duplicate_host_warns),
         cmocka_unit_test(inventory_oversized_file_says_the_limit),
         cmocka_unit_test(inventory_reads_fifos_bounded),
+        cmocka_unit_test(inventory_known_agents_store),
         cmocka_unit_test(inventory_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1200,13 +1200,16 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
     } else if (!node->insecure) {
         if ((rc = s_known_key(c, h->name, &node->server_key)))
             return rc;
-        if (!node->server_key)
-            return af_yamldoc_fail_at(
-                c->yd, &h->mark, AF_ERR_INVAL,
-                "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
-                "is true (or known_agents/%s.key beside the inventory, which the Ansible "
-                "role writes)",
-                h->name, h->name);
+        /* first deploy: the role creates the key and fills the store; the
+         * coordinator refuses to connect to this node until then */
+        if (!node->server_key &&
+            (rc = s_warn(c,
+                         "%s:%zu:%zu: warning: host \"%s\" has no archfarm_server_key and no "
+                         "known_agents/%s.key beside the inventory yet: unreachable until the "
+                         "Ansible role has created and collected its key",
+                         af_yamldoc_name(c->yd), h->mark.line + 1, h->mark.column + 1, h->name,
+                         h->name)))
+            return rc;
     }
     if ((n = slot[V_LABELS]) && (rc = s_labels(c, n, node)))
         return rc;

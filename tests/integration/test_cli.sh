@@ -148,7 +148,7 @@ af_inventory_write "$T/inventory.yaml"
 af_run_rc rc af_archfarm ls
 OUT=$(cat "$AF_TMP/last.out")
 printf '%s\n' "$OUT" >&2
-[[ $rc == 0 || $rc == 3 ]] || af_fail "ls exited $rc"
+af_assert_eq 3 "$rc" "ls exits 3 when a node (node-dead) is not ready"
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" 'ready' "ls: node-amd64 is ready"
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" 'linux/amd64' "ls: node-amd64 platforms"
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" "tcp://127.0.0.1:${AF_AGENT_PORT[node-amd64]}" "ls: node-amd64 endpoint"

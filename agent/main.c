@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <czmq.h>
 
@@ -138,6 +139,15 @@ static int s_init_cert(const af_agent_config_t *cfg)
         fprintf(stderr, "archfarm-agent: %s exists, kept\n", pub);
         zcert_destroy(&have);
         return 0;
+    }
+    char secret[AF_AGENT_PATH_MAX + 8];
+    snprintf(secret, sizeof secret, "%s_secret", pub);
+    if (access(pub, F_OK) == 0 || access(secret, F_OK) == 0) {
+        fprintf(stderr,
+                "archfarm-agent: --init-cert: %s or %s exists but cannot load a CURVE "
+                "certificate from it (remove both to create a new pair)\n",
+                pub, secret);
+        return 2;
     }
     af_err_t err;
     af_err_clear(&err);

@@ -109,7 +109,7 @@ agent_pid=$!
 af_on_exit kill "$agent_pid"
 wait "$notify_pid" || af_fail "no READY from the agent: $(cat "$T/solo-agent.log")"
 af_assert_contains "$(cat "$T/ready.txt")" "READY=1" "the agent sends READY=1 once listening"
-X
+af_assert_match "$(cat "$T/ready.txt")" "STATUS=listening on tcp://[^ ]*:$port" "the agent's STATUS names its endpoint"
 # the coordinator finds the agent's key in known_agents/ beside its inventory
 mkdir -p "$T/coord"
 cp "$T/one.yaml" "$T/coord/farm.yaml"

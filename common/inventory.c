@@ -493,6 +493,99 @@ static int s_pairs(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out)
 
 /* ---- groups, hosts, ranges ----------------------------------------------- */
 
+/* archfarm_* variables that only the Ansible role reads: the role's
+ * defaults/main.yml lists the same names (a unit test checks it), so a
+ * misspelled one is caught, not silently ignored by both. */
+static const char *const s_role_names[] = {
+    "archfarm_agent_binary",
+    "archfarm_agent_cert",
+    "archfarm_agent_name",
+    "archfarm_authorized_keys_dir",
+    "archfarm_become",
+    "archfarm_bin_dir",
+    "archfarm_build_packages",
+    "archfarm_buildah",
+    "archfarm_check_inventory",
+    "archfarm_cli",
+    "archfarm_config_dir",
+    "archfarm_context_cache",
+    "archfarm_create_user",
+    "archfarm_drain_s",
+    "archfarm_executor",
+    "archfarm_group",
+    "archfarm_health_timeout_s",
+    "archfarm_heartbeat_ms",
+    "archfarm_install_packages",
+    "archfarm_job_timeout_s",
+    "archfarm_kill_grace_ms",
+    "archfarm_known_agents_dir",
+    "archfarm_liveness",
+    "archfarm_manage_service",
+    "archfarm_root",
+    "archfarm_runtime_packages",
+    "archfarm_serial",
+    "archfarm_systemd_dir",
+    "archfarm_user",
+    "archfarm_workdir",
+};
+#define S_N_ROLE_NAMES (sizeof s_role_names / sizeof *s_role_names)
+
+const char *af_inventory_known_var(size_t i)
+{
+    for (int id = 0; id < V_COUNT; id++)
+        if (!strncmp(s_var_names[id], "archfarm_", 9) && i-- == 0)
+            return s_var_names[id];
+    return i < S_N_ROLE_NAMES ? s_role_names[i] : NULL;
+}
+
+/* Levenshtein distance of A and B, capped at 9 (names are short). */
+static size_t s_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 9;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+/* An archfarm_* KEY that neither archfarm nor the role knows: an error at
+ * KEY with the closest known name when one is near. */
+static int s_unknown_var(s_ctx_t *c, const yaml_node_t *k)
+{
+    const char *key = af_yamldoc_text(k), *best = NULL, *name;
+    size_t best_d = 4; /* suggest within 3 edits */
+    for (size_t i = 0; (name = af_inventory_known_var(i)); i++) {
+        if (!strcmp(key, name))
+            return 0;
+        size_t d = s_distance(key, name);
+        if (d < best_d)
+            best_d = d, best = name;
+    }
+    if (best)
+        return af_yamldoc_fail(c->yd, k, AF_ERR_INVAL, "unknown variable %s (did you mean %s?)",
+                               key, best);
+    return af_yamldoc_fail(c->yd, k, AF_ERR_INVAL,
+                           "unknown variable %s (archfarm_* names are archfarm's; see "
+                           "docs/inventory.md)",
+                           key);
+}
+
 /* Appends the archfarm variables among PAIRS of a vars mapping to VARS. */
 static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
 {
@@ -500,6 +593,8 @@ static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
     int rc = s_pairs(c, map, &pairs);
     for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
         const char *key = af_yamldoc_text(pairs.v[i].key);
+        if (!strncmp(key, "archfarm_", 9) && (rc = s_unknown_var(c, pairs.v[i].key)))
+            break;
         for (int id = 0; id < V_COUNT; id++) {
             if (strcmp(key, s_var_names[id]))
                 continue;
@@ -1105,15 +1200,62 @@ static int s_known_key(s_ctx_t *c, const char *name, char **out)
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s.key", c->known_dir, name) >= sizeof path)
         return 0;
+    /* read here and parsed from memory: czmq's file loaders leak on a
+     * malformed file; 4 KiB is more than any certificate */
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return 0;
-    zcert_t *cert = zcert_load(path);
-    if (!cert)
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char buf[4097];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    zconfig_t *root = len < sizeof buf - 1 && strlen(buf) == len ? zconfig_str_load(buf) : NULL;
+    const char *key = root ? zconfig_get(root, "/curve/public-key", "") : "";
+    static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              ".-:+=^!/*?&<>()[]{}@%$#";
+    bool valid = strlen(key) == 40 && strspn(key, z85) == 40;
+    if (valid)
+        *out = strdup(key);
+    zconfig_destroy(&root);
+    if (!valid)
         return af_err_set(c->err, AF_ERR_INVAL, "%s: not a CURVE certificate", path);
-    *out = strdup(zcert_public_txt(cert));
-    zcert_destroy(&cert);
     return *out ? 0 : af_yamldoc_nomem(c->yd);
+}
+
+/* Refuses a plain scalar that YAML 1.1 (PyYAML, so Ansible) and YAML 1.2
+ * (libyaml's tags as archfarm reads them) read differently, rather than
+ * deploying one value and dialling another: in an integer variable a
+ * leading zero (octal in 1.1: 07420 is 3856), `_` digit separators or `:`
+ * (base 60 in 1.1); in a string variable yes/no/on/off (booleans in 1.1).
+ * Quoting the value makes it a string to both. */
+static int s_yaml11_check(s_ctx_t *c, int id, const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *t = af_yamldoc_text(n);
+    const char *d = t + (t[0] == '-' || t[0] == '+');
+    bool numeric = id == V_PORT || id == V_MAX_JOBS || id == V_PRIORITY;
+    if (numeric && isdigit((unsigned char)d[0]) && strspn(d, "0123456789_:") == strlen(d) &&
+        ((d[0] == '0' && d[1]) || strpbrk(d, "_:")))
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                               "%s: \"%s\" is read differently by YAML 1.1 (Ansible: %s) and "
+                               "YAML 1.2; write the plain decimal number",
+                               s_var_names[id], t,
+                               d[0] == '0' && d[1] && !strpbrk(d, "_:")
+                                   ? "octal"
+                                   : (strchr(d, ':') ? "base 60" : "digit separators"));
+    static const char *const bools[] = {"yes", "no", "on", "off", NULL};
+    bool text = id == V_ANSIBLE_HOST || id == V_ENDPOINT || id == V_PLATFORMS;
+    for (size_t i = 0; text && bools[i]; i++)
+        if (!strcasecmp(t, bools[i]))
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                                   "%s: %s is a boolean to YAML 1.1 (Ansible) and a string to "
+                                   "YAML 1.2; quote it (\"%s\") if it is a name",
+                                   s_var_names[id], t, t);
+    return 0;
 }
 
 static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
@@ -1145,6 +1287,9 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
     for (int id = 0; id < V_COUNT; id++)
         if (af_yamldoc_is_null(slot[id]))
             slot[id] = NULL; /* an explicit null resets to the default */
+    for (int id = 0; id < V_COUNT; id++)
+        if (slot[id] && (rc = s_yaml11_check(c, id, slot[id])))
+            return rc;
 
     node->name = strdup(h->name);
     if (!node->name)

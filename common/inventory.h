@@ -4,7 +4,8 @@
  * that group is defined (top level or under any `children:`), with
  * Ansible's precedence: host vars > child-group vars > parent-group vars >
  * `all` vars. Host patterns such as `pi[01:08]`, `node[a:c]` and
- * `x[1:9:2]` expand like Ansible's. Unknown variables are ignored. Errors
+ * `x[1:9:2]` expand like Ansible's. Unknown variables are ignored, except
+ * archfarm_* names neither archfarm nor the role knows (typos). Errors
  * name the place: "FILE:LINE:COL: message". See docs/inventory.md. */
 #ifndef AF_INVENTORY_H
 #define AF_INVENTORY_H
@@ -73,6 +74,10 @@ const af_node_t *af_inventory_find(const af_inventory_t *self, const char *name)
  * print them to stderr; they do not make the inventory invalid. */
 size_t af_inventory_warning_count(const af_inventory_t *self);
 const char *af_inventory_warning(const af_inventory_t *self, size_t i);
+/* The I-th archfarm_* variable name an inventory may hold (archfarm's own,
+ * then the Ansible role's), NULL past the end. Any other archfarm_* name is
+ * an error with a did-you-mean. Static strings. */
+const char *af_inventory_known_var(size_t i);
 /* True when NODE serves P natively. */
 bool af_node_serves(const af_node_t *node, const af_platform_t *p);
 

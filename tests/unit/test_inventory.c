@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -513,8 +514,7 @@ static void inventory_unknown_variables_are_ignored(void **state)
                                  "    a:\n"
                                  "      ansible_python_interpreter: /usr/bin/python3\n"
                                  "      archfarm_platforms: amd64\n"
-                                 "      archfarm_insecure: true\n"
-                                 "      archfarm_max_jobz: lots\n");
+                                 "      archfarm_insecure: true\n");
     assert_int_equal(af_inventory_size(inv), 1);
     af_inventory_destroy(&inv);
 }
@@ -1339,6 +1339,124 @@ static void inventory_known_agents_store(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Values YAML 1.1 (Ansible) and YAML 1.2 read differently are refused at
+ * FILE:LINE:COL instead of meaning one thing to the deploy and another to
+ * the coordinator; quoted, or in booleans, they are fine. */
+static void inventory_yaml11_ambiguities_are_refused(void **state)
+{
+    (void)state;
+    const char *head = "archfarm_agents:\n"
+                       "  hosts:\n"
+                       "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true, ";
+    const struct {
+        const char *var, *want;
+    } cases[] = {
+        {"archfarm_port: 07420}\n", "inv.yaml:3:84: archfarm_port: \"07420\" is read differently "
+                                    "by YAML 1.1 (Ansible: octal) and YAML 1.2; write the plain "
+                                    "decimal number"},
+        {"archfarm_max_jobs: 1_0}\n", "inv.yaml:3:88: archfarm_max_jobs: \"1_0\" is read "
+                                      "differently by YAML 1.1 (Ansible: digit separators) and "
+                                      "YAML 1.2; write the plain decimal number"},
+        {"archfarm_priority: 1:30}\n", "inv.yaml:3:88: archfarm_priority: \"1:30\" is read "
+                                       "differently by YAML 1.1 (Ansible: base 60) and YAML 1.2; "
+                                       "write the plain decimal number"},
+        {"ansible_host: no}\n", "inv.yaml:3:83: ansible_host: no is a boolean to YAML 1.1 "
+                                "(Ansible) and a string to YAML 1.2; quote it (\"no\") if it is "
+                                "a name"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char y[512];
+        snprintf(y, sizeof y, "%s%s", head, cases[i].var);
+        s_fails(y, AF_ERR_INVAL, cases[i].want);
+    }
+    /* quoted: a string to both; a plain 0 and booleans mean the same */
+    const char *ok = "archfarm_agents:\n"
+                     "  hosts:\n"
+                     "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: yes, "
+                     "ansible_host: \"no\", archfarm_priority: 0, archfarm_port: 7420}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("inv.yaml", ok, strlen(ok), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_string_equal(s_node(inv, "h")->endpoint, "tcp://no:7420");
+    af_inventory_destroy(&inv);
+}
+
+/* A misspelled archfarm_* variable is an error at its key with a
+ * did-you-mean (it used to be ignored: "1 node OK" without platforms'
+ * typo noticed); role-only knobs are known too. */
+static void inventory_typos_are_caught(void **state)
+{
+    (void)state;
+    s_fails("archfarm_agents:\n"
+            "  hosts:\n"
+            "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true, "
+            "archfarm_platfroms: x}\n",
+            AF_ERR_INVAL,
+            "inv.yaml:3:69: unknown variable archfarm_platfroms (did you mean "
+            "archfarm_platforms?)");
+    s_fails("archfarm_agents:\n"
+            "  vars: {archfarm_drain: 60}\n"
+            "  hosts:\n"
+            "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n",
+            AF_ERR_INVAL,
+            "inv.yaml:2:10: unknown variable archfarm_drain (did you mean archfarm_drain_s?)");
+    s_fails("all:\n  vars: {archfarm_something_else_entirely: 1}\n", AF_ERR_INVAL,
+            "inv.yaml:2:10: unknown variable archfarm_something_else_entirely (archfarm_* names "
+            "are archfarm's; see docs/inventory.md)");
+    const char *ok = "archfarm_agents:\n"
+                     "  vars: {archfarm_drain_s: 60, archfarm_user: builder}\n"
+                     "  hosts:\n"
+                     "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("inv.yaml", ok, strlen(ok), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    af_inventory_destroy(&inv);
+}
+
+/* The known names are one list: exactly the archfarm_* names of the role's
+ * defaults/main.yml (set, or documented in "# archfarm_x:" comments). */
+static void inventory_known_vars_match_the_role_defaults(void **state)
+{
+    (void)state;
+    const char *src = getenv("AF_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/deploy/ansible/roles/archfarm_agent/defaults/main.yml",
+             src ? src : "../..");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512], role[64][64];
+    size_t n_role = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = !strncmp(line, "# ", 2) ? line + 2 : line;
+        size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (strncmp(p, "archfarm_", 9) || p[len] != ':')
+            continue;
+        assert_true(n_role < 64);
+        snprintf(role[n_role++], sizeof role[0], "%.*s", (int)len, p);
+    }
+    fclose(f);
+    size_t n_known = 0;
+    for (const char *name; (name = af_inventory_known_var(n_known)); n_known++) {
+        bool found = false;
+        for (size_t j = 0; j < n_role && !found; j++)
+            found = !strcmp(role[j], name);
+        if (!found)
+            fail_msg("%s is known to archfarm but not in the role's defaults/main.yml", name);
+    }
+    for (size_t j = 0; j < n_role; j++) {
+        bool found = false;
+        for (size_t i = 0; i < n_known && !found; i++)
+            found = !strcmp(role[j], af_inventory_known_var(i));
+        if (!found)
+            fail_msg("%s is in the role's defaults/main.yml but unknown to archfarm", role[j]);
+    }
+    assert_int_equal(n_known, n_role);
+}
+
 static void inventory_load_reads_files(void **state)
 {
     (void)state;
@@ -1453,6 +1571,9 @@ int main(void)
         cmocka_unit_test(inventory_oversized_file_says_the_limit),
         cmocka_unit_test(inventory_reads_fifos_bounded),
         cmocka_unit_test(inventory_known_agents_store),
+        cmocka_unit_test(inventory_yaml11_ambiguities_are_refused),
+        cmocka_unit_test(inventory_typos_are_caught),
+        cmocka_unit_test(inventory_known_vars_match_the_role_defaults),
         cmocka_unit_test(inventory_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

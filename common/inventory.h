@@ -50,8 +50,10 @@ typedef struct af_inventory af_inventory_t;
 
 /* Loads PATH. Returns a new inventory (caller owns) or NULL with err set to
  * "PATH:LINE:COL: message". An inventory with no archfarm_agents hosts is
- * valid and empty. A host in the group without archfarm_platforms, or
- * without archfarm_server_key while not insecure, is an error. */
+ * valid and empty. A host in the group without archfarm_platforms is an
+ * error; one without archfarm_server_key while not insecure takes its key
+ * from known_agents/HOST.key beside PATH, or else is kept with server_key
+ * NULL and a warning (the coordinator will not connect to it). */
 af_inventory_t *af_inventory_load(const char *path, af_err_t *err);
 
 /* Same, from a buffer; NAME is used in messages. */

@@ -132,6 +132,16 @@ af_assert_match "$(s_ls "$c1_secret")" '^solo .*ready' "c1 stays authorised afte
 kill -0 "$agent_pid" 2>/dev/null || af_fail "the agent stopped: a key change must not restart it"
 af_assert_contains "$(cat "$T/solo-agent.log")" "(reloaded)" "the agent reloaded its keys live"
 
+# the agent warns about a readable secret key at a reload of its keys, not
+# only at start (it started with 0600: no warning then)
+grep -q 'readable by others' "$T/solo-agent.log" && af_fail "warning about a 0600 secret key"
+chmod 640 "$R/etc/archfarm/agent.key_secret"
+cp "$c2" "$R/etc/archfarm/authorized_keys/c2.key"
+s_warned() { grep -q 'agent.key_secret holds a secret key and is readable by others' "$T/solo-agent.log"; }
+af_wait_until 30 "the readable-secret warning at the keys reload" s_warned
+rm "$R/etc/archfarm/authorized_keys/c2.key"
+chmod 600 "$R/etc/archfarm/agent.key_secret"
+
 # a secret key among the coordinator keys is refused, and nothing is copied
 cp "$c1_secret" "$T/coordkeys/"
 s_play "$T/one.yaml" "$T/solo3.log" && af_fail "the role accepted a *_secret file among the coordinator keys"

@@ -38,7 +38,19 @@ struct af_curve {
     uint64_t dir_sig;
     bool have_sig;
     bool dir_warned;
+    char cert_holder[S_PATH_MAX + 8]; /* the file with the secret key */
 };
+
+/* Warns when the secret key file is readable by group or others: at start
+ * and at every reload of the keys, so a chmod or a careless copy made while
+ * the agent runs is not missed until the next restart. */
+static void s_warn_readable_secret(const af_curve_t *self)
+{
+    struct stat st;
+    if (self->cert_holder[0] && stat(self->cert_holder, &st) == 0 && (st.st_mode & 077))
+        af_warn("--cert %s holds a secret key and is readable by others (mode %04o): chmod 600 it",
+                self->cert_holder, (unsigned)(st.st_mode & 07777));
+}
 
 /* --- the directory ----------------------------------------------------- */
 
@@ -337,6 +349,8 @@ int af_curve_reload(af_curve_t *self)
     else
         af_info("authorized keys: %zu coordinator key(s) from %s%s", n, self->keys_dir,
                 first ? "" : " (reloaded)");
+    if (!first)
+        s_warn_readable_secret(self);
     return first ? 0 : 1;
 }
 
@@ -393,9 +407,8 @@ static int s_load_server_cert(af_curve_t *self, const char *path, af_err_t *err)
         return rc;
     if (!cert)
         return af_err_set(err, AF_ERR_NOMEM, "out of memory");
-    if (st.st_mode & 077)
-        af_warn("--cert %s holds a secret key and is readable by others (mode %04o): chmod 600 it",
-                holder, (unsigned)(st.st_mode & 07777));
+    snprintf(self->cert_holder, sizeof self->cert_holder, "%s", holder);
+    s_warn_readable_secret(self);
     zcert_apply(cert, self->router);
     snprintf(self->public_key, sizeof self->public_key, "%s", pub);
     zcert_destroy(&cert);

@@ -1,10 +1,14 @@
 /* main.c -- archfarm-agent: parse the command line, load the config, run.
  * Flags override agent.yaml; see docs/agent.md. Exit status: 0 after a
  * clean shutdown, 1 on a runtime failure, 2 on a bad flag or config. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
 
 #include <czmq.h>
 #include <curl/curl.h>
@@ -15,6 +19,7 @@
 #include "error.h"
 #include "limits.h"
 #include "recovery.h"
+#include "sdnotify.h"
 
 static void s_usage(FILE *out)
 {
@@ -42,6 +47,9 @@ static void s_usage(FILE *out)
             "      --kill-grace-ms N       SIGTERM to SIGKILL delay (default %d)\n"
             "      --drain S               on SIGTERM, let running slices finish for up to S\n"
             "                              seconds before cancelling them (default 0)\n"
+            "      --check-config          check the configuration (file and flags) and\n"
+            "                              the certificate, print \"config OK\", exit 0; or\n"
+            "                              print the error and exit 2 (for installers)\n"
             "      --init-cert             create the --cert key pair if it does not exist\n"
             "                              (secret 0600), print the public key, exit; for\n"
             "                              installers (the .deb's postinst runs it)\n"
@@ -82,6 +90,7 @@ static const s_opt_t s_opts[] = {
     {"drain", required_argument, 0, "drain_s"},
     {"init-cert", no_argument, 0, NULL},
     {"registry-auth-file", required_argument, 0, "registry_auth_file"},
+    {"check-config", no_argument, 0, NULL},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };
@@ -98,6 +107,23 @@ typedef struct {
     const char *value;
     const s_opt_t *opt;
 } s_flag_t;
+
+/* --check-config: the certificate, when CURVE is on, must load as the agent
+ * will load it (a readable secret key in the right format). */
+static int s_check_cert(const af_agent_config_t *cfg, af_err_t *err)
+{
+    if (cfg->insecure)
+        return 0;
+    zcert_t *cert = zcert_load(cfg->cert);
+    if (!cert)
+        return af_err_set(err, AF_ERR_INVAL, "cert: %s: cannot load a CURVE certificate from it",
+                          cfg->cert);
+    bool secret = strcmp(zcert_secret_txt(cert), "0000000000000000000000000000000000000000") != 0;
+    zcert_destroy(&cert);
+    if (!secret)
+        return af_err_set(err, AF_ERR_INVAL, "cert: %s holds no secret key", cfg->cert);
+    return 0;
+}
 
 /* --init-cert: the configured certificate pair, created when missing.
  * Idempotent, so an installer can run it on every upgrade. */
@@ -119,6 +145,15 @@ static int s_init_cert(const af_agent_config_t *cfg)
         fprintf(stderr, "archfarm-agent: %s exists, kept\n", pub);
         zcert_destroy(&have);
         return 0;
+    }
+    char secret[AF_AGENT_PATH_MAX + 8];
+    snprintf(secret, sizeof secret, "%s_secret", pub);
+    if (access(pub, F_OK) == 0 || access(secret, F_OK) == 0) {
+        fprintf(stderr,
+                "archfarm-agent: --init-cert: %s or %s exists but cannot load a CURVE "
+                "certificate from it (remove both to create a new pair)\n",
+                pub, secret);
+        return 2;
     }
     af_err_t err;
     af_err_clear(&err);
@@ -151,7 +186,7 @@ int main(int argc, char **argv)
     s_flag_t *flags = calloc((size_t)argc + 1, sizeof *flags);
     size_t n_flags = 0;
     const char *config_path = NULL;
-    bool platform_seen = false, init_cert = false;
+    bool platform_seen = false, init_cert = false, check_config = false;
     if (!flags)
         return 1;
     int c;
@@ -169,8 +204,11 @@ int main(int argc, char **argv)
             config_path = optarg;
             continue;
         }
-        if (!o->letter && !o->key) { /* --init-cert */
-            init_cert = true;
+        if (!o->letter && !o->key) { /* --init-cert, --check-config */
+            if (!strcmp(o->name, "init-cert"))
+                init_cert = true;
+            else
+                check_config = true;
             continue;
         }
         if (o->letter == 'h' || o->letter == 'V') {
@@ -214,9 +252,15 @@ int main(int argc, char **argv)
         return s_init_cert(&cfg);
     if (!rc && af_agent_config_finish(&cfg, &err) < 0)
         rc = 2;
+    if (!rc && check_config && s_check_cert(&cfg, &err) < 0)
+        rc = 2;
     if (rc) {
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_INVAL));
         return rc;
+    }
+    if (check_config) {
+        printf("%s: config OK\n", config_path ? config_path : "flags");
+        return 0;
     }
 
     /* a previous run that crashed may have left build steps running: kill
@@ -234,6 +278,10 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return err.code == AF_ERR_INVAL || err.code == AF_ERR_UNSUPPORTED ? 2 : 1;
     }
+    char status[600];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", af_agent_endpoint(agent));
+    if (af_sd_notify(status) < 0)
+        fprintf(stderr, "archfarm-agent: NOTIFY_SOCKET: %s\n", strerror(errno));
     rc = af_agent_run(agent);
     af_agent_destroy(&agent);
     curl_global_cleanup();

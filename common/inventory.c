@@ -15,11 +15,14 @@
 #include "inventory.h"
 
 #include <ctype.h>
+#include <czmq.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "yamldoc.h"
@@ -123,11 +126,15 @@ typedef struct {
     size_t n_hosts, cap_hosts;
     s_index_t host_index;
     size_t budget;
+    struct af_inventory *inv; /* warnings go to inv->warnings */
+    const char *known_dir;    /* known_agents/ beside the file; NULL for buffers */
+    af_err_t *err;            /* the caller's, for errors outside the YAML */
 } s_ctx_t;
 
 struct af_inventory {
     af_node_t *nodes;
     size_t n_nodes;
+    s_names_t warnings; /* "FILE:LINE:COL: warning: ..." */
 };
 
 /* ---- small containers ---------------------------------------------------- */
@@ -393,6 +400,58 @@ static int s_flatten(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out, int level)
     return 0;
 }
 
+/* Adds a warning unless the same text is there already (an aliased mapping
+ * is walked once per alias) or AF_INVENTORY_MAX_WARNINGS are kept. */
+static int s_warn(s_ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int s_warn(s_ctx_t *c, const char *fmt, ...)
+{
+    s_names_t *w = &c->inv->warnings;
+    char msg[AF_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < w->n; i++)
+        if (!strcmp(w->v[i], msg))
+            return 0;
+    if (w->n >= AF_INVENTORY_MAX_WARNINGS)
+        return 0;
+    if (s_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v) || !(w->v[w->n] = strdup(msg)))
+        return af_yamldoc_nomem(c->yd);
+    w->n++;
+    return 0;
+}
+
+/* Warns about a key written twice in MAP itself (not through `<<`), such
+ * as a host listed twice under one `hosts:`: YAML forbids it, Ansible
+ * warns and keeps the later value, and so does archfarm. */
+static int s_warn_duplicates(s_ctx_t *c, yaml_node_t *map)
+{
+    s_index_t seen = {0};
+    int rc = 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         rc == 0 && p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        if (!k || k->type != YAML_SCALAR_NODE || s_is_merge_key(k))
+            continue;
+        size_t at = s_index_get(&seen, af_yamldoc_text(k));
+        if (at == S_NONE) {
+            if (s_index_put(&seen, af_yamldoc_text(k), (size_t)p->key))
+                rc = af_yamldoc_nomem(c->yd);
+            continue;
+        }
+        const yaml_node_t *first = yaml_document_get_node(c->doc, (int)at);
+        const char *file = af_yamldoc_name(c->yd);
+        rc = s_warn(c,
+                    "%s:%zu:%zu: warning: \"%s\" is defined twice in one mapping, first at "
+                    "%s:%zu:%zu; the later one wins (as in Ansible)",
+                    file, k->start_mark.line + 1, k->start_mark.column + 1, af_yamldoc_text(k),
+                    file, first->start_mark.line + 1, first->start_mark.column + 1);
+    }
+    s_index_free(&seen);
+    return rc;
+}
+
 /* The pairs of MAP with merge keys applied and duplicate keys collapsed the
  * way a Python dict does (first position, last value). Keys must be
  * scalars. Caller frees out->v. */
@@ -401,7 +460,9 @@ static int s_pairs(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out)
     memset(out, 0, sizeof *out);
     s_pairs_t all = {0};
     s_index_t seen = {0};
-    int rc = s_flatten(c, map, &all, 0);
+    int rc = s_warn_duplicates(c, map);
+    if (rc == 0)
+        rc = s_flatten(c, map, &all, 0);
     for (size_t i = 0; rc == 0 && i < all.n; i++) {
         yaml_node_t *k = all.v[i].key;
         if (k->type != YAML_SCALAR_NODE) {
@@ -432,6 +493,105 @@ static int s_pairs(s_ctx_t *c, yaml_node_t *map, s_pairs_t *out)
 
 /* ---- groups, hosts, ranges ----------------------------------------------- */
 
+/* archfarm_* variables that only the Ansible role reads: the role's
+ * defaults/main.yml lists the same names (a unit test checks it), so a
+ * misspelled one is caught, not silently ignored by both. */
+static const char *const s_role_names[] = {
+    "archfarm_agent_binary",
+    "archfarm_agent_cert",
+    "archfarm_agent_name",
+    "archfarm_authorized_keys_dir",
+    "archfarm_become",
+    "archfarm_bin_dir",
+    "archfarm_build_packages",
+    "archfarm_buildah",
+    "archfarm_check_inventory",
+    "archfarm_cli",
+    "archfarm_config_dir",
+    "archfarm_context_cache",
+    "archfarm_create_user",
+    "archfarm_deb_arch_map",
+    "archfarm_drain_s",
+    "archfarm_elf_machine_map",
+    "archfarm_elf_machine_names",
+    "archfarm_executor",
+    "archfarm_group",
+    "archfarm_health_timeout_s",
+    "archfarm_heartbeat_ms",
+    "archfarm_install_method",
+    "archfarm_install_packages",
+    "archfarm_job_timeout_s",
+    "archfarm_kill_grace_ms",
+    "archfarm_known_agents_dir",
+    "archfarm_liveness",
+    "archfarm_manage_service",
+    "archfarm_packages_dir",
+    "archfarm_root",
+    "archfarm_runtime_packages",
+    "archfarm_serial",
+    "archfarm_systemd_dir",
+    "archfarm_user",
+    "archfarm_version",
+    "archfarm_workdir",
+};
+#define S_N_ROLE_NAMES (sizeof s_role_names / sizeof *s_role_names)
+
+const char *af_inventory_known_var(size_t i)
+{
+    for (int id = 0; id < V_COUNT; id++)
+        if (!strncmp(s_var_names[id], "archfarm_", 9) && i-- == 0)
+            return s_var_names[id];
+    return i < S_N_ROLE_NAMES ? s_role_names[i] : NULL;
+}
+
+/* Levenshtein distance of A and B, capped at 9 (names are short). */
+static size_t s_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 9;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+/* An archfarm_* KEY that neither archfarm nor the role knows: an error at
+ * KEY with the closest known name when one is near. */
+static int s_unknown_var(s_ctx_t *c, const yaml_node_t *k)
+{
+    const char *key = af_yamldoc_text(k), *best = NULL, *name;
+    size_t best_d = 4; /* suggest within 3 edits */
+    for (size_t i = 0; (name = af_inventory_known_var(i)); i++) {
+        if (!strcmp(key, name))
+            return 0;
+        size_t d = s_distance(key, name);
+        if (d < best_d)
+            best_d = d, best = name;
+    }
+    if (best)
+        return af_yamldoc_fail(c->yd, k, AF_ERR_INVAL, "unknown variable %s (did you mean %s?)",
+                               key, best);
+    return af_yamldoc_fail(c->yd, k, AF_ERR_INVAL,
+                           "unknown variable %s (archfarm_* names are archfarm's; see "
+                           "docs/inventory.md)",
+                           key);
+}
+
 /* Appends the archfarm variables among PAIRS of a vars mapping to VARS. */
 static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
 {
@@ -439,6 +599,8 @@ static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
     int rc = s_pairs(c, map, &pairs);
     for (size_t i = 0; rc == 0 && i < pairs.n; i++) {
         const char *key = af_yamldoc_text(pairs.v[i].key);
+        if (!strncmp(key, "archfarm_", 9) && (rc = s_unknown_var(c, pairs.v[i].key)))
+            break;
         for (int id = 0; id < V_COUNT; id++) {
             if (strcmp(key, s_var_names[id]))
                 continue;
@@ -1030,6 +1192,78 @@ static bool s_endpoint_ok(const char *e)
     return true;
 }
 
+/* ---- the known-agents store ------------------------------------------------ */
+
+/* The public key of host NAME from known_agents/NAME.key beside the
+ * inventory (a czmq public certificate, as the Ansible role collects it from
+ * the agent), into *OUT (caller frees), or *OUT NULL when there is none.
+ * Like ~/.ssh/known_hosts: ops never paste keys by hand. */
+static int s_known_key(s_ctx_t *c, const char *name, char **out)
+{
+    *out = NULL;
+    if (!c->known_dir || !name[0] || name[0] == '.' || strchr(name, '/'))
+        return 0;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.key", c->known_dir, name) >= sizeof path)
+        return 0;
+    /* read here and parsed from memory: czmq's file loaders leak on a
+     * malformed file; 4 KiB is more than any certificate */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char buf[4097];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    zconfig_t *root = len < sizeof buf - 1 && strlen(buf) == len ? zconfig_str_load(buf) : NULL;
+    const char *key = root ? zconfig_get(root, "/curve/public-key", "") : "";
+    static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              ".-:+=^!/*?&<>()[]{}@%$#";
+    bool valid = strlen(key) == 40 && strspn(key, z85) == 40;
+    if (valid)
+        *out = strdup(key);
+    zconfig_destroy(&root);
+    if (!valid)
+        return af_err_set(c->err, AF_ERR_INVAL, "%s: not a CURVE certificate", path);
+    return *out ? 0 : af_yamldoc_nomem(c->yd);
+}
+
+/* Refuses a plain scalar that YAML 1.1 (PyYAML, so Ansible) and YAML 1.2
+ * (libyaml's tags as archfarm reads them) read differently, rather than
+ * deploying one value and dialling another: in an integer variable a
+ * leading zero (octal in 1.1: 07420 is 3856), `_` digit separators or `:`
+ * (base 60 in 1.1); in a string variable yes/no/on/off (booleans in 1.1).
+ * Quoting the value makes it a string to both. */
+static int s_yaml11_check(s_ctx_t *c, int id, const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *t = af_yamldoc_text(n);
+    const char *d = t + (t[0] == '-' || t[0] == '+');
+    bool numeric = id == V_PORT || id == V_MAX_JOBS || id == V_PRIORITY;
+    if (numeric && isdigit((unsigned char)d[0]) && strspn(d, "0123456789_:") == strlen(d) &&
+        ((d[0] == '0' && d[1]) || strpbrk(d, "_:")))
+        return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                               "%s: \"%s\" is read differently by YAML 1.1 (Ansible: %s) and "
+                               "YAML 1.2; write the plain decimal number",
+                               s_var_names[id], t,
+                               d[0] == '0' && d[1] && !strpbrk(d, "_:")
+                                   ? "octal"
+                                   : (strchr(d, ':') ? "base 60" : "digit separators"));
+    static const char *const bools[] = {"yes", "no", "on", "off", NULL};
+    bool text = id == V_ANSIBLE_HOST || id == V_ENDPOINT || id == V_PLATFORMS;
+    for (size_t i = 0; text && bools[i]; i++)
+        if (!strcasecmp(t, bools[i]))
+            return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
+                                   "%s: %s is a boolean to YAML 1.1 (Ansible) and a string to "
+                                   "YAML 1.2; quote it (\"%s\") if it is a name",
+                                   s_var_names[id], t, t);
+    return 0;
+}
+
 static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
 {
     char show[96];
@@ -1059,6 +1293,9 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
     for (int id = 0; id < V_COUNT; id++)
         if (af_yamldoc_is_null(slot[id]))
             slot[id] = NULL; /* an explicit null resets to the default */
+    for (int id = 0; id < V_COUNT; id++)
+        if (slot[id] && (rc = s_yaml11_check(c, id, slot[id])))
+            return rc;
 
     node->name = strdup(h->name);
     if (!node->name)
@@ -1112,11 +1349,18 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
         if (!(node->server_key = strdup(key)))
             return af_yamldoc_nomem(c->yd);
     } else if (!node->insecure) {
-        return af_yamldoc_fail_at(
-            c->yd, &h->mark, AF_ERR_INVAL,
-            "host \"%s\": archfarm_server_key is required unless archfarm_insecure "
-            "is true",
-            h->name);
+        if ((rc = s_known_key(c, h->name, &node->server_key)))
+            return rc;
+        /* first deploy: the role creates the key and fills the store; the
+         * coordinator refuses to connect to this node until then */
+        if (!node->server_key &&
+            (rc = s_warn(c,
+                         "%s:%zu:%zu: warning: host \"%s\" has no archfarm_server_key and no "
+                         "known_agents/%s.key beside the inventory yet: unreachable until the "
+                         "Ansible role has created and collected its key",
+                         af_yamldoc_name(c->yd), h->mark.line + 1, h->mark.column + 1, h->name,
+                         h->name)))
+            return rc;
     }
     if ((n = slot[V_LABELS]) && (rc = s_labels(c, n, node)))
         return rc;
@@ -1244,12 +1488,17 @@ static int s_build(s_ctx_t *c, af_inventory_t *inv)
 
 /* Builds the inventory from *YD_P, which it destroys. NULL when *YD_P is
  * NULL (its error is already set) or on error. */
-static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p)
+static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p, const char *known_dir, af_err_t *err)
 {
     if (!*yd_p)
         return NULL;
-    s_ctx_t c = {.yd = *yd_p, .doc = af_yamldoc_document(*yd_p), .budget = S_BUDGET};
     af_inventory_t *inv = calloc(1, sizeof *inv);
+    s_ctx_t c = {.yd = *yd_p,
+                 .doc = af_yamldoc_document(*yd_p),
+                 .budget = S_BUDGET,
+                 .inv = inv,
+                 .known_dir = known_dir,
+                 .err = err};
     int rc = inv ? s_build(&c, inv) : af_yamldoc_nomem(c.yd);
     s_ctx_free(&c);
     af_yamldoc_destroy(yd_p);
@@ -1262,13 +1511,19 @@ af_inventory_t *af_inventory_load_buffer(const char *name, const char *data, siz
                                          af_err_t *err)
 {
     af_yamldoc_t *yd = af_yamldoc_new(name ? name : "inventory", data, len, &s_limits, err);
-    return s_inventory_new(&yd);
+    return s_inventory_new(&yd, NULL, err);
 }
 
 af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
 {
     af_yamldoc_t *yd = af_yamldoc_load(path, &s_limits, err);
-    return s_inventory_new(&yd);
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int n = slash ? (int)(slash - path) : 1;
+    if (snprintf(dir, sizeof dir, "%.*s/known_agents", n, slash ? (n ? path : "/") : ".") >=
+        (int)sizeof dir)
+        dir[0] = '\0';
+    return s_inventory_new(&yd, dir[0] ? dir : NULL, err);
 }
 void af_inventory_destroy(af_inventory_t **self_p)
 {
@@ -1278,8 +1533,21 @@ void af_inventory_destroy(af_inventory_t **self_p)
     for (size_t i = 0; i < self->n_nodes; i++)
         s_node_free(&self->nodes[i]);
     free(self->nodes);
+    for (size_t i = 0; i < self->warnings.n; i++)
+        free(self->warnings.v[i]);
+    free(self->warnings.v);
     free(self);
     *self_p = NULL;
+}
+
+size_t af_inventory_warning_count(const af_inventory_t *self)
+{
+    return self ? self->warnings.n : 0;
+}
+
+const char *af_inventory_warning(const af_inventory_t *self, size_t i)
+{
+    return self && i < self->warnings.n ? self->warnings.v[i] : NULL;
 }
 
 size_t af_inventory_size(const af_inventory_t *self)

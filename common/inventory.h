@@ -4,7 +4,8 @@
  * that group is defined (top level or under any `children:`), with
  * Ansible's precedence: host vars > child-group vars > parent-group vars >
  * `all` vars. Host patterns such as `pi[01:08]`, `node[a:c]` and
- * `x[1:9:2]` expand like Ansible's. Unknown variables are ignored. Errors
+ * `x[1:9:2]` expand like Ansible's. Unknown variables are ignored, except
+ * archfarm_* names neither archfarm nor the role knows (typos). Errors
  * name the place: "FILE:LINE:COL: message". See docs/inventory.md. */
 #ifndef AF_INVENTORY_H
 #define AF_INVENTORY_H
@@ -21,6 +22,7 @@
 #define AF_INVENTORY_MAX_GROUPS 4096 /* distinct group names in one file */
 #define AF_INVENTORY_MAX_LABELS 64   /* archfarm_labels entries per host */
 #define AF_INVENTORY_MAX_JOBS 256    /* largest archfarm_max_jobs */
+#define AF_INVENTORY_MAX_WARNINGS 64 /* warnings kept; more are dropped */
 
 typedef struct {
     char *key;
@@ -48,8 +50,10 @@ typedef struct af_inventory af_inventory_t;
 
 /* Loads PATH. Returns a new inventory (caller owns) or NULL with err set to
  * "PATH:LINE:COL: message". An inventory with no archfarm_agents hosts is
- * valid and empty. A host in the group without archfarm_platforms, or
- * without archfarm_server_key while not insecure, is an error. */
+ * valid and empty. A host in the group without archfarm_platforms is an
+ * error; one without archfarm_server_key while not insecure takes its key
+ * from known_agents/HOST.key beside PATH, or else is kept with server_key
+ * NULL and a warning (the coordinator will not connect to it). */
 af_inventory_t *af_inventory_load(const char *path, af_err_t *err);
 
 /* Same, from a buffer; NAME is used in messages. */
@@ -67,6 +71,15 @@ const af_node_t *af_inventory_node(const af_inventory_t *self, size_t i);
 /* Node by name; borrowed. NULL if absent. */
 const af_node_t *af_inventory_find(const af_inventory_t *self, const char *name);
 
+/* Warnings found while loading (a key defined twice in one mapping...),
+ * "FILE:LINE:COL: warning: ...", in document order. Borrowed. Callers
+ * print them to stderr; they do not make the inventory invalid. */
+size_t af_inventory_warning_count(const af_inventory_t *self);
+const char *af_inventory_warning(const af_inventory_t *self, size_t i);
+/* The I-th archfarm_* variable name an inventory may hold (archfarm's own,
+ * then the Ansible role's), NULL past the end. Any other archfarm_* name is
+ * an error with a did-you-mean. Static strings. */
+const char *af_inventory_known_var(size_t i);
 /* True when NODE serves P natively. */
 bool af_node_serves(const af_node_t *node, const af_platform_t *p);
 

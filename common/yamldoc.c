@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,8 +154,8 @@ af_yamldoc_t *af_yamldoc_new(const char *name, const char *data, size_t len,
                              const af_yamldoc_limits_t *limits, af_err_t *err)
 {
     if (len > limits->max_bytes) {
-        af_err_set(err, AF_ERR_TOOBIG, "%s: %s is %zu bytes, more than the limit of %zu", name,
-                   limits->kind, len, limits->max_bytes);
+        af_err_set(err, AF_ERR_TOOBIG, "%s: %s is %zu bytes, more than the limit of %zu bytes",
+                   name, limits->kind, len, limits->max_bytes);
         return NULL;
     }
     af_yamldoc_t *self = calloc(1, sizeof *self);
@@ -197,9 +198,16 @@ af_yamldoc_t *af_yamldoc_load(const char *path, const af_yamldoc_limits_t *limit
                    strerror(errno));
         return NULL;
     }
+    /* A regular file, or a pipe such as `-i <(generate-inventory)` or a
+     * FIFO, as Ansible reads them: the read below is bounded either way. */
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        af_err_set(err, AF_ERR_IO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        af_err_set(err, AF_ERR_IO, "%s: not a regular file or a pipe", path);
+        goto out;
+    }
+    if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > limits->max_bytes) {
+        af_err_set(err, AF_ERR_TOOBIG, "%s: %s is %jd bytes, more than the limit of %zu bytes",
+                   path, limits->kind, (intmax_t)st.st_size, limits->max_bytes);
         goto out;
     }
     /* one byte past the limit, so a file that is (or grew) too big is
@@ -212,6 +220,13 @@ af_yamldoc_t *af_yamldoc_load(const char *path, const af_yamldoc_limits_t *limit
     size_t len = fread(data, 1, limits->max_bytes + 1, f);
     if (ferror(f)) {
         af_err_set(err, AF_ERR_IO, "%s: read error", path);
+        goto out;
+    }
+    if (len > limits->max_bytes) {
+        /* a pipe (or a file that grew): its size is unknown, only that it
+         * passed the limit */
+        af_err_set(err, AF_ERR_TOOBIG, "%s: %s is larger than the limit of %zu bytes", path,
+                   limits->kind, limits->max_bytes);
         goto out;
     }
     self = af_yamldoc_new(path, data, len, limits, err);

@@ -193,7 +193,10 @@ af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_
         af_err_set(err, AF_ERR_INVAL, "no inventory: use -i FILE or set ARCHFARM_INVENTORY");
         return NULL;
     }
-    return af_inventory_load(path, err);
+    af_inventory_t *inv = af_inventory_load(path, err);
+    for (size_t i = 0; i < af_inventory_warning_count(inv); i++)
+        fprintf(stderr, "archfarm: %s\n", af_inventory_warning(inv, i));
+    return inv;
 }
 
 /* The only global mutable state: what the signal handler saw. */

@@ -1,24 +1,31 @@
 /* cmd_inventory.c -- `archfarm inventory check|list`: validates the
  * Ansible inventory the way every other command reads it, and lists the
  * nodes archfarm sees in it (after group inheritance and host ranges), as
- * a table or JSON. No network. */
+ * a table or JSON. No network, except `check --probe`, which contacts
+ * every node and compares what it reports with the inventory. */
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "farm.h"
 #include "inventory.h"
 #include "platform.h"
 
 static const char s_help[] =
-    "Usage: archfarm inventory check [FILE]\n"
+    "Usage: archfarm inventory check [--probe] [FILE]\n"
     "       archfarm inventory list [--format table|json] [FILE]\n"
     "\n"
     "check  Loads the inventory exactly as 'build' and 'ls' do (hosts of group\n"
     "       archfarm_agents and its child groups, Ansible variable precedence,\n"
     "       host ranges such as pi[01:08]) and reports the first problem as\n"
     "       FILE:LINE:COL: message. Prints 'FILE: N nodes OK' when valid.\n"
+    "       --probe also contacts every node (as 'ls' does) and compares what\n"
+    "       it reports with the inventory: it must answer (so its key is the\n"
+    "       one archfarm_server_key or known_agents/ names) and build every\n"
+    "       platform the inventory declares for it.\n"
     "list   Prints the resolved nodes: name, endpoint, platforms, max_jobs,\n"
     "       priority, insecure, labels.\n"
     "\n"
@@ -30,7 +37,8 @@ static const char s_help[] =
     "                        labels, insecure, priority, server_key}\n"
     "  -h, --help            this help\n"
     "\n"
-    "Exit status: 0 valid, 2 usage error or invalid inventory.\n"
+    "Exit status: 0 valid, 2 usage error or invalid inventory, 3 (--probe) a\n"
+    "node did not answer or differs from the inventory.\n"
     "\n"
     "Examples:\n"
     "  archfarm inventory check config/inventory.yaml\n"
@@ -109,6 +117,57 @@ static int s_list(const af_inventory_t *inv, bool json)
     return AF_EXIT_OK;
 }
 
+/* --probe: every node must answer and build what the inventory declares.
+ * One line per problem on stderr; returns an exit status. */
+static int s_probe(const af_inventory_t *inv, const char *path)
+{
+    af_cli_signals_install();
+    af_farm_t *farm = af_farm_new(inv);
+    if (!farm) {
+        fprintf(stderr, "archfarm: out of memory\n");
+        return AF_EXIT_INFRA;
+    }
+    if (af_farm_probe(farm, NULL, 5000) < 0) {
+        af_farm_destroy(&farm);
+        return af_cli_signal() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
+    }
+    size_t n = af_farm_size(farm), bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const af_farm_node_t *fn = af_farm_node(farm, i);
+        const af_node_t *conf = fn->conf;
+        if (fn->status != AF_NODE_READY) {
+            fprintf(stderr, "%s: %s: %s%s\n", conf->name, af_node_status_name(fn->status),
+                    fn->status_msg,
+                    !conf->insecure && fn->status == AF_NODE_UNREACHABLE
+                        ? " (with CURVE a wrong archfarm_server_key or known_agents/ key also "
+                          "looks like this)"
+                        : "");
+            bad++;
+            continue;
+        }
+        for (size_t p = 0; p < conf->n_platforms; p++) {
+            char want[AF_PLATFORM_STR_MAX];
+            af_platform_format(&conf->platforms[p], want, sizeof want);
+            bool found = false;
+            for (size_t q = 0; q < fn->n_platforms && !found; q++)
+                found = !strcmp(fn->platforms[q], want);
+            if (!found) {
+                fprintf(stderr, "%s: the inventory declares %s but the agent does not build it\n",
+                        conf->name, want);
+                bad++;
+            }
+        }
+    }
+    af_farm_destroy(&farm);
+    if (bad) {
+        fprintf(stderr, "%s: %zu problem%s found by probing %zu node%s\n", path, bad,
+                bad == 1 ? "" : "s", n, n == 1 ? "" : "s");
+        return AF_EXIT_INFRA;
+    }
+    printf("%s: %zu node%s OK, all answered as declared\n", path, n, n == 1 ? "" : "s");
+    return AF_EXIT_OK;
+}
+
 int af_cmd_inventory(const af_cli_t *cli, int argc, char **argv)
 {
     if (argc < 2)
@@ -125,11 +184,12 @@ int af_cmd_inventory(const af_cli_t *cli, int argc, char **argv)
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
+        {"probe", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     const char *cmdname = list ? "inventory list" : "inventory check";
     argv[1] = list ? "archfarm inventory list" : "archfarm inventory check";
-    bool json = false;
+    bool json = false, probe = false;
     int c;
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1, "h", longopts, NULL)) != -1) {
@@ -144,6 +204,11 @@ int af_cmd_inventory(const af_cli_t *cli, int argc, char **argv)
             else
                 return af_cli_usage_error(cmdname, "--format must be table or json, not '%s'",
                                           optarg);
+            break;
+        case 'P':
+            if (list)
+                return af_cli_usage_error(cmdname, "--probe applies to 'inventory check'");
+            probe = true;
             break;
         case 'h':
             fputs(s_help, stdout);
@@ -166,6 +231,8 @@ int af_cmd_inventory(const af_cli_t *cli, int argc, char **argv)
     int rc = AF_EXIT_OK;
     if (list) {
         rc = s_list(inv, json);
+    } else if (probe) {
+        rc = s_probe(inv, path ? path : cli->inventory);
     } else {
         size_t n = af_inventory_size(inv);
         printf("%s: %zu node%s OK\n", path ? path : cli->inventory, n, n == 1 ? "" : "s");

@@ -35,8 +35,9 @@ static const char s_ls_help[] =
     "  --timeout MS         probe deadline for all nodes together (default 3000)\n"
     "  -h, --help           this help\n"
     "\n"
-    "Exit status: 0 the farm was listed (even if some nodes are unreachable or\n"
-    "the inventory has no nodes), 2 usage or inventory error.\n"
+    "Exit status: 0 every node is ready (or the inventory has no nodes),\n"
+    "3 the farm was listed but some node is not ready (for monitoring and\n"
+    "deploy health checks), 2 usage or inventory error.\n"
     "\n"
     "Example:\n"
     "  archfarm -i farm.yaml ls\n";
@@ -240,6 +241,9 @@ int af_cmd_ls(const af_cli_t *cli, int argc, char **argv)
             fprintf(stderr, "%s: no hosts in group archfarm_agents\n", cli->inventory);
     }
     rc = AF_EXIT_OK;
+    for (size_t i = 0; i < n; i++)
+        if (af_farm_node(farm, i)->status != AF_NODE_READY)
+            rc = AF_EXIT_INFRA;
 out:
     af_farm_destroy(&farm);
     af_inventory_destroy(&inv);

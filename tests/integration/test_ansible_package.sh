@@ -24,9 +24,7 @@ PLAY="$AF_SOURCE_DIR/deploy/ansible/site.yml"
 
 # --- the packages: this machine's own, and the cross-built ones ----------------
 for a in arm64 armhf; do
-    ls "$AF_SOURCE_DIR"/build-cross/$a/archfarm-agent_*_$a.deb >/dev/null 2>&1 ||
-        "$AF_SOURCE_DIR/scripts/cross-build" "$a" >"$AF_TMP/cross-$a.log" 2>&1 ||
-        af_fail "scripts/cross-build $a failed: $(tail -n 30 "$AF_TMP/cross-$a.log")"
+    af_cross_ensure "$a"
 done
 PKGS="$AF_TMP/dist"
 mkdir -p "$PKGS"
@@ -63,8 +61,16 @@ all:
           archfarm_install_packages: false
           archfarm_manage_service: false
 EOF
-    local extra=()
+    local extra=() qemu="" debarch=""
+    case $arch in
+    aarch64) qemu=qemu-aarch64-static debarch=arm64 ;;
+    armv7l) qemu=qemu-arm-static debarch=armhf ;;
+    esac
     [[ -n $arch ]] && extra=(-e "ansible_architecture=$arch")
+    # the role checks agent.yaml with the installed agent (--check-config);
+    # on this amd64 stand-in for an arm host that binary runs under
+    # qemu-user with its sysroot, as it would natively on the board
+    [[ -n $qemu ]] && extra+=(-e "{\"archfarm_agent_exe\": \"$qemu -L $AF_SOURCE_DIR/build-cross/$debarch/sysroot $root/usr/bin/archfarm-agent\"}")
     ansible-playbook -i "$AF_TMP/$name.inv.yaml" "$PLAY" "${extra[@]}" "$@" >"$AF_TMP/$name.log" 2>&1
 }
 

@@ -148,7 +148,7 @@ af_inventory_write "$T/inventory.yaml"
 af_run_rc rc af_archfarm ls
 OUT=$(cat "$AF_TMP/last.out")
 printf '%s\n' "$OUT" >&2
-[[ $rc == 0 || $rc == 3 ]] || af_fail "ls exited $rc"
+af_assert_eq 3 "$rc" "ls exits 3 when a node (node-dead) is not ready"
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" 'ready' "ls: node-amd64 is ready"
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" 'linux/amd64' "ls: node-amd64 platforms"
 af_assert_match "$(grep -w node-amd64 <<<"$OUT" || true)" "tcp://127.0.0.1:${AF_AGENT_PORT[node-amd64]}" "ls: node-amd64 endpoint"
@@ -156,6 +156,25 @@ af_assert_match "$(grep -w node-dead <<<"$OUT" || true)" 'unreachable' "ls: node
 if grep -w node-dead <<<"$OUT" | grep -qw ready; then af_fail "ls reports the dead node ready"; fi
 af_assert_match "$OUT" "archfarm: warning: plaintext transport \(archfarm_insecure\) to 4 nodes \(node-amd64, .*\): not authenticated, not encrypted" \
     "every run that talks to plaintext nodes warns, naming them"
+
+# inventory check --probe: every node must answer and build what is declared
+af_run_rc rc "$A" inventory check --probe "$AF_INVENTORY"
+af_assert_eq 3 "$rc" "check --probe exits 3 when a node does not answer"
+af_assert_match "$(cat "$AF_TMP/last.out")" 'node-dead: unreachable' "check --probe names the silent node"
+cat >"$T/probe.yaml" <<YAML
+archfarm_agents:
+  vars: {archfarm_insecure: true, ansible_host: 127.0.0.1}
+  hosts:
+    node-amd64: {archfarm_platforms: [linux/amd64], archfarm_port: ${AF_AGENT_PORT[node-amd64]}}
+    node-arm64: {archfarm_platforms: [linux/arm64, linux/riscv64], archfarm_port: ${AF_AGENT_PORT[node-arm64]}}
+YAML
+af_run_rc rc "$A" inventory check --probe "$T/probe.yaml"
+af_assert_eq 3 "$rc" "check --probe exits 3 when a node does not build a declared platform"
+af_assert_contains "$(cat "$AF_TMP/last.out")" "node-arm64: the inventory declares linux/riscv64 but the agent does not build it" \
+    "check --probe names the missing platform"
+sed -i 's|, linux/riscv64||' "$T/probe.yaml"
+s_expect 0 "inventory check --probe on a farm that answers as declared" "$A" inventory check --probe "$T/probe.yaml"
+s_expect 2 "--probe is for check only" "$A" inventory list --probe "$T/probe.yaml"
 
 s_expect 0 "inspect node-arm64" "$A" -i "$AF_INVENTORY" inspect node-arm64
 af_assert_contains "$OUT" "linux/arm64" "inspect shows the platform"

@@ -19,15 +19,8 @@ source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 
 af_farm_init
 for a in arm64 armhf; do
+    af_cross_ensure "$a"
     bin=$AF_SOURCE_DIR/build-cross/$a/bin/archfarm-agent
-    # up to date after tests/run-all.sh's cross step; otherwise made here
-    # (the sysroot is reused; about a minute per architecture when cold)
-    if [[ ! -x $bin || $AF_SOURCE_DIR/scripts/cross-build -nt $bin ]] ||
-        [[ -n $(find "$AF_SOURCE_DIR/common" "$AF_SOURCE_DIR/agent" -newer "$bin" -name '*.[ch]' -print -quit) ]]; then
-        af_log "cross-building the $a agent"
-        "$AF_SOURCE_DIR/scripts/cross-build" "$a" >"$AF_TMP/cross-$a.log" 2>&1 ||
-            af_fail "scripts/cross-build $a failed: $(tail -n 30 "$AF_TMP/cross-$a.log")"
-    fi
     file -L "$bin" | grep -q "ARM" || af_fail "$bin is not an ARM program: $(file -L "$bin")"
 done
 

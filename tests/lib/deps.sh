@@ -14,6 +14,8 @@ AF_APT_PACKAGES=(
     # real services and clients the tests check against
     docker-registry skopeo buildah apache2-utils openssl curl jq
     python3 python3-jsonschema python3-yaml python3-zmq python3-msgpack
+    # the Ansible role checks (test_ansible_farm): lint, systemd-analyze security
+    ansible-lint systemd
     # foreign architectures: cross compilers and qemu-user to run the results
     qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
     libc6-dev-arm64-cross libc6-dev-armhf-cross golang-go

@@ -469,3 +469,18 @@ af_pull_rootfs() {
             af_fail "cannot unpack layer $layer of $ref ($platform)"
     done
 }
+
+# af_cross_ensure ARCH: build-cross/ARCH (binaries and .debs) from
+# scripts/cross-build, made or remade when missing or older than the
+# sources (tests/run-all.sh's cross step normally made them already).
+af_cross_ensure() {
+    local arch=$1 bin="$AF_SOURCE_DIR/build-cross/$1/bin/archfarm-agent"
+    if [[ ! -x $bin || $AF_SOURCE_DIR/scripts/cross-build -nt $bin ]] ||
+        [[ -n $(find "$AF_SOURCE_DIR/common" "$AF_SOURCE_DIR/agent" "$AF_SOURCE_DIR/coordinator" \
+            "$AF_SOURCE_DIR/CMakeLists.txt" -newer "$bin" \( -name '*.[ch]' -o -name CMakeLists.txt \) -print -quit) ]] ||
+        ! ls "$AF_SOURCE_DIR"/build-cross/"$arch"/archfarm-agent_*_"$arch".deb >/dev/null 2>&1; then
+        af_log "cross-building for $arch (scripts/cross-build $arch)"
+        "$AF_SOURCE_DIR/scripts/cross-build" "$arch" >"$AF_TMP/cross-$arch.log" 2>&1 ||
+            af_fail "scripts/cross-build $arch failed: $(tail -n 30 "$AF_TMP/cross-$arch.log")"
+    fi
+}

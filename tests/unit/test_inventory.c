@@ -2,17 +2,23 @@
  * precedence, host ranges, anchors and merge keys, every error with its
  * FILE:LINE:COL, malformed and hostile input. Data files live in
  * $AF_TEST_DATA/inventory/. */
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "certfile.h"
 #include "inventory.h"
 
 #define Z85_KEY "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
@@ -249,21 +255,27 @@ static void inventory_missing_platforms_is_an_error_at_the_host(void **state)
             AF_ERR_INVAL, "inv.yaml:4:5: host \"x\": archfarm_platforms is required");
 }
 
+/* A CURVE host without a key is valid (the Ansible role creates and
+ * collects it on first deploy) but warned about at its position; the
+ * coordinator refuses to connect to it (farm.c). */
 static void inventory_missing_server_key_names_the_host(void **state)
 {
     (void)state;
-    s_fails("archfarm_agents:\n"
-            "  hosts:\n"
-            "    build7: {archfarm_platforms: amd64}\n",
-            AF_ERR_INVAL,
-            "inv.yaml:3:5: host \"build7\": archfarm_server_key is required unless "
-            "archfarm_insecure is true");
-    s_fails("archfarm_agents:\n"
-            "  hosts:\n"
-            "    build7: {archfarm_platforms: amd64, archfarm_insecure: false}\n",
-            AF_ERR_INVAL,
-            "inv.yaml:3:5: host \"build7\": archfarm_server_key is required unless "
-            "archfarm_insecure is true");
+    const char *y = "archfarm_agents:\n"
+                    "  hosts:\n"
+                    "    build7: {archfarm_platforms: amd64, archfarm_insecure: false}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("inv.yaml", y, strlen(y), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_null(s_node(inv, "build7")->server_key);
+    assert_int_equal(af_inventory_warning_count(inv), 1);
+    assert_string_equal(af_inventory_warning(inv, 0),
+                        "inv.yaml:3:5: warning: host \"build7\" has no archfarm_server_key and no "
+                        "known_agents/build7.key beside the inventory yet: unreachable until the "
+                        "Ansible role has created and collected its key");
+    af_inventory_destroy(&inv);
 }
 
 static void inventory_server_key_must_be_z85(void **state)
@@ -502,8 +514,7 @@ static void inventory_unknown_variables_are_ignored(void **state)
                                  "    a:\n"
                                  "      ansible_python_interpreter: /usr/bin/python3\n"
                                  "      archfarm_platforms: amd64\n"
-                                 "      archfarm_insecure: true\n"
-                                 "      archfarm_max_jobz: lots\n");
+                                 "      archfarm_insecure: true\n");
     assert_int_equal(af_inventory_size(inv), 1);
     af_inventory_destroy(&inv);
 }
@@ -1131,7 +1142,7 @@ static void inventory_size_is_bounded(void **state)
     assert_null(af_inventory_load_buffer("big.yaml", big, len, &err));
     assert_int_equal(err.code, AF_ERR_TOOBIG);
     assert_string_equal(err.msg, "big.yaml: inventory is 4194305 bytes, more than the limit of "
-                                 "4194304");
+                                 "4194304 bytes");
     /* a file over the limit is caught while reading */
     char path[] = "/tmp/af_inv_big_XXXXXX";
     int fd = mkstemp(path);
@@ -1144,6 +1155,306 @@ static void inventory_size_is_bounded(void **state)
     assert_int_equal(err.code, AF_ERR_TOOBIG);
     unlink(path);
     free(big);
+}
+
+/* issue 12 finding 10: a host written twice in one mapping used to be merged
+ * silently (the second wins); it warns with both positions. */
+static void inventory_duplicate_host_warns(void **state)
+{
+    (void)state;
+    const char *y = "archfarm_agents:\n"
+                    "  hosts:\n"
+                    "    pi01: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n"
+                    "    pi02: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n"
+                    "    pi01: {archfarm_platforms: [linux/amd64], archfarm_insecure: true}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("dup.yaml", y, strlen(y), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_int_equal(af_inventory_warning_count(inv), 1);
+    assert_string_equal(af_inventory_warning(inv, 0),
+                        "dup.yaml:5:5: warning: \"pi01\" is defined twice in one mapping, first "
+                        "at dup.yaml:3:5; the later one wins (as in Ansible)");
+    assert_null(af_inventory_warning(inv, 1));
+    /* the later definition wins, as in Ansible */
+    char plat[64];
+    assert_string_equal(af_platform_format(&s_node(inv, "pi01")->platforms[0], plat, sizeof plat),
+                        "linux/amd64");
+    af_inventory_destroy(&inv);
+
+    /* a key repeated through an alias is reported once; `<<` overrides are
+     * not duplicates */
+    const char *y2 = "archfarm_agents:\n"
+                     "  vars: &v {archfarm_insecure: true, archfarm_insecure: true}\n"
+                     "  hosts:\n"
+                     "    a: {<<: *v, archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n"
+                     "    b: {<<: *v, archfarm_platforms: [linux/arm64]}\n";
+    inv = af_inventory_load_buffer("alias.yaml", y2, strlen(y2), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_int_equal(af_inventory_warning_count(inv), 1);
+    assert_non_null(strstr(af_inventory_warning(inv, 0), "alias.yaml:2:38: warning: "));
+    af_inventory_destroy(&inv);
+}
+
+/* issue 12 finding 10: an oversized file gives its real size and the limit
+ * (it said "4194305 bytes", one past the limit, whatever the size) */
+static void inventory_oversized_file_says_the_limit(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/af_inv_huge_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 50L * 1024 * 1024), 0); /* sparse: no disk used */
+    close(fd);
+    af_err_t err;
+    af_err_clear(&err);
+    assert_null(af_inventory_load(path, &err));
+    assert_int_equal(err.code, AF_ERR_TOOBIG);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s: inventory is 52428800 bytes, more than the limit of 4194304 bytes", path);
+    assert_string_equal(err.msg, want);
+    unlink(path);
+}
+
+/* Writes LEN bytes of DATA to a new FIFO's write end from a child; returns
+ * the child's pid. */
+static pid_t s_fifo_writer(const char *path, const char *data, size_t len)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY);
+        for (size_t off = 0; fd >= 0 && off < len;) {
+            ssize_t n = write(fd, data + off, len - off);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+/* issue 12 finding 10: `-i <(...)` and FIFOs were refused as "not a regular
+ * file"; they are read, bounded like files */
+static void inventory_reads_fifos_bounded(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/af_inv_fifo_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/inv", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    const char *y = "archfarm_agents:\n  hosts:\n    n1: {archfarm_platforms: [linux/arm64], "
+                    "archfarm_insecure: true}\n";
+    pid_t pid = s_fifo_writer(path, y, strlen(y));
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load(path, &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_int_equal(af_inventory_size(inv), 1);
+    assert_string_equal(af_inventory_node(inv, 0)->name, "n1");
+    af_inventory_destroy(&inv);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+
+    /* an endless pipe stops at the limit */
+    size_t len = AF_INVENTORY_MAX_BYTES + 4096;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, '#', len);
+    pid = s_fifo_writer(path, big, len);
+    assert_null(af_inventory_load(path, &err));
+    assert_int_equal(err.code, AF_ERR_TOOBIG);
+    char want[128];
+    snprintf(want, sizeof want, "%s: inventory is larger than the limit of 4194304 bytes", path);
+    assert_string_equal(err.msg, want);
+    kill(pid, SIGKILL); /* the writer may block on the closed pipe: SIGPIPE ends it anyway */
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    free(big);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A CURVE host without archfarm_server_key takes its key from
+ * known_agents/NAME.key beside the inventory (written by the Ansible role);
+ * the inventory's own key wins; without either it is an error naming both
+ * ways. */
+static void inventory_known_agents_store(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/af_inv_known_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], known[128], cert[160];
+    snprintf(path, sizeof path, "%s/inv.yaml", dir);
+    snprintf(known, sizeof known, "%s/known_agents", dir);
+    const char *y = "archfarm_agents:\n  hosts:\n"
+                    "    a: {archfarm_platforms: [linux/arm64]}\n"
+                    "    b: {archfarm_platforms: [linux/arm64], archfarm_server_key: "
+                    "\"hc@Ar&y&}XVyE349qxxCK%$@WIj01mKmF8Lpu&lS\"}\n";
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(y, f);
+    fclose(f);
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load(path, &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_null(s_node(inv, "a")->server_key);
+    assert_int_equal(af_inventory_warning_count(inv), 1);
+    af_inventory_destroy(&inv);
+
+    assert_int_equal(mkdir(known, 0755), 0);
+    char key_a[AF_CERT_Z85_LEN + 1], key_b[AF_CERT_Z85_LEN + 1];
+    snprintf(cert, sizeof cert, "%s/a.key", known);
+    assert_int_equal(af_certfile_create(cert, "a", "test", false, key_a, &err), 0);
+    snprintf(cert, sizeof cert, "%s/b.key", known);
+    assert_int_equal(af_certfile_create(cert, "b", "test", false, key_b, &err), 0);
+    inv = af_inventory_load(path, &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_string_equal(s_node(inv, "a")->server_key, key_a);
+    assert_string_equal(s_node(inv, "b")->server_key, "hc@Ar&y&}XVyE349qxxCK%$@WIj01mKmF8Lpu&lS");
+    assert_int_equal(af_inventory_warning_count(inv), 0);
+    af_inventory_destroy(&inv);
+
+    /* a store file that is not a certificate is an error naming it */
+    snprintf(cert, sizeof cert, "%s/a.key", known);
+    unlink(cert);
+    strcat(cert, "_secret");
+    unlink(cert);
+    snprintf(cert, sizeof cert, "%s/a.key", known);
+    f = fopen(cert, "w");
+    assert_non_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    assert_null(af_inventory_load(path, &err));
+    assert_non_null(strstr(err.msg, "known_agents/a.key: not a CURVE certificate"));
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Values YAML 1.1 (Ansible) and YAML 1.2 read differently are refused at
+ * FILE:LINE:COL instead of meaning one thing to the deploy and another to
+ * the coordinator; quoted, or in booleans, they are fine. */
+static void inventory_yaml11_ambiguities_are_refused(void **state)
+{
+    (void)state;
+    const char *head = "archfarm_agents:\n"
+                       "  hosts:\n"
+                       "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true, ";
+    const struct {
+        const char *var, *want;
+    } cases[] = {
+        {"archfarm_port: 07420}\n", "inv.yaml:3:84: archfarm_port: \"07420\" is read differently "
+                                    "by YAML 1.1 (Ansible: octal) and YAML 1.2; write the plain "
+                                    "decimal number"},
+        {"archfarm_max_jobs: 1_0}\n", "inv.yaml:3:88: archfarm_max_jobs: \"1_0\" is read "
+                                      "differently by YAML 1.1 (Ansible: digit separators) and "
+                                      "YAML 1.2; write the plain decimal number"},
+        {"archfarm_priority: 1:30}\n", "inv.yaml:3:88: archfarm_priority: \"1:30\" is read "
+                                       "differently by YAML 1.1 (Ansible: base 60) and YAML 1.2; "
+                                       "write the plain decimal number"},
+        {"ansible_host: no}\n", "inv.yaml:3:83: ansible_host: no is a boolean to YAML 1.1 "
+                                "(Ansible) and a string to YAML 1.2; quote it (\"no\") if it is "
+                                "a name"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char y[512];
+        snprintf(y, sizeof y, "%s%s", head, cases[i].var);
+        s_fails(y, AF_ERR_INVAL, cases[i].want);
+    }
+    /* quoted: a string to both; a plain 0 and booleans mean the same */
+    const char *ok = "archfarm_agents:\n"
+                     "  hosts:\n"
+                     "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: yes, "
+                     "ansible_host: \"no\", archfarm_priority: 0, archfarm_port: 7420}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("inv.yaml", ok, strlen(ok), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    assert_string_equal(s_node(inv, "h")->endpoint, "tcp://no:7420");
+    af_inventory_destroy(&inv);
+}
+
+/* A misspelled archfarm_* variable is an error at its key with a
+ * did-you-mean (it used to be ignored: "1 node OK" without platforms'
+ * typo noticed); role-only knobs are known too. */
+static void inventory_typos_are_caught(void **state)
+{
+    (void)state;
+    s_fails("archfarm_agents:\n"
+            "  hosts:\n"
+            "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true, "
+            "archfarm_platfroms: x}\n",
+            AF_ERR_INVAL,
+            "inv.yaml:3:69: unknown variable archfarm_platfroms (did you mean "
+            "archfarm_platforms?)");
+    s_fails("archfarm_agents:\n"
+            "  vars: {archfarm_drain: 60}\n"
+            "  hosts:\n"
+            "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n",
+            AF_ERR_INVAL,
+            "inv.yaml:2:10: unknown variable archfarm_drain (did you mean archfarm_drain_s?)");
+    s_fails("all:\n  vars: {archfarm_something_else_entirely: 1}\n", AF_ERR_INVAL,
+            "inv.yaml:2:10: unknown variable archfarm_something_else_entirely (archfarm_* names "
+            "are archfarm's; see docs/inventory.md)");
+    const char *ok = "archfarm_agents:\n"
+                     "  vars: {archfarm_drain_s: 60, archfarm_user: builder}\n"
+                     "  hosts:\n"
+                     "    h: {archfarm_platforms: [linux/arm64], archfarm_insecure: true}\n";
+    af_err_t err;
+    af_err_clear(&err);
+    af_inventory_t *inv = af_inventory_load_buffer("inv.yaml", ok, strlen(ok), &err);
+    if (!inv)
+        fail_msg("%s", err.msg);
+    af_inventory_destroy(&inv);
+}
+
+/* The known names are one list: exactly the archfarm_* names of the role's
+ * defaults/main.yml (set, or documented in "# archfarm_x:" comments). */
+static void inventory_known_vars_match_the_role_defaults(void **state)
+{
+    (void)state;
+    const char *src = getenv("AF_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/deploy/ansible/roles/archfarm_agent/defaults/main.yml",
+             src ? src : "../..");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512], role[64][64];
+    size_t n_role = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = !strncmp(line, "# ", 2) ? line + 2 : line;
+        size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (strncmp(p, "archfarm_", 9) || p[len] != ':')
+            continue;
+        assert_true(n_role < 64);
+        snprintf(role[n_role++], sizeof role[0], "%.*s", (int)len, p);
+    }
+    fclose(f);
+    size_t n_known = 0;
+    for (const char *name; (name = af_inventory_known_var(n_known)); n_known++) {
+        bool found = false;
+        for (size_t j = 0; j < n_role && !found; j++)
+            found = !strcmp(role[j], name);
+        if (!found)
+            fail_msg("%s is known to archfarm but not in the role's defaults/main.yml", name);
+    }
+    for (size_t j = 0; j < n_role; j++) {
+        bool found = false;
+        for (size_t i = 0; i < n_known && !found; i++)
+            found = !strcmp(role[j], af_inventory_known_var(i));
+        if (!found)
+            fail_msg("%s is in the role's defaults/main.yml but unknown to archfarm", role[j]);
+    }
+    assert_int_equal(n_known, n_role);
 }
 
 static void inventory_load_reads_files(void **state)
@@ -1172,7 +1483,7 @@ static void inventory_load_reads_files(void **state)
     assert_int_equal(err.code, AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "does-not-exist.yaml: No such file or directory"));
     assert_null(af_inventory_load("/", &err));
-    assert_string_equal(err.msg, "/: not a regular file");
+    assert_string_equal(err.msg, "/: not a regular file or a pipe");
 }
 
 static void inventory_example_config_loads(void **state)
@@ -1256,6 +1567,13 @@ int main(void)
         cmocka_unit_test(inventory_multiple_documents_rejected),
         cmocka_unit_test(inventory_size_is_bounded),
         cmocka_unit_test(inventory_load_reads_files),
+        cmocka_unit_test(inventory_duplicate_host_warns),
+        cmocka_unit_test(inventory_oversized_file_says_the_limit),
+        cmocka_unit_test(inventory_reads_fifos_bounded),
+        cmocka_unit_test(inventory_known_agents_store),
+        cmocka_unit_test(inventory_yaml11_ambiguities_are_refused),
+        cmocka_unit_test(inventory_typos_are_caught),
+        cmocka_unit_test(inventory_known_vars_match_the_role_defaults),
         cmocka_unit_test(inventory_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -426,7 +426,7 @@ static void recipe_sizes_are_bounded(void **state)
     assert_null(af_recipe_load_buffer("big.yaml", big, len, &err));
     assert_int_equal(err.code, AF_ERR_TOOBIG);
     assert_string_equal(err.msg,
-                        "big.yaml: recipe is 1048577 bytes, more than the limit of 1048576");
+                        "big.yaml: recipe is 1048577 bytes, more than the limit of 1048576 bytes");
     char path[] = "/tmp/af_recipe_big_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -471,7 +471,7 @@ static void recipe_load_reports_missing_files(void **state)
     assert_int_equal(err.code, AF_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "nope.yaml: No such file or directory"));
     assert_null(af_recipe_load("/", &err));
-    assert_string_equal(err.msg, "/: not a regular file");
+    assert_string_equal(err.msg, "/: not a regular file or a pipe");
 }
 
 int main(void)

@@ -23,6 +23,7 @@
 # fails the test: under ASan/UBSan this is how agent bugs surface.
 
 AF_SOURCE_DIR=${AF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+source "$AF_SOURCE_DIR/tests/lib/timing.sh"
 AF_BIN=${AF_BIN:-$AF_SOURCE_DIR/build/bin}
 AF_TIMEOUT=${AF_TIMEOUT:-300}
 export AF_SOURCE_DIR AF_BIN

@@ -136,16 +136,3 @@ af_started_on() {
     f=$(ls -tr "$2" 2>/dev/null | grep "^started-$1-" | head -n 1)
     echo "${f#started-"$1"-}"
 }
-
-# af_now: epoch seconds with nanoseconds.
-af_now() { date +%s.%N; }
-
-# af_elapsed FROM [TO]: seconds between two af_now values, 3 decimals.
-af_elapsed() {
-    awk -v a="$1" -v b="${2:-$(af_now)}" 'BEGIN { printf "%.3f", b - a }'
-}
-
-# af_le A B: true when A <= B (decimals).
-af_le() {
-    awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'
-}

@@ -41,6 +41,10 @@ typedef struct {
     uint32_t context_cache;                  /* contexts kept in workdir/contexts */
     uint32_t kill_grace_ms;                  /* SIGTERM -> SIGKILL delay */
     uint32_t drain_s;                        /* on SIGTERM, time running jobs get to finish */
+    char confine[16];                        /* auto | required | off (native steps) */
+    uint32_t step_nproc;                     /* RLIMIT_NPROC per step, 0 = unchanged */
+    uint32_t step_fsize_mb;                  /* RLIMIT_FSIZE per step in MiB, 0 = unchanged */
+    char config_path[AF_AGENT_PATH_MAX];     /* the agent.yaml loaded, "" = none */
 } af_agent_config_t;
 
 /* Fills the defaults. Cannot fail. */

@@ -691,6 +691,11 @@ const af_msg_t *af_job_build(const af_job_t *self)
 {
     return self->build;
 }
+const af_confine_t *af_job_confine(const af_job_t *self)
+{
+    return self->hooks.confine;
+}
+
 const char *af_job_dir(const af_job_t *self)
 {
     return self->dir;

@@ -38,6 +38,11 @@ static void s_usage(FILE *out)
             "      --kill-grace-ms N       SIGTERM to SIGKILL delay (default %d)\n"
             "      --drain S               on SIGTERM, let running slices finish for up to S\n"
             "                              seconds before cancelling them (default 0)\n"
+            "      --confine MODE          Landlock for native build steps: auto (when the\n"
+            "                              kernel has it), required (refuse to start\n"
+            "                              without it), off (default auto)\n"
+            "      --step-nproc N          RLIMIT_NPROC per build step, 0 = unchanged\n"
+            "      --step-fsize-mb N       RLIMIT_FSIZE per build step in MiB, 0 = unchanged\n"
             "  -h, --help                  this help\n"
             "  -V, --version               print the version\n",
             AF_AGENT_DEFAULT_LISTEN, AF_AGENT_DEFAULT_WORKDIR, AF_HEARTBEAT_MS, AF_LIVENESS,
@@ -71,6 +76,9 @@ static const s_opt_t s_opts[] = {
     {"context-cache", required_argument, 0, "context_cache"},
     {"kill-grace-ms", required_argument, 0, "kill_grace_ms"},
     {"drain", required_argument, 0, "drain_s"},
+    {"confine", required_argument, 0, "confine"},
+    {"step-nproc", required_argument, 0, "step_nproc"},
+    {"step-fsize-mb", required_argument, 0, "step_fsize_mb"},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };

@@ -27,8 +27,10 @@ af_netns_create b
 af_netns_registry_start b
 HB=500
 LIVENESS=4
-af_netns_agent_start node-a a linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS"
-af_netns_agent_start node-b b linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS"
+# --confine off: the steps write marker files into the test dir, outside
+# their job dirs (test_confine.sh covers confinement)
+af_netns_agent_start node-a a linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS" --confine off
+af_netns_agent_start node-b b linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS" --confine off
 af_inventory_write "$AF_TMP/inventory.yaml"
 # node-a first: lower archfarm_priority wins a tie in load
 python3 - "$AF_INVENTORY" <<'EOF'

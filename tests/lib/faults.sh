@@ -54,6 +54,9 @@ af_agent_clean() {
 af_fault_agent_start() {
     local name=$1 platform=$2
     shift 2
+    # --confine off: the recipe writes marker files into the test's dir,
+    # outside its job dir (test_confine.sh covers confinement)
+    set -- --confine off "$@"
     AF_AGENT_FLAGS[$name]="$*"
     AF_NODE=$name af_agent_start "$name" "$platform" "$@"
 }

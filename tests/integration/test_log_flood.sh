@@ -35,37 +35,36 @@ s_flood() {
 
 bound=$(af_time_bound 1 5)
 
+# s_check OUT LINES STATUS TAG EXPECTED_RC: one flood build and what every
+# one must show: its exit status within the bound, LAST-LINE, and every
+# line either shown or counted as dropped (none lost silently)
+s_check() {
+    local out=$1 lines=$2 status=$3 tag=$4 want=$5 rc took n_out n_drop
+    rc=$(s_flood "$out" "$lines" "$status" "$tag")
+    took=$(cat "$out.took")
+    tail -n 5 "$out" >&2
+    af_assert_eq "$want" "$rc" "$lines lines then exit $status: archfarm exits $want"
+    af_le "$took" "$bound" || af_fail "the result took $took s to arrive (bound $bound s)"
+    af_log "$lines lines + exit $status: result after $took s (bound $bound s)"
+    grep -q '^\[linux/amd64 node-amd64\] LAST-LINE$' "$out" ||
+        af_fail "LAST-LINE (the end of the log) did not arrive"
+    printf 'ok: LAST-LINE arrived\n' >&2
+    n_out=$(grep -c '^\[linux/amd64 node-amd64\] [0-9]*$' "$out" || true)
+    n_drop=$(grep -o '[0-9]* lines of output dropped' "$out" | awk '{ s += $1 } END { print s + 0 }')
+    af_log "lines shown $n_out, dropped (counted) $n_drop"
+    ((n_drop > 0)) || af_fail "no dropped lines counted for $lines lines"
+    af_assert_eq "$lines" "$((n_out + n_drop))" "shown + counted dropped = every line printed"
+}
+
 # --- 1. fast output, then failure -------------------------------------------
-rc=$(s_flood "$AF_TMP/fail.out" 400000 3 fail)
-took=$(cat "$AF_TMP/fail.out.took")
-tail -n 20 "$AF_TMP/fail.out" >&2
-af_assert_eq 1 "$rc" "a flooding step that exits 3 fails the build (exit 1)"
-af_le "$took" "$bound" || af_fail "the failure took $took s to arrive (bound $bound s)"
-af_log "400000 lines + exit 3: failure reported after $took s (bound $bound s)"
+s_check "$AF_TMP/fail.out" 400000 3 fail 1
 af_assert_match "$(grep -v '^\[linux/' "$AF_TMP/fail.out")" '(status|code|exit)[^0-9]{0,12}3([^0-9]|$)' \
     "the error gives the step status 3"
-grep -q '^\[linux/amd64 node-amd64\] LAST-LINE$' "$AF_TMP/fail.out" ||
-    af_fail "LAST-LINE (the end of the log) did not arrive"
-printf 'ok: LAST-LINE arrived\n' >&2
-af_assert_match "$(cat "$AF_TMP/fail.out")" '[0-9]+ lines of output dropped' "the dropped lines are counted"
-n_out=$(grep -c '^\[linux/amd64 node-amd64\] [0-9]*$' "$AF_TMP/fail.out" || true)
-n_drop=$(grep -o '[0-9]* lines of output dropped' "$AF_TMP/fail.out" | awk '{ s += $1 } END { print s + 0 }')
-af_log "lines shown $n_out, dropped (counted) $n_drop"
-# every line is either shown or counted: none is lost silently
-af_assert_eq 400000 "$((n_out + n_drop))" "shown + counted dropped = every line printed"
 af_assert_file_contains "$AF_TMP/agents/node-amd64/stderr.log" "lines of build output were dropped" \
     "the agent logs the drop"
 
 # --- 2. fast output, success ----------------------------------------------------
-rc=$(s_flood "$AF_TMP/ok.out" 3000000 0 ok)
-took=$(cat "$AF_TMP/ok.out.took")
-tail -n 5 "$AF_TMP/ok.out" >&2
-af_assert_eq 0 "$rc" "a flooding step that succeeds publishes (exit 0)"
-af_le "$took" "$bound" || af_fail "the build took $took s (bound $bound s)"
-af_log "3000000 lines + success: published after $took s (bound $bound s)"
-grep -q '^\[linux/amd64 node-amd64\] LAST-LINE$' "$AF_TMP/ok.out" ||
-    af_fail "LAST-LINE did not arrive"
-af_assert_match "$(cat "$AF_TMP/ok.out")" '[0-9]+ lines of output dropped' "the dropped lines are counted"
+s_check "$AF_TMP/ok.out" 3000000 0 ok 0
 af_tag_digest flood:ok >/dev/null || af_fail "flood:ok was not published"
 
 echo "PASS: test_log_flood"

@@ -9,6 +9,10 @@
 #      directory, exits 2 at once with the path, before any node is asked
 #      (the inventory's only node is a dead port: without the check the
 #      build gets as far as "no node", exit 3).
+#   4. a native recipe with an unknown key (comand:) or an empty archfarm.yaml
+#      exits 2 naming FILE:LINE:COL before any node is asked (it used to be
+#      an infra failure on every node, exit 1). Not covered: an absolute
+#      symlink in the context (still refused by the agent only).
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 
@@ -62,5 +66,25 @@ for m in "$AF_TMP/missing/m.json" "$AF_TMP/adir"; do
     af_log "refused in $took s"
 done
 [[ -z $(ls "$AF_TMP/adir") ]] || af_fail "files left in $AF_TMP/adir"
+
+# --- 4. a bad native recipe is refused by the coordinator ----------------------------
+s_recipe_rc() { # OUT: archfarm build on $AF_TMP/bad against the dead node
+    local rc=0
+    timeout -k 5 60 "$AF_BIN/archfarm" -i "$AF_TMP/inventory.yaml" build --platform linux/amd64 \
+        -t 127.0.0.1:1/x:y --push "$AF_TMP/bad" >"$1" 2>&1 || rc=$?
+    echo "$rc"
+}
+mkdir -p "$AF_TMP/bad"
+printf 'build:\n  comand: make\n' >"$AF_TMP/bad/archfarm.yaml"
+rc=$(s_recipe_rc "$AF_TMP/r1.out")
+cat "$AF_TMP/r1.out" >&2
+af_assert_eq 2 "$rc" "a recipe with comand: exits 2"
+af_assert_contains "$(cat "$AF_TMP/r1.out")" "archfarm.yaml:2:3: build: unknown key \"comand\"" \
+    "the error names the file, line, column and key"
+: >"$AF_TMP/bad/archfarm.yaml"
+rc=$(s_recipe_rc "$AF_TMP/r2.out")
+af_assert_eq 2 "$rc" "an empty archfarm.yaml exits 2"
+af_assert_contains "$(cat "$AF_TMP/r2.out")" "archfarm.yaml:1:1: empty recipe" "and says it is empty"
+grep -q "packing context" "$AF_TMP/r1.out" "$AF_TMP/r2.out" && af_fail "work started before the check"
 
 echo "PASS: test_hostile_input"

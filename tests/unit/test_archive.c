@@ -636,6 +636,33 @@ static void s_layer(const char *root, const char *out, af_layer_result_t *r)
     free(conf);
 }
 
+/* Disk full while packing a layer: the error names ENOSPC and the path
+ * (it said only "compress ... failed"). OUT is a symlink to /dev/full,
+ * whose writes fail with ENOSPC; the writer removes OUT (the symlink, not
+ * the device) on error. */
+static void write_layer_on_a_full_disk_names_enospc_and_the_path(void **state)
+{
+    char *root = s_make_root();
+    char *dir = s_tmpdir();
+    char *out = s_path(dir, "layer.tar.gz");
+    assert_int_equal(symlink("/dev/full", out), 0);
+    char *hello = s_path(root, "out/hello");
+    const af_layer_entry_t entries[] = {{.src = hello, .dest = "/usr/local/bin/hello"}};
+    af_layer_result_t r;
+    af_err_t err = {0};
+    assert_int_not_equal(af_archive_write_layer(root, entries, 1, out, MTIME, &r, &err), 0);
+    if (!strstr(err.msg, out) || !strstr(err.msg, "ENOSPC") ||
+        !strstr(err.msg, strerror(ENOSPC)))
+        fail_msg("no ENOSPC and path in: %s", err.msg);
+    struct stat st;
+    assert_int_equal(stat("/dev/full", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+    free(hello);
+    free(out);
+    s_rm(dir);
+    s_rm(root);
+}
+
 static void write_layer_is_deterministic(void **state)
 {
     char *root = s_make_root();
@@ -1412,6 +1439,7 @@ int main(void)
         cmocka_unit_test(pack_context_skips_its_own_output_and_fifos),
         cmocka_unit_test(pack_context_long_and_utf8_names_round_trip),
         cmocka_unit_test(pack_then_extract_reproduces_the_tree),
+        cmocka_unit_test(write_layer_on_a_full_disk_names_enospc_and_the_path),
         cmocka_unit_test(write_layer_is_deterministic),
         cmocka_unit_test(write_layer_gzip_inflates_to_a_tar_whose_sha256_is_diff_id),
         cmocka_unit_test(write_layer_lists_sorted_entries_with_parents_and_fixed_owner),

@@ -651,8 +651,7 @@ static void write_layer_on_a_full_disk_names_enospc_and_the_path(void **state)
     af_layer_result_t r;
     af_err_t err = {0};
     assert_int_not_equal(af_archive_write_layer(root, entries, 1, out, MTIME, &r, &err), 0);
-    if (!strstr(err.msg, out) || !strstr(err.msg, "ENOSPC") ||
-        !strstr(err.msg, strerror(ENOSPC)))
+    if (!strstr(err.msg, out) || !strstr(err.msg, "ENOSPC") || !strstr(err.msg, strerror(ENOSPC)))
         fail_msg("no ENOSPC and path in: %s", err.msg);
     struct stat st;
     assert_int_equal(stat("/dev/full", &st), 0);

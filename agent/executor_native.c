@@ -21,6 +21,7 @@
 #include "job.h"
 #include "log.h"
 #include "process.h"
+#include "recovery.h"
 #include "recipe.h"
 #include "worker.h"
 
@@ -218,7 +219,11 @@ static int s_start(af_job_t *job, af_err_t *err)
     size_t n_env = 0;
     while (environ[n_env])
         n_env++;
-    char **base = calloc(n_env + 3, sizeof *base);
+    /* and a mark that finds a leftover daemon that left the job dir too
+     * (af_recovery_kill_job when the job ends and at startup) */
+    char mark_env[AF_CONTEXT_MAX_PATH + 64];
+    snprintf(mark_env, sizeof mark_env, "%s=%s", AF_RECOVERY_ENV, af_job_dir(job));
+    char **base = calloc(n_env + 4, sizeof *base);
     if (!base)
         return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     size_t nb = 0;
@@ -227,6 +232,7 @@ static int s_start(af_job_t *job, af_err_t *err)
             base[nb++] = environ[i];
     base[nb++] = tmp_env;
     base[nb++] = home_env;
+    base[nb++] = mark_env;
     st->envp = af_buildenv_new(base, &spec, err);
     free(base);
     if (!st->envp)

@@ -19,6 +19,7 @@
 
 #include "archive.h"
 #include "log.h"
+#include "recovery.h"
 #include "worker.h"
 
 /* Build output rate limit per job. The agent's ROUTER queues at most
@@ -357,6 +358,7 @@ static void s_remove_dir(af_job_t *self)
 {
     if (!self->dir_made)
         return;
+    (void)af_recovery_kill_job(self->dir); /* leftovers that left the group */
     af_err_t err;
     af_err_clear(&err);
     if (af_remove_tree(self->dir, &err) < 0)
@@ -404,9 +406,16 @@ static void s_send_result(af_job_t *self)
 }
 
 /* Runs in the worker thread. */
+/* Kills what the step left running (a `setsid` daemon escapes its process
+ * group but keeps its cwd or environment in the job dir), then removes the
+ * dir. Worker thread: af_recovery_kill_job may wait for the kills. */
 static int s_remove_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
 {
-    return af_remove_tree((const char *)varg, err);
+    const char *dir = (const char *)varg;
+    size_t n = af_recovery_kill_job(dir);
+    if (n > 0)
+        af_warn("%s: killed %zu process(es) the build step left running", dir, n);
+    return af_remove_tree(dir, err);
 }
 
 static void s_on_removed(void *arg, int code, const char *message, const char *const *outputs,

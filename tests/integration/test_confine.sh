@@ -99,6 +99,29 @@ rc=0
 wait "$B_PID" || rc=$?
 af_assert_eq 0 "$rc" "job B finishes and publishes"
 af_tag_digest confine:b >/dev/null || af_fail "confine:b not published"
+
+# --- finding 8: a setsid daemon (one in the job dir, one that cd'd to /) does
+# not outlive its job ------------------------------------------------------------------
+mkdir -p "$AF_TMP/ctx-d"
+cat >"$AF_TMP/ctx-d/archfarm.yaml" <<'YAML'
+build:
+  run: |
+    setsid sh -c 'exec sleep 300' </dev/null >/dev/null 2>&1 &
+    (cd / && setsid sh -c 'exec sleep 301' </dev/null >/dev/null 2>&1 &)
+    mkdir -p out && echo d >out/d.txt
+image:
+  copy:
+    - {src: out/d.txt, dest: /d.txt}
+YAML
+rc=0
+af_build "$AF_TMP/d.out" --platform linux/amd64 -t "$AF_REGISTRY/confine:d" --push "$AF_TMP/ctx-d" || rc=$?
+af_assert_eq 0 "$rc" "the build that leaves daemons behind succeeds"
+s_daemons() { pgrep -f '^sleep 30[01]$' | while read -r p; do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q "^ARCHFARM_JOB_DIR=$W/jobs/" && echo "$p"
+done; }
+s_no_daemons() { [[ -z $(s_daemons) ]]; }
+af_wait_until "$(af_time_bound 3 2)" "the job's setsid daemons to be killed" s_no_daemons
+printf 'ok: no daemon of the job survives it\n' >&2
 af_agent_stop node-amd64
 
 # --- control: the same reads succeed on an unconfined agent ---------------------------

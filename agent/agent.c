@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "confine.h"
 #include "context_store.h"
 #include "curve.h"
 #include "digest.h"
@@ -66,6 +67,7 @@ struct af_agent {
     af_job_hooks_t hooks;
     int hb_timer;
     bool draining;
+    af_confine_t *confine; /* native steps' confinement */
 };
 
 /* --- small helpers --- */
@@ -642,6 +644,20 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
         af_warn("chmod %s: %s", self->jobs_dir, strerror(errno));
     if (!(self->store = af_context_store_new(self->contexts_dir, self->cfg.context_cache, err)))
         goto fail;
+    af_confine_spec_t cspec = {
+        .workdir = self->workdir,
+        .config_path = self->cfg.config_path,
+        .cert = self->cfg.cert,
+        .authorized_keys = self->cfg.authorized_keys,
+        .nproc = self->cfg.step_nproc,
+        .fsize_bytes = (uint64_t)self->cfg.step_fsize_mb << 20,
+    };
+    if (af_confine_mode_parse(self->cfg.confine[0] ? self->cfg.confine : "auto", &cspec.mode) < 0 ||
+        !(self->confine = af_confine_new(&cspec, err))) {
+        if (!err || !err->code)
+            af_err_set(err, AF_ERR_INVAL, "confine: bad mode \"%s\"", self->cfg.confine);
+        goto fail;
+    }
 
     self->peers = zhashx_new();
     self->jobs = zlistx_new();
@@ -700,6 +716,7 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
         .build_platform = self->build_platform,
         .default_timeout_s = self->cfg.job_timeout_s,
         .kill_grace_ms = (int)self->cfg.kill_grace_ms,
+        .confine = self->confine,
         .on_ready = s_hook_ready,
         .on_finished = s_hook_finished,
         .on_closed = s_hook_closed,
@@ -746,6 +763,7 @@ void af_agent_destroy(af_agent_t **self_p)
     zsock_destroy(&self->wake_tx);
     zhashx_destroy(&self->peers);
     af_context_store_destroy(&self->store);
+    af_confine_destroy(&self->confine);
     free(self);
     *self_p = NULL;
 }

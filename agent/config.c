@@ -13,10 +13,11 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "confine.h"
 #include "executor.h"
 #include "log.h"
 
-typedef enum { S_STR, S_UINT, S_BOOL, S_PLATFORMS, S_EXECUTOR } s_type_t;
+typedef enum { S_STR, S_UINT, S_BOOL, S_PLATFORMS, S_EXECUTOR, S_CONFINE, S_LISTEN } s_type_t;
 
 typedef struct {
     const char *key;
@@ -30,7 +31,7 @@ typedef struct {
 #define S_SZ(f) sizeof(((af_agent_config_t *)0)->f)
 
 static const s_key_t s_keys[] = {
-    {"listen", S_STR, S_OFF(listen), S_SZ(listen), 0, 0},
+    {"listen", S_LISTEN, S_OFF(listen), S_SZ(listen), 0, 0},
     {"name", S_STR, S_OFF(name), S_SZ(name), 0, 0},
     {"platforms", S_PLATFORMS, 0, 0, 0, 0},
     {"platform", S_PLATFORMS, 0, 0, 0, 0},
@@ -47,6 +48,9 @@ static const s_key_t s_keys[] = {
     {"kill_grace_ms", S_UINT, S_OFF(kill_grace_ms), 0, 0, 600000},
     {"drain_s", S_UINT, S_OFF(drain_s), 0, 0, 24 * 3600},
     {"registry_auth_file", S_STR, S_OFF(registry_auth_file), S_SZ(registry_auth_file), 0, 0},
+    {"confine", S_CONFINE, S_OFF(confine), S_SZ(confine), 0, 0},
+    {"step_nproc", S_UINT, S_OFF(step_nproc), 0, 0, 1000000},
+    {"step_fsize_mb", S_UINT, S_OFF(step_fsize_mb), 0, 0, 16 * 1024 * 1024},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
@@ -57,6 +61,7 @@ void af_agent_config_defaults(af_agent_config_t *self)
     snprintf(self->listen, sizeof self->listen, "%s", AF_AGENT_DEFAULT_LISTEN);
     snprintf(self->workdir, sizeof self->workdir, "%s", AF_AGENT_DEFAULT_WORKDIR);
     snprintf(self->executor, sizeof self->executor, "auto");
+    snprintf(self->confine, sizeof self->confine, "auto");
     self->max_jobs = 1;
     self->heartbeat_ms = AF_HEARTBEAT_MS;
     self->liveness = AF_LIVENESS;
@@ -112,6 +117,31 @@ static int s_add_platforms(af_agent_config_t *self, const char *value, const cha
     return 0;
 }
 
+/* listen: tcp://HOST:PORT with PORT 1..65535 or * (any free port), the
+ * range the inventory's archfarm_port accepts (ZeroMQ itself would wrap
+ * 99999 to 34463 and -1 to 65535), or ipc://PATH. NULL when fine, else
+ * why not. */
+static const char *s_listen_problem(const char *v)
+{
+    if (!strncmp(v, "ipc://", 6))
+        return v[6] ? NULL : "ipc:// needs a path";
+    if (strncmp(v, "tcp://", 6))
+        return "expected tcp://HOST:PORT or ipc://PATH";
+    const char *host = v + 6, *colon = strrchr(host, ':');
+    if (!colon || colon == host)
+        return "expected tcp://HOST:PORT";
+    const char *port = colon + 1;
+    if (!strcmp(port, "*"))
+        return NULL;
+    size_t n = strlen(port);
+    if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+        return "the port must be a number from 1 to 65535 (or * for any free port)";
+    long p = strtol(port, NULL, 10);
+    if (p < 1 || p > 65535)
+        return "the port must be a number from 1 to 65535 (or * for any free port)";
+    return NULL;
+}
+
 /* Sets K from scalar V; WHERE prefixes messages ("file:3:5" or "--flag"). */
 static int s_set_value(af_agent_config_t *self, const s_key_t *k, const char *v, const char *where,
                        af_err_t *err)
@@ -137,6 +167,24 @@ static int s_set_value(af_agent_config_t *self, const s_key_t *k, const char *v,
         if (!known)
             return af_err_set(err, AF_ERR_INVAL, "%s: executor must be one of %s, not \"%s\"",
                               where, names, v);
+        snprintf(base + k->offset, k->size, "%s", v);
+        return 0;
+    }
+    case S_LISTEN: {
+        const char *why = s_listen_problem(v);
+        if (why)
+            return af_err_set(err, AF_ERR_INVAL, "%s: listen: %s, not \"%s\"", where, why, v);
+        if (strlen(v) >= k->size)
+            return af_err_set(err, AF_ERR_TOOBIG, "%s: listen is longer than %zu bytes", where,
+                              k->size - 1);
+        snprintf(base + k->offset, k->size, "%s", v);
+        return 0;
+    }
+    case S_CONFINE: {
+        af_confine_mode_t mode;
+        if (af_confine_mode_parse(v, &mode) < 0)
+            return af_err_set(err, AF_ERR_INVAL,
+                              "%s: confine must be auto, required or off, not \"%s\"", where, v);
         snprintf(base + k->offset, k->size, "%s", v);
         return 0;
     }
@@ -303,6 +351,8 @@ int af_agent_config_load(af_agent_config_t *self, const char *path, af_err_t *er
     else
         rc = af_agent_config_load_buffer(self, path, buf, n, err);
     free(buf);
+    if (rc == 0)
+        snprintf(self->config_path, sizeof self->config_path, "%s", path); /* hidden from steps */
     return rc;
 }
 

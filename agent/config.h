@@ -44,6 +44,10 @@ typedef struct {
     /* the agent's own registry credentials (Docker config.json format),
      * used when a BUILD brings none; "" = none */
     char registry_auth_file[AF_AGENT_PATH_MAX];
+    char confine[16];                        /* auto | required | off (native steps) */
+    uint32_t step_nproc;                     /* RLIMIT_NPROC per step, 0 = unchanged */
+    uint32_t step_fsize_mb;                  /* RLIMIT_FSIZE per step in MiB, 0 = unchanged */
+    char config_path[AF_AGENT_PATH_MAX];     /* the agent.yaml loaded, "" = none */
 } af_agent_config_t;
 
 /* Fills the defaults. Cannot fail. */

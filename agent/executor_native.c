@@ -15,12 +15,13 @@
 #include <sys/wait.h>
 
 #include "assemble.h"
-#include "fault_injection.h"
 #include "buildenv.h"
 #include "executor.h"
+#include "fault_injection.h"
 #include "job.h"
 #include "log.h"
 #include "process.h"
+#include "recovery.h"
 #include "recipe.h"
 #include "worker.h"
 
@@ -173,6 +174,13 @@ static void s_on_exit(int status, void *arg)
     af_job_executor_done(job, &out);
 }
 
+static int s_mkdir_private(const char *path, af_err_t *err)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return af_err_set(err, AF_ERR_IO, "mkdir %s: %s", path, strerror(errno));
+    return 0;
+}
+
 static int s_start(af_job_t *job, af_err_t *err)
 {
     const af_msg_t *b = af_job_build(job);
@@ -201,11 +209,44 @@ static int s_start(af_job_t *job, af_err_t *err)
         .build_args = b->build_args,
         .n_build_args = b->n_build_args,
     };
-    if (!(st->envp = af_buildenv_new(environ, &spec, err)))
+    /* a private TMPDIR and HOME in the job dir: a confined step may write
+     * nowhere else, and nothing of them outlives the job */
+    char tmp_env[AF_CONTEXT_MAX_PATH + 16], home_env[AF_CONTEXT_MAX_PATH + 16];
+    snprintf(tmp_env, sizeof tmp_env, "TMPDIR=%s/tmp", af_job_dir(job));
+    snprintf(home_env, sizeof home_env, "HOME=%s/home", af_job_dir(job));
+    if (s_mkdir_private(tmp_env + 7, err) < 0 || s_mkdir_private(home_env + 5, err) < 0)
+        return err && err->code ? err->code : AF_ERR_IO;
+    size_t n_env = 0;
+    while (environ[n_env])
+        n_env++;
+    /* and a mark that finds a leftover daemon that left the job dir too
+     * (af_recovery_kill_job when the job ends and at startup) */
+    char mark_env[AF_CONTEXT_MAX_PATH + 64];
+    snprintf(mark_env, sizeof mark_env, "%s=%s", AF_RECOVERY_ENV, af_job_dir(job));
+    char **base = calloc(n_env + 4, sizeof *base);
+    if (!base)
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    size_t nb = 0;
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(environ[i], "TMPDIR=", 7) && strncmp(environ[i], "HOME=", 5))
+            base[nb++] = environ[i];
+    base[nb++] = tmp_env;
+    base[nb++] = home_env;
+    base[nb++] = mark_env;
+    st->envp = af_buildenv_new(base, &spec, err);
+    free(base);
+    if (!st->envp)
         return err && err->code ? err->code : AF_ERR_INVAL;
-    af_job_log(job, "agent", "running build step in the context directory");
-    st->proc = af_process_new(af_job_loop(job), st->recipe->run, st->envp, af_job_ctx_dir(job),
-                              s_on_line, s_on_exit, job, err);
+    af_confine_child_t conf;
+    if (af_confine_prepare(af_job_confine(job), af_job_dir(job), &conf, err) < 0)
+        return err && err->code ? err->code : AF_ERR_CHILD;
+    af_job_log(job, "agent",
+               af_confine_abi(af_job_confine(job)) > 0
+                   ? "running build step in the context directory (confined: Landlock)"
+                   : "running build step in the context directory (NOT confined: no Landlock)");
+    st->proc = af_process_new_confined(af_job_loop(job), st->recipe->run, st->envp,
+                                       af_job_ctx_dir(job), &conf, s_on_line, s_on_exit, job, err);
+    af_confine_child_close(&conf);
     if (!st->proc)
         return err && err->code ? err->code : AF_ERR_CHILD;
     af_job_write_pgid(job, af_process_pid(st->proc));

@@ -19,10 +19,38 @@
 
 #include "archive.h"
 #include "log.h"
+#include "recovery.h"
 #include "worker.h"
+
+/* Build output rate limit per job. The agent's ROUTER queues at most
+ * S_SNDHWM messages per coordinator and drops the rest silently (RESULT
+ * included), and nothing tells the agent how far behind the coordinator
+ * is; so a job forwards at most S_LOG_RATE lines of build output a second
+ * (bursts of S_LOG_BURST), which any coordinator keeps up with, and
+ * summarises the rest: a count of dropped lines, then the last S_LOG_TAIL
+ * of them, when forwarding resumes, before an agent line and before RESULT
+ * (the end of a log holds the real error). Never silent. */
+#define S_LOG_RATE 2000
+#define S_LOG_BURST 20000
+#define S_LOG_TAIL 100
+
+typedef struct {
+    char stream[8];
+    char line[AF_MAX_LOG_LINE + 1];
+} s_tail_line_t;
+
+typedef struct {
+    double tokens;       /* lines that may go out now */
+    int64_t refill_ms;   /* zclock_mono() of the last refill */
+    uint64_t dropped;    /* dropped since the last summary, tail included */
+    uint64_t total;      /* dropped over the job's life */
+    s_tail_line_t *tail; /* ring of the last S_LOG_TAIL dropped lines, lazily */
+    size_t tail_next, tail_len;
+} s_lograte_t;
 
 struct af_job {
     af_job_hooks_t hooks;
+    s_lograte_t lograte;
     const af_executor_t *executor;
     af_msg_t *build;
     zframe_t *peer;
@@ -88,7 +116,7 @@ void af_job_status(af_job_t *self, const char *state, const char *detail)
     s_send(self, &msg);
 }
 
-void af_job_log(af_job_t *self, const char *stream, const char *line)
+static void s_log_send(af_job_t *self, const char *stream, const char *line)
 {
     af_msg_t *msg = af_msg_new(AF_CMD_LOG);
     if (!msg)
@@ -96,6 +124,78 @@ void af_job_log(af_job_t *self, const char *stream, const char *line)
     snprintf(msg->stream, sizeof msg->stream, "%s", stream);
     snprintf(msg->line, sizeof msg->line, "%s", line);
     s_send(self, &msg);
+}
+
+/* Sends "N lines dropped" for the dropped lines not in the tail (all of
+ * them unless WITH_TAIL), then, WITH_TAIL, the tail itself. Bypasses the
+ * rate limit (the caller charges it). */
+static void s_log_flush(af_job_t *self, bool with_tail)
+{
+    s_lograte_t *r = &self->lograte;
+    if (r->dropped == 0)
+        return;
+    uint64_t n = with_tail ? r->dropped - r->tail_len : r->dropped;
+    if (n > 0) {
+        char note[160];
+        snprintf(note, sizeof note, "%llu lines of output dropped (more than %d lines/s)%s",
+                 (unsigned long long)n, S_LOG_RATE,
+                 with_tail && r->tail_len ? "; the last lines follow" : "");
+        s_log_send(self, "agent", note);
+    }
+    if (with_tail) {
+        size_t first = (r->tail_next + S_LOG_TAIL - r->tail_len) % S_LOG_TAIL;
+        for (size_t i = 0; i < r->tail_len; i++) {
+            const s_tail_line_t *t = &r->tail[(first + i) % S_LOG_TAIL];
+            s_log_send(self, t->stream, t->line);
+        }
+    }
+    r->dropped = 0;
+    r->tail_len = 0;
+    r->tail_next = 0;
+}
+
+void af_job_log(af_job_t *self, const char *stream, const char *line)
+{
+    s_lograte_t *r = &self->lograte;
+    int64_t now = zclock_mono();
+    if (r->refill_ms == 0) {
+        r->tokens = S_LOG_BURST;
+        r->refill_ms = now;
+    } else if (now > r->refill_ms) {
+        r->tokens += (double)(now - r->refill_ms) * S_LOG_RATE / 1000.0;
+        if (r->tokens > S_LOG_BURST)
+            r->tokens = S_LOG_BURST;
+        r->refill_ms = now;
+    }
+    /* the agent's own lines are few and never dropped; while dropping,
+     * build output resumes only once a second's worth of budget is back */
+    bool own = strcmp(stream, "agent") == 0;
+    if (own || (r->dropped == 0 && r->tokens >= 1.0) || r->tokens >= S_LOG_RATE) {
+        if (r->dropped > 0) { /* what was dropped, then its last lines, then this one */
+            r->tokens -= 1.0 + (double)r->tail_len;
+            s_log_flush(self, true);
+        }
+        r->tokens -= 1.0;
+        s_log_send(self, stream, line);
+        return;
+    }
+    if (!r->tail)
+        r->tail = calloc(S_LOG_TAIL, sizeof *r->tail);
+    if (r->total == 0)
+        af_warn_job(self->tag, self->hooks.node,
+                    "build output faster than %d lines/s: dropping lines (counted, the last %d "
+                    "kept)",
+                    S_LOG_RATE, S_LOG_TAIL);
+    r->dropped++;
+    r->total++;
+    if (r->tail) {
+        s_tail_line_t *t = &r->tail[r->tail_next];
+        snprintf(t->stream, sizeof t->stream, "%s", stream);
+        snprintf(t->line, sizeof t->line, "%s", line);
+        r->tail_next = (r->tail_next + 1) % S_LOG_TAIL;
+        if (r->tail_len < S_LOG_TAIL)
+            r->tail_len++;
+    }
 }
 
 static void s_send_credit(af_job_t *self, uint32_t credit)
@@ -258,6 +358,7 @@ static void s_remove_dir(af_job_t *self)
 {
     if (!self->dir_made)
         return;
+    (void)af_recovery_kill_job(self->dir); /* leftovers that left the group */
     af_err_t err;
     af_err_clear(&err);
     if (af_remove_tree(self->dir, &err) < 0)
@@ -276,6 +377,7 @@ void af_job_destroy(af_job_t **self_p)
     s_remove_dir(self);
     zframe_destroy(&self->peer);
     af_msg_destroy(&self->build);
+    free(self->lograte.tail);
     free(self);
     *self_p = NULL;
 }
@@ -296,13 +398,24 @@ static void s_send_result(af_job_t *self)
     snprintf(msg->message, sizeof msg->message, "%s", o->message);
     int64_t now = zclock_mono();
     msg->duration_ms = now > self->started_ms ? (uint64_t)(now - self->started_ms) : 0;
+    s_log_flush(self, true); /* the end of the log goes out before RESULT */
+    if (self->lograte.total > 0)
+        af_warn_job(self->tag, self->hooks.node, "%llu lines of build output were dropped",
+                    (unsigned long long)self->lograte.total);
     s_send(self, &msg);
 }
 
 /* Runs in the worker thread. */
+/* Kills what the step left running (a `setsid` daemon escapes its process
+ * group but keeps its cwd or environment in the job dir), then removes the
+ * dir. Worker thread: af_recovery_kill_job may wait for the kills. */
 static int s_remove_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
 {
-    return af_remove_tree((const char *)varg, err);
+    const char *dir = (const char *)varg;
+    size_t n = af_recovery_kill_job(dir);
+    if (n > 0)
+        af_warn("%s: killed %zu process(es) the build step left running", dir, n);
+    return af_remove_tree(dir, err);
 }
 
 static void s_on_removed(void *arg, int code, const char *message, const char *const *outputs,
@@ -587,6 +700,11 @@ const af_msg_t *af_job_build(const af_job_t *self)
 {
     return self->build;
 }
+const af_confine_t *af_job_confine(const af_job_t *self)
+{
+    return self->hooks.confine;
+}
+
 const char *af_job_dir(const af_job_t *self)
 {
     return self->dir;

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "confine.h"
 #include "context_store.h"
 #include "error.h"
 #include "executor.h"
@@ -48,6 +49,7 @@ typedef struct {
     af_platform_t build_platform;
     uint32_t default_timeout_s; /* when BUILD.timeout_s is 0; 0 = none */
     int kill_grace_ms;
+    const af_confine_t *confine; /* native steps' confinement, borrowed; NULL = none */
     void (*on_ready)(void *arg, af_job_t *job);    /* context stored: may start */
     void (*on_finished)(void *arg, af_job_t *job); /* outcome known: close it soon */
     void (*on_closed)(void *arg, af_job_t *job);   /* RESULT sent: destroy it soon */
@@ -117,6 +119,8 @@ bool af_job_matches(const af_job_t *self, const char *job, uint32_t attempt);
 zloop_t *af_job_loop(const af_job_t *self);
 const af_msg_t *af_job_build(const af_job_t *self); /* the BUILD, borrowed */
 const char *af_job_dir(const af_job_t *self);
+/* The agent's confinement for build steps (NULL = none); borrowed. */
+const af_confine_t *af_job_confine(const af_job_t *self);
 const char *af_job_ctx_dir(const af_job_t *self);
 const af_platform_t *af_job_platform(const af_job_t *self);
 const af_platform_t *af_job_build_platform(const af_job_t *self);

@@ -55,6 +55,11 @@ static void s_usage(FILE *out)
             "                              installers (the .deb's postinst runs it)\n"
             "      --registry-auth-file FILE  registry credentials (Docker config.json\n"
             "                              format) used when a BUILD brings none\n"
+            "      --confine MODE          Landlock for native build steps: auto (when the\n"
+            "                              kernel has it), required (refuse to start\n"
+            "                              without it), off (default auto)\n"
+            "      --step-nproc N          RLIMIT_NPROC per build step, 0 = unchanged\n"
+            "      --step-fsize-mb N       RLIMIT_FSIZE per build step in MiB, 0 = unchanged\n"
             "  -h, --help                  this help\n"
             "  -V, --version               print the version\n",
             AF_AGENT_DEFAULT_LISTEN, AF_AGENT_DEFAULT_WORKDIR, AF_HEARTBEAT_MS, AF_LIVENESS,
@@ -91,6 +96,9 @@ static const s_opt_t s_opts[] = {
     {"init-cert", no_argument, 0, NULL},
     {"registry-auth-file", required_argument, 0, "registry_auth_file"},
     {"check-config", no_argument, 0, NULL},
+    {"confine", required_argument, 0, "confine"},
+    {"step-nproc", required_argument, 0, "step_nproc"},
+    {"step-fsize-mb", required_argument, 0, "step_fsize_mb"},
     {"help", no_argument, 'h', NULL},
     {"version", no_argument, 'V', NULL},
 };

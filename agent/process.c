@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "limits.h"
 #include "log.h"
 
@@ -300,9 +301,64 @@ static int s_stream_watch(s_stream_t *s)
     return 0;
 }
 
+/* The confined path: fork, then in the child only async-signal-safe calls
+ * (the agent has threads): default signals, a new session (so a new process
+ * group), the descriptors, the confinement, exec. A failure is written to
+ * the step's stderr and the child exits 126. */
+static pid_t s_fork_confined(const char *cmd, char *const envp[], const char *cwd, int out_w,
+                             int err_w, const af_confine_child_t *conf)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    sigset_t none;
+    sigemptyset(&none);
+    int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    const char *why = "setsid";
+    int devnull = -1;
+    if (setsid() < 0)
+        goto fail;
+    why = "/dev/null";
+    if ((devnull = open("/dev/null", O_RDONLY)) < 0 || dup2(devnull, 0) < 0)
+        goto fail;
+    why = "dup2";
+    if (dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+        goto fail;
+    why = "chdir to the context directory";
+    if (chdir(cwd) < 0)
+        goto fail;
+    if (af_confine_apply_child(conf, &why) < 0)
+        goto fail;
+    syscall(SYS_close_range, 3U, ~0U, 0U);
+    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    execve("/bin/sh", argv, envp);
+    why = "exec /bin/sh";
+fail:;
+    const char *pre = "archfarm-agent: cannot start the confined build step: ";
+    ssize_t w = write(2, pre, strlen(pre));
+    w = write(2, why, strlen(why));
+    w = write(2, "\n", 1);
+    (void)w;
+    _exit(126);
+}
+
 af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[], const char *cwd,
                              af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
                              af_err_t *err)
+{
+    return af_process_new_confined(loop, cmd, envp, cwd, NULL, on_line, on_exit, arg, err);
+}
+
+af_process_t *af_process_new_confined(zloop_t *loop, const char *cmd, char *const envp[],
+                                      const char *cwd, const af_confine_child_t *conf,
+                                      af_process_line_fn *on_line, af_process_exit_fn *on_exit,
+                                      void *arg, af_err_t *err)
 {
     assert(loop && cmd && envp && cwd);
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
@@ -338,7 +394,16 @@ af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[],
 
     if (s_pipe(out, err) < 0 || s_pipe(errp, err) < 0)
         goto fail;
-    int rc = posix_spawn_file_actions_init(&fa);
+    int rc;
+    if (conf) {
+        self->pid = s_fork_confined(cmd, envp, cwd, out[1], errp[1], conf);
+        if (self->pid < 0) {
+            af_err_set(err, AF_ERR_CHILD, "cannot fork the build step: %s", strerror(errno));
+            goto fail;
+        }
+        goto started;
+    }
+    rc = posix_spawn_file_actions_init(&fa);
     if (rc)
         goto spawn_fail;
     fa_init = true;
@@ -372,6 +437,7 @@ af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[],
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     fa_init = attr_init = false;
+started:
     close(out[1]);
     close(errp[1]);
     out[1] = errp[1] = -1;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "confine.h"
 #include "error.h"
 
 typedef struct af_process af_process_t;
@@ -35,6 +36,17 @@ typedef void(af_process_exit_fn)(int status, void *arg);
 af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[], const char *cwd,
                              af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
                              af_err_t *err);
+
+/* af_process_new, confined: the child is forked (not posix_spawn), starts
+ * a new session (so it leads a new process group), and applies CONF
+ * (af_confine_apply_child: no_new_privs, rlimits, Landlock) before exec;
+ * if that fails the step writes why to its stderr and exits 126. CONF
+ * borrowed for the call (its ruleset fd stays the caller's); NULL: as
+ * af_process_new. */
+af_process_t *af_process_new_confined(zloop_t *loop, const char *cmd, char *const envp[],
+                                      const char *cwd, const af_confine_child_t *conf,
+                                      af_process_line_fn *on_line, af_process_exit_fn *on_exit,
+                                      void *arg, af_err_t *err);
 
 /* Kills a running child's group (SIGKILL), reaps it (waitpid, which is
  * quick after SIGKILL), stops polling and closes everything. on_exit is

@@ -231,6 +231,20 @@ static int s_sink_deflate(s_sink_t *k, int flush)
     }
 }
 
+/* " (ENOSPC: the disk is full)" and the like for errors a user fixes on the
+ * host, "" otherwise (issue 12, finding 9: "compress ... failed" said
+ * nothing). */
+static const char *s_disk_hint(int e)
+{
+    if (e == ENOSPC)
+        return " (ENOSPC: the disk is full)";
+    if (e == EDQUOT)
+        return " (EDQUOT: over the disk quota)";
+    if (e == EFBIG)
+        return " (EFBIG: over the file size limit)";
+    return "";
+}
+
 static la_ssize_t s_sink_write(struct archive *a, void *arg, const void *buf, size_t len)
 {
     s_sink_t *k = arg;
@@ -240,7 +254,8 @@ static la_ssize_t s_sink_write(struct archive *a, void *arg, const void *buf, si
     }
     if (!k->gzip) {
         if (s_sink_emit(k, buf, len) != 0) {
-            archive_set_error(a, k->saved_errno, "write %s failed", k->path);
+            archive_set_error(a, k->saved_errno, "write %s: %s%s", k->path,
+                              strerror(k->saved_errno), s_disk_hint(k->saved_errno));
             return -1;
         }
         return (la_ssize_t)len;
@@ -248,7 +263,11 @@ static la_ssize_t s_sink_write(struct archive *a, void *arg, const void *buf, si
     k->zs.next_in = (Bytef *)(uintptr_t)buf;
     k->zs.avail_in = (uInt)len;
     if (s_sink_deflate(k, Z_NO_FLUSH) != 0) {
-        archive_set_error(a, k->saved_errno ? k->saved_errno : EIO, "compress %s failed", k->path);
+        if (k->saved_errno)
+            archive_set_error(a, k->saved_errno, "write %s: %s%s", k->path,
+                              strerror(k->saved_errno), s_disk_hint(k->saved_errno));
+        else
+            archive_set_error(a, EIO, "compress %s: zlib stream error", k->path);
         return -1;
     }
     return (la_ssize_t)len;
@@ -291,8 +310,9 @@ static int s_sink_finish(s_sink_t *k, af_err_t *err)
         k->zs.next_in = NULL;
         k->zs.avail_in = 0;
         if (s_sink_deflate(k, Z_FINISH) != 0)
-            return af_err_set(err, AF_ERR_IO, "%s: compress: %s", k->path,
-                              strerror(k->saved_errno ? k->saved_errno : EIO));
+            return af_err_set(err, AF_ERR_IO, "%s: write: %s%s", k->path,
+                              strerror(k->saved_errno ? k->saved_errno : EIO),
+                              s_disk_hint(k->saved_errno));
     }
     int fd = k->fd;
     k->fd = -1;

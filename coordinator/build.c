@@ -21,13 +21,41 @@
 #include "log.h"
 #include "oci.h"
 #include "preflight.h"
+#include "recipe.h"
 #include "registry.h"
 #include "schedule.h"
 
+/* A native recipe is loaded and checked here, as the agent will (unknown
+ * keys, an empty file, bad values), so that a bad one is a usage error
+ * (exit 2) before any node is asked, not an infra failure retried on every
+ * node (issue 12, finding 4). */
+static int s_recipe_check(const char *ctx, const af_build_spec_t *spec)
+{
+    if (strcmp(spec->recipe_kind, "native"))
+        return 0;
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%s", ctx, spec->recipe_path);
+    af_err_t err;
+    af_err_clear(&err);
+    af_recipe_t *r = af_recipe_load(path, &err);
+    if (!r)
+        return af_cli_usage_error("build", "recipe %s", af_err_msg(&err, AF_ERR_PARSE));
+    af_recipe_destroy(&r);
+    return 0;
+}
+
 /* Resolves the recipe: kind and path relative to the context root. */
+static int s_recipe_resolve(const af_build_opts_t *o, af_build_spec_t *spec, char *ctx);
+
 static int s_recipe(const af_build_opts_t *o, af_build_spec_t *spec)
 {
     char ctx[PATH_MAX];
+    int rc = s_recipe_resolve(o, spec, ctx);
+    return rc ? rc : s_recipe_check(ctx, spec);
+}
+
+static int s_recipe_resolve(const af_build_opts_t *o, af_build_spec_t *spec, char *ctx)
+{
     if (!realpath(o->context, ctx))
         return af_cli_usage_error("build", "context '%s': %s", o->context, strerror(errno));
     if (o->file) {

@@ -1,11 +1,14 @@
 /* cmd_build.c -- `archfarm build`: the command line of a build (buildx's
  * flags), checked completely before anything touches the network; then
  * build.c runs it. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "build.h"
 
@@ -273,6 +276,33 @@ static int s_add_annotation(af_build_opts_t *o, char *arg)
     return 0;
 }
 
+/* --metadata-file PATH can be written: PATH is not a directory and a file
+ * can be created beside it (the result is written there, then renamed
+ * over PATH). Checked before any work so that a bad path cannot turn a
+ * published build into a failure (issue 12, finding 7). 0, or -1 with
+ * WHY. */
+static int s_metadata_writable(const char *path, char *why, size_t len)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(why, len, "is a directory");
+        return -1;
+    }
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+        snprintf(why, len, "path too long");
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(why, len, "cannot create a file beside it: %s", strerror(errno));
+        return -1;
+    }
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
 static int s_parse(af_build_opts_t *o, int argc, char **argv)
 {
     enum {
@@ -438,6 +468,9 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
     struct stat st;
     if (stat(o->context, &st) || !S_ISDIR(st.st_mode))
         return af_cli_usage_error("build", "context '%s' is not a directory", o->context);
+    char why[300];
+    if (o->metadata_file && s_metadata_writable(o->metadata_file, why, sizeof why) < 0)
+        return af_cli_usage_error("build", "--metadata-file %s: %s", o->metadata_file, why);
 
     if (!o->platforms_given) {
         if (af_platform_host(&o->platforms[0]))

@@ -27,8 +27,10 @@ af_netns_create b
 af_netns_registry_start b
 HB=500
 LIVENESS=4
-af_netns_agent_start node-a a linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS"
-af_netns_agent_start node-b b linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS"
+# --confine off: the steps write marker files into the test dir, outside
+# their job dirs (test_confine.sh covers confinement)
+af_netns_agent_start node-a a linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS" --confine off
+af_netns_agent_start node-b b linux/arm64 --heartbeat-ms "$HB" --liveness "$LIVENESS" --confine off
 af_inventory_write "$AF_TMP/inventory.yaml"
 # node-a first: lower archfarm_priority wins a tie in load
 python3 - "$AF_INVENTORY" <<'EOF'
@@ -55,7 +57,8 @@ af_on_exit kill -TERM "$COORD"
 s_started() { [[ -n $(af_started_on arm64 "$M") ]]; }
 af_wait_until 60 "the arm64 step to start" s_started
 af_assert_eq node-a "$(af_started_on arm64 "$M")" "the preferred node-a got the slice"
-t_cut=$(af_now)
+# wall clock here: the JSON events carry epoch "time" stamps
+t_cut=$(date +%s.%N)
 af_netns_cut a
 af_log "node-a's link is down"
 rc=0
@@ -69,7 +72,7 @@ t_lost=$(jq -r 'select(.type == "result" and .node == "node-a" and .ok == false)
 [[ -n $t_lost ]] || af_fail "no failed result event for node-a in the JSON progress:
 $(tail -n 20 "$AF_TMP/events.json")"
 detect=$(af_elapsed "$t_cut" "$t_lost")
-bound=$(awk -v h="$HB" -v l="$LIVENESS" 'BEGIN { printf "%.3f", h * l / 1000 + 1 }')
+bound=$(af_time_bound "$(awk -v h="$HB" -v l="$LIVENESS" 'BEGIN { print h * l / 1000 }')" 1)
 af_le "$detect" "$bound" || af_fail "node-a declared lost $detect s after the cut (bound $bound s)"
 printf 'ok: node-a declared lost %s s after its link went down (bound %s s)\n' "$detect" "$bound" >&2
 af_assert_match "$(jq -r 'select(.type == "result" and .node == "node-a") | .message' "$AF_TMP/events.json")" \

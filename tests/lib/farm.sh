@@ -23,6 +23,7 @@
 # fails the test: under ASan/UBSan this is how agent bugs surface.
 
 AF_SOURCE_DIR=${AF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+source "$AF_SOURCE_DIR/tests/lib/timing.sh"
 AF_BIN=${AF_BIN:-$AF_SOURCE_DIR/build/bin}
 AF_TIMEOUT=${AF_TIMEOUT:-300}
 export AF_SOURCE_DIR AF_BIN
@@ -103,14 +104,16 @@ af_run_rc() {
 }
 
 # af_wait_until TIMEOUT_S WHAT CMD...: polls CMD (every 50 ms) until it
-# succeeds; fails the test after TIMEOUT_S. A bounded poll on an observable
-# event, not a sleep standing in for one.
+# succeeds; fails the test after TIMEOUT_S (decimals allowed, monotonic
+# clock). A bounded poll on an observable event, not a sleep standing in
+# for one.
 af_wait_until() {
     local timeout=$1 what=$2
     shift 2
-    local deadline=$((SECONDS + timeout))
+    local t0
+    t0=$(af_now)
     until "$@"; do
-        if ((SECONDS >= deadline)); then
+        if ! af_le "$(af_elapsed "$t0")" "$timeout"; then
             af_fail "timed out after ${timeout}s waiting for $what"
         fi
         sleep 0.05

@@ -54,6 +54,9 @@ af_agent_clean() {
 af_fault_agent_start() {
     local name=$1 platform=$2
     shift 2
+    # --confine off: the recipe writes marker files into the test's dir,
+    # outside its job dir (test_confine.sh covers confinement)
+    set -- --confine off "$@"
     AF_AGENT_FLAGS[$name]="$*"
     AF_NODE=$name af_agent_start "$name" "$platform" "$@"
 }
@@ -135,17 +138,4 @@ af_started_on() {
     local f
     f=$(ls -tr "$2" 2>/dev/null | grep "^started-$1-" | head -n 1)
     echo "${f#started-"$1"-}"
-}
-
-# af_now: epoch seconds with nanoseconds.
-af_now() { date +%s.%N; }
-
-# af_elapsed FROM [TO]: seconds between two af_now values, 3 decimals.
-af_elapsed() {
-    awk -v a="$1" -v b="${2:-$(af_now)}" 'BEGIN { printf "%.3f", b - a }'
-}
-
-# af_le A B: true when A <= B (decimals).
-af_le() {
-    awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'
 }

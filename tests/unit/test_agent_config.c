@@ -124,8 +124,17 @@ static void s_expect_error(const char *yaml, const char *needle)
 
 static void config_errors_name_file_line_and_column(void **state)
 {
-    s_expect_error("listen: x\nbogus: 1\n", "agent.yaml:2:1: unknown key: bogus");
+    s_expect_error("listen: tcp://*:1\nbogus: 1\n", "agent.yaml:2:1: unknown key: bogus");
+    /* issue 12 finding 6: ports wrapped (99999 listened on 34463, -1 on 65535) */
+    s_expect_error("listen: tcp://*:99999\n",
+                   "agent.yaml:1:9: listen: the port must be a number from 1 to 65535");
+    s_expect_error("listen: tcp://*:-1\n",
+                   "agent.yaml:1:9: listen: the port must be a number from 1 to 65535");
+    s_expect_error("listen: tcp://*:0\n", "agent.yaml:1:9: listen: the port must be");
+    s_expect_error("listen: x\n", "agent.yaml:1:9: listen: expected tcp://HOST:PORT or ipc://PATH");
     s_expect_error("max_jobs: 0\n", "agent.yaml:1:11: max_jobs must be an integer from 1 to 256");
+    s_expect_error("confine: maybe\n",
+                   "agent.yaml:1:10: confine must be auto, required or off, not \"maybe\"");
     s_expect_error("max_jobs: many\n", "agent.yaml:1:11:");
     s_expect_error("max_jobs: -1\n", "max_jobs must be an integer");
     s_expect_error("heartbeat_ms: 99999999999999999999\n", "heartbeat_ms must be an integer");
@@ -196,6 +205,12 @@ static void config_flags_override_the_file(void **state)
                         "linux/arm64,linux/arm/v7");
     assert_int_equal(af_agent_config_set(&cfg, "job_timeout_s", "90", "--job-timeout", &err), 0);
     assert_int_equal(cfg.job_timeout_s, 90);
+    /* --listen is checked like listen: (and like the inventory's port) */
+    assert_int_equal(af_agent_config_set(&cfg, "listen", "tcp://*:99999", "--listen", &err),
+                     AF_ERR_INVAL);
+    assert_non_null(strstr(err.msg, "--listen: listen: the port must be a number from 1 to 65535"));
+    assert_int_equal(af_agent_config_set(&cfg, "listen", "tcp://127.0.0.1:*", "--listen", &err), 0);
+    assert_string_equal(cfg.listen, "tcp://127.0.0.1:*");
 }
 
 static void config_flag_errors_name_the_flag(void **state)

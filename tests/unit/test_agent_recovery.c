@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "../lib/af_test_time.h"
 #include "recovery.h"
 
 static char s_work[128];
@@ -62,6 +63,20 @@ static void s_write_pgid(const char *dir, pid_t pgid)
     fclose(f);
 }
 
+static bool s_group_has_sleep(void *arg)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "pgrep -g %d sleep >/dev/null 2>&1", *(int *)arg);
+    return system(cmd) == 0;
+}
+
+static bool s_group_gone(void *arg)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "pgrep -g %d >/dev/null 2>&1", *(int *)arg);
+    return system(cmd) != 0;
+}
+
 /* Forks a session leader running `sh -c 'sleep 60 & sleep 60'` with cwd
  * CWD: a process group of three, like a build step. */
 static pid_t s_spawn(const char *cwd)
@@ -75,42 +90,23 @@ static pid_t s_spawn(const char *cwd)
         execl("/bin/sh", "sh", "-c", "sleep 60 & sleep 60; wait", (char *)NULL);
         _exit(127);
     }
-    /* let sh start its children (bounded) */
-    for (int i = 0; i < 100; i++) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "pgrep -g %d sleep >/dev/null 2>&1", (int)pid);
-        if (system(cmd) == 0)
-            break;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    int pgid = (int)pid;
+    assert_true(af_test_poll(s_group_has_sleep, &pgid, 2.0)); /* sh started its children */
     return pid;
 }
 
-/* True when PID has exited (reaped here) within about 2 s. */
+/* True when child PID has exited within the scaled slack (reaped here). */
 static bool s_gone(pid_t pid)
 {
-    for (int i = 0; i < 100; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return true;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    int st;
+    return af_test_wait_exit(pid, 1.0) && waitpid(pid, &st, 0) == pid;
 }
 
+/* True when process group PGID is empty within the scaled slack. */
 static bool s_group_empty(pid_t pgid)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "pgrep -g %d >/dev/null 2>&1", (int)pgid);
-    for (int i = 0; i < 100; i++) {
-        if (system(cmd) != 0)
-            return true;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    int g = (int)pgid;
+    return af_test_poll(s_group_gone, &g, 1.0);
 }
 
 static void recovery_kills_the_recorded_group_of_a_stale_job(void **state)

@@ -56,6 +56,17 @@ static void s_touch(const char *rel)
     fclose(f);
 }
 
+/* A minimal valid native recipe at REL (the coordinator loads it). */
+static void s_recipe_file(const char *rel)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", s_dir, rel);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("build:\n  run: \"true\"\n", f);
+    fclose(f);
+}
+
 static void s_rm(const char *rel)
 {
     char p[256];
@@ -261,7 +272,10 @@ static void recipe_native_wins_over_dockerfile_and_f_selects(void **state)
     assert_string_equal(spec.recipe_kind, "dockerfile");
     assert_string_equal(spec.recipe_path, "Dockerfile");
 
-    s_touch("archfarm.yaml");
+    s_touch("archfarm.yaml"); /* empty: refused here, before any node */
+    memset(&spec, 0, sizeof spec);
+    assert_int_equal(s_recipe(o, &spec), AF_EXIT_USAGE);
+    s_recipe_file("archfarm.yaml");
     memset(&spec, 0, sizeof spec);
     assert_int_equal(s_recipe(o, &spec), 0);
     assert_string_equal(spec.recipe_kind, "native");
@@ -274,7 +288,7 @@ static void recipe_native_wins_over_dockerfile_and_f_selects(void **state)
     assert_string_equal(spec.recipe_kind, "dockerfile");
     assert_string_equal(spec.recipe_path, "sub/Build.df");
 
-    s_touch("sub/other.yml");
+    s_recipe_file("sub/other.yml");
     char abs[256];
     snprintf(abs, sizeof abs, "%s/sub/other.yml", s_dir);
     o->file = abs;

@@ -63,6 +63,8 @@ struct af_registry {
     char *ca_file;
     long timeout_s;
     CURL *curl;
+    af_registry_cancel_fn *cancel; /* may be NULL */
+    void *cancel_arg;
     s_auth_t auth;
     s_token_t tokens[S_TOKEN_SLOTS];
     size_t next_token;
@@ -103,6 +105,7 @@ typedef struct {
     uint64_t downloaded;
     af_digest_t *dl_digest;
     const s_req_t *req;
+    const af_registry_t *reg; /* for the cancel hook */
     char url[S_HEADER_MAX]; /* the URL of this attempt */
     char errbuf[CURL_ERROR_SIZE];
 } s_resp_t;
@@ -118,11 +121,23 @@ static void s_free_secret(char **p)
     }
 }
 
-static void s_sleep_ms(long ms)
+static bool s_cancelled(const af_registry_t *self)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    return self->cancel && self->cancel(self->cancel_arg);
+}
+
+/* Sleeps MS milliseconds in slices, so that a cancel is seen within
+ * S_CANCEL_POLL_MS. */
+#define S_CANCEL_POLL_MS 50
+static void s_sleep_ms(const af_registry_t *self, long ms)
+{
+    while (ms > 0 && !s_cancelled(self)) {
+        long slice = ms < S_CANCEL_POLL_MS ? ms : S_CANCEL_POLL_MS;
+        struct timespec ts = {slice / 1000, (slice % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        ms -= slice;
+    }
 }
 
 /* The URL for messages: no query string (upload state, signatures). */
@@ -409,7 +424,12 @@ static size_t s_on_read(char *buf, size_t size, size_t nitems, void *arg)
 static int s_on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                          curl_off_t ulnow)
 {
-    const s_req_t *req = arg;
+    const s_resp_t *resp = arg;
+    const s_req_t *req = resp->req;
+    if (s_cancelled(resp->reg))
+        return 1; /* CURLE_ABORTED_BY_CALLBACK */
+    if (!req->progress)
+        return 0;
     if (req->upload)
         req->progress((uint64_t)ulnow, (uint64_t)ultotal, req->progress_arg);
     else
@@ -430,6 +450,7 @@ static CURLcode s_perform(af_registry_t *self, const s_req_t *req, const char *u
     curl_easy_reset(c);
     s_resp_reset(resp);
     resp->req = req;
+    resp->reg = self;
     resp->errbuf[0] = '\0';
     snprintf(resp->url, sizeof resp->url, "%s", url);
     s_upload_t up = {req, 0};
@@ -497,10 +518,10 @@ static CURLcode s_perform(af_registry_t *self, const s_req_t *req, const char *u
     } else if (strcmp(req->method, "GET")) {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
     }
-    if (req->progress) {
+    if (req->progress || self->cancel) {
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, s_on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, req);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, resp);
     }
     CURLcode cc = curl_easy_perform(c);
     if (cc == CURLE_OK && !resp->status) {
@@ -639,10 +660,20 @@ static int s_fetch_token(af_registry_t *self, const char *challenge, const char 
     s_req_t req = {.method = "GET", .url = url, .max_body = S_TOKEN_REPLY_MAX};
     char murl[1024];
     for (int attempt = 0;; attempt++) {
+        if (s_cancelled(self)) {
+            rc = af_err_set(err, AF_ERR_CANCELLED, "GET %s: cancelled",
+                            s_msg_url(url, murl, sizeof murl));
+            goto out;
+        }
         CURLcode cc = s_perform(self, &req, url, basic, &resp);
+        if (cc == CURLE_ABORTED_BY_CALLBACK && s_cancelled(self)) {
+            rc = af_err_set(err, AF_ERR_CANCELLED, "GET %s: cancelled",
+                            s_msg_url(url, murl, sizeof murl));
+            goto out;
+        }
         if (cc != CURLE_OK) {
             if (s_transient(cc) && attempt < AF_HTTP_RETRIES) {
-                s_sleep_ms(S_BACKOFF_MS << attempt);
+                s_sleep_ms(self, S_BACKOFF_MS << attempt);
                 continue;
             }
             rc = af_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? AF_ERR_TIMEOUT : AF_ERR_NET,
@@ -653,7 +684,7 @@ static int s_fetch_token(af_registry_t *self, const char *challenge, const char 
             goto out;
         }
         if (s_transient_status(resp.status) && attempt < AF_HTTP_RETRIES) {
-            s_sleep_ms(S_BACKOFF_MS << attempt);
+            s_sleep_ms(self, S_BACKOFF_MS << attempt);
             continue;
         }
         break;
@@ -758,6 +789,9 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
             snprintf(url_buf, sizeof url_buf, "%s://%s%s", self->scheme, self->host, req->path);
             url = url_buf;
         }
+        if (s_cancelled(self))
+            return af_err_set(err, AF_ERR_CANCELLED, "%s %s: cancelled", req->method,
+                              s_msg_url(url, murl, sizeof murl));
         int rc = s_rewind(req, resp, err);
         if (rc)
             return rc;
@@ -770,6 +804,9 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
             s_free_secret(&auth_line);
         CURLcode cc = s_perform(self, req, url, auth_line, resp);
         s_free_secret(&auth_line);
+        if (cc == CURLE_ABORTED_BY_CALLBACK && s_cancelled(self))
+            return af_err_set(err, AF_ERR_CANCELLED, "%s %s: cancelled", req->method,
+                              s_msg_url(url, murl, sizeof murl));
         if (cc != CURLE_OK) {
             if (resp->too_big)
                 return af_err_set(err, AF_ERR_TOOBIG, "%s %s: reply larger than the limit",
@@ -789,7 +826,7 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
             if (s_transient(cc) && !req->no_retry && attempt < AF_HTTP_RETRIES) {
                 af_debug("%s %s: %s, retrying", req->method, s_msg_url(url, murl, sizeof murl),
                          curl_easy_strerror(cc));
-                s_sleep_ms(S_BACKOFF_MS << attempt);
+                s_sleep_ms(self, S_BACKOFF_MS << attempt);
                 attempt++;
                 continue;
             }
@@ -813,7 +850,7 @@ static int s_request(af_registry_t *self, const s_req_t *req, s_resp_t *resp, af
         if (s_transient_status(resp->status) && !req->no_retry && attempt < AF_HTTP_RETRIES) {
             af_debug("%s %s: HTTP %ld, retrying", req->method, s_msg_url(url, murl, sizeof murl),
                      resp->status);
-            s_sleep_ms(S_BACKOFF_MS << attempt);
+            s_sleep_ms(self, S_BACKOFF_MS << attempt);
             attempt++;
             continue;
         }
@@ -870,6 +907,12 @@ nomem:
     af_registry_destroy(&self);
     af_err_set(err, AF_ERR_NOMEM, "registry %s: out of memory", api);
     return NULL;
+}
+
+void af_registry_set_cancel(af_registry_t *self, af_registry_cancel_fn *fn, void *arg)
+{
+    self->cancel = fn;
+    self->cancel_arg = arg;
 }
 
 void af_registry_destroy(af_registry_t **self_p)
@@ -1201,7 +1244,7 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
             /* the upload session may be gone: start a new one */
             af_debug("PUT %s: %s, restarting the upload", s_msg_url(put_url, murl, sizeof murl),
                      rc ? put_err.msg : "server error");
-            s_sleep_ms(S_BACKOFF_MS << attempt);
+            s_sleep_ms(self, S_BACKOFF_MS << attempt);
             continue;
         }
         if (rc) {

@@ -39,6 +39,17 @@ typedef void (af_registry_progress_fn)(uint64_t done, uint64_t total, void *arg)
 af_registry_t *af_registry_new(const char *host, const af_registry_opts_t *opts, af_err_t *err);
 void af_registry_destroy(af_registry_t **self_p);
 
+/* Asked during every transfer (about once a second, and on every chunk),
+ * before every attempt and during retry backoff: returning true aborts the
+ * request at once, and the verb fails with AF_ERR_CANCELLED and no retry.
+ * Must be safe to call from the thread that uses the client. */
+typedef bool (af_registry_cancel_fn)(void *arg);
+
+/* Installs FN (NULL removes it); ARG is borrowed and must outlive the
+ * client or the next call. Used for SIGINT/SIGTERM in the CLI and for job
+ * timeouts and shutdown in the agent. */
+void af_registry_set_cancel(af_registry_t *self, af_registry_cancel_fn *fn, void *arg);
+
 /* GET /v2/ to check reachability and auth. */
 int af_registry_ping(af_registry_t *self, af_err_t *err) __attribute__((warn_unused_result));
 

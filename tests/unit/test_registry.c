@@ -1080,6 +1080,55 @@ static void registry_retries_server_errors_and_rate_limits(void **state)
     af_registry_destroy(&r);
 }
 
+/* The cancel hook: true once the number of calls passes a threshold, so
+ * the request is in flight (stalled) when it fires. */
+typedef struct {
+    int calls, after;
+} cancel_t;
+
+static bool s_cancel_after(void *arg)
+{
+    cancel_t *c = arg;
+    return ++c->calls > c->after;
+}
+
+static void registry_cancel_hook_ends_a_stalled_put(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err;
+    /* a blob PUT the registry never answers: without the hook this would
+     * end only at the low-speed timeout (30 s) as AF_ERR_TIMEOUT */
+    cancel_t c = {.after = 5};
+    af_registry_set_cancel(r, s_cancel_after, &c);
+    char path[] = "/tmp/af_blob_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "stalled blob", 12), 12);
+    close(fd);
+    char d[AF_DIGEST_STR_MAX];
+    assert_int_equal(af_digest_buffer("stalled blob", 12, d), 0);
+    int rc = af_registry_blob_push(r, "stall/app", d, path, 12, NULL, NULL, NULL, &err);
+    unlink(path);
+    assert_int_equal(rc, AF_ERR_CANCELLED);
+    assert_non_null(strstr(err.msg, "cancelled"));
+    /* the same for a manifest (tag) PUT */
+    c.calls = 0;
+    const char *m = "{\"schemaVersion\":2}";
+    char dg[AF_DIGEST_STR_MAX];
+    rc = af_registry_manifest_put(r, "stall/app", "v1",
+                                  "application/vnd.oci.image.manifest.v1+json", m, strlen(m), dg,
+                                  &err);
+    assert_int_equal(rc, AF_ERR_CANCELLED);
+    /* once cancelled, nothing more is sent */
+    c.calls = 0;
+    c.after = 0;
+    bool exists = true;
+    assert_int_equal(af_registry_blob_exists(r, "stall/app", d, &exists, &err), AF_ERR_CANCELLED);
+    af_registry_set_cancel(r, NULL, NULL);
+    af_registry_destroy(&r);
+}
+
 static void registry_failed_blob_put_restarts_the_upload(void **state)
 {
     (void)state;
@@ -1281,6 +1330,7 @@ int main(void)
         cmocka_unit_test(registry_bearer_anonymous_pull_of_public_repo),
         cmocka_unit_test(registry_retries_server_errors_and_rate_limits),
         cmocka_unit_test(registry_failed_blob_put_restarts_the_upload),
+        cmocka_unit_test(registry_cancel_hook_ends_a_stalled_put),
         cmocka_unit_test(registry_detects_wrong_pushed_digest),
         cmocka_unit_test(registry_oversized_manifest_is_refused),
         cmocka_unit_test(registry_manifest_by_digest_is_verified),

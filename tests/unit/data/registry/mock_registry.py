@@ -26,6 +26,7 @@ repository's first path component:
   downgrade/*   upload POST answers Location: http://<plain listener>/...
   basicdown/*   Basic auth bob:pw (no tokens), and the same http Location
   redirect/*    Basic auth bob:pw; blob GET answers 307 to the plain listener
+  stall/*       every PUT (blob or manifest) reads its body and never answers
   *             anything else needs a token got with Basic bob:pw
 
 GET /_stats returns counters as JSON (token requests per scope, uploads, and
@@ -189,6 +190,8 @@ class H(BaseHTTPRequestHandler):
             return self.error(404, "BLOB_UPLOAD_UNKNOWN", "upload unknown")
         if self.headers.get("Authorization") != "Bearer tok-ok":
             return self.error(401, "UNAUTHORIZED", "no token on PUT")
+        if repo.startswith("stall/"):
+            self.stall()
         if repo.startswith("putfail/") and not getattr(H, "putfail_done", False):
             H.putfail_done = True
             return self.error(500, "UNKNOWN", "storage hiccup")
@@ -200,10 +203,18 @@ class H(BaseHTTPRequestHandler):
             hdr = sha(b"something else")
         self.reply(201, b"", {"Docker-Content-Digest": hdr, "Location": "/v2/x"})
 
+    def stall(self):
+        """A registry that hangs after the request: no reply, ever."""
+        with LOCK:
+            STATS["stalled"] = STATS.get("stalled", 0) + 1
+        threading.Event().wait()
+
     def manifest(self, repo, ref):
         mt = "application/vnd.oci.image.manifest.v1+json"
         if self.command == "PUT":
             body = self.read_body()
+            if repo.startswith("stall/"):
+                self.stall()
             MANIFESTS[(repo, ref)] = (body, self.headers.get("Content-Type"))
             MANIFESTS[(repo, sha(body))] = MANIFESTS[(repo, ref)]
             return self.reply(201, b"", {"Docker-Content-Digest": sha(body)})

@@ -106,7 +106,7 @@ typedef struct {
     af_digest_t *dl_digest;
     const s_req_t *req;
     const af_registry_t *reg; /* for the cancel hook */
-    char url[S_HEADER_MAX]; /* the URL of this attempt */
+    char url[S_HEADER_MAX];   /* the URL of this attempt */
     char errbuf[CURL_ERROR_SIZE];
 } s_resp_t;
 

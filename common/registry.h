@@ -23,15 +23,15 @@
 typedef struct af_registry af_registry_t;
 
 typedef struct {
-    bool insecure;          /* try HTTPS without verification, fall back to HTTP */
-    const char *username;   /* borrowed for the call to af_registry_new; copied */
-    const char *password;   /* secret; copied, zeroed on destroy, never logged */
-    const char *ca_file;    /* extra CA bundle, may be NULL */
-    long timeout_s;         /* whole-transfer low-speed timeout; 0 = AF_HTTP_TIMEOUT_S */
+    bool insecure;        /* try HTTPS without verification, fall back to HTTP */
+    const char *username; /* borrowed for the call to af_registry_new; copied */
+    const char *password; /* secret; copied, zeroed on destroy, never logged */
+    const char *ca_file;  /* extra CA bundle, may be NULL */
+    long timeout_s;       /* whole-transfer low-speed timeout; 0 = AF_HTTP_TIMEOUT_S */
 } af_registry_opts_t;
 
 /* Byte progress for blob transfers: done of total. May be NULL. */
-typedef void (af_registry_progress_fn)(uint64_t done, uint64_t total, void *arg);
+typedef void(af_registry_progress_fn)(uint64_t done, uint64_t total, void *arg);
 
 /* HOST is "name[:port]" as in a reference (docker.io is mapped to its API
  * host). Caller owns the result; NULL with err on failure. Opens no
@@ -43,7 +43,7 @@ void af_registry_destroy(af_registry_t **self_p);
  * before every attempt and during retry backoff: returning true aborts the
  * request at once, and the verb fails with AF_ERR_CANCELLED and no retry.
  * Must be safe to call from the thread that uses the client. */
-typedef bool (af_registry_cancel_fn)(void *arg);
+typedef bool(af_registry_cancel_fn)(void *arg);
 
 /* Installs FN (NULL removes it); ARG is borrowed and must outlive the
  * client or the next call. Used for SIGINT/SIGTERM in the CLI and for job
@@ -63,8 +63,8 @@ int af_registry_push_check(af_registry_t *self, const char *repo, af_err_t *err)
     __attribute__((warn_unused_result));
 
 /* HEAD a blob. *exists is set on success (404 is success with false). */
-int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest,
-                            bool *exists, af_err_t *err) __attribute__((warn_unused_result));
+int af_registry_blob_exists(af_registry_t *self, const char *repo, const char *digest, bool *exists,
+                            af_err_t *err) __attribute__((warn_unused_result));
 
 /* Uploads PATH as blob DIGEST of SIZE bytes to REPO unless it already
  * exists; tries a cross-repository mount from FROM_REPO first when given.
@@ -91,8 +91,8 @@ int af_registry_blob_fetch(af_registry_t *self, const char *repo, const char *di
 /* Downloads a small blob (config) into memory, at most MAX_SIZE bytes
  * (0 = AF_CONFIG_MAX_BYTES), verifying the digest. *body_p is malloc'd,
  * NUL-terminated; caller owns. */
-int af_registry_blob_get(af_registry_t *self, const char *repo, const char *digest,
-                         size_t max_size, char **body_p, size_t *len_p, af_err_t *err)
+int af_registry_blob_get(af_registry_t *self, const char *repo, const char *digest, size_t max_size,
+                         char **body_p, size_t *len_p, af_err_t *err)
     __attribute__((warn_unused_result));
 
 /* PUTs a manifest or index. REFERENCE is a tag or the body's digest. On

@@ -1116,9 +1116,8 @@ static void registry_cancel_hook_ends_a_stalled_put(void **state)
     c.calls = 0;
     const char *m = "{\"schemaVersion\":2}";
     char dg[AF_DIGEST_STR_MAX];
-    rc = af_registry_manifest_put(r, "stall/app", "v1",
-                                  "application/vnd.oci.image.manifest.v1+json", m, strlen(m), dg,
-                                  &err);
+    rc = af_registry_manifest_put(
+        r, "stall/app", "v1", "application/vnd.oci.image.manifest.v1+json", m, strlen(m), dg, &err);
     assert_int_equal(rc, AF_ERR_CANCELLED);
     /* once cancelled, nothing more is sent */
     c.calls = 0;

@@ -237,6 +237,7 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
     }
+    af_worker_bind_registry(ctx, reg);
     const char *repo = target.repository;
 
     /* the base image, unless scratch */
@@ -253,6 +254,7 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
                 rc = err && err->code ? err->code : AF_ERR_NET;
                 goto out;
             }
+            af_worker_bind_registry(ctx, base_reg);
             src = base_reg;
         }
         if ((rc = s_resolve_base(ctx, a, src, &base_ref, r->from, &base, err)) < 0)

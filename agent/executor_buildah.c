@@ -169,6 +169,7 @@ static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
     }
+    af_worker_bind_registry(ctx, reg);
     for (size_t i = 0; i < doc->n_layers; i++) {
         if (af_worker_cancelled(ctx)) {
             rc = af_err_set(err, AF_ERR_CANCELLED, "cancelled");

@@ -185,6 +185,17 @@ void af_worker_log(af_worker_ctx_t *ctx, const char *fmt, ...)
     zstr_send(ctx->pipe, line);
 }
 
+static bool s_registry_cancelled(void *arg)
+{
+    return af_worker_cancelled((af_worker_ctx_t *)arg);
+}
+
+void af_worker_bind_registry(af_worker_ctx_t *ctx, af_registry_t *reg)
+{
+    if (reg)
+        af_registry_set_cancel(reg, s_registry_cancelled, ctx);
+}
+
 bool af_worker_cancelled(af_worker_ctx_t *ctx)
 {
     while (!ctx->term && (zsock_events(ctx->pipe) & ZMQ_POLLIN)) {

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "registry.h"
 
 #define AF_WORKER_MAX_OUTPUTS 4
 
@@ -65,6 +66,14 @@ void af_worker_log(af_worker_ctx_t *ctx, const char *fmt, ...)
 
 /* True once the loop asked to stop. Never blocks. */
 bool af_worker_cancelled(af_worker_ctx_t *ctx);
+
+/* Makes every request of REG (borrowed; NULL-safe) end with
+ * AF_ERR_CANCELLED soon after the loop asks this worker to stop (a job's
+ * timeout, cancel or the agent's shutdown), even mid-transfer to a
+ * registry that stopped answering: a worker blocked in a push must not
+ * hold its slot, job dir and thread until curl's low-speed limit. Until
+ * REG is destroyed or its hook replaced, REG is used only in this thread. */
+void af_worker_bind_registry(af_worker_ctx_t *ctx, af_registry_t *reg);
 
 /* Adds one output string for the DONE report. 0 or AF_ERR_TOOBIG/NOMEM. */
 int af_worker_output(af_worker_ctx_t *ctx, const char *value);

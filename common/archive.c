@@ -98,6 +98,54 @@ static bool s_is_dotdot(const char *name, size_t len)
     return len == 2 && name[0] == '.' && name[1] == '.';
 }
 
+/* A symlink target is accepted when it is relative, has no ".." after a
+ * name (so no symlink met on the way can be climbed out of), and its
+ * leading ".."s stay within the link's own depth. PATH is the link's own
+ * normalised path in the context. The one rule for both sides: the packer
+ * refuses what an agent's extraction would refuse, so a bad context is a
+ * usage error on the coordinator, not a failed slice on every node. NULL
+ * when accepted, else why not: a static format with at most one "%s" (the
+ * target), and *CODE the error code. */
+static const char *s_link_problem(const char *path, const char *target, int *code)
+{
+    *code = AF_ERR_UNSAFE;
+    if (!*target)
+        return "empty symlink target";
+    if (target[0] == '/')
+        return "symlink target \"%s\" is absolute";
+    if (strlen(target) >= PATH_MAX) {
+        *code = AF_ERR_TOOBIG;
+        return "symlink target longer than PATH_MAX";
+    }
+    long depth = 0; /* components of the link's directory */
+    for (const char *s = path; (s = strchr(s, '/')); s++)
+        depth++;
+    bool named = false;
+    size_t len;
+    for (const char *p, *rest = target; (p = s_next_name(&rest, &len));) {
+        if (!s_is_dotdot(p, len)) {
+            named = true;
+            continue;
+        }
+        if (named)
+            return "symlink target \"%s\" has \"..\" after a name";
+        if (--depth < 0)
+            return "symlink target \"%s\" escapes the context";
+    }
+    return NULL;
+}
+
+/* Formats s_link_problem's verdict WHY for TARGET into OUT. */
+static void s_link_why(const char *why, const char *target, char *out, size_t size)
+{
+    char pt[200];
+    s_printable(target, pt, sizeof pt);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(out, size, why, pt);
+#pragma GCC diagnostic pop
+}
+
 /* Appends NAME (LEN bytes) to the normalised path OUT of length O, with a
  * '/' unless OUT is empty; returns the new length. The caller has checked
  * that it fits. */
@@ -273,7 +321,10 @@ static la_ssize_t s_sink_write(struct archive *a, void *arg, const void *buf, si
     return (la_ssize_t)len;
 }
 
-static int s_sink_open(s_sink_t *k, const char *path, bool gzip, af_err_t *err)
+/* Opens the sink on PATH (created or truncated), or, with FD >= 0, on a
+ * duplicate of FD (borrowed; written from its current offset) with PATH
+ * only naming it in errors. */
+static int s_sink_open(s_sink_t *k, const char *path, int fd, bool gzip, af_err_t *err)
 {
     memset(k, 0, sizeof *k);
     k->fd = -1;
@@ -297,7 +348,8 @@ static int s_sink_open(s_sink_t *k, const char *path, bool gzip, af_err_t *err)
         if (deflateSetHeader(&k->zs, &k->gzh) != Z_OK)
             return af_err_set(err, AF_ERR_STATE, "%s: deflateSetHeader failed", path);
     }
-    k->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    k->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0)
+                    : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (k->fd < 0)
         return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
     return 0;
@@ -566,6 +618,14 @@ static int s_pack_entry(s_pack_t *c, int dfd, const char *nm, size_t len, s_pend
             return af_err_set(c->err, AF_ERR_IO, "context: \"%s\": readlink: %s",
                               s_printable(c->path, pn, sizeof pn), strerror(errno));
         target[n] = '\0';
+        int code;
+        const char *why = s_link_problem(c->path, target, &code);
+        if (why) {
+            char text[300];
+            s_link_why(why, target, text, sizeof text);
+            return af_err_set(c->err, code, "context: \"%s\": %s (agents refuse it)",
+                              s_printable(c->path, pn, sizeof pn), text);
+        }
         if ((rc = s_pack_count(c, 0)) == 0 && (rc = s_pack_flush(c, here)) == 0)
             rc = s_put_header(c->a, c->path, AE_IFLNK, 0777, 0, target, c->mtime, c->err);
         return rc;
@@ -608,8 +668,25 @@ static int s_pack_dir(s_pack_t *c, int dfd, size_t plen, s_pending_t *here)
     return rc;
 }
 
+static int s_pack_context(const char *dir, const char *out_path, int out_fd, int64_t mtime,
+                          af_pack_result_t *result, af_err_t *err);
+
 int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime,
                             af_pack_result_t *result, af_err_t *err)
+{
+    return s_pack_context(dir, out_path, -1, mtime, result, err);
+}
+
+int af_archive_pack_context_fd(const char *dir, int out_fd, const char *out_name, int64_t mtime,
+                               af_pack_result_t *result, af_err_t *err)
+{
+    if (out_fd < 0)
+        return af_err_set(err, AF_ERR_INVAL, "pack_context: bad file descriptor");
+    return s_pack_context(dir, out_name ? out_name : "context tar", out_fd, mtime, result, err);
+}
+
+static int s_pack_context(const char *dir, const char *out_path, int out_fd, int64_t mtime,
+                          af_pack_result_t *result, af_err_t *err)
 {
     int rc = 0;
     int dfd = -1;
@@ -643,9 +720,9 @@ int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime
     if ((rc = af_dockerignore_load(c->di, dipath, err)) != 0)
         goto out;
     sink_open = true;
-    if ((rc = s_sink_open(&k, out_path, false, err)) != 0)
+    if ((rc = s_sink_open(&k, out_path, out_fd, false, err)) != 0)
         goto out;
-    created = true;
+    created = out_fd < 0; /* only a file made here is removed on error */
     struct stat ost;
     if (fstat(k.fd, &ost) == 0) {
         c->out_dev = ost.st_dev;
@@ -1024,7 +1101,7 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
     }
 
     sink_open = true;
-    if ((rc = s_sink_open(&k, out_path, true, err)) != 0)
+    if ((rc = s_sink_open(&k, out_path, -1, true, err)) != 0)
         goto out;
     created = true;
     if (!(a = s_tar_writer(&k, err))) {
@@ -1197,35 +1274,15 @@ static int s_replace(s_x_t *x, int pfd, const char *leaf)
     return 1;
 }
 
-/* A symlink target is accepted when it is relative, has no ".." after a
- * name (so no symlink met on the way can be climbed out of), and its
- * leading ".."s stay within the link's own depth. */
 static int s_check_link(s_x_t *x, const char *path, const char *target)
 {
-    char pt[200];
-    s_printable(target, pt, sizeof pt);
-    if (!*target)
-        return s_xerr(x, AF_ERR_UNSAFE, "empty symlink target");
-    if (target[0] == '/')
-        return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" is absolute", pt);
-    if (strlen(target) >= PATH_MAX)
-        return s_xerr(x, AF_ERR_TOOBIG, "symlink target longer than %d bytes", PATH_MAX - 1);
-    long depth = 0; /* components of the link's directory */
-    for (const char *s = path; (s = strchr(s, '/')); s++)
-        depth++;
-    bool named = false;
-    size_t len;
-    for (const char *p, *rest = target; (p = s_next_name(&rest, &len));) {
-        if (!s_is_dotdot(p, len)) {
-            named = true;
-            continue;
-        }
-        if (named)
-            return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" has \"..\" after a name", pt);
-        if (--depth < 0)
-            return s_xerr(x, AF_ERR_UNSAFE, "symlink target \"%s\" escapes the context", pt);
-    }
-    return 0;
+    int code;
+    const char *why = s_link_problem(path, target, &code);
+    if (!why)
+        return 0;
+    char text[300];
+    s_link_why(why, target, text, sizeof text);
+    return s_xerr(x, code, "%s", text);
 }
 
 static int s_x_file(s_x_t *x, struct archive *a, struct archive_entry *e, char *path)

@@ -22,7 +22,7 @@
 
 /* Progress callback: bytes done so far. May be NULL. Returning non-zero
  * cancels the operation (AF_ERR_CANCELLED). */
-typedef int (af_archive_progress_fn)(uint64_t done, void *arg);
+typedef int(af_archive_progress_fn)(uint64_t done, void *arg);
 
 typedef struct {
     char digest[AF_DIGEST_STR_MAX]; /* sha256 of the written file */
@@ -44,6 +44,16 @@ typedef struct {
  * on error OUT_PATH is removed. */
 int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime,
                             af_pack_result_t *result, af_err_t *err)
+    __attribute__((warn_unused_result));
+
+/* af_archive_pack_context into OUT_FD (borrowed, open for writing, e.g. an
+ * unnamed O_TMPFILE that no crash can leave behind), written from its
+ * current offset; OUT_NAME (may be NULL) names it in errors. On error the
+ * fd holds a partial tar: the caller discards it. A symlink whose target
+ * is absolute or leaves the context is refused (AF_ERR_UNSAFE, naming the
+ * entry) by both functions: agents refuse to extract it. */
+int af_archive_pack_context_fd(const char *dir, int out_fd, const char *out_name, int64_t mtime,
+                               af_pack_result_t *result, af_err_t *err)
     __attribute__((warn_unused_result));
 
 /* One layer entry: the file SRC on the host becomes DEST in the image.

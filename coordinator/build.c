@@ -1,8 +1,10 @@
 /* build.c -- the `archfarm build` pipeline (see build.h): settle the
  * recipe, SOURCE_DATE_EPOCH and the target repository; load the inventory;
- * probe the nodes that could serve the platforms; pick one per platform
- * (nothing starts when a platform has no usable node); pack the context
- * once into a temp file; run the slices; verify them in the registry;
+ * pack the context once into an unnamed temp file (all local: a bad
+ * request is exit 2 before any network work); check the registry takes a
+ * push; probe the nodes that could serve the platforms; pick one per
+ * platform (nothing starts when a platform has no usable node); run the
+ * slices; verify them in the registry;
  * publish the index to every tag; write the metadata file; print the index
  * digest. Each step's failure maps to one exit status (docs/cli.md). */
 #include <errno.h>
@@ -196,6 +198,146 @@ static void s_print_failures(af_slice_t *slices, size_t n, af_farm_t *farm)
     }
 }
 
+/* The registry client's cancel hook: true once a SIGINT/SIGTERM beyond the
+ * first BASE has arrived, or DEADLINE_MS (monotonic; 0: none) has passed.
+ * The hook lives on af_build_run's stack for the client's life. */
+typedef struct {
+    int base;
+    long long deadline_ms;
+} s_cancel_t;
+
+static bool s_cancelled(void *arg)
+{
+    const s_cancel_t *c = arg;
+    return af_cli_signal_count() > c->base || (c->deadline_ms && af_cli_now_ms() > c->deadline_ms);
+}
+
+/* How long the read-back of a tag whose PUT was cut short may take. */
+#define S_TAG_CHECK_MS 5000
+
+/* Packs the context into an unnamed temp file (O_TMPFILE; where the file
+ * system lacks it, a mkstemp file unlinked at once), so that no exit, not
+ * even SIGKILL, leaves a copy of the context behind. *FD_OUT gets the fd
+ * (caller closes it). Returns an exit status. */
+static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t *pg, int *fd_out)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    int fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/archfarm-context-XXXXXX", tmpdir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0) {
+        af_cli_error("cannot create a temp file in %s: %s", tmpdir, strerror(errno));
+        return AF_EXIT_INFRA;
+    }
+    af_progress_info(pg, "packing context %s (%s recipe %s)", o->context, spec->recipe_kind,
+                     spec->recipe_path);
+    af_pack_result_t pack = {0};
+    af_err_t err = {0};
+    int rc = af_archive_pack_context_fd(o->context, fd, "context tar", spec->source_date_epoch,
+                                        &pack, &err);
+    if (rc) {
+        close(fd);
+        af_cli_error("cannot pack context %s: %s", o->context, af_err_msg(&err, rc));
+        if (af_cli_signal())
+            return s_signal_exit(af_cli_signal());
+        /* a context the agents would refuse, or one that cannot be read,
+         * is the user's to fix (exit 2); writing the temp file is ours */
+        return strncmp(err.msg, "context tar", 11) ? AF_EXIT_USAGE : AF_EXIT_INFRA;
+    }
+    char sz[32];
+    af_progress_info(pg, "context: %llu files, %s, %s", (unsigned long long)pack.files,
+                     af_cli_bytes(pack.size, sz, sizeof sz), pack.digest);
+    snprintf(spec->context_digest, sizeof spec->context_digest, "%s", pack.digest);
+    spec->context_size = pack.size;
+    *fd_out = fd;
+    return AF_EXIT_OK;
+}
+
+/* Lists the tags I in [FROM, TO) as "a, b" into OUT. */
+static void s_tag_list(const af_build_opts_t *o, size_t from, size_t to, char *out, size_t size)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = from; i < to && off < size; i++) {
+        int n = snprintf(out + off, size - off, "%s%s", i > from ? ", " : "", o->tag_args[i]);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+/* Publishes INDEX under every tag. The commit point is the first tag PUT:
+ * a SIGINT/SIGTERM before it writes no tag, and one during a PUT aborts it
+ * through CANCEL (the registry client's hook). A registry may have stored
+ * a manifest whose PUT was cut short (by a signal, a timeout or a lost
+ * connection), so that tag is read back (at most S_TAG_CHECK_MS; a
+ * further signal cuts that short too) and the message names exactly the
+ * tags that point at the index, and the one that may. Returns an exit
+ * status: 0, 130/143 for a signal, else as for a registry error. */
+static int s_write_tags(const af_build_opts_t *o, af_registry_t *reg, s_cancel_t *cancel,
+                        const char *repo, const char *mt, const char *index, size_t len,
+                        const char *index_digest, af_progress_t *pg, af_slice_t *slices,
+                        af_farm_t *farm)
+{
+    size_t done = 0;
+    af_err_t err = {0};
+    int rc = af_publish_tags(reg, repo, o->tags, o->n_tags, mt, index, len, &done, &err);
+    if (!rc)
+        return AF_EXIT_OK;
+    s_summary(pg, slices, o->n_platforms, farm); /* the table, then what went wrong */
+    int sig = af_cli_signal();
+    bool cut = done < o->n_tags; /* tag DONE was being written */
+    bool cut_moved = false, cut_unknown = false;
+    if (cut) {
+        s_cancel_t check = {.base = af_cli_signal_count(),
+                            .deadline_ms = af_cli_now_ms() + S_TAG_CHECK_MS};
+        af_registry_set_cancel(reg, s_cancelled, &check);
+        const char *tag = o->tags[done].tag[0] ? o->tags[done].tag : "latest";
+        char *body = NULL, *ct = NULL, dg[AF_DIGEST_STR_MAX] = "";
+        size_t blen = 0;
+        af_err_t cerr = {0};
+        int crc = af_registry_manifest_get(reg, repo, tag, &body, &blen, &ct, dg, &cerr);
+        free(body);
+        free(ct);
+        af_registry_set_cancel(reg, s_cancelled, cancel);
+        if (crc == 0)
+            cut_moved = !strcmp(dg, index_digest);
+        else if (crc != AF_ERR_NOTFOUND)
+            cut_unknown = true;
+    }
+    size_t moved = done + (cut_moved ? 1 : 0);
+    char what[AF_MAX_STR + 64];
+    if (sig)
+        snprintf(what, sizeof what, "interrupted (%s)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    else
+        snprintf(what, sizeof what, "%s", af_err_msg(&err, rc));
+    char list[AF_MAX_LIST * (AF_MAX_REF + 4)];
+    if (moved == 0 && !cut_unknown) {
+        af_cli_error("%s; no tag was written", what);
+    } else if (moved) {
+        s_tag_list(o, 0, moved, list, sizeof list);
+        af_cli_error("%s; these tags now point at index %s: %s", what, index_digest, list);
+    } else {
+        af_cli_error("%s", what);
+    }
+    if (cut_unknown)
+        af_cli_error("tag %s may point at index %s: the registry did not say whether it stored "
+                     "the interrupted write",
+                     o->tag_args[done], index_digest);
+    if (moved + (cut_unknown ? 1 : 0) < o->n_tags) {
+        s_tag_list(o, moved + (cut_unknown ? 1 : 0), o->n_tags, list, sizeof list);
+        af_cli_error("not written: %s", list);
+    }
+    return sig ? s_signal_exit(sig) : af_cli_registry_exit(rc);
+}
+
 int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
 {
     af_build_spec_t spec = {0};
@@ -207,7 +349,7 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     af_slice_t *slices = NULL;
     af_registry_t *reg = NULL;
     char *index = NULL;
-    char ctx_path[PATH_MAX] = "";
+    s_cancel_t cancel = {0};
     char *reg_user = NULL, *reg_pass = NULL;
     int ctx_fd = -1;
     int rc;
@@ -243,26 +385,45 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         goto out;
     }
     af_progress_mask(pg, reg_pass); /* gha: before anything could echo it */
+    af_cli_signals_install();
 
-    /* 1b. a build that cannot be published is not started */
-    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
-    if (!reg) {
-        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
-    rc = af_preflight_push(reg, first, pg);
-    if (rc)
-        goto out;
-
-    /* 2. the farm */
+    /* 1b. the inventory */
     inv = af_cli_inventory_load(cli, NULL, &err);
     if (!inv) {
         af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_USAGE;
         goto out;
     }
-    af_cli_signals_install();
+
+    /* 1c. the context, packed once, before any network work: one the
+     * agents would refuse is a usage error here */
+    rc = s_pack(o, &spec, pg, &ctx_fd);
+    if (rc)
+        goto out;
+    if (af_cli_signal()) {
+        af_cli_error("interrupted before any slice started; nothing was sent");
+        rc = s_signal_exit(af_cli_signal());
+        goto out;
+    }
+
+    /* 2. a build that cannot be published is not started */
+    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
+    if (!reg) {
+        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
+        rc = AF_EXIT_INFRA;
+        goto out;
+    }
+    af_registry_set_cancel(reg, s_cancelled, &cancel);
+    rc = af_preflight_push(reg, first, pg);
+    if (rc || af_cli_signal()) {
+        if (af_cli_signal()) {
+            af_cli_error("interrupted while checking the registry; nothing was sent");
+            rc = s_signal_exit(af_cli_signal());
+        }
+        goto out;
+    }
+
+    /* 3. the farm */
     farm = af_farm_new(inv);
     if (farm)
         af_farm_set_heartbeat(farm, o->heartbeat_ms, o->liveness);
@@ -321,45 +482,6 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
                           &err);
     if (rc) {
         af_cli_error("%s", af_err_msg(&err, rc));
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
-
-    /* 3. the context, packed once */
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(ctx_path, sizeof ctx_path, "%s/archfarm-context-XXXXXX",
-             tmpdir && *tmpdir ? tmpdir : "/tmp");
-    int tfd = mkstemp(ctx_path);
-    if (tfd < 0) {
-        af_cli_error("cannot create a temp file in %s: %s", tmpdir ? tmpdir : "/tmp",
-                     strerror(errno));
-        ctx_path[0] = '\0';
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
-    close(tfd);
-    af_progress_info(pg, "packing context %s (%s recipe %s)", o->context, spec.recipe_kind,
-                     spec.recipe_path);
-    af_pack_result_t pack = {0};
-    rc = af_archive_pack_context(o->context, ctx_path, spec.source_date_epoch, &pack, &err);
-    if (rc) {
-        af_cli_error("cannot pack context %s: %s", o->context, af_err_msg(&err, rc));
-        rc = af_cli_signal() ? s_signal_exit(af_cli_signal()) : AF_EXIT_USAGE;
-        goto out;
-    }
-    if (af_cli_signal()) {
-        af_cli_error("interrupted before any slice started; nothing was sent");
-        rc = s_signal_exit(af_cli_signal());
-        goto out;
-    }
-    char sz[32];
-    af_progress_info(pg, "context: %llu files, %s, %s", (unsigned long long)pack.files,
-                     af_cli_bytes(pack.size, sz, sizeof sz), pack.digest);
-    snprintf(spec.context_digest, sizeof spec.context_digest, "%s", pack.digest);
-    spec.context_size = pack.size;
-    ctx_fd = open(ctx_path, O_RDONLY | O_CLOEXEC);
-    if (ctx_fd < 0) {
-        af_cli_error("cannot open packed context %s: %s", ctx_path, strerror(errno));
         rc = AF_EXIT_INFRA;
         goto out;
     }
@@ -437,8 +559,13 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     if (rc) {
         s_summary(pg, slices, o->n_platforms, farm);
         s_metadata_failed(o, slices, farm);
-        af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
-        rc = af_cli_registry_exit(rc);
+        if (af_cli_signal()) {
+            af_cli_error("interrupted while verifying: no tag was written");
+            rc = s_signal_exit(af_cli_signal());
+        } else {
+            af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
+            rc = af_cli_registry_exit(rc);
+        }
         goto out;
     }
     size_t index_len = 0;
@@ -466,26 +593,10 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
                         af_ref_format(&r, b, sizeof b));
     }
     if (o->push) {
-        size_t done = 0;
-        rc = af_publish_tags(reg, first->repository, o->tags, o->n_tags, index_mt, index, index_len,
-                             &done, &err);
-        if (rc) {
-            s_summary(pg, slices, o->n_platforms, farm);
-            if (done == 0) {
-                af_cli_error("%s; no tag was written", af_err_msg(&err, rc));
-            } else {
-                char moved[sizeof tags];
-                size_t mo = 0;
-                moved[0] = '\0';
-                for (size_t i = 0; i < done && mo < sizeof moved; i++)
-                    mo += snprintf(moved + mo, sizeof moved - mo, "%s%s", i ? ", " : "",
-                                   o->tag_args[i]);
-                af_cli_error("%s; these tags already point at index %s: %s", af_err_msg(&err, rc),
-                             index_digest, moved);
-            }
-            rc = af_cli_registry_exit(rc);
+        rc = s_write_tags(o, reg, &cancel, first->repository, index_mt, index, index_len,
+                          index_digest, pg, slices, farm);
+        if (rc)
             goto out;
-        }
     }
     s_summary(pg, slices, o->n_platforms, farm);
     af_progress_index(pg, index_digest, index_mt, index_len, tags, o->push);
@@ -510,8 +621,6 @@ out:
     af_registry_destroy(&reg);
     if (ctx_fd >= 0)
         close(ctx_fd);
-    if (ctx_path[0])
-        unlink(ctx_path);
     free(slices);
     free(cands);
     af_farm_destroy(&farm);

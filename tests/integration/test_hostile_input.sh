@@ -11,8 +11,12 @@
 #      build gets as far as "no node", exit 3).
 #   4. a native recipe with an unknown key (comand:) or an empty archfarm.yaml
 #      exits 2 naming FILE:LINE:COL before any node is asked (it used to be
-#      an infra failure on every node, exit 1). Not covered: an absolute
-#      symlink in the context (still refused by the agent only).
+#      an infra failure on every node, exit 1). A context the agents would
+#      refuse to extract (a symlink to an absolute path, or one climbing out
+#      of the context) exits 2 naming the entry, before the registry is
+#      asked (it is a dead address: asking it would be exit 3), where it used
+#      to fail on every node; a relative link inside the context passes the
+#      check (and then meets the dead registry: exit 3).
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 
@@ -86,5 +90,34 @@ rc=$(s_recipe_rc "$AF_TMP/r2.out")
 af_assert_eq 2 "$rc" "an empty archfarm.yaml exits 2"
 af_assert_contains "$(cat "$AF_TMP/r2.out")" "archfarm.yaml:1:1: empty recipe" "and says it is empty"
 grep -q "packing context" "$AF_TMP/r1.out" "$AF_TMP/r2.out" && af_fail "work started before the check"
+
+
+# --- 4. a context the agents would refuse is refused by the coordinator ----------------
+mkdir -p "$AF_TMP/lctx/sub"
+printf 'build:\n  run: "true"\n' >"$AF_TMP/lctx/archfarm.yaml"
+s_context_rc() { # OUT
+    local rc=0
+    timeout -k 5 60 "$AF_BIN/archfarm" -i "$AF_TMP/inventory.yaml" build --platform linux/amd64 \
+        -t 127.0.0.1:1/x:y --push "$AF_TMP/lctx" >"$1" 2>&1 || rc=$?
+    echo "$rc"
+}
+ln -s /etc/passwd "$AF_TMP/lctx/sub/passwd"
+rc=$(s_context_rc "$AF_TMP/c1.out")
+cat "$AF_TMP/c1.out" >&2
+af_assert_eq 2 "$rc" "an absolute symlink in the context exits 2"
+af_assert_contains "$(cat "$AF_TMP/c1.out")" \
+    'context: "sub/passwd": symlink target "/etc/passwd" is absolute' "the error names the entry and target"
+rm "$AF_TMP/lctx/sub/passwd"
+ln -s ../../outside "$AF_TMP/lctx/sub/esc"
+rc=$(s_context_rc "$AF_TMP/c2.out")
+af_assert_eq 2 "$rc" "a symlink climbing out of the context exits 2"
+af_assert_contains "$(cat "$AF_TMP/c2.out")" 'context: "sub/esc": symlink target "../../outside" escapes the context' \
+    "the error names the entry"
+grep -q "checking that\|cannot push" "$AF_TMP/c1.out" "$AF_TMP/c2.out" &&
+    af_fail "the registry was asked before the context was checked"
+rm "$AF_TMP/lctx/sub/esc"
+ln -s ../archfarm.yaml "$AF_TMP/lctx/sub/ok"
+rc=$(s_context_rc "$AF_TMP/c3.out")
+af_assert_eq 3 "$rc" "a relative link inside the context passes the check (then the dead registry: 3)"
 
 echo "PASS: test_hostile_input"

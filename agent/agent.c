@@ -250,6 +250,12 @@ static void s_on_hello(af_agent_t *self, s_peer_t *peer, af_msg_t *in)
     s_counts(self, &msg->running, &msg->queued);
     msg->max_jobs = self->cfg.max_jobs;
     msg->heartbeat_ms = self->cfg.heartbeat_ms;
+    int abi = af_confine_abi(self->confine);
+    if (abi > 0)
+        snprintf(msg->confinement, sizeof msg->confinement, "landlock-abi-%d", abi);
+    else
+        snprintf(msg->confinement, sizeof msg->confinement, "%s",
+                 !strcmp(self->cfg.confine, "off") ? "off" : "none");
     s_send(self, &msg);
 }
 

@@ -75,7 +75,7 @@ enum {
     K_SOURCE_DATE_EPOCH, K_TIMEOUT_S, K_HAVE_CONTEXT, K_JOB_QUEUED, K_OFFSET,
     K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
     K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
-    K_MANIFEST_FORMAT, K_ANNOTATIONS,
+    K_MANIFEST_FORMAT, K_ANNOTATIONS, K_CONFINEMENT,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
@@ -118,6 +118,7 @@ static const s_field_t s_fields[K_COUNT] = {
     S_STRF(K_REPOSITORY, repository, S_TOKEN, NULL),
     S_BOOLF(K_REGISTRY_INSECURE, registry_insecure),
     S_STRF(K_MANIFEST_FORMAT, manifest_format, S_ENUM, s_manifest_formats),
+    S_STRF(K_CONFINEMENT, confinement, S_WORD, NULL),
     [K_ANNOTATIONS] = {"annotations", S_KV, S_ANY, offsetof(af_msg_t, annotations),
                        offsetof(af_msg_t, n_annotations), AF_MAX_STR, NULL, 0, AF_MAX_BUILD_ARGS},
     S_STRF(K_REGISTRY_USERNAME, registry_username, S_ANY, NULL),
@@ -160,7 +161,7 @@ static const s_use_t s_hello[] = {{K_VERSION, U_REQ | U_NONEMPTY}, {K_CLIENT, 0}
 static const s_use_t s_welcome[] = {
     {K_VERSION, U_REQ | U_NONEMPTY}, {K_NODE, U_REQ | U_NONEMPTY}, {K_PLATFORMS, U_REQ},
     {K_EXECUTORS, U_REQ}, {K_RUNNING, U_REQ}, {K_QUEUED, U_REQ}, {K_MAX_JOBS, U_REQ},
-    {K_HEARTBEAT_MS, U_REQ}};
+    {K_HEARTBEAT_MS, U_REQ}, {K_CONFINEMENT, 0}};
 static const s_use_t s_build[] = {
     U_JOB,
     {K_PLATFORM, U_REQ | U_NONEMPTY},

@@ -33,7 +33,7 @@
 typedef enum {
     AF_CMD_INVALID = 0,
     AF_CMD_HELLO,     /* C->A: version, client */
-    AF_CMD_WELCOME,   /* A->C: version, node, platforms, executors, running, queued, max_jobs, heartbeat_ms */
+    AF_CMD_WELCOME,   /* A->C: version, node, platforms, executors, running, queued, max_jobs, heartbeat_ms[, confinement] */
     AF_CMD_BUILD,     /* C->A: a whole slice, see fields */
     AF_CMD_ACCEPT,    /* A->C: job, attempt, have_context, job_queued */
     AF_CMD_CREDIT,    /* A->C: job, attempt, offset, credit */
@@ -63,6 +63,10 @@ typedef struct af_msg {
     size_t n_executors;
     uint32_t running, queued, max_jobs;   /* WELCOME, HEARTBEAT (max_jobs: WELCOME) */
     uint32_t heartbeat_ms;                /* WELCOME */
+    /* WELCOME, optional: how native build steps are confined:
+     * "landlock-abi-N", "none" (the kernel has no Landlock) or "off"
+     * (confine: off); "" from older agents */
+    char confinement[32];
 
     /* job identity: BUILD ACCEPT CREDIT CHUNK LOG STATUS RESULT CANCEL ERROR */
     char job[AF_MAX_NAME + 1];

@@ -125,6 +125,8 @@ static json_t *s_node_json(const af_farm_node_t *fn)
         json_object_set_new(o, "queued", json_integer(fn->queued));
         json_object_set_new(o, "max_jobs", json_integer(fn->max_jobs));
         json_object_set_new(o, "heartbeat_ms", json_integer(fn->heartbeat_ms));
+        json_object_set_new(o, "confinement",
+                            fn->confinement[0] ? json_string(fn->confinement) : json_null());
         json_object_set_new(o, "rtt_ms", json_integer(fn->rtt_ms));
     }
     return o;
@@ -250,6 +252,21 @@ out:
     return rc;
 }
 
+/* WELCOME's confinement word for people. */
+static const char *s_confinement(const char *word, char *buf, size_t size)
+{
+    int abi;
+    if (sscanf(word, "landlock-abi-%d", &abi) == 1)
+        snprintf(buf, size, "native build steps confined (Landlock ABI %d)", abi);
+    else if (!strcmp(word, "none"))
+        snprintf(buf, size, "none: this kernel has no Landlock, native build steps are unconfined");
+    else if (!strcmp(word, "off"))
+        snprintf(buf, size, "off (confine: off): native build steps are unconfined");
+    else
+        snprintf(buf, size, "%s", word[0] ? word : "unknown (the agent does not say)");
+    return buf;
+}
+
 static void s_print_inspect(const af_farm_node_t *fn, const char *inventory)
 {
     const af_node_t *n = fn->conf;
@@ -286,6 +303,7 @@ static void s_print_inspect(const af_farm_node_t *fn, const char *inventory)
     printf("  Executors:   %s\n", buf);
     printf("  Jobs:        %u running, %u queued, max %u\n", fn->running, fn->queued, fn->max_jobs);
     printf("  Heartbeat:   %u ms\n", fn->heartbeat_ms);
+    printf("  Confinement: %s\n", s_confinement(fn->confinement, buf, sizeof buf));
     printf("  Round trip:  %lld ms\n", fn->rtt_ms);
 }
 

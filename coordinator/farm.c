@@ -367,6 +367,7 @@ static void s_take_welcome(af_farm_node_t *n, const af_msg_t *m, long long sent_
     n->queued = m->queued;
     n->max_jobs = m->max_jobs;
     n->heartbeat_ms = m->heartbeat_ms ? m->heartbeat_ms : AF_HEARTBEAT_MS;
+    snprintf(n->confinement, sizeof n->confinement, "%s", m->confinement);
     n->last_seen_ms = af_cli_now_ms();
     n->rtt_ms = n->last_seen_ms - sent_ms;
     s_set_status(n, AF_NODE_READY, "ready");

@@ -43,6 +43,7 @@ typedef struct {
     size_t n_executors;
     uint32_t running, queued, max_jobs;
     uint32_t heartbeat_ms;  /* agent's interval; AF_HEARTBEAT_MS if it sent 0 */
+    char confinement[32];   /* WELCOME's, "" when the agent did not say */
     long long rtt_ms;       /* HELLO -> WELCOME */
     long long last_seen_ms; /* monotonic ms of the last message from it */
 } af_farm_node_t;

@@ -13,7 +13,7 @@
 # still serves and B finishes and publishes. A control run on an agent with
 # `confine: off` shows the same reads succeed there, so the test cannot
 # pass with confinement absent. Skipped, with the reason, where the kernel
-# has no Landlock.
+# has no Landlock. `archfarm inspect` shows each agent's confinement.
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 
@@ -122,6 +122,12 @@ done; }
 s_no_daemons() { [[ -z $(s_daemons) ]]; }
 af_wait_until "$(af_time_bound 3 2)" "the job's setsid daemons to be killed" s_no_daemons
 printf 'ok: no daemon of the job survives it\n' >&2
+af_archfarm inspect node-amd64 >"$AF_TMP/inspect.out" 2>&1 || af_fail "inspect: $(cat "$AF_TMP/inspect.out")"
+af_assert_contains "$(cat "$AF_TMP/inspect.out")" "Confinement: native build steps confined (Landlock ABI" \
+    "archfarm inspect shows the confinement"
+af_archfarm inspect --format json node-amd64 >"$AF_TMP/inspect.json" 2>/dev/null
+af_assert_match "$(jq -r .confinement "$AF_TMP/inspect.json")" '^landlock-abi-[0-9]+$' \
+    "and so does its JSON"
 af_agent_stop node-amd64
 
 # --- control: the same reads succeed on an unconfined agent ---------------------------
@@ -137,6 +143,9 @@ af_build "$AF_TMP/off.out" --platform linux/amd64 --build-arg "TARGETS=$C/keys/a
 af_assert_eq 0 "$rc" "control build on the unconfined agent"
 af_assert_contains "$(cat "$AF_TMP/off.out")" "READ-OK $C/keys/agent.key_secret" \
     "control: unconfined, the secret key IS readable (so the test can fail)"
+af_archfarm inspect node-off >"$AF_TMP/inspect-off.out" 2>&1 || true
+af_assert_contains "$(cat "$AF_TMP/inspect-off.out")" "Confinement: off (confine: off): native build steps are unconfined" \
+    "archfarm inspect says an unconfined agent is unconfined"
 
 # --- confine: required starts where Landlock exists; a bad mode is refused -----------
 rc=0

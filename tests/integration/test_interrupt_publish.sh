@@ -19,6 +19,9 @@
 #      its push) at the timeout, the coordinator fails within the bound, the
 #      slot and the job dir are freed, the next build on that node succeeds,
 #      and SIGTERM stops the agent at once (no second signal).
+#   6. SIGTERM to an agent whose push hangs (no timeout): the agent exits
+#      within the bound on that one signal, and the coordinator reports the
+#      slice cancelled instead of waiting.
 # Bounds: the setting (0 s for a signal, --timeout for 5) plus slack x
 # AF_TEST_TIME_SCALE, on the monotonic clock.
 set -euo pipefail
@@ -149,4 +152,25 @@ took=$(af_elapsed "$t0")
 bound=$(af_time_bound 0 3)
 af_le "$took" "$bound" || af_fail "the agent took ${took} s to stop (bound ${bound} s)"
 af_log "timeout: failed in the bound, slot freed, next build ok, agent stopped in ${took} s"
+
+# --- 6. SIGTERM to an agent whose push hangs ------------------------------------------
+af_agent_start amd64b linux/amd64
+af_inventory_write "$AF_TMP/inv.yaml"
+before=$(s_stalls)
+s_start "$AF_TMP/b7.out" -t "$PROXY/hung/app:2"
+af_wait_until "$(af_time_bound 10 10)" "the stalled blob upload" \
+    s_more_stalls "$before" "/v2/hung/app/blobs/uploads/"
+apid=${AF_AGENT_PID[amd64b]}
+t0=$(af_now)
+kill -TERM "$apid"
+s_gone() { ! kill -0 "$apid" 2>/dev/null; }
+af_wait_until "$(af_time_bound 0 3)" "the agent to exit on one SIGTERM" s_gone
+took=$(af_elapsed "$t0")
+RC=0
+wait "$BPID" || RC=$?
+out=$(cat "$AF_TMP/b7.out")
+af_assert_ne 0 "$RC" "the build whose agent stopped fails ($out)"
+af_assert_contains "$out" "cancelled" "the slice is reported cancelled"
+unset "AF_AGENT_PID[amd64b]"
+af_log "SIGTERM during a hung push: agent gone in ${took} s"
 af_log "PASS"

@@ -338,106 +338,125 @@ static int s_write_tags(const af_build_opts_t *o, af_registry_t *reg, s_cancel_t
     return sig ? s_signal_exit(sig) : af_cli_registry_exit(rc);
 }
 
-int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
-{
-    af_build_spec_t spec = {0};
-    af_err_t err = {0};
-    af_inventory_t *inv = NULL;
-    af_farm_t *farm = NULL;
-    af_progress_t *pg = NULL;
-    af_candidate_t *cands = NULL;
-    af_slice_t *slices = NULL;
-    af_registry_t *reg = NULL;
-    char *index = NULL;
-    s_cancel_t cancel = {0};
-    char *reg_user = NULL, *reg_pass = NULL;
-    int ctx_fd = -1;
-    int rc;
+/* One build's state, from the request to the report. The steps below each
+ * take it, return an exit status (0: go on) and leave what they made in it
+ * for s_build_free, the one cleanup path. CANCEL is the registry client's
+ * hook argument and lives as long as REG. */
+typedef struct {
+    const af_cli_t *cli;
+    af_build_opts_t *o;
+    const af_ref_t *first; /* the first -t: registry and repository */
+    af_build_spec_t spec;
+    char *reg_user, *reg_pass; /* the registry credentials (owned) */
+    af_progress_t *pg;
+    af_inventory_t *inv;
+    int ctx_fd; /* the packed context (unnamed), -1 */
+    af_registry_t *reg;
+    s_cancel_t cancel;
+    af_farm_t *farm;
+    af_candidate_t *cands; /* one per farm node */
+    size_t chosen[AF_MAX_LIST];
+    af_slice_t *slices; /* one per platform */
+    char *index;
+    size_t index_len;
+    char index_digest[AF_DIGEST_STR_MAX];
+    const char *index_mt;
+} s_build_t;
 
-    /* 1. the request */
-    rc = s_recipe(o, &spec);
+static void s_build_free(s_build_t *b)
+{
+    free(b->index);
+    af_registry_destroy(&b->reg);
+    if (b->ctx_fd >= 0)
+        close(b->ctx_fd);
+    free(b->slices);
+    free(b->cands);
+    af_farm_destroy(&b->farm);
+    af_inventory_destroy(&b->inv);
+    af_progress_destroy(&b->pg);
+    if (b->reg_pass) {
+        explicit_bzero(b->reg_pass, strlen(b->reg_pass));
+        free(b->reg_pass);
+    }
+    free(b->reg_user);
+}
+
+/* 1. The request: recipe, SOURCE_DATE_EPOCH, target, credentials. */
+static int s_step_request(s_build_t *b)
+{
+    af_build_opts_t *o = b->o;
+    af_build_spec_t *spec = &b->spec;
+    af_err_t err = {0};
+    int rc = s_recipe(o, spec);
+    if (!rc)
+        rc = s_source_date_epoch(o, &spec->source_date_epoch);
     if (rc)
         return rc;
-    rc = s_source_date_epoch(o, &spec.source_date_epoch);
-    if (rc)
-        return rc;
-    const af_ref_t *first = &o->tags[0];
-    af_ref_format_repo(first, spec.repository, sizeof spec.repository);
-    spec.registry_insecure = af_insecure_match(&o->insecure, first->registry);
-    rc = af_credentials_lookup(first->registry, &reg_user, &reg_pass, &err);
+    af_ref_format_repo(b->first, spec->repository, sizeof spec->repository);
+    spec->registry_insecure = af_insecure_match(&o->insecure, b->first->registry);
+    rc = af_credentials_lookup(b->first->registry, &b->reg_user, &b->reg_pass, &err);
     if (rc) {
         af_cli_error("%s", af_err_msg(&err, rc));
         return AF_EXIT_USAGE;
     }
-    spec.registry_username = reg_user;
-    spec.registry_password = reg_pass;
-    spec.target = o->target;
-    spec.manifest_format = o->docker_format ? "docker" : "oci";
-    spec.annotations = o->manifest_annots;
-    spec.n_annotations = o->n_manifest_annots;
-    spec.build_args = o->build_args;
-    spec.n_build_args = o->n_build_args;
-    spec.timeout_s = o->timeout_s;
+    spec->registry_username = b->reg_user;
+    spec->registry_password = b->reg_pass;
+    spec->target = o->target;
+    spec->manifest_format = o->docker_format ? "docker" : "oci";
+    spec->annotations = o->manifest_annots;
+    spec->n_annotations = o->n_manifest_annots;
+    spec->build_args = o->build_args;
+    spec->n_build_args = o->n_build_args;
+    spec->timeout_s = o->timeout_s;
+    return AF_EXIT_OK;
+}
 
-    pg = af_progress_new(o->progress);
-    if (!pg) {
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
-    af_progress_mask(pg, reg_pass); /* gha: before anything could echo it */
+/* 2. Everything local, before any network work: progress, signals, the
+ * inventory, and the context packed once (one the agents would refuse is
+ * a usage error here). */
+static int s_step_local(s_build_t *b)
+{
+    af_err_t err = {0};
+    if (!(b->pg = af_progress_new(b->o->progress)))
+        return AF_EXIT_INFRA;
+    af_progress_mask(b->pg, b->reg_pass); /* gha: before anything could echo it */
     af_cli_signals_install();
-
-    /* 1b. the inventory */
-    inv = af_cli_inventory_load(cli, NULL, &err);
-    if (!inv) {
+    if (!(b->inv = af_cli_inventory_load(b->cli, NULL, &err))) {
         af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
-        rc = AF_EXIT_USAGE;
-        goto out;
+        return AF_EXIT_USAGE;
     }
-
-    /* 1c. the context, packed once, before any network work: one the
-     * agents would refuse is a usage error here */
-    rc = s_pack(o, &spec, pg, &ctx_fd);
-    if (rc)
-        goto out;
-    if (af_cli_signal()) {
+    int rc = s_pack(b->o, &b->spec, b->pg, &b->ctx_fd);
+    if (!rc && af_cli_signal()) {
         af_cli_error("interrupted before any slice started; nothing was sent");
         rc = s_signal_exit(af_cli_signal());
-        goto out;
     }
+    return rc;
+}
 
-    /* 2. a build that cannot be published is not started */
-    reg = af_cli_registry_open(first->registry, &o->insecure, &err);
-    if (!reg) {
+/* 3. A build that cannot be published is not started. */
+static int s_step_preflight(s_build_t *b)
+{
+    af_err_t err = {0};
+    if (!(b->reg = af_cli_registry_open(b->first->registry, &b->o->insecure, &err))) {
         af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
-        rc = AF_EXIT_INFRA;
-        goto out;
+        return AF_EXIT_INFRA;
     }
-    af_registry_set_cancel(reg, s_cancelled, &cancel);
-    rc = af_preflight_push(reg, first, pg);
-    if (rc || af_cli_signal()) {
-        if (af_cli_signal()) {
-            af_cli_error("interrupted while checking the registry; nothing was sent");
-            rc = s_signal_exit(af_cli_signal());
-        }
-        goto out;
+    af_registry_set_cancel(b->reg, s_cancelled, &b->cancel);
+    int rc = af_preflight_push(b->reg, b->first, b->pg);
+    if (af_cli_signal()) {
+        af_cli_error("interrupted while checking the registry; nothing was sent");
+        rc = s_signal_exit(af_cli_signal());
     }
+    return rc;
+}
 
-    /* 3. the farm */
-    farm = af_farm_new(inv);
-    if (farm)
-        af_farm_set_heartbeat(farm, o->heartbeat_ms, o->liveness);
-    size_t n_nodes = farm ? af_farm_size(farm) : 0;
-    cands = calloc(n_nodes ? n_nodes : 1, sizeof *cands);
-    bool *select = calloc(n_nodes ? n_nodes : 1, sizeof *select);
-    if (!farm || !cands || !select) {
-        free(select);
-        af_cli_error("out of memory");
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
+/* Which nodes to probe: those serving a requested platform and matching
+ * every --node-selector (the others' status_msg says why not). */
+static void s_select(s_build_t *b, bool *select, size_t n_nodes)
+{
+    const af_build_opts_t *o = b->o;
     for (size_t i = 0; i < n_nodes; i++) {
-        af_farm_node_t *fn = af_farm_node(farm, i);
+        af_farm_node_t *fn = af_farm_node(b->farm, i);
         for (size_t p = 0; p < o->n_platforms; p++)
             if (af_node_serves(fn->conf, &o->platforms[p]))
                 select[i] = true;
@@ -449,16 +468,14 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
                      miss->key, miss->value[0] ? "=" : "", miss->value);
         }
     }
-    int ready = af_farm_probe(farm, select, o->probe_timeout_ms);
-    if (ready < 0) {
-        free(select);
-        af_cli_error("interrupted while probing the nodes; nothing was sent");
-        rc = s_signal_exit(af_cli_signal());
-        goto out;
-    }
+}
+
+/* The scheduler's view of each probed node. */
+static void s_candidates(s_build_t *b, const bool *select, size_t n_nodes)
+{
     for (size_t i = 0; i < n_nodes; i++) {
-        af_farm_node_t *fn = af_farm_node(farm, i);
-        af_candidate_t *c = &cands[i];
+        af_farm_node_t *fn = af_farm_node(b->farm, i);
+        af_candidate_t *c = &b->cands[i];
         c->name = fn->conf->name;
         c->ready = select[i] && fn->status == AF_NODE_READY;
         c->why_not_ready = fn->status_msg;
@@ -473,114 +490,153 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         c->max_jobs = fn->max_jobs ? fn->max_jobs : (unsigned)fn->conf->max_jobs;
         c->priority = fn->conf->priority;
         if (select[i] && fn->status != AF_NODE_READY)
-            af_progress_info(pg, "node %s is %s: %s", fn->conf->name,
+            af_progress_info(b->pg, "node %s is %s: %s", fn->conf->name,
                              af_node_status_name(fn->status), fn->status_msg);
     }
+}
+
+/* 4. The farm: probe the nodes that could serve, pick one per platform
+ * (nothing starts when a platform has no usable node). */
+static int s_step_nodes(s_build_t *b)
+{
+    af_err_t err = {0};
+    b->farm = af_farm_new(b->inv);
+    if (b->farm)
+        af_farm_set_heartbeat(b->farm, b->o->heartbeat_ms, b->o->liveness);
+    size_t n_nodes = b->farm ? af_farm_size(b->farm) : 0;
+    b->cands = calloc(n_nodes ? n_nodes : 1, sizeof *b->cands);
+    bool *select = calloc(n_nodes ? n_nodes : 1, sizeof *select);
+    if (!b->farm || !b->cands || !select) {
+        free(select);
+        af_cli_error("out of memory");
+        return AF_EXIT_INFRA;
+    }
+    s_select(b, select, n_nodes);
+    if (af_farm_probe(b->farm, select, b->o->probe_timeout_ms) < 0) {
+        free(select);
+        af_cli_error("interrupted while probing the nodes; nothing was sent");
+        return s_signal_exit(af_cli_signal());
+    }
+    s_candidates(b, select, n_nodes);
     free(select);
-    size_t chosen[AF_MAX_LIST];
-    rc = af_schedule_pick(cands, n_nodes, o->platforms, o->n_platforms, spec.recipe_kind, chosen,
-                          &err);
+    int rc = af_schedule_pick(b->cands, n_nodes, b->o->platforms, b->o->n_platforms,
+                              b->spec.recipe_kind, b->chosen, &err);
     if (rc) {
         af_cli_error("%s", af_err_msg(&err, rc));
-        rc = AF_EXIT_INFRA;
-        goto out;
+        return AF_EXIT_INFRA;
     }
+    return AF_EXIT_OK;
+}
 
-    /* 4. the slices */
+/* The exit status of slices that did not all succeed: 1, but 3 when the
+ * registry refused an agent or could not be reached (as for the
+ * preflight). Prints what failed. */
+static int s_slices_failed(s_build_t *b)
+{
+    const af_build_opts_t *o = b->o;
+    s_summary(b->pg, b->slices, o->n_platforms, b->farm);
+    s_print_failures(b->slices, o->n_platforms, b->farm);
+    s_metadata_failed(o, b->slices, b->farm);
+    af_cli_error("build failed: no tag was written");
+    int rc = AF_EXIT_FAILED;
+    for (size_t i = 0; i < o->n_platforms; i++)
+        if (!strcmp(af_slice_current(&b->slices[i])->failure, "registry"))
+            rc = AF_EXIT_INFRA;
+    return rc;
+}
+
+/* 5. The slices: one per platform on its chosen node, retried as the
+ * options say, until each succeeded or failed for good. */
+static int s_step_run(s_build_t *b)
+{
+    const af_build_opts_t *o = b->o;
     char build_id[32];
     s_build_id(build_id, sizeof build_id);
-    slices = calloc(o->n_platforms, sizeof *slices);
-    if (!slices) {
-        rc = AF_EXIT_INFRA;
-        goto out;
-    }
+    if (!(b->slices = calloc(o->n_platforms, sizeof *b->slices)))
+        return AF_EXIT_INFRA;
     for (size_t i = 0; i < o->n_platforms; i++) {
-        af_slice_t *s = &slices[i];
+        af_slice_t *s = &b->slices[i];
         s->platform = o->platforms[i];
         af_platform_format(&s->platform, s->platform_str, sizeof s->platform_str);
         snprintf(s->job, sizeof s->job, "%s-%zu", build_id, i);
         s->n_attempts = 1;
-        s->attempts[0].node = chosen[i];
+        s->attempts[0].node = b->chosen[i];
         s->attempts[0].attempt = 1;
         s->attempts[0].exit_code = -1;
-        af_progress_info(pg, "%s -> node %s", s->platform_str, cands[chosen[i]].name);
+        af_progress_info(b->pg, "%s -> node %s", s->platform_str, b->cands[b->chosen[i]].name);
     }
-    af_progress_info(pg, "build %s: %zu slice%s, pushing by digest to %s%s", build_id,
-                     o->n_platforms, o->n_platforms == 1 ? "" : "s", spec.repository,
-                     spec.registry_insecure ? " (insecure registry)" : "");
+    af_progress_info(b->pg, "build %s: %zu slice%s, pushing by digest to %s%s", build_id,
+                     o->n_platforms, o->n_platforms == 1 ? "" : "s", b->spec.repository,
+                     b->spec.registry_insecure ? " (insecure registry)" : "");
     af_slices_run_t run = {
-        .farm = farm,
-        .slices = slices,
+        .farm = b->farm,
+        .slices = b->slices,
         .n_slices = o->n_platforms,
-        .spec = &spec,
-        .context_fd = ctx_fd,
-        .progress = pg,
+        .spec = &b->spec,
+        .context_fd = b->ctx_fd,
+        .progress = b->pg,
         .fail_fast = o->fail_fast,
-        .cands = cands,
+        .cands = b->cands,
         .heartbeat_ms = o->heartbeat_ms,
         .liveness = o->liveness,
         .retry = {.max_attempts = 1 + o->retries,
                   .retry_on_build_failure = o->retry_on_build_failure},
     };
-    rc = af_slices_run(&run);
+    int rc = af_slices_run(&run);
     if (rc) {
         af_cli_error("build loop failed: %s", af_strerror(rc));
-        rc = AF_EXIT_INFRA;
-        goto out;
+        return AF_EXIT_INFRA;
     }
     if (run.signal) {
-        s_summary(pg, slices, o->n_platforms, farm);
-        s_metadata_failed(o, slices, farm);
+        s_summary(b->pg, b->slices, o->n_platforms, b->farm);
+        s_metadata_failed(o, b->slices, b->farm);
         af_cli_error("interrupted: no tag was written");
-        rc = s_signal_exit(run.signal);
-        goto out;
+        return s_signal_exit(run.signal);
     }
-    bool all_ok = true;
     for (size_t i = 0; i < o->n_platforms; i++)
-        if (!af_slice_current(&slices[i])->ok)
-            all_ok = false;
-    if (!all_ok) {
-        s_summary(pg, slices, o->n_platforms, farm);
-        s_print_failures(slices, o->n_platforms, farm);
-        s_metadata_failed(o, slices, farm);
-        af_cli_error("build failed: no tag was written");
-        /* a slice failed for good once its retries were spent: 1, but 3
-         * when the registry refused an agent or could not be reached (as
-         * for the preflight) */
-        rc = AF_EXIT_FAILED;
-        for (size_t i = 0; i < o->n_platforms; i++)
-            if (!strcmp(af_slice_current(&slices[i])->failure, "registry"))
-                rc = AF_EXIT_INFRA;
-        goto out;
-    }
+        if (!af_slice_current(&b->slices[i])->ok)
+            return s_slices_failed(b);
+    return AF_EXIT_OK;
+}
 
-    /* 5. verify, index, tags */
-    rc = af_publish_verify(reg, first->repository, slices, o->n_platforms, farm, pg, &err);
+/* 6. Verify every slice in the registry, build the index, write the tags. */
+static int s_step_publish(s_build_t *b)
+{
+    const af_build_opts_t *o = b->o;
+    af_err_t err = {0};
+    int rc = af_publish_verify(b->reg, b->first->repository, b->slices, o->n_platforms, b->farm,
+                               b->pg, &err);
     if (rc) {
-        s_summary(pg, slices, o->n_platforms, farm);
-        s_metadata_failed(o, slices, farm);
+        s_summary(b->pg, b->slices, o->n_platforms, b->farm);
+        s_metadata_failed(o, b->slices, b->farm);
         if (af_cli_signal()) {
             af_cli_error("interrupted while verifying: no tag was written");
-            rc = s_signal_exit(af_cli_signal());
-        } else {
-            af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
-            rc = af_cli_registry_exit(rc);
+            return s_signal_exit(af_cli_signal());
         }
-        goto out;
+        af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
+        return af_cli_registry_exit(rc);
     }
-    size_t index_len = 0;
-    char index_digest[AF_DIGEST_STR_MAX];
-    const char *index_mt = o->docker_format ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
-    index = o->docker_format
-                ? af_publish_docker_list(slices, o->n_platforms, &index_len, index_digest, &err)
-                : af_publish_index_annotated(slices, o->n_platforms, spec.source_date_epoch,
-                                             o->index_annots, o->n_index_annots, &index_len,
-                                             index_digest, &err);
-    if (!index) {
+    b->index_mt = o->docker_format ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
+    b->index = o->docker_format ? af_publish_docker_list(b->slices, o->n_platforms, &b->index_len,
+                                                         b->index_digest, &err)
+                                : af_publish_index_annotated(b->slices, o->n_platforms,
+                                                             b->spec.source_date_epoch,
+                                                             o->index_annots, o->n_index_annots,
+                                                             &b->index_len, b->index_digest, &err);
+    if (!b->index) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
-        rc = AF_EXIT_FAILED;
-        goto out;
+        return AF_EXIT_FAILED;
     }
+    if (!o->push)
+        return AF_EXIT_OK;
+    return s_write_tags(o, b->reg, &b->cancel, b->first->repository, b->index_mt, b->index,
+                        b->index_len, b->index_digest, b->pg, b->slices, b->farm);
+}
+
+/* 7. The summary, the metadata file, and the index digest for scripts. */
+static int s_step_report(s_build_t *b)
+{
+    const af_build_opts_t *o = b->o;
     char tags[AF_MAX_LIST * (AF_MAX_REF + 140)];
     size_t off = 0;
     tags[0] = '\0';
@@ -588,48 +644,40 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
         af_ref_t r = o->tags[i];
         if (!r.tag[0])
             snprintf(r.tag, sizeof r.tag, "latest");
-        char b[AF_MAX_REF + 400];
-        off += snprintf(tags + off, sizeof tags - off, "%s%s", i ? "," : "",
-                        af_ref_format(&r, b, sizeof b));
+        char ref[AF_MAX_REF + 400];
+        int n = snprintf(tags + off, sizeof tags - off, "%s%s", i ? "," : "",
+                         af_ref_format(&r, ref, sizeof ref));
+        if (n < 0)
+            break;
+        off += (size_t)n;
     }
-    if (o->push) {
-        rc = s_write_tags(o, reg, &cancel, first->repository, index_mt, index, index_len,
-                          index_digest, pg, slices, farm);
-        if (rc)
-            goto out;
-    }
-    s_summary(pg, slices, o->n_platforms, farm);
-    af_progress_index(pg, index_digest, index_mt, index_len, tags, o->push);
-
-    /* 6. metadata and the digest for scripts */
+    s_summary(b->pg, b->slices, o->n_platforms, b->farm);
+    af_progress_index(b->pg, b->index_digest, b->index_mt, b->index_len, tags, o->push);
     if (o->metadata_file) {
-        rc = af_metadata_write(o->metadata_file, index_digest, index_mt, index_len, o, slices,
-                               o->n_platforms, farm, o->push, &err);
+        af_err_t err = {0};
+        int rc = af_metadata_write(o->metadata_file, b->index_digest, b->index_mt, b->index_len, o,
+                                   b->slices, o->n_platforms, b->farm, o->push, &err);
         if (rc) {
             af_cli_error("%s", af_err_msg(&err, rc));
-            rc = AF_EXIT_INFRA;
-            goto out;
+            return AF_EXIT_INFRA;
         }
     }
-    if (!af_progress_is_json(pg)) {
-        printf("%s\n", index_digest);
+    if (!af_progress_is_json(b->pg)) {
+        printf("%s\n", b->index_digest);
         fflush(stdout);
     }
-    rc = AF_EXIT_OK;
-out:
-    free(index);
-    af_registry_destroy(&reg);
-    if (ctx_fd >= 0)
-        close(ctx_fd);
-    free(slices);
-    free(cands);
-    af_farm_destroy(&farm);
-    af_inventory_destroy(&inv);
-    af_progress_destroy(&pg);
-    if (reg_pass) {
-        explicit_bzero(reg_pass, strlen(reg_pass));
-        free(reg_pass);
-    }
-    free(reg_user);
+    return AF_EXIT_OK;
+}
+
+int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
+{
+    s_build_t b = {.cli = cli, .o = o, .first = &o->tags[0], .ctx_fd = -1};
+    int (*const steps[])(s_build_t *) = {s_step_request, s_step_local, s_step_preflight,
+                                         s_step_nodes,   s_step_run,   s_step_publish,
+                                         s_step_report};
+    int rc = AF_EXIT_OK;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && rc == AF_EXIT_OK; i++)
+        rc = steps[i](&b);
+    s_build_free(&b);
     return rc;
 }

@@ -261,8 +261,8 @@ static int s_add_annotation(af_build_opts_t *o, char *arg)
     char *kv = index ? arg + 6 : !strncmp(arg, "manifest:", 9) ? arg + 9 : arg;
     char *eq = strchr(kv, '=');
     if (!eq || eq == kv)
-        return af_cli_usage_error(
-            "build", "--annotation '%s': expected [index:|manifest:]KEY=VALUE", arg);
+        return af_cli_usage_error("build",
+                                  "--annotation '%s': expected [index:|manifest:]KEY=VALUE", arg);
     if (kv == arg && strcspn(kv, ":[") < (size_t)(eq - kv))
         return af_cli_usage_error("build",
                                   "--annotation '%s': only the index: and manifest: targets are "
@@ -303,157 +303,178 @@ static int s_metadata_writable(const char *path, char *why, size_t len)
     return 0;
 }
 
-static int s_parse(af_build_opts_t *o, int argc, char **argv)
+enum {
+    O_PLATFORM = 256,
+    O_PUSH,
+    O_BUILD_ARG,
+    O_TARGET,
+    O_PROGRESS,
+    O_METADATA,
+    O_INSECURE,
+    O_NO_FAIL_FAST,
+    O_TIMEOUT,
+    O_PROBE_TIMEOUT,
+    O_RETRIES,
+    O_RETRY_BUILD,
+    O_SELECTOR,
+    O_HEARTBEAT,
+    O_LIVENESS,
+    O_MANIFEST_FORMAT,
+    O_ANNOTATION,
+};
+
+static const struct option s_longopts[] = {
+    {"platform", required_argument, NULL, O_PLATFORM},
+    {"tag", required_argument, NULL, 't'},
+    {"push", no_argument, NULL, O_PUSH},
+    {"file", required_argument, NULL, 'f'},
+    {"build-arg", required_argument, NULL, O_BUILD_ARG},
+    {"target", required_argument, NULL, O_TARGET},
+    {"progress", required_argument, NULL, O_PROGRESS},
+    {"metadata-file", required_argument, NULL, O_METADATA},
+    {"insecure-registry", required_argument, NULL, O_INSECURE},
+    {"no-fail-fast", no_argument, NULL, O_NO_FAIL_FAST},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
+    {"retries", required_argument, NULL, O_RETRIES},
+    {"retry-on-build-failure", no_argument, NULL, O_RETRY_BUILD},
+    {"node-selector", required_argument, NULL, O_SELECTOR},
+    {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
+    {"liveness", required_argument, NULL, O_LIVENESS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
+    {"annotation", required_argument, NULL, O_ANNOTATION},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The numeric options: bounds in one table. */
+static int s_number_option(af_build_opts_t *o, int c, const char *arg)
 {
-    enum {
-        O_PLATFORM = 256,
-        O_PUSH,
-        O_BUILD_ARG,
-        O_TARGET,
-        O_PROGRESS,
-        O_METADATA,
-        O_INSECURE,
-        O_NO_FAIL_FAST,
-        O_TIMEOUT,
-        O_PROBE_TIMEOUT,
-        O_RETRIES,
-        O_RETRY_BUILD,
-        O_SELECTOR,
-        O_HEARTBEAT,
-        O_LIVENESS,
-        O_MANIFEST_FORMAT,
-        O_ANNOTATION,
+    static const struct {
+        int opt;
+        const char *name;
+        long lo, hi;
+    } t[] = {
+        {O_TIMEOUT, "--timeout", 1, 7 * 24 * 3600},
+        {O_PROBE_TIMEOUT, "--probe-timeout", 1, 600000},
+        {O_RETRIES, "--retries", 0, AF_MAX_RETRIES},
+        {O_HEARTBEAT, "--heartbeat-interval", AF_MIN_HEARTBEAT_MS, AF_MAX_HEARTBEAT_MS},
+        {O_LIVENESS, "--liveness", 1, AF_MAX_LIVENESS},
     };
-    static const struct option longopts[] = {
-        {"platform", required_argument, NULL, O_PLATFORM},
-        {"tag", required_argument, NULL, 't'},
-        {"push", no_argument, NULL, O_PUSH},
-        {"file", required_argument, NULL, 'f'},
-        {"build-arg", required_argument, NULL, O_BUILD_ARG},
-        {"target", required_argument, NULL, O_TARGET},
-        {"progress", required_argument, NULL, O_PROGRESS},
-        {"metadata-file", required_argument, NULL, O_METADATA},
-        {"insecure-registry", required_argument, NULL, O_INSECURE},
-        {"no-fail-fast", no_argument, NULL, O_NO_FAIL_FAST},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
-        {"retries", required_argument, NULL, O_RETRIES},
-        {"retry-on-build-failure", no_argument, NULL, O_RETRY_BUILD},
-        {"node-selector", required_argument, NULL, O_SELECTOR},
-        {"heartbeat-interval", required_argument, NULL, O_HEARTBEAT},
-        {"liveness", required_argument, NULL, O_LIVENESS},
-        {"quiet", no_argument, NULL, 'q'},
-        {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
-        {"annotation", required_argument, NULL, O_ANNOTATION},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c, rc;
-    bool quiet = false;
-    long v = 0;
-    af_err_t err = {0};
-    if ((rc = s_env_defaults(o)) >= 0)
-        return rc;
-    optind = 0;
-    argv[0] = "archfarm build";
-    while ((c = getopt_long(argc, argv, "t:f:qh", longopts, NULL)) != -1) {
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (t[i].opt != c)
+            continue;
+        long v = 0;
+        int rc = s_uint("build", t[i].name, arg, t[i].lo, t[i].hi, &v);
+        if (rc)
+            return rc;
         switch (c) {
-        case O_PLATFORM:
-            if ((rc = s_add_platforms(o, optarg)))
-                return rc;
-            break;
-        case 't':
-            if ((rc = s_add_tag(o, optarg)))
-                return rc;
-            break;
-        case O_PUSH:
-            o->push = true;
-            break;
-        case 'f':
-            o->file = optarg;
-            break;
-        case O_BUILD_ARG:
-            if ((rc = s_add_build_arg(o, optarg)))
-                return rc;
-            break;
-        case O_TARGET:
-            if (!*optarg || strlen(optarg) > AF_MAX_NAME)
-                return af_cli_usage_error("build",
-                                          "--target needs a stage name (at most %d "
-                                          "characters)",
-                                          AF_MAX_NAME);
-            o->target = optarg;
-            break;
-        case O_PROGRESS:
-            if (af_progress_mode_parse(optarg, &o->progress))
-                return af_cli_usage_error(
-                    "build", "--progress must be auto, plain, tty, gha or json, not '%s'", optarg);
-            break;
-        case O_METADATA:
-            if (!*optarg)
-                return af_cli_usage_error("build", "--metadata-file needs a file name");
-            o->metadata_file = optarg;
-            break;
-        case O_INSECURE:
-            if (af_insecure_add(&o->insecure, optarg, &err))
-                return af_cli_usage_error("build", "%s", af_err_msg(&err, AF_ERR_INVAL));
-            break;
-        case O_NO_FAIL_FAST:
-            o->fail_fast = false;
-            break;
         case O_TIMEOUT:
-            if ((rc = s_uint("build", "--timeout", optarg, 1, 7 * 24 * 3600, &v)))
-                return rc;
             o->timeout_s = (uint32_t)v;
             break;
         case O_PROBE_TIMEOUT:
-            if ((rc = s_uint("build", "--probe-timeout", optarg, 1, 600000, &v)))
-                return rc;
             o->probe_timeout_ms = (int)v;
             break;
         case O_RETRIES:
-            if ((rc = s_uint("build", "--retries", optarg, 0, AF_MAX_RETRIES, &v)))
-                return rc;
             o->retries = (uint32_t)v;
             break;
-        case O_RETRY_BUILD:
-            o->retry_on_build_failure = true;
-            break;
-        case O_SELECTOR:
-            if ((rc = s_add_selector(o, optarg)))
-                return rc;
-            break;
         case O_HEARTBEAT:
-            if ((rc = s_uint("build", "--heartbeat-interval", optarg, AF_MIN_HEARTBEAT_MS,
-                             AF_MAX_HEARTBEAT_MS, &v)))
-                return rc;
             o->heartbeat_ms = (uint32_t)v;
             break;
-        case O_MANIFEST_FORMAT:
-            if (strcmp(optarg, "oci") && strcmp(optarg, "docker"))
-                return af_cli_usage_error(
-                    "build", "--manifest-format must be oci or docker, not '%s'", optarg);
-            o->docker_format = !strcmp(optarg, "docker");
-            break;
-        case O_ANNOTATION:
-            if ((rc = s_add_annotation(o, optarg)))
-                return rc;
-            break;
-        case O_LIVENESS:
-            if ((rc = s_uint("build", "--liveness", optarg, 1, AF_MAX_LIVENESS, &v)))
-                return rc;
+        default:
             o->liveness = (uint32_t)v;
             break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'h':
-            fputs(s_help, stdout);
-            return AF_EXIT_OK;
-        default:
-            return af_cli_usage_error("build", "invalid option (see above)");
         }
+        return -1;
     }
+    return -2; /* not a numeric option */
+}
+
+/* Applies option C with argument ARG (getopt's optarg, borrowed). -1 to go on, else an exit status
+ * (0 after --help). */
+static int s_option(af_build_opts_t *o, int c, char *arg, bool *quiet)
+{
+    int rc = s_number_option(o, c, arg);
+    if (rc != -2)
+        return rc;
+    af_err_t err = {0};
+    switch (c) {
+    case O_PLATFORM:
+        if ((rc = s_add_platforms(o, arg)))
+            return rc;
+        break;
+    case 't':
+        if ((rc = s_add_tag(o, arg)))
+            return rc;
+        break;
+    case O_PUSH:
+        o->push = true;
+        break;
+    case 'f':
+        o->file = arg;
+        break;
+    case O_BUILD_ARG:
+        if ((rc = s_add_build_arg(o, arg)))
+            return rc;
+        break;
+    case O_TARGET:
+        if (!*arg || strlen(arg) > AF_MAX_NAME)
+            return af_cli_usage_error("build",
+                                      "--target needs a stage name (at most %d "
+                                      "characters)",
+                                      AF_MAX_NAME);
+        o->target = arg;
+        break;
+    case O_PROGRESS:
+        if (af_progress_mode_parse(arg, &o->progress))
+            return af_cli_usage_error(
+                "build", "--progress must be auto, plain, tty, gha or json, not '%s'", arg);
+        break;
+    case O_METADATA:
+        if (!*arg)
+            return af_cli_usage_error("build", "--metadata-file needs a file name");
+        o->metadata_file = arg;
+        break;
+    case O_INSECURE:
+        if (af_insecure_add(&o->insecure, arg, &err))
+            return af_cli_usage_error("build", "%s", af_err_msg(&err, AF_ERR_INVAL));
+        break;
+    case O_NO_FAIL_FAST:
+        o->fail_fast = false;
+        break;
+    case O_RETRY_BUILD:
+        o->retry_on_build_failure = true;
+        break;
+    case O_SELECTOR:
+        if ((rc = s_add_selector(o, arg)))
+            return rc;
+        break;
+    case O_MANIFEST_FORMAT:
+        if (strcmp(arg, "oci") && strcmp(arg, "docker"))
+            return af_cli_usage_error("build", "--manifest-format must be oci or docker, not '%s'",
+                                      arg);
+        o->docker_format = !strcmp(arg, "docker");
+        break;
+    case O_ANNOTATION:
+        if ((rc = s_add_annotation(o, arg)))
+            return rc;
+        break;
+    case 'q':
+        *quiet = true;
+        break;
+    case 'h':
+        fputs(s_help, stdout);
+        return AF_EXIT_OK;
+    default:
+        return af_cli_usage_error("build", "invalid option (see above)");
+    }
+    return -1;
+}
+
+/* After the options: the context, and what needs several options at once. */
+static int s_check(af_build_opts_t *o, int argc, char **argv, bool quiet)
+{
     if (quiet)
         o->progress = AF_PROGRESS_QUIET;
     if (o->docker_format && (o->n_index_annots || o->n_manifest_annots))
@@ -492,6 +513,20 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
                                       o->tag_args[0], o->tag_args[i]);
     }
     return -1;
+}
+
+static int s_parse(af_build_opts_t *o, int argc, char **argv)
+{
+    int c, rc;
+    bool quiet = false;
+    if ((rc = s_env_defaults(o)) >= 0)
+        return rc;
+    optind = 0;
+    argv[0] = "archfarm build";
+    while ((c = getopt_long(argc, argv, "t:f:qh", s_longopts, NULL)) != -1)
+        if ((rc = s_option(o, c, optarg, &quiet)) >= 0)
+            return rc;
+    return s_check(o, argc, argv, quiet);
 }
 
 int af_cmd_build(const af_cli_t *cli, int argc, char **argv)

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "digest.h"
+#include "image.h"
 #include "oci.h"
 #include "ref.h"
 #include "registry.h"
@@ -94,54 +95,17 @@ static void s_print_platform(const af_platform_t *p)
     printf("%s\n", af_platform_format(p, buf, sizeof buf));
 }
 
-static int s_inspect(const af_ref_t *ref, const af_insecure_t *insecure, bool raw)
+/* Prints IMG (an index with its entries, or a manifest with its platform
+ * and layers) as `imagetools inspect` shows it. */
+static void s_print_image(const af_ref_t *shown, const char *name, const af_image_t *img)
 {
-    af_err_t err = {0};
-    char name[AF_MAX_REF + 400];
-    af_ref_t shown = *ref;
-    if (!shown.tag[0] && !shown.digest[0])
-        snprintf(shown.tag, sizeof shown.tag, "latest");
-    af_ref_format(&shown, name, sizeof name);
-
-    af_registry_t *reg = af_cli_registry_open(ref->registry, insecure, &err);
-    if (!reg) {
-        af_cli_error("%s: %s", name, af_err_msg(&err, AF_ERR_INVAL));
-        return AF_EXIT_INFRA;
-    }
-    char *body = NULL, *mt = NULL, *cfg = NULL;
-    size_t len = 0, cfg_len = 0;
-    char digest[AF_DIGEST_STR_MAX];
-    af_oci_doc_t *doc = NULL;
-    int rc = af_registry_manifest_get(reg, ref->repository, af_ref_reference(&shown), &body, &len,
-                                      &mt, digest, &err);
-    if (rc == AF_ERR_NOTFOUND) {
-        af_cli_error("%s: not found (%s)", name, af_err_msg(&err, rc));
-        rc = AF_EXIT_FAILED;
-        goto out;
-    }
-    if (rc) {
-        af_cli_error("%s: %s", name, af_err_msg(&err, rc));
-        rc = af_cli_registry_exit(rc);
-        goto out;
-    }
-    if (raw) {
-        fwrite(body, 1, len, stdout);
-        fflush(stdout);
-        rc = AF_EXIT_OK;
-        goto out;
-    }
-    doc = af_oci_doc_parse(body, len, mt, &err);
-    if (!doc) {
-        af_cli_error("%s: %s", name, af_err_msg(&err, AF_ERR_PARSE));
-        rc = AF_EXIT_FAILED;
-        goto out;
-    }
+    const af_oci_doc_t *doc = img->doc;
     printf("Name:      %s\n", name);
     printf("MediaType: %s\n", doc->media_type);
-    printf("Digest:    %s\n", digest);
+    printf("Digest:    %s\n", img->digest);
     if (doc->is_index) {
         char base[AF_MAX_REF + 400];
-        af_ref_t b = shown;
+        af_ref_t b = *shown;
         b.digest[0] = '\0';
         af_ref_format(&b, base, sizeof base);
         printf("\nManifests:\n");
@@ -157,32 +121,57 @@ static int s_inspect(const af_ref_t *ref, const af_insecure_t *insecure, bool ra
                 s_print_platform(&d->platform);
             }
         }
-        rc = AF_EXIT_OK;
-        goto out;
+        return;
     }
-    rc = af_registry_blob_get(reg, ref->repository, doc->config.digest, AF_CONFIG_MAX_BYTES, &cfg,
-                              &cfg_len, &err);
-    if (rc) {
-        af_cli_error("%s: config %s: %s", name, doc->config.digest, af_err_msg(&err, rc));
-        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
-        goto out;
-    }
-    af_platform_t p;
-    if (af_oci_config_platform(cfg, cfg_len, &p, &err) == 0) {
+    if (img->has_platform) {
         printf("Platform:  ");
-        s_print_platform(&p);
+        s_print_platform(&img->platform);
     }
     printf("Config:    %s\n", doc->config.digest);
     printf("\nLayers:\n");
     for (size_t i = 0; i < doc->n_layers; i++)
         printf("  %s  %lld bytes  %s\n", doc->layers[i].digest, (long long)doc->layers[i].size,
                doc->layers[i].media_type);
-    rc = AF_EXIT_OK;
-out:
-    af_oci_doc_destroy(&doc);
-    free(body);
-    free(mt);
-    free(cfg);
+}
+
+static int s_inspect(const af_ref_t *ref, const af_insecure_t *insecure, bool raw)
+{
+    af_err_t err = {0};
+    char name[AF_MAX_REF + 400];
+    af_ref_t shown = *ref;
+    if (!shown.tag[0] && !shown.digest[0])
+        snprintf(shown.tag, sizeof shown.tag, "latest");
+    af_ref_format(&shown, name, sizeof name);
+
+    af_registry_t *reg = af_cli_registry_open(ref->registry, insecure, &err);
+    if (!reg) {
+        af_cli_error("%s: %s", name, af_err_msg(&err, AF_ERR_INVAL));
+        return AF_EXIT_INFRA;
+    }
+    af_image_t img;
+    int rc = af_image_get(reg, ref->repository, af_ref_reference(&shown), NULL,
+                          raw ? AF_IMAGE_RAW : AF_IMAGE_CONFIG, &img, &err);
+    if (rc && img.failed == AF_IMAGE_STEP_FETCH) {
+        if (rc == AF_ERR_NOTFOUND)
+            af_cli_error("%s: not found (%s)", name, af_err_msg(&err, rc));
+        else
+            af_cli_error("%s: %s", name, af_err_msg(&err, rc));
+        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
+    } else if (rc && img.failed == AF_IMAGE_STEP_PARSE) {
+        af_cli_error("%s: %s", name, af_err_msg(&err, AF_ERR_PARSE));
+        rc = AF_EXIT_FAILED;
+    } else if (rc && img.failed == AF_IMAGE_STEP_CONFIG) {
+        af_cli_error("%s: config %s: %s", name, img.doc->config.digest, af_err_msg(&err, rc));
+        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
+    } else if (raw) {
+        fwrite(img.body, 1, img.len, stdout);
+        fflush(stdout);
+        rc = AF_EXIT_OK;
+    } else { /* a config without a platform still shows the rest */
+        s_print_image(&shown, name, &img);
+        rc = AF_EXIT_OK;
+    }
+    af_image_release(&img);
     af_registry_destroy(&reg);
     return rc;
 }
@@ -261,32 +250,67 @@ static int s_copy_manifest(const s_copy_t *c, const char *body, size_t len, cons
     return rc;
 }
 
+/* Appends IMG's entries (an index's, or the manifest itself with its
+ * config's platform) to *d, grown as needed. An exit status. */
+static int s_append_entries(const af_image_t *img, const char *arg, af_descriptor_t **d, size_t *n,
+                            size_t *cap)
+{
+    const af_oci_doc_t *doc = img->doc;
+    size_t add = doc->is_index ? doc->n_manifests : 1;
+    if (*n + add > AF_MAX_LIST * 4) {
+        af_cli_error("too many manifests for one index");
+        return AF_EXIT_USAGE;
+    }
+    if (*n + add > *cap) {
+        size_t ncap = (*n + add) * 2;
+        af_descriptor_t *nd = realloc(*d, ncap * sizeof *nd);
+        if (!nd)
+            return AF_EXIT_INFRA;
+        *d = nd;
+        *cap = ncap;
+    }
+    if (doc->is_index) {
+        for (size_t i = 0; i < doc->n_manifests; i++) {
+            if (!doc->manifests[i].has_platform) {
+                af_cli_error("%s: entry %s has no platform", arg, doc->manifests[i].digest);
+                return AF_EXIT_FAILED;
+            }
+            (*d)[(*n)++] = doc->manifests[i];
+        }
+        return AF_EXIT_OK;
+    }
+    af_descriptor_t *e = &(*d)[(*n)++];
+    memset(e, 0, sizeof *e);
+    e->platform = img->platform;
+    e->has_platform = true;
+    snprintf(e->media_type, sizeof e->media_type, "%s", doc->media_type);
+    snprintf(e->digest, sizeof e->digest, "%s", img->digest);
+    e->size = (int64_t)img->len;
+    return AF_EXIT_OK;
+}
+
 /* Appends the entries SRC contributes to *d (grown as needed); with COPY
  * (NULL when SRC is in the target repository) brings them in first. */
 static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg, const s_copy_t *copy,
                      af_descriptor_t **d, size_t *n, size_t *cap)
 {
     af_err_t err = {0};
-    char *body = NULL, *mt = NULL, *cfg = NULL;
-    size_t len = 0, cfg_len = 0;
-    char digest[AF_DIGEST_STR_MAX];
-    af_oci_doc_t *doc = NULL;
-    int rc = af_registry_manifest_get(reg, src->repository, af_ref_reference(src), &body, &len, &mt,
-                                      digest, &err);
+    af_image_t img;
+    int rc = af_image_get(reg, src->repository, af_ref_reference(src), NULL, AF_IMAGE_CONFIG, &img,
+                          &err);
     if (rc) {
-        af_cli_error("%s: %s", arg, af_err_msg(&err, rc));
-        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
-        goto out;
-    }
-    doc = af_oci_doc_parse(body, len, mt, &err);
-    if (!doc) {
-        af_cli_error("%s: %s", arg, af_err_msg(&err, AF_ERR_PARSE));
-        rc = AF_EXIT_FAILED;
+        if (img.failed == AF_IMAGE_STEP_CONFIG)
+            af_cli_error("%s: config %s: %s", arg, img.doc->config.digest, af_err_msg(&err, rc));
+        else
+            af_cli_error("%s: %s", arg, af_err_msg(&err, rc));
+        bool theirs = img.failed == AF_IMAGE_STEP_PARSE || img.failed == AF_IMAGE_STEP_PLATFORM ||
+                      rc == AF_ERR_NOTFOUND;
+        rc = theirs ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
         goto out;
     }
     if (copy) {
         fprintf(stderr, "copying %s into %s\n", arg, copy->dst_repo);
-        rc = s_copy_manifest(copy, body, len, mt, digest, 0, &err);
+        rc = s_copy_manifest(copy, img.body, img.len, img.content_type, img.digest, 0, &err);
         if (rc) {
             af_cli_error("copying %s: %s", arg, af_err_msg(&err, rc));
             rc = rc == AF_ERR_NOTFOUND || rc == AF_ERR_PARSE || rc == AF_ERR_UNSUPPORTED
@@ -295,63 +319,95 @@ static int s_collect(af_registry_t *reg, const af_ref_t *src, const char *arg, c
             goto out;
         }
     }
-    size_t add = doc->is_index ? doc->n_manifests : 1;
-    if (*n + add > AF_MAX_LIST * 4) {
-        af_cli_error("too many manifests for one index");
-        rc = AF_EXIT_USAGE;
-        goto out;
-    }
-    if (*n + add > *cap) {
-        size_t ncap = (*n + add) * 2;
-        af_descriptor_t *nd = realloc(*d, ncap * sizeof *nd);
-        if (!nd) {
-            rc = AF_EXIT_INFRA;
-            goto out;
-        }
-        *d = nd;
-        *cap = ncap;
-    }
-    if (doc->is_index) {
-        for (size_t i = 0; i < doc->n_manifests; i++) {
-            if (!doc->manifests[i].has_platform) {
-                af_cli_error("%s: entry %s has no platform", arg, doc->manifests[i].digest);
-                rc = AF_EXIT_FAILED;
-                goto out;
-            }
-            (*d)[(*n)++] = doc->manifests[i];
-        }
-        rc = 0;
-        goto out;
-    }
-    rc = af_registry_blob_get(reg, src->repository, doc->config.digest, AF_CONFIG_MAX_BYTES, &cfg,
-                              &cfg_len, &err);
-    if (rc) {
-        af_cli_error("%s: config %s: %s", arg, doc->config.digest, af_err_msg(&err, rc));
-        rc = rc == AF_ERR_NOTFOUND ? AF_EXIT_FAILED : af_cli_registry_exit(rc);
-        goto out;
-    }
-    af_descriptor_t *e = &(*d)[*n];
-    memset(e, 0, sizeof *e);
-    if (af_oci_config_platform(cfg, cfg_len, &e->platform, &err)) {
-        af_cli_error("%s: %s", arg, af_err_msg(&err, AF_ERR_PARSE));
-        rc = AF_EXIT_FAILED;
-        goto out;
-    }
-    e->has_platform = true;
-    snprintf(e->media_type, sizeof e->media_type, "%s", doc->media_type);
-    snprintf(e->digest, sizeof e->digest, "%s", digest);
-    e->size = (int64_t)len;
-    (*n)++;
-    rc = 0;
+    rc = s_append_entries(&img, arg, d, n, cap);
 out:
-    af_oci_doc_destroy(&doc);
-    free(body);
-    free(mt);
-    free(cfg);
+    af_image_release(&img);
     return rc;
 }
 
-static int s_create(int argc, char **argv)
+/* `imagetools create`'s request. Strings are borrowed from argv. */
+typedef struct {
+    af_ref_t tags[AF_MAX_LIST];
+    size_t n_tags;
+    af_kv_t annots[AF_MAX_LIST];
+    size_t n_annots;
+    af_ref_t srcs[AF_MAX_LIST];
+    const char *src_args[AF_MAX_LIST];
+    size_t n_src;
+    bool append, docker, dry;
+    af_insecure_t insecure;
+    const af_ref_t *base; /* where the index goes: the first -t, else the first source */
+} s_create_t;
+
+static const char s_create_cmd[] = "imagetools create";
+
+/* --annotation in buildx's forms: KEY=VALUE or index:KEY=VALUE (ARG is
+ * split in place). -1 to go on, else an exit status. */
+static int s_create_annotation(s_create_t *r, char *arg)
+{
+    char *a = arg;
+    if (!strncmp(a, "index:", 6))
+        a += 6;
+    char *eq = strchr(a, '=');
+    if (!eq || eq == a)
+        return af_cli_usage_error(s_create_cmd, "--annotation '%s': expected [index:]KEY=VALUE",
+                                  arg);
+    /* manifest:, manifest-descriptor:, index-descriptor:, index[P]: */
+    if (a == arg && strcspn(a, ":[") < (size_t)(eq - a))
+        return af_cli_usage_error(s_create_cmd,
+                                  "--annotation '%s': imagetools create annotates the "
+                                  "index only (KEY=VALUE or index:KEY=VALUE)",
+                                  arg);
+    if (r->n_annots >= AF_MAX_LIST)
+        return af_cli_usage_error(s_create_cmd, "too many --annotation");
+    *eq = '\0';
+    r->annots[r->n_annots++] = (af_kv_t){a, eq + 1};
+    return -1;
+}
+
+/* One option. -1 to go on, else an exit status (0 after --help). */
+static int s_create_option(s_create_t *r, int c, char *arg)
+{
+    af_err_t err = {0};
+    switch (c) {
+    case 't':
+        if (r->n_tags >= AF_MAX_LIST)
+            return af_cli_usage_error(s_create_cmd, "too many -t");
+        if (af_ref_parse(arg, &r->tags[r->n_tags], &err))
+            return af_cli_usage_error(s_create_cmd, "-t '%s': %s", arg,
+                                      af_err_msg(&err, AF_ERR_INVAL));
+        if (r->tags[r->n_tags].digest[0])
+            return af_cli_usage_error(s_create_cmd, "-t '%s': a tag cannot contain a digest", arg);
+        r->n_tags++;
+        return -1;
+    case 'n':
+        r->dry = true;
+        return -1;
+    case 'a':
+        r->append = true;
+        return -1;
+    case 'F':
+        if (strcmp(arg, "oci") && strcmp(arg, "docker"))
+            return af_cli_usage_error(s_create_cmd,
+                                      "--manifest-format '%s': expected oci or docker", arg);
+        r->docker = !strcmp(arg, "docker");
+        return -1;
+    case 'A':
+        return s_create_annotation(r, arg);
+    case 'I':
+        if (af_insecure_add(&r->insecure, arg, &err))
+            return af_cli_usage_error(s_create_cmd, "%s", af_err_msg(&err, AF_ERR_INVAL));
+        return -1;
+    case 'h':
+        fputs(s_create_help, stdout);
+        return AF_EXIT_OK;
+    default:
+        return af_cli_usage_error(s_create_cmd, "invalid option");
+    }
+}
+
+/* The command line into R. -1 to go on, else an exit status. */
+static int s_create_parse(s_create_t *r, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"tag", required_argument, NULL, 't'},
@@ -363,150 +419,98 @@ static int s_create(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *cmd = "imagetools create";
-    af_kv_t annots[AF_MAX_LIST];
-    size_t n_annots = 0;
-    bool append = false, docker = false;
-    af_insecure_t insecure = {0};
-    af_ref_t tags[AF_MAX_LIST];
-    size_t n_tags = 0;
-    bool dry = false;
     af_err_t err = {0};
-    int c;
+    int c, rc;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "t:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            if (n_tags >= AF_MAX_LIST)
-                return af_cli_usage_error(cmd, "too many -t");
-            if (af_ref_parse(optarg, &tags[n_tags], &err))
-                return af_cli_usage_error(cmd, "-t '%s': %s", optarg,
-                                          af_err_msg(&err, AF_ERR_INVAL));
-            if (tags[n_tags].digest[0])
-                return af_cli_usage_error(cmd, "-t '%s': a tag cannot contain a digest", optarg);
-            n_tags++;
-            break;
-        case 'n':
-            dry = true;
-            break;
-        case 'a':
-            append = true;
-            break;
-        case 'F':
-            if (strcmp(optarg, "oci") && strcmp(optarg, "docker"))
-                return af_cli_usage_error(cmd, "--manifest-format '%s': expected oci or docker",
-                                          optarg);
-            docker = !strcmp(optarg, "docker");
-            break;
-        case 'A': {
-            /* buildx's forms: KEY=VALUE or index:KEY=VALUE for the index */
-            char *a = optarg;
-            if (!strncmp(a, "index:", 6))
-                a += 6;
-            char *eq = strchr(a, '=');
-            if (!eq || eq == a)
-                return af_cli_usage_error(cmd, "--annotation '%s': expected [index:]KEY=VALUE",
-                                          optarg);
-            /* manifest:, manifest-descriptor:, index-descriptor:, index[P]: */
-            if (a == optarg && strcspn(a, ":[") < (size_t)(eq - a))
-                return af_cli_usage_error(cmd,
-                                          "--annotation '%s': imagetools create annotates the "
-                                          "index only (KEY=VALUE or index:KEY=VALUE)",
-                                          optarg);
-            if (n_annots >= AF_MAX_LIST)
-                return af_cli_usage_error(cmd, "too many --annotation");
-            *eq = '\0';
-            annots[n_annots++] = (af_kv_t){a, eq + 1};
-            break;
-        }
-        case 'I':
-            if (af_insecure_add(&insecure, optarg, &err))
-                return af_cli_usage_error(cmd, "%s", af_err_msg(&err, AF_ERR_INVAL));
-            break;
-        case 'h':
-            fputs(s_create_help, stdout);
-            return AF_EXIT_OK;
-        default:
-            return af_cli_usage_error(cmd, "invalid option");
-        }
-    }
+    while ((c = getopt_long(argc, argv, "t:h", longopts, NULL)) != -1)
+        if ((rc = s_create_option(r, c, optarg)) >= 0)
+            return rc;
     if (optind >= argc)
-        return af_cli_usage_error(cmd, "missing SOURCE");
-    if (!n_tags && !dry)
-        return af_cli_usage_error(cmd, "give -t REF (or --dry-run)");
-    size_t n_src = (size_t)(argc - optind);
-    if (n_src > AF_MAX_LIST)
-        return af_cli_usage_error(cmd, "too many sources");
-    af_ref_t srcs[AF_MAX_LIST];
-    for (size_t i = 0; i < n_src; i++) {
-        const char *arg = argv[optind + i];
-        if (af_ref_parse(arg, &srcs[i], &err))
-            return af_cli_usage_error(cmd, "'%s': %s", arg, af_err_msg(&err, AF_ERR_INVAL));
+        return af_cli_usage_error(s_create_cmd, "missing SOURCE");
+    if (!r->n_tags && !r->dry)
+        return af_cli_usage_error(s_create_cmd, "give -t REF (or --dry-run)");
+    r->n_src = (size_t)(argc - optind);
+    if (r->n_src > AF_MAX_LIST)
+        return af_cli_usage_error(s_create_cmd, "too many sources");
+    for (size_t i = 0; i < r->n_src; i++) {
+        r->src_args[i] = argv[optind + i];
+        if (af_ref_parse(r->src_args[i], &r->srcs[i], &err))
+            return af_cli_usage_error(s_create_cmd, "'%s': %s", r->src_args[i],
+                                      af_err_msg(&err, AF_ERR_INVAL));
     }
-    const af_ref_t *base = n_tags ? &tags[0] : &srcs[0];
-    for (size_t i = 0; i < n_tags; i++)
-        if (strcmp(tags[i].registry, base->registry) ||
-            strcmp(tags[i].repository, base->repository))
-            return af_cli_usage_error(cmd, "every -t must be in %s/%s", base->registry,
-                                      base->repository);
-    if (docker && n_annots)
-        return af_cli_usage_error(cmd, "--annotation: a Docker manifest list has no annotations "
-                                       "(use --manifest-format oci)");
-    if (append && !n_tags)
-        return af_cli_usage_error(cmd, "--append needs -t REF (the index to add to)");
+    r->base = r->n_tags ? &r->tags[0] : &r->srcs[0];
+    for (size_t i = 0; i < r->n_tags; i++)
+        if (strcmp(r->tags[i].registry, r->base->registry) ||
+            strcmp(r->tags[i].repository, r->base->repository))
+            return af_cli_usage_error(s_create_cmd, "every -t must be in %s/%s", r->base->registry,
+                                      r->base->repository);
+    if (r->docker && r->n_annots)
+        return af_cli_usage_error(s_create_cmd,
+                                  "--annotation: a Docker manifest list has no annotations "
+                                  "(use --manifest-format oci)");
+    if (r->append && !r->n_tags)
+        return af_cli_usage_error(s_create_cmd, "--append needs -t REF (the index to add to)");
+    return -1;
+}
 
-    af_registry_t *reg = af_cli_registry_open(base->registry, &insecure, &err);
-    if (!reg) {
-        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
-        return AF_EXIT_INFRA;
+/* --append: the entries of the index the first tag points at (none when
+ * it does not exist yet). An exit status. */
+static int s_create_old(const s_create_t *r, af_registry_t *reg, af_descriptor_t **d, size_t *n,
+                        size_t *cap)
+{
+    af_ref_t old = r->tags[0];
+    if (!old.tag[0])
+        snprintf(old.tag, sizeof old.tag, "latest");
+    af_err_t err = {0};
+    af_image_t img;
+    int rc = af_image_get(reg, old.repository, old.tag, NULL, AF_IMAGE_RAW, &img, &err);
+    if (rc == AF_ERR_NOTFOUND) {
+        rc = AF_EXIT_OK; /* nothing to append to: a new index */
+    } else if (rc) {
+        af_cli_error("--append: %s: %s", old.tag, af_err_msg(&err, rc));
+        rc = af_cli_registry_exit(rc);
+    } else if (img.content_type && !af_oci_is_index(img.content_type)) {
+        af_cli_error("--append: %s/%s:%s is a single manifest, not an index", old.registry,
+                     old.repository, old.tag);
+        rc = AF_EXIT_FAILED;
+    } else {
+        rc = s_collect(reg, &old, "--append", NULL, d, n, cap);
     }
-    af_descriptor_t *d = NULL;
-    size_t n = 0, cap = 0;
-    char *body = NULL;
-    int rc = 0;
-    size_t n_old = 0;
-    if (append) { /* the entries of the index the first tag points at */
-        af_ref_t old = tags[0];
-        if (!old.tag[0])
-            snprintf(old.tag, sizeof old.tag, "latest");
-        char *ob = NULL, *omt = NULL, od[AF_DIGEST_STR_MAX];
-        size_t olen = 0;
-        rc = af_registry_manifest_get(reg, old.repository, old.tag, &ob, &olen, &omt, od, &err);
-        if (rc == AF_ERR_NOTFOUND) {
-            rc = 0; /* nothing to append to: a new index */
-        } else if (rc) {
-            af_cli_error("--append: %s: %s", old.tag, af_err_msg(&err, rc));
-            rc = af_cli_registry_exit(rc);
-        } else if (omt && !af_oci_is_index(omt)) {
-            af_cli_error("--append: %s/%s:%s is a single manifest, not an index", old.registry,
-                         old.repository, old.tag);
-            rc = AF_EXIT_FAILED;
-        } else {
-            rc = s_collect(reg, &old, "--append", NULL, &d, &n, &cap);
-        }
-        free(ob);
-        free(omt);
-        n_old = n;
-    }
-    for (size_t i = 0; i < n_src && !rc; i++) {
-        bool same_reg = !strcmp(srcs[i].registry, base->registry);
+    af_image_release(&img);
+    return rc;
+}
+
+/* Every source's entries, copied into the target repository first when
+ * they live elsewhere (not with --dry-run). An exit status. */
+static int s_create_sources(const s_create_t *r, af_registry_t *reg, af_descriptor_t **d, size_t *n,
+                            size_t *cap)
+{
+    int rc = AF_EXIT_OK;
+    for (size_t i = 0; i < r->n_src && !rc; i++) {
+        af_err_t err = {0};
+        bool same_reg = !strcmp(r->srcs[i].registry, r->base->registry);
         af_registry_t *sreg =
-            same_reg ? reg : af_cli_registry_open(srcs[i].registry, &insecure, &err);
+            same_reg ? reg : af_cli_registry_open(r->srcs[i].registry, &r->insecure, &err);
         if (!sreg) {
-            af_cli_error("%s: %s", argv[optind + i], af_err_msg(&err, AF_ERR_INVAL));
-            rc = AF_EXIT_INFRA;
-            break;
+            af_cli_error("%s: %s", r->src_args[i], af_err_msg(&err, AF_ERR_INVAL));
+            return AF_EXIT_INFRA;
         }
-        s_copy_t copy = {sreg, reg, srcs[i].repository, base->repository, argv[optind + i]};
-        bool elsewhere = !same_reg || strcmp(srcs[i].repository, base->repository);
-        rc = s_collect(sreg, &srcs[i], argv[optind + i], elsewhere && !dry ? &copy : NULL, &d, &n,
-                       &cap);
+        s_copy_t copy = {sreg, reg, r->srcs[i].repository, r->base->repository, r->src_args[i]};
+        bool elsewhere = !same_reg || strcmp(r->srcs[i].repository, r->base->repository);
+        rc = s_collect(sreg, &r->srcs[i], r->src_args[i], elsewhere && !r->dry ? &copy : NULL, d, n,
+                       cap);
         if (!same_reg)
             af_registry_destroy(&sreg);
     }
-    if (rc)
-        goto out;
-    /* --append: a platform a source brings replaces the old entries for it */
+    return rc;
+}
+
+/* The entries of the new index, in D[0..*N): a platform a source brings
+ * replaces the old entries (the first N_OLD) for it, the same manifest
+ * twice is kept once, two manifests for one platform are an error. */
+static int s_create_merge(af_descriptor_t *d, size_t *np, size_t n_old)
+{
+    size_t n = *np;
     for (size_t i = 0; i < n_old; i++) {
         bool replaced = false;
         for (size_t k = n_old; k < n && !replaced; k++)
@@ -531,45 +535,85 @@ static int s_create(int argc, char **argv)
                 af_cli_error("two manifests for %s (%s and %s)",
                              af_platform_format(&d[i].platform, p, sizeof p), d[i].digest,
                              d[k].digest);
-                rc = AF_EXIT_FAILED;
-                goto out;
+                *np = n;
+                return AF_EXIT_FAILED;
             }
         }
+    *np = n;
+    return AF_EXIT_OK;
+}
+
+/* Builds the index over D and prints it (--dry-run) or PUTs it to every
+ * tag. An exit status. */
+static int s_create_publish(const s_create_t *r, af_registry_t *reg, const af_descriptor_t *d,
+                            size_t n)
+{
+    af_err_t err = {0};
     size_t len = 0;
     char digest[AF_DIGEST_STR_MAX];
-    const char *index_mt = docker ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
-    body = docker ? af_oci_docker_list_build(d, n, &len, &err)
-                  : af_oci_index_build(d, n, n_annots ? annots : NULL, n_annots, &len, &err);
+    const char *index_mt = r->docker ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
+    char *body = r->docker ? af_oci_docker_list_build(d, n, &len, &err)
+                           : af_oci_index_build(d, n, r->n_annots ? r->annots : NULL, r->n_annots,
+                                                &len, &err);
+    int rc = AF_EXIT_OK;
     if (!body || af_digest_buffer(body, len, digest)) {
         af_cli_error("cannot build the index: %s", af_err_msg(&err, AF_ERR_INVAL));
         rc = AF_EXIT_FAILED;
-        goto out;
-    }
-    if (dry) {
+    } else if (r->dry) {
         fwrite(body, 1, len, stdout);
         fputc('\n', stdout);
-        rc = AF_EXIT_OK;
-        goto out;
-    }
-    for (size_t i = 0; i < n_tags; i++) {
-        const char *tag = tags[i].tag[0] ? tags[i].tag : "latest";
-        int prc =
-            af_registry_manifest_put(reg, base->repository, tag, index_mt, body, len, NULL, &err);
-        if (prc) {
-            af_cli_error("tagging %s/%s:%s: %s%s", base->registry, base->repository, tag,
-                         af_err_msg(&err, prc),
-                         i ? " (the tags before it already point at the new index)" : "");
-            rc = af_cli_registry_exit(prc);
-            goto out;
+    } else {
+        const af_ref_t *b = r->base;
+        for (size_t i = 0; i < r->n_tags && !rc; i++) {
+            const char *tag = r->tags[i].tag[0] ? r->tags[i].tag : "latest";
+            int prc =
+                af_registry_manifest_put(reg, b->repository, tag, index_mt, body, len, NULL, &err);
+            if (prc) {
+                af_cli_error("tagging %s/%s:%s: %s%s", b->registry, b->repository, tag,
+                             af_err_msg(&err, prc),
+                             i ? " (the tags before it already point at the new index)" : "");
+                rc = af_cli_registry_exit(prc);
+            } else {
+                fprintf(stderr, "%s/%s:%s -> %s\n", b->registry, b->repository, tag, digest);
+            }
         }
-        fprintf(stderr, "%s/%s:%s -> %s\n", base->registry, base->repository, tag, digest);
+        if (!rc)
+            printf("%s\n", digest);
     }
-    printf("%s\n", digest);
-    rc = AF_EXIT_OK;
-out:
     free(body);
+    return rc;
+}
+
+static int s_create(int argc, char **argv)
+{
+    s_create_t *r = calloc(1, sizeof *r); /* large: not on the stack */
+    if (!r)
+        return AF_EXIT_INFRA;
+    int rc = s_create_parse(r, argc, argv);
+    if (rc >= 0) {
+        free(r);
+        return rc;
+    }
+    af_err_t err = {0};
+    af_registry_t *reg = af_cli_registry_open(r->base->registry, &r->insecure, &err);
+    if (!reg) {
+        af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
+        free(r);
+        return AF_EXIT_INFRA;
+    }
+    af_descriptor_t *d = NULL;
+    size_t n = 0, cap = 0, n_old = 0;
+    rc = r->append ? s_create_old(r, reg, &d, &n, &cap) : AF_EXIT_OK;
+    n_old = n;
+    if (!rc)
+        rc = s_create_sources(r, reg, &d, &n, &cap);
+    if (!rc)
+        rc = s_create_merge(d, &n, n_old);
+    if (!rc)
+        rc = s_create_publish(r, reg, d, n);
     free(d);
     af_registry_destroy(&reg);
+    free(r);
     return rc;
 }
 

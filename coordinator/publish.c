@@ -11,6 +11,7 @@
 
 #include "build.h"
 #include "digest.h"
+#include "image.h"
 #include "log.h"
 #include "oci.h"
 #include "registry.h"
@@ -27,90 +28,76 @@ static void s_mark(af_attempt_t *a, const char *fmt, ...)
     snprintf(a->failure, sizeof a->failure, "verify");
 }
 
+/* The config of a slice's manifest IMG: in the registry, with the
+ * slice's platform. Then records the size and media type the registry
+ * serves. */
+static int s_verify_config(af_registry_t *reg, const char *repo, af_slice_t *s, const char *node,
+                           af_image_t *img, af_err_t *err)
+{
+    af_attempt_t *a = af_slice_current(s);
+    af_err_t cerr = {0};
+    int rc = af_image_config(reg, repo, img, &cerr);
+    if (rc == AF_ERR_NOTFOUND && img->failed == AF_IMAGE_STEP_CONFIG) {
+        s_mark(a, "config %s of the manifest from node %s is not in %s", img->doc->config.digest,
+               node, repo);
+        return af_err_set(err, AF_ERR_NOTFOUND, "%s: %s", s->platform_str, a->message);
+    }
+    if (rc && img->failed == AF_IMAGE_STEP_CONFIG) {
+        *err = cerr;
+        return af_err_prefix(err, rc, "verifying %s (node %s): config", s->platform_str, node);
+    }
+    if (rc) {
+        s_mark(a, "image config from node %s has no valid platform: %s", node,
+               af_err_msg(&cerr, rc));
+        return af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
+    }
+    if (!af_platform_equal(&img->platform, &s->platform)) {
+        char got[AF_PLATFORM_STR_MAX];
+        af_platform_format(&img->platform, got, sizeof got);
+        s_mark(a, "node %s built %s, not %s (image config os/architecture/variant)", node, got,
+               s->platform_str);
+        return af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
+    }
+    /* the index describes the bytes the registry serves */
+    if (a->size != img->len)
+        af_warn("%s: node %s reported size %llu, registry has %zu bytes", s->platform_str, node,
+                (unsigned long long)a->size, img->len);
+    a->size = img->len;
+    snprintf(a->media_type, sizeof a->media_type, "%s", img->doc->media_type);
+    return 0;
+}
+
 static int s_verify_one(af_registry_t *reg, const char *repo, af_slice_t *s, const char *node,
                         af_err_t *err)
 {
     af_attempt_t *a = af_slice_current(s);
-    char *body = NULL, *mt = NULL, *cfg = NULL;
-    size_t len = 0, cfg_len = 0;
-    char dg[AF_DIGEST_STR_MAX];
-    af_oci_doc_t *doc = NULL;
-    int rc = af_registry_manifest_get(reg, repo, a->digest, &body, &len, &mt, dg, err);
-    if (rc == AF_ERR_NOTFOUND) {
+    af_image_t img;
+    int rc = af_image_get(reg, repo, a->digest, NULL, 0, &img, err);
+    if (rc == AF_ERR_NOTFOUND && img.failed == AF_IMAGE_STEP_FETCH) {
         s_mark(a, "manifest %s reported by node %s is not in %s", a->digest, node, repo);
         rc = af_err_set(err, AF_ERR_NOTFOUND, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    if (rc) {
+    } else if (rc && img.failed == AF_IMAGE_STEP_FETCH) {
         af_err_prefix(err, rc, "verifying %s (node %s) in %s", s->platform_str, node, repo);
-        goto out;
-    }
-    if (strcmp(dg, a->digest)) {
-        s_mark(a, "registry serves %s for the manifest %s reported by node %s", dg, a->digest,
-               node);
-        rc = af_err_set(err, AF_ERR_DIGEST, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    doc = af_oci_doc_parse(body, len, mt, err);
-    if (!doc) {
+    } else if (rc) {
         s_mark(a, "manifest %s from node %s is malformed: %s", a->digest, node,
                af_err_msg(err, AF_ERR_PARSE));
         rc = af_err_set(err, AF_ERR_PARSE, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    if (doc->is_index) {
+    } else if (strcmp(img.digest, a->digest)) {
+        s_mark(a, "registry serves %s for the manifest %s reported by node %s", img.digest,
+               a->digest, node);
+        rc = af_err_set(err, AF_ERR_DIGEST, "%s: %s", s->platform_str, a->message);
+    } else if (img.doc->is_index) {
         s_mark(a, "node %s pushed an image index (%s), not a single-platform manifest", node,
-               doc->media_type);
+               img.doc->media_type);
         rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    if (a->media_type[0] && strcmp(a->media_type, doc->media_type)) {
+    } else if (a->media_type[0] && strcmp(a->media_type, img.doc->media_type)) {
         s_mark(a, "node %s reported media type %s, the registry serves %s", node, a->media_type,
-               doc->media_type);
+               img.doc->media_type);
         rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
-        goto out;
+    } else {
+        rc = s_verify_config(reg, repo, s, node, &img, err);
     }
-    rc = af_registry_blob_get(reg, repo, doc->config.digest, AF_CONFIG_MAX_BYTES, &cfg, &cfg_len,
-                              err);
-    if (rc == AF_ERR_NOTFOUND) {
-        s_mark(a, "config %s of the manifest from node %s is not in %s", doc->config.digest, node,
-               repo);
-        rc = af_err_set(err, AF_ERR_NOTFOUND, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    if (rc) {
-        af_err_prefix(err, rc, "verifying %s (node %s): config", s->platform_str, node);
-        goto out;
-    }
-    af_platform_t p;
-    af_err_t perr = {0};
-    rc = af_oci_config_platform(cfg, cfg_len, &p, &perr);
-    if (rc) {
-        s_mark(a, "image config from node %s has no valid platform: %s", node,
-               af_err_msg(&perr, rc));
-        rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    if (!af_platform_equal(&p, &s->platform)) {
-        char got[AF_PLATFORM_STR_MAX];
-        af_platform_format(&p, got, sizeof got);
-        s_mark(a, "node %s built %s, not %s (image config os/architecture/variant)", node, got,
-               s->platform_str);
-        rc = af_err_set(err, AF_ERR_INVAL, "%s: %s", s->platform_str, a->message);
-        goto out;
-    }
-    /* the index describes the bytes the registry serves */
-    if (a->size != len)
-        af_warn("%s: node %s reported size %llu, registry has %zu bytes", s->platform_str, node,
-                (unsigned long long)a->size, len);
-    a->size = len;
-    snprintf(a->media_type, sizeof a->media_type, "%s", doc->media_type);
-    rc = 0;
-out:
-    af_oci_doc_destroy(&doc);
-    free(body);
-    free(mt);
-    free(cfg);
+    af_image_release(&img);
     return rc;
 }
 

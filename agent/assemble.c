@@ -393,6 +393,8 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len,
                   a->target.repository);
     rc = af_push_target_report(ctx, digest, manifest_mt, manifest_len, err);
+    if (rc == 0)
+        rc = af_push_target_report_pushed(ctx, af_registry_pushed_bytes(reg), err);
 out:
     for (size_t i = 0; srcs && i < r->n_copy; i++)
         free(srcs[i]);

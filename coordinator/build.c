@@ -162,6 +162,8 @@ static void s_summary(af_progress_t *pg, af_slice_t *slices, size_t n, af_farm_t
             .exit_code = a->exit_code,
             .message = a->message,
             .seconds = a->ended_ms > a->started_ms ? (a->ended_ms - a->started_ms) / 1000.0 : 0,
+            .context_bytes_sent = af_slice_context_bytes(s),
+            .pushed_bytes = af_slice_pushed_bytes(s),
         };
     }
     af_progress_summary(pg, rows, n);

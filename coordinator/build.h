@@ -81,6 +81,8 @@ typedef struct {
     char media_type[AF_MAX_NAME + 1];
     uint64_t size;
     uint64_t duration_ms;           /* agent's */
+    int64_t pushed_bytes;           /* RESULT's, meaningful when ok; -1 unknown */
+    uint64_t context_bytes_sent;    /* CHUNK payload bytes we sent for this attempt */
     long long started_ms, ended_ms; /* our monotonic clock */
     /* context transfer */
     bool transfer_started;
@@ -101,6 +103,15 @@ typedef struct {
 af_attempt_t *af_slice_current(af_slice_t *slice);
 
 /* --- attempts.c: pure attempt bookkeeping (unit tested) --- */
+
+/* Context bytes sent for slice S over all its attempts (a failover sends
+ * the context again). Cannot fail. */
+uint64_t af_slice_context_bytes(const af_slice_t *s);
+
+/* Blob bytes the slice's successful attempt uploaded; -1 when the slice
+ * did not succeed or its agent could not tell (an older agent, an engine
+ * that pushes by itself). Cannot fail. */
+int64_t af_slice_pushed_bytes(const af_slice_t *s);
 
 typedef struct {
     uint32_t max_attempts;       /* 1 + --retries, at most AF_MAX_ATTEMPTS */

@@ -17,6 +17,8 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
     memset(self, 0, sizeof *self);
     self->insecure = build->registry_insecure;
     self->docker = !strcmp(build->manifest_format, "docker");
+    self->compression = !strcmp(build->compression, "zstd") ? AF_COMPRESS_ZSTD : AF_COMPRESS_GZIP;
+    self->compression_level = build->compression_level;
     if (build->n_annotations &&
         !(self->annotations = calloc(build->n_annotations, sizeof *self->annotations))) {
         af_push_target_clear(self);

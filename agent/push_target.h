@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "compress.h"
 #include "error.h"
 #include "job.h"
 #include "proto.h"
@@ -28,6 +29,8 @@ typedef struct {
     bool docker;          /* push Docker v2 manifests (BUILD manifest_format "docker") */
     af_kv_t *annotations; /* for the manifest (BUILD annotations); owned */
     size_t n_annotations;
+    af_compress_algo_t compression; /* layers packed here (BUILD compression) */
+    int compression_level;          /* 0 = the algorithm's default */
 } af_push_target_t;
 
 /* Copies BUILD's repository and registry settings into *self, which is

@@ -233,6 +233,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
     spec.registry_password = reg_pass;
     spec.target = o->target;
     spec.manifest_format = o->docker_format ? "docker" : "oci";
+    spec.compression = o->compression;
+    spec.compression_level = o->compression_level;
     spec.annotations = o->manifest_annots;
     spec.n_annotations = o->n_manifest_annots;
     spec.build_args = o->build_args;

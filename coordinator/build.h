@@ -46,8 +46,10 @@ typedef struct {
     af_kv_t build_args[AF_MAX_BUILD_ARGS];   /* borrowed key/value (value points into argv) */
     char *build_arg_keys[AF_MAX_BUILD_ARGS]; /* owned copies of keys */
     size_t n_build_args;
-    const char *target; /* --target, may be NULL */
-    bool docker_format; /* --manifest-format docker */
+    const char *target;      /* --target, may be NULL */
+    bool docker_format;      /* --manifest-format docker */
+    const char *compression; /* --compression algorithm: NULL (gzip), "gzip", "zstd" */
+    int compression_level;   /* --compression ALGO:LEVEL, 0 = default */
     /* --annotation, split by target; key and value point into argv */
     af_kv_t index_annots[AF_MAX_LIST], manifest_annots[AF_MAX_LIST];
     size_t n_index_annots, n_manifest_annots;
@@ -161,6 +163,8 @@ typedef struct {
     const char *registry_password; /* secret; sent only over CURVE, never logged */
     int64_t source_date_epoch;
     uint32_t timeout_s;
+    const char *compression; /* "" (agent default, gzip) | "gzip" | "zstd" (--compression) */
+    int compression_level;   /* 0 = the algorithm's default */
 } af_build_spec_t;
 
 /* The slice runner (slices.c). */

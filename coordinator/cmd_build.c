@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "compress.h"
 
 static const char s_help[] =
     "Usage: archfarm [-i INVENTORY] build [OPTIONS] CONTEXT\n"
@@ -59,6 +60,10 @@ static const char s_help[] =
     "  --manifest-format oci|docker\n"
     "                         publish an OCI index (default) or a Docker manifest\n"
     "                         list v2 with Docker v2 manifests (native recipes)\n"
+    "  --compression gzip|zstd[:LEVEL]\n"
+    "                         compression of the layers the agents pack (native\n"
+    "                         recipes; default gzip; gzip 1..9, zstd 1..22;\n"
+    "                         zstd layers are tar+zstd, OCI only)\n"
     "  --insecure-registry HOST[:PORT]\n"
     "                         use plain HTTP or unverified TLS for this registry\n"
     "                         (repeatable); 127.0.0.0/8, ::1 and localhost are\n"
@@ -261,8 +266,8 @@ static int s_add_annotation(af_build_opts_t *o, char *arg)
     char *kv = index ? arg + 6 : !strncmp(arg, "manifest:", 9) ? arg + 9 : arg;
     char *eq = strchr(kv, '=');
     if (!eq || eq == kv)
-        return af_cli_usage_error(
-            "build", "--annotation '%s': expected [index:|manifest:]KEY=VALUE", arg);
+        return af_cli_usage_error("build",
+                                  "--annotation '%s': expected [index:|manifest:]KEY=VALUE", arg);
     if (kv == arg && strcspn(kv, ":[") < (size_t)(eq - kv))
         return af_cli_usage_error("build",
                                   "--annotation '%s': only the index: and manifest: targets are "
@@ -323,6 +328,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         O_LIVENESS,
         O_MANIFEST_FORMAT,
         O_ANNOTATION,
+        O_COMPRESSION,
     };
     static const struct option longopts[] = {
         {"platform", required_argument, NULL, O_PLATFORM},
@@ -345,6 +351,7 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
         {"annotation", required_argument, NULL, O_ANNOTATION},
+        {"compression", required_argument, NULL, O_COMPRESSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -439,6 +446,14 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
             if ((rc = s_add_annotation(o, optarg)))
                 return rc;
             break;
+        case O_COMPRESSION: {
+            af_compress_algo_t algo;
+            if (af_compress_parse(optarg, &algo, &o->compression_level, &err))
+                return af_cli_usage_error("build", "--compression: %s",
+                                          af_err_msg(&err, AF_ERR_INVAL));
+            o->compression = af_compress_name(algo);
+            break;
+        }
         case O_LIVENESS:
             if ((rc = s_uint("build", "--liveness", optarg, 1, AF_MAX_LIVENESS, &v)))
                 return rc;
@@ -456,6 +471,9 @@ static int s_parse(af_build_opts_t *o, int argc, char **argv)
     }
     if (quiet)
         o->progress = AF_PROGRESS_QUIET;
+    if (o->docker_format && o->compression && !strcmp(o->compression, "zstd"))
+        return af_cli_usage_error("build", "--compression zstd: Docker v2 manifests have no zstd "
+                                           "layer type (use --manifest-format oci)");
     if (o->docker_format && (o->n_index_annots || o->n_manifest_annots))
         return af_cli_usage_error("build", "--annotation: Docker manifests and lists carry no "
                                            "annotations (use --manifest-format oci)");

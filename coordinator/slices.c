@@ -506,6 +506,9 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     }
     if (spec->manifest_format)
         snprintf(m->manifest_format, sizeof m->manifest_format, "%s", spec->manifest_format);
+    if (spec->compression)
+        snprintf(m->compression, sizeof m->compression, "%s", spec->compression);
+    m->compression_level = spec->compression_level;
     /* credentials travel only over CURVE; over a plaintext transport the
      * agent uses its own registry auth (docs/cli.md) */
     if (!fn->conf->insecure && spec->registry_username && spec->registry_password) {

@@ -232,6 +232,17 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     char sd[32], hs[32];
     int rc;
 
+    /* what the BUILD asks of the layer, checked before any work */
+    bool docker = a->target.docker;
+    bool zstd = a->target.compression == AF_COMPRESS_ZSTD;
+    if (zstd && docker) {
+        rc = af_err_set(err, AF_ERR_INVAL,
+                        "zstd layers need OCI manifests (manifest_format docker has no zstd type)");
+        goto out;
+    }
+    if ((rc = af_compress_check_level(a->target.compression, a->target.compression_level, err)) < 0)
+        goto out;
+
     af_ref_t target;
     if (!(reg = af_push_target_open(&a->target, &target, err))) {
         rc = err && err->code ? err->code : AF_ERR_NET;
@@ -268,7 +279,7 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
 
     /* our layer: image.copy */
     char layer_path[AF_CONTEXT_MAX_PATH];
-    snprintf(layer_path, sizeof layer_path, "%s/layer.tar.gz", a->job_dir);
+    snprintf(layer_path, sizeof layer_path, "%s/layer.tar.%s", a->job_dir, zstd ? "zst" : "gz");
     if (r->n_copy) {
         entries = calloc(r->n_copy, sizeof *entries);
         srcs = calloc(r->n_copy, sizeof *srcs);
@@ -285,10 +296,13 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
             entries[i].src = srcs[i];
             entries[i].dest = r->copy[i].dest;
         }
-        af_worker_log(ctx, "packing layer (%zu copy entr%s)", r->n_copy,
-                      r->n_copy == 1 ? "y" : "ies");
-        if ((rc = af_archive_write_layer(a->ctx_dir, entries, r->n_copy, layer_path, sde, &layer,
-                                         err)) < 0) {
+        af_layer_opts_t lopts = {.algo = a->target.compression,
+                                 .level = a->target.compression_level};
+        af_worker_log(ctx, "packing layer (%zu copy entr%s, %s, %d threads)", r->n_copy,
+                      r->n_copy == 1 ? "y" : "ies", af_compress_name(lopts.algo),
+                      af_compress_threads(0));
+        if ((rc = af_archive_write_layer(a->ctx_dir, entries, r->n_copy, layer_path, sde, &lopts,
+                                         &layer, err)) < 0) {
             af_err_prefix(err, rc, "image.copy");
             goto out;
         }
@@ -324,7 +338,6 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         goto out;
     }
     af_descriptor_t config_desc = {.size = (int64_t)config_len};
-    bool docker = a->target.docker;
     snprintf(config_desc.media_type, sizeof config_desc.media_type, "%s",
              docker ? AF_MT_DOCKER_CONFIG : AF_MT_OCI_CONFIG);
     if ((rc = af_digest_buffer(config, config_len, config_desc.digest)) < 0)
@@ -370,7 +383,8 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     if (have_layer) {
         af_descriptor_t *d = &layers[n_base];
         snprintf(d->media_type, sizeof d->media_type, "%s",
-                 docker ? AF_MT_DOCKER_LAYER_GZIP : AF_MT_OCI_LAYER_GZIP);
+                 docker ? AF_MT_DOCKER_LAYER_GZIP
+                        : (zstd ? AF_MT_OCI_LAYER_ZSTD : AF_MT_OCI_LAYER_GZIP));
         snprintf(d->digest, sizeof d->digest, "%s", layer.digest);
         d->size = (int64_t)layer.size;
     }
@@ -395,6 +409,8 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
     af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len,
                   a->target.repository);
     rc = af_push_target_report(ctx, digest, manifest_mt, manifest_len, err);
+    if (rc == 0)
+        rc = af_push_target_report_pushed(ctx, af_registry_pushed_bytes(reg), err);
 out:
     for (size_t i = 0; srcs && i < r->n_copy; i++)
         free(srcs[i]);

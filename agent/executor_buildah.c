@@ -197,6 +197,8 @@ static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         goto out;
     af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, len, a->target.repository);
     rc = af_push_target_report(ctx, digest, doc->media_type, len, err);
+    if (rc == 0)
+        rc = af_push_target_report_pushed(ctx, af_registry_pushed_bytes(reg), err);
 out:
     af_oci_doc_destroy(&doc);
     free(manifest);

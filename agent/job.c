@@ -398,6 +398,7 @@ static void s_send_result(af_job_t *self)
     snprintf(msg->message, sizeof msg->message, "%s", o->message);
     int64_t now = zclock_mono();
     msg->duration_ms = now > self->started_ms ? (uint64_t)(now - self->started_ms) : 0;
+    msg->pushed_bytes = o->ok ? o->pushed_bytes : -1;
     s_log_flush(self, true); /* the end of the log goes out before RESULT */
     if (self->lograte.total > 0)
         af_warn_job(self->tag, self->hooks.node, "%llu lines of build output were dropped",

@@ -65,6 +65,7 @@ typedef struct {
     char failure[16];  /* "" | build | infra | cancelled | timeout */
     int32_t exit_code; /* step status, -1 if none */
     char message[AF_MAX_STR + 1];
+    int64_t pushed_bytes; /* ok only: blob bytes uploaded, -1 unknown */
 } af_job_outcome_t;
 
 /* Creates the job for a validated BUILD (taken, *build_p nulled even on

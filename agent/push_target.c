@@ -17,6 +17,8 @@ int af_push_target_from_build(af_push_target_t *self, const af_msg_t *build)
     memset(self, 0, sizeof *self);
     self->insecure = build->registry_insecure;
     self->docker = !strcmp(build->manifest_format, "docker");
+    self->compression = !strcmp(build->compression, "zstd") ? AF_COMPRESS_ZSTD : AF_COMPRESS_GZIP;
+    self->compression_level = build->compression_level;
     if (build->n_annotations &&
         !(self->annotations = calloc(build->n_annotations, sizeof *self->annotations))) {
         af_push_target_clear(self);
@@ -126,17 +128,31 @@ int af_push_target_report(af_worker_ctx_t *ctx, const char *digest, const char *
     return 0;
 }
 
+int af_push_target_report_pushed(af_worker_ctx_t *ctx, uint64_t pushed_bytes, af_err_t *err)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%" PRIu64, pushed_bytes);
+    if (af_worker_output(ctx, s) < 0)
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
 void af_push_target_outcome(af_job_outcome_t *out, int code, const char *message,
                             const char *const *outputs, size_t n_outputs, bool cancelled,
                             int32_t exit_code)
 {
     memset(out, 0, sizeof *out);
     out->exit_code = exit_code;
+    out->pushed_bytes = -1;
     if (code == 0 && !cancelled && n_outputs >= 3) {
         out->ok = true;
         snprintf(out->digest, sizeof out->digest, "%s", outputs[0]);
         snprintf(out->media_type, sizeof out->media_type, "%s", outputs[1]);
         out->size = strtoull(outputs[2], NULL, 10);
+        if (n_outputs >= 4) {
+            unsigned long long n = strtoull(outputs[3], NULL, 10);
+            out->pushed_bytes = n > (unsigned long long)INT64_MAX ? -1 : (int64_t)n;
+        }
     } else if (code == AF_ERR_CANCELLED || cancelled)
         af_job_outcome_fail(out, "cancelled", exit_code, "cancelled while pushing");
     else

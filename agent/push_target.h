@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "compress.h"
 #include "error.h"
 #include "job.h"
 #include "proto.h"
@@ -28,6 +29,8 @@ typedef struct {
     bool docker;          /* push Docker v2 manifests (BUILD manifest_format "docker") */
     af_kv_t *annotations; /* for the manifest (BUILD annotations); owned */
     size_t n_annotations;
+    af_compress_algo_t compression; /* layers packed here (BUILD compression) */
+    int compression_level;          /* 0 = the algorithm's default */
 } af_push_target_t;
 
 /* Copies BUILD's repository and registry settings into *self, which is
@@ -58,8 +61,16 @@ af_registry_t *af_push_target_open(const af_push_target_t *self, af_ref_t *ref, 
 int af_push_target_report(af_worker_ctx_t *ctx, const char *digest, const char *media_type,
                           size_t size, af_err_t *err) __attribute__((warn_unused_result));
 
+/* Worker side, after af_push_target_report: how many blob bytes the push
+ * uploaded (af_registry_pushed_bytes), the optional fourth output. A
+ * worker that cannot tell (an engine pushing by itself) does not call it
+ * and RESULT says -1. 0 or AF_ERR_NOMEM with err set. */
+int af_push_target_report_pushed(af_worker_ctx_t *ctx, uint64_t pushed_bytes, af_err_t *err)
+    __attribute__((warn_unused_result));
+
 /* Loop side: the job outcome for a push worker that ended with CODE and
- * MESSAGE and OUTPUTS (as reported above). CANCELLED forces a "cancelled"
+ * MESSAGE and OUTPUTS (as reported above; pushed_bytes -1 without the
+ * fourth). CANCELLED forces a "cancelled"
  * outcome; EXIT_CODE goes into failures. Cannot fail. */
 void af_push_target_outcome(af_job_outcome_t *out, int code, const char *message,
                             const char *const *outputs, size_t n_outputs, bool cancelled,

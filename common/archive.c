@@ -4,8 +4,8 @@
  * agent unpacks it with af_archive_extract() and, after the build step,
  * writes the image layer with af_archive_write_layer(). All three stream
  * through one bounded buffer: libarchive writes into a callback sink that
- * digests the tar bytes (and, for layers, deflates them with zlib and
- * digests the gzip bytes) on the way to the file, and extraction copies
+ * digests the tar bytes (and, for layers, compresses them with compress.c
+ * and digests the compressed bytes) on the way to the file, and extraction copies
  * data blocks straight from libarchive to disk.
  *
  * Extraction never hands paths to the kernel relative to the process cwd
@@ -30,14 +30,12 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "digest.h"
 #include "dockerignore.h"
 #include "log.h"
 
 #define S_BUF (64 * 1024)
-#define S_GZIP_LEVEL 6
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
@@ -229,54 +227,32 @@ static int s_list_dir(int dfd, size_t max, char ***names_p, size_t *n_p)
 }
 
 /* ------------------------------------------------------------------ */
-/* the write sink: tar bytes -> sha256 (+ gzip -> sha256) -> file       */
+/* the write sink: tar bytes -> sha256 (+ compress -> sha256) -> file   */
 
 typedef struct {
     int fd;
     const char *path;
     af_digest_t *tar_digest;
-    bool gzip;
-    bool z_ready;
-    z_stream zs;
-    gz_header gzh;
-    af_digest_t *gz_digest;
-    uint64_t gz_size;
-    unsigned char *zbuf;
+    af_compress_t *z; /* NULL: a plain tar (contexts) */
+    af_digest_t *z_digest;
+    uint64_t z_size;
     int saved_errno;
 } s_sink_t;
 
-static int s_sink_emit(s_sink_t *k, const void *buf, size_t len)
+/* The compressor's sink (and the plain tar's): digest, count, write. */
+static int s_sink_emit(void *arg, const void *buf, size_t len)
 {
-    if (k->gzip) {
-        if (af_digest_update(k->gz_digest, buf, len) != 0)
+    s_sink_t *k = arg;
+    if (k->z_digest) {
+        if (af_digest_update(k->z_digest, buf, len) != 0)
             return -1;
-        k->gz_size += len;
+        k->z_size += len;
     }
     if (s_write_all(k->fd, buf, len) != 0) {
         k->saved_errno = errno;
         return -1;
     }
     return 0;
-}
-
-static int s_sink_deflate(s_sink_t *k, int flush)
-{
-    for (;;) {
-        k->zs.next_out = k->zbuf;
-        k->zs.avail_out = S_BUF;
-        int zrc = deflate(&k->zs, flush);
-        if (zrc == Z_STREAM_ERROR)
-            return -1;
-        size_t produced = S_BUF - k->zs.avail_out;
-        if (produced && s_sink_emit(k, k->zbuf, produced) != 0)
-            return -1;
-        if (flush == Z_FINISH) {
-            if (zrc == Z_STREAM_END)
-                return 0;
-        } else if (k->zs.avail_in == 0 && k->zs.avail_out != 0) {
-            return 0;
-        }
-    }
 }
 
 /* " (ENOSPC: the disk is full)" and the like for errors a user fixes on the
@@ -300,71 +276,72 @@ static la_ssize_t s_sink_write(struct archive *a, void *arg, const void *buf, si
         archive_set_error(a, ENOMEM, "digest failed");
         return -1;
     }
-    if (!k->gzip) {
-        if (s_sink_emit(k, buf, len) != 0) {
-            archive_set_error(a, k->saved_errno, "write %s: %s%s", k->path,
-                              strerror(k->saved_errno), s_disk_hint(k->saved_errno));
-            return -1;
-        }
-        return (la_ssize_t)len;
-    }
-    k->zs.next_in = (Bytef *)(uintptr_t)buf;
-    k->zs.avail_in = (uInt)len;
-    if (s_sink_deflate(k, Z_NO_FLUSH) != 0) {
+    int rc = 0;
+    af_err_t zerr = {0};
+    if (!k->z)
+        rc = s_sink_emit(k, buf, len);
+    else
+        rc = af_compress_write(k->z, buf, len, &zerr);
+    if (rc != 0) {
         if (k->saved_errno)
             archive_set_error(a, k->saved_errno, "write %s: %s%s", k->path,
                               strerror(k->saved_errno), s_disk_hint(k->saved_errno));
         else
-            archive_set_error(a, EIO, "compress %s: zlib stream error", k->path);
+            archive_set_error(a, EIO, "compress %s: %s", k->path, zerr.msg);
         return -1;
     }
     return (la_ssize_t)len;
 }
 
-/* Opens the sink on PATH (created or truncated), or, with FD >= 0, on a
- * duplicate of FD (borrowed; written from its current offset) with PATH
- * only naming it in errors. */
-static int s_sink_open(s_sink_t *k, const char *path, int fd, bool gzip, af_err_t *err)
+/* The error of a failed compressor call on K: the disk's (ENOSPC named)
+ * when writing failed, else the compressor's ZERR after WHAT. */
+static int s_sink_error(const s_sink_t *k, const af_err_t *zerr, const char *what, af_err_t *err)
+{
+    if (k->saved_errno)
+        return af_err_set(err, AF_ERR_IO, "%s: write: %s%s", k->path, strerror(k->saved_errno),
+                          s_disk_hint(k->saved_errno));
+    return af_err_set(err, zerr->code ? zerr->code : AF_ERR_IO, "%s: %s: %s", k->path, what,
+                      zerr->msg);
+}
+
+/* Opens K on PATH (created or truncated), or, with FD >= 0, on a duplicate
+ * of FD (borrowed; written from its current offset) with PATH only naming
+ * it in errors. With OPTS the bytes are compressed (a layer), without they
+ * are a plain tar (a context). */
+static int s_sink_open(s_sink_t *k, const char *path, int fd, const af_layer_opts_t *opts,
+                       af_err_t *err)
 {
     memset(k, 0, sizeof *k);
     k->fd = -1;
     k->path = path;
-    k->gzip = gzip;
     k->tar_digest = af_digest_new();
     if (!k->tar_digest)
         return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", path);
-    if (gzip) {
-        k->gz_digest = af_digest_new();
-        k->zbuf = malloc(S_BUF);
-        if (!k->gz_digest || !k->zbuf)
-            return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", path);
-        /* windowBits 15+16: gzip wrapper; the header is pinned (mtime 0,
-         * no name, OS 255 "unknown") so the blob is the same everywhere */
-        if (deflateInit2(&k->zs, S_GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-            return af_err_set(err, AF_ERR_NOMEM, "%s: deflateInit2 failed", path);
-        k->z_ready = true;
-        k->gzh.time = 0;
-        k->gzh.os = 255;
-        if (deflateSetHeader(&k->zs, &k->gzh) != Z_OK)
-            return af_err_set(err, AF_ERR_STATE, "%s: deflateSetHeader failed", path);
-    }
     k->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0)
                     : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (k->fd < 0)
         return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
+    if (opts) {
+        if (!(k->z_digest = af_digest_new()))
+            return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", path);
+        /* gzip: fixed header (mtime 0, no name, OS 255) and pieces that do
+         * not depend on the thread count, so the blob is the same everywhere.
+         * The compressor writes its header at once: the file is open. */
+        af_err_t zerr = {0};
+        if (!(k->z =
+                  af_compress_new(opts->algo, opts->level, opts->threads, s_sink_emit, k, &zerr)))
+            return s_sink_error(k, &zerr, "compress", err);
+    }
     return 0;
 }
 
-/* Flushes gzip, closes the file. 0 or an error. */
+/* Flushes the compressor, closes the file. 0 or an error. */
 static int s_sink_finish(s_sink_t *k, af_err_t *err)
 {
-    if (k->gzip) {
-        k->zs.next_in = NULL;
-        k->zs.avail_in = 0;
-        if (s_sink_deflate(k, Z_FINISH) != 0)
-            return af_err_set(err, AF_ERR_IO, "%s: write: %s%s", k->path,
-                              strerror(k->saved_errno ? k->saved_errno : EIO),
-                              s_disk_hint(k->saved_errno));
+    if (k->z) {
+        af_err_t zerr = {0};
+        if (af_compress_finish(k->z, &zerr) != 0)
+            return s_sink_error(k, &zerr, "compress", err);
     }
     int fd = k->fd;
     k->fd = -1;
@@ -378,13 +355,9 @@ static void s_sink_close(s_sink_t *k)
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
-    if (k->z_ready)
-        deflateEnd(&k->zs);
-    k->z_ready = false;
+    af_compress_destroy(&k->z);
     af_digest_destroy(&k->tar_digest);
-    af_digest_destroy(&k->gz_digest);
-    free(k->zbuf);
-    k->zbuf = NULL;
+    af_digest_destroy(&k->z_digest);
 }
 
 /* A deterministic tar writer into K: restricted pax, i.e. plain ustar
@@ -720,7 +693,7 @@ static int s_pack_context(const char *dir, const char *out_path, int out_fd, int
     if ((rc = af_dockerignore_load(c->di, dipath, err)) != 0)
         goto out;
     sink_open = true;
-    if ((rc = s_sink_open(&k, out_path, out_fd, false, err)) != 0)
+    if ((rc = s_sink_open(&k, out_path, out_fd, NULL, err)) != 0)
         goto out;
     created = out_fd < 0; /* only a file made here is removed on error */
     struct stat ost;
@@ -1041,8 +1014,8 @@ out:
 }
 
 int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, size_t n,
-                           const char *out_path, int64_t mtime, af_layer_result_t *result,
-                           af_err_t *err)
+                           const char *out_path, int64_t mtime, const af_layer_opts_t *opts,
+                           af_layer_result_t *result, af_err_t *err)
 {
     int rc = 0;
     char *root_real = NULL;
@@ -1101,7 +1074,8 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
     }
 
     sink_open = true;
-    if ((rc = s_sink_open(&k, out_path, -1, true, err)) != 0)
+    af_layer_opts_t defaults = {.algo = AF_COMPRESS_GZIP};
+    if ((rc = s_sink_open(&k, out_path, -1, opts ? opts : &defaults, err)) != 0)
         goto out;
     created = true;
     if (!(a = s_tar_writer(&k, err))) {
@@ -1146,9 +1120,9 @@ int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, si
     }
     if ((rc = s_tar_close(a, &k, err)) != 0)
         goto out;
-    result->size = k.gz_size;
+    result->size = k.z_size;
     if (af_digest_final(k.tar_digest, result->diff_id) != 0 ||
-        af_digest_final(k.gz_digest, result->digest) != 0) {
+        af_digest_final(k.z_digest, result->digest) != 0) {
         rc = af_err_set(err, AF_ERR_STATE, "%s: digest failed", out_path);
         goto out;
     }

@@ -4,19 +4,21 @@
  *  - pack a build context directory into an uncompressed tar, honouring
  *    .dockerignore, deterministically (sorted, fixed mtime, uid/gid 0,
  *    no uname/gname, PAX only where needed), digesting as it writes;
- *  - write an image layer (tar+gzip, deterministic gzip header) from a
+ *  - write an image layer (tar+gzip or tar+zstd, compress.h) from a
  *    list of (host path -> image path) entries, yielding both the diff_id
- *    (sha256 of the tar) and the blob digest (sha256 of the gzip);
+ *    (sha256 of the tar) and the blob digest (sha256 of the compressed
+ *    bytes);
  *  - extract an untrusted tar into a directory: no absolute paths, no "..",
  *    no links escaping the directory, no devices/FIFOs/sockets, bounded
- *    size and file count. Uses libarchive for reading/writing tar and zlib
- *    for gzip. */
+ *    size and file count. Uses libarchive for reading/writing tar, and
+ *    compress.c (zlib, libzstd) for layer compression. */
 #ifndef AF_ARCHIVE_H
 #define AF_ARCHIVE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compress.h"
 #include "error.h"
 #include "limits.h"
 
@@ -66,13 +68,22 @@ typedef struct {
 
 typedef struct {
     char diff_id[AF_DIGEST_STR_MAX]; /* sha256 of the uncompressed tar */
-    char digest[AF_DIGEST_STR_MAX];  /* sha256 of the .tar.gz blob */
+    char digest[AF_DIGEST_STR_MAX];  /* sha256 of the compressed blob */
     uint64_t size;                   /* blob size */
 } af_layer_result_t;
 
-/* Writes a gzip'd layer to OUT_PATH. Deterministic: sorted entries,
- * mtime = MTIME, uid/gid 0, no names, gzip header with mtime 0 and no
- * file name. Every SRC must resolve inside ROOT (symlinks included), else
+/* How a layer is compressed (compress.h). Zeroed = gzip at its default
+ * level with one thread per CPU. */
+typedef struct {
+    af_compress_algo_t algo;
+    int level;   /* 0 = the algorithm's default */
+    int threads; /* 0 = the online CPUs; the output does not depend on it */
+} af_layer_opts_t;
+
+/* Writes a compressed layer to OUT_PATH (OPTS, NULL = gzip defaults).
+ * Deterministic: sorted entries, mtime = MTIME, uid/gid 0, no names, gzip
+ * header with mtime 0 and no file name, the same bytes for any thread
+ * count. Every SRC must resolve inside ROOT (symlinks included), else
  * AF_ERR_UNSAFE naming the entry. SRC is a host path (a relative one is
  * relative to the cwd); a SRC that is itself a symlink is followed, while
  * symlinks inside a directory SRC are stored as symlinks. When two entries
@@ -80,8 +91,9 @@ typedef struct {
  * AF_ERR_INVAL, a DEST with ".." AF_ERR_UNSAFE. On error OUT_PATH is
  * removed. */
 int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, size_t n,
-                           const char *out_path, int64_t mtime, af_layer_result_t *result,
-                           af_err_t *err) __attribute__((warn_unused_result));
+                           const char *out_path, int64_t mtime, const af_layer_opts_t *opts,
+                           af_layer_result_t *result, af_err_t *err)
+    __attribute__((warn_unused_result));
 
 typedef struct {
     uint64_t max_bytes; /* total regular-file bytes; 0 = AF_CONTEXT_MAX_BYTES */

@@ -43,6 +43,7 @@
 #define AF_CONTEXT_MAX_PATH 4096
 #define AF_LAYER_MAX_FILES 1000000
 #define AF_LAYER_MAX_DEPTH 256              /* directory nesting below a copy src */
+#define AF_COMPRESSION_LEVEL_MAX 22         /* zstd levels 1..22, gzip 1..9 */
 
 /* registry */
 #define AF_MANIFEST_MAX_BYTES (4 * 1024 * 1024)

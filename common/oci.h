@@ -22,6 +22,7 @@
 #define AF_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define AF_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define AF_MT_OCI_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
+#define AF_MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 #define AF_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 #define AF_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define AF_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"

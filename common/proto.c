@@ -75,7 +75,8 @@ enum {
     K_SOURCE_DATE_EPOCH, K_TIMEOUT_S, K_HAVE_CONTEXT, K_JOB_QUEUED, K_OFFSET,
     K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
     K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
-    K_MANIFEST_FORMAT, K_ANNOTATIONS, K_CONFINEMENT,
+    K_MANIFEST_FORMAT, K_ANNOTATIONS, K_PUSHED_BYTES, K_COMPRESSION,
+    K_COMPRESSION_LEVEL, K_CONFINEMENT,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
@@ -83,6 +84,7 @@ _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
 static const char *const s_recipe_kinds[] = {"native", "dockerfile", NULL};
 static const char *const s_manifest_formats[] = {"", "oci", "docker", NULL};
 static const char *const s_streams[] = {"stdout", "stderr", "agent", NULL};
+static const char *const s_compressions[] = {"", "gzip", "zstd", NULL};
 static const char *const s_failures[] = {"", "build", "infra", "registry", "cancelled", "timeout", NULL};
 
 #define S_SIZEOF(name) sizeof(((af_msg_t *) 0)->name)
@@ -143,6 +145,9 @@ static const s_field_t s_fields[K_COUNT] = {
     S_STRF(K_MESSAGE, message, S_ANY, NULL),
     S_NUMF(K_DURATION_MS, duration_ms, S_U64, 0, UINT64_MAX),
     S_NUMF(K_CODE, code, S_I32, INT32_MIN, INT32_MAX),
+    S_NUMF(K_PUSHED_BYTES, pushed_bytes, S_I64, -1, INT64_MAX),
+    S_STRF(K_COMPRESSION, compression, S_ENUM, s_compressions),
+    S_NUMF(K_COMPRESSION_LEVEL, compression_level, S_I32, 0, AF_COMPRESSION_LEVEL_MAX),
 };
 
 /* How a command uses a field. */
@@ -178,7 +183,9 @@ static const s_use_t s_build[] = {
     {K_REGISTRY_USERNAME, 0},
     {K_REGISTRY_PASSWORD, 0},
     {K_SOURCE_DATE_EPOCH, 0},
-    {K_TIMEOUT_S, 0}};
+    {K_TIMEOUT_S, 0},
+    {K_COMPRESSION, 0},
+    {K_COMPRESSION_LEVEL, 0}};
 static const s_use_t s_accept[] = {U_JOB, {K_HAVE_CONTEXT, U_REQ}, {K_JOB_QUEUED, 0}};
 static const s_use_t s_credit[] = {U_JOB, {K_OFFSET, U_REQ}, {K_CREDIT, U_REQ}};
 static const s_use_t s_chunk[] = {U_JOB, {K_OFFSET, U_REQ}};
@@ -186,7 +193,8 @@ static const s_use_t s_log[] = {U_JOB, {K_STREAM, U_REQ | U_NONEMPTY}, {K_LINE, 
 static const s_use_t s_status[] = {U_JOB, {K_STATE, U_REQ | U_NONEMPTY}, {K_DETAIL, 0}};
 static const s_use_t s_result[] = {
     U_JOB,         {K_OK, U_REQ},    {K_DIGEST, 0},    {K_MEDIA_TYPE, 0},  {K_SIZE, 0},
-    {K_PLATFORM, 0}, {K_FAILURE, 0}, {K_EXIT_CODE, 0}, {K_MESSAGE, 0}, {K_DURATION_MS, 0}};
+    {K_PLATFORM, 0}, {K_FAILURE, 0}, {K_EXIT_CODE, 0}, {K_MESSAGE, 0}, {K_DURATION_MS, 0},
+    {K_PUSHED_BYTES, 0}};
 static const s_use_t s_cancel[] = {{K_JOB, U_REQ | U_NONEMPTY}, {K_ATTEMPT, U_REQ | U_ZERO}};
 static const s_use_t s_heartbeat[] = {{K_RUNNING, U_REQ}, {K_QUEUED, U_REQ}};
 static const s_use_t s_error[] = {{K_CODE, U_REQ}, {K_MESSAGE, U_REQ}, {K_JOB, 0}};
@@ -382,6 +390,7 @@ af_msg_t *af_msg_new(af_cmd_t cmd)
     self->attempt = 1;
     self->source_date_epoch = -1;
     self->exit_code = -1;
+    self->pushed_bytes = -1;
     return self;
 }
 

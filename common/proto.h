@@ -40,7 +40,7 @@ typedef enum {
     AF_CMD_CHUNK,     /* C->A: job, attempt, offset + DATA frame */
     AF_CMD_LOG,       /* A->C: job, attempt, stream, line */
     AF_CMD_STATUS,    /* A->C: job, attempt, state, detail */
-    AF_CMD_RESULT,    /* A->C: job, attempt, ok, digest, media_type, size, platform, failure, exit_code, message, duration_ms */
+    AF_CMD_RESULT,    /* A->C: job, attempt, ok, digest, media_type, size, platform, failure, exit_code, message, duration_ms, pushed_bytes */
     AF_CMD_CANCEL,    /* C->A: job, attempt (0 = every attempt) */
     AF_CMD_HEARTBEAT, /* both: running, queued */
     AF_CMD_ERROR,     /* both: code, message, job (may be "") */
@@ -90,6 +90,8 @@ typedef struct af_msg {
     char *registry_password;              /* secret: zeroed on destroy, never logged */
     int64_t source_date_epoch;            /* -1 when unset */
     uint32_t timeout_s;                   /* 0 = agent default */
+    char compression[8];                  /* "" (= gzip) | "gzip" | "zstd": layer compression */
+    int32_t compression_level;            /* 0 = the algorithm's default */
 
     /* ACCEPT */
     bool have_context;
@@ -115,13 +117,14 @@ typedef struct af_msg {
     int32_t exit_code;                    /* build step status, -1 if none */
     char message[AF_MAX_STR + 1];         /* also ERROR */
     uint64_t duration_ms;
+    int64_t pushed_bytes;                 /* blob bytes uploaded, after HEAD/mount skips; -1 unknown */
 
     /* ERROR */
     int32_t code;                         /* AF_ERR_* */
 } af_msg_t;
 
 /* New zeroed message of CMD with attempt=1, source_date_epoch=-1,
- * exit_code=-1. Caller owns. NULL on OOM. */
+ * exit_code=-1, pushed_bytes=-1. Caller owns. NULL on OOM. */
 af_msg_t *af_msg_new(af_cmd_t cmd);
 
 /* Frees lists, frames, zeroes the secret, nulls *self_p. NULL-safe. */

@@ -65,6 +65,7 @@ struct af_registry {
     CURL *curl;
     af_registry_cancel_fn *cancel; /* may be NULL */
     void *cancel_arg;
+    uint64_t pushed_bytes; /* blob bytes uploaded (201 Created), for RESULT */
     s_auth_t auth;
     s_token_t tokens[S_TOKEN_SLOTS];
     size_t next_token;
@@ -1146,6 +1147,11 @@ int af_registry_blob_mount(af_registry_t *self, const char *repo, const char *di
     return rc;
 }
 
+uint64_t af_registry_pushed_bytes(const af_registry_t *self)
+{
+    return self->pushed_bytes;
+}
+
 int af_registry_blob_push(af_registry_t *self, const char *repo, const char *digest,
                           const char *path, uint64_t size, const char *from_repo,
                           af_registry_progress_fn *progress, void *arg, af_err_t *err)
@@ -1257,6 +1263,8 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
             goto out;
         }
         rc = s_check_pushed_digest(&put, &resp, digest, err);
+        if (rc == 0)
+            self->pushed_bytes += size;
         goto out;
     }
 out:

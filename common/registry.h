@@ -74,6 +74,11 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
                           af_registry_progress_fn *progress, void *arg, af_err_t *err)
     __attribute__((warn_unused_result));
 
+/* Blob bytes this client uploaded with af_registry_blob_push (blobs that
+ * were already there or were mounted count nothing; a retried PUT counts
+ * once). Cannot fail. */
+uint64_t af_registry_pushed_bytes(const af_registry_t *self);
+
 /* Mounts blob DIGEST from FROM_REPO into REPO on this registry (no data
  * moves). *mounted is false, with 0 returned, when the registry declines
  * (the blob is not in FROM_REPO, or mounting is not allowed): the caller

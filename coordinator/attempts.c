@@ -36,6 +36,22 @@ af_attempt_t *af_slices_find(af_slice_t *slices, size_t n, size_t node, const ch
     return NULL;
 }
 
+uint64_t af_slice_context_bytes(const af_slice_t *s)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < s->n_attempts; k++)
+        n += s->attempts[k].context_bytes_sent;
+    return n;
+}
+
+int64_t af_slice_pushed_bytes(const af_slice_t *s)
+{
+    if (!s->n_attempts)
+        return -1;
+    const af_attempt_t *a = &s->attempts[s->n_attempts - 1];
+    return a->ok && a->pushed_bytes >= 0 ? a->pushed_bytes : -1;
+}
+
 bool af_attempt_takes_result(const af_slice_t *s, const af_attempt_t *a)
 {
     if (!s || !a || !s->n_attempts)

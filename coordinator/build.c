@@ -164,6 +164,8 @@ static void s_summary(af_progress_t *pg, af_slice_t *slices, size_t n, af_farm_t
             .exit_code = a->exit_code,
             .message = a->message,
             .seconds = a->ended_ms > a->started_ms ? (a->ended_ms - a->started_ms) / 1000.0 : 0,
+            .context_bytes_sent = af_slice_context_bytes(s),
+            .pushed_bytes = af_slice_pushed_bytes(s),
         };
     }
     af_progress_summary(pg, rows, n);
@@ -403,6 +405,8 @@ static int s_step_request(s_build_t *b)
     spec->registry_password = b->reg_pass;
     spec->target = o->target;
     spec->manifest_format = o->docker_format ? "docker" : "oci";
+    spec->compression = o->compression;
+    spec->compression_level = o->compression_level;
     spec->annotations = o->manifest_annots;
     spec->n_annotations = o->n_manifest_annots;
     spec->build_args = o->build_args;

@@ -46,8 +46,10 @@ typedef struct {
     af_kv_t build_args[AF_MAX_BUILD_ARGS];   /* borrowed key/value (value points into argv) */
     char *build_arg_keys[AF_MAX_BUILD_ARGS]; /* owned copies of keys */
     size_t n_build_args;
-    const char *target; /* --target, may be NULL */
-    bool docker_format; /* --manifest-format docker */
+    const char *target;      /* --target, may be NULL */
+    bool docker_format;      /* --manifest-format docker */
+    const char *compression; /* --compression algorithm: NULL (gzip), "gzip", "zstd" */
+    int compression_level;   /* --compression ALGO:LEVEL, 0 = default */
     /* --annotation, split by target; key and value point into argv */
     af_kv_t index_annots[AF_MAX_LIST], manifest_annots[AF_MAX_LIST];
     size_t n_index_annots, n_manifest_annots;
@@ -81,6 +83,8 @@ typedef struct {
     char media_type[AF_MAX_NAME + 1];
     uint64_t size;
     uint64_t duration_ms;           /* agent's */
+    int64_t pushed_bytes;           /* RESULT's, meaningful when ok; -1 unknown */
+    uint64_t context_bytes_sent;    /* CHUNK payload bytes we sent for this attempt */
     long long started_ms, ended_ms; /* our monotonic clock */
     /* context transfer */
     bool transfer_started;
@@ -101,6 +105,15 @@ typedef struct {
 af_attempt_t *af_slice_current(af_slice_t *slice);
 
 /* --- attempts.c: pure attempt bookkeeping (unit tested) --- */
+
+/* Context bytes sent for slice S over all its attempts (a failover sends
+ * the context again). Cannot fail. */
+uint64_t af_slice_context_bytes(const af_slice_t *s);
+
+/* Blob bytes the slice's successful attempt uploaded; -1 when the slice
+ * did not succeed or its agent could not tell (an older agent, an engine
+ * that pushes by itself). Cannot fail. */
+int64_t af_slice_pushed_bytes(const af_slice_t *s);
 
 typedef struct {
     uint32_t max_attempts;       /* 1 + --retries, at most AF_MAX_ATTEMPTS */
@@ -150,6 +163,8 @@ typedef struct {
     const char *registry_password; /* secret; sent only over CURVE, never logged */
     int64_t source_date_epoch;
     uint32_t timeout_s;
+    const char *compression; /* "" (agent default, gzip) | "gzip" | "zstd" (--compression) */
+    int compression_level;   /* 0 = the algorithm's default */
 } af_build_spec_t;
 
 /* The slice runner (slices.c). */

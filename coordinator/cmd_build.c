@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "compress.h"
 
 static const char s_help[] =
     "Usage: archfarm [-i INVENTORY] build [OPTIONS] CONTEXT\n"
@@ -59,6 +60,10 @@ static const char s_help[] =
     "  --manifest-format oci|docker\n"
     "                         publish an OCI index (default) or a Docker manifest\n"
     "                         list v2 with Docker v2 manifests (native recipes)\n"
+    "  --compression gzip|zstd[:LEVEL]\n"
+    "                         compression of the layers the agents pack (native\n"
+    "                         recipes; default gzip; gzip 1..9, zstd 1..22;\n"
+    "                         zstd layers are tar+zstd, OCI only)\n"
     "  --insecure-registry HOST[:PORT]\n"
     "                         use plain HTTP or unverified TLS for this registry\n"
     "                         (repeatable); 127.0.0.0/8, ::1 and localhost are\n"
@@ -321,6 +326,7 @@ enum {
     O_LIVENESS,
     O_MANIFEST_FORMAT,
     O_ANNOTATION,
+    O_COMPRESSION,
 };
 
 static const struct option s_longopts[] = {
@@ -344,6 +350,7 @@ static const struct option s_longopts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
     {"annotation", required_argument, NULL, O_ANNOTATION},
+    {"compression", required_argument, NULL, O_COMPRESSION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -460,6 +467,13 @@ static int s_option(af_build_opts_t *o, int c, char *arg, bool *quiet)
         if ((rc = s_add_annotation(o, arg)))
             return rc;
         break;
+    case O_COMPRESSION: {
+        af_compress_algo_t algo;
+        if (af_compress_parse(arg, &algo, &o->compression_level, &err))
+            return af_cli_usage_error("build", "--compression: %s", af_err_msg(&err, AF_ERR_INVAL));
+        o->compression = af_compress_name(algo);
+        break;
+    }
     case 'q':
         *quiet = true;
         break;
@@ -477,6 +491,9 @@ static int s_check(af_build_opts_t *o, int argc, char **argv, bool quiet)
 {
     if (quiet)
         o->progress = AF_PROGRESS_QUIET;
+    if (o->docker_format && o->compression && !strcmp(o->compression, "zstd"))
+        return af_cli_usage_error("build", "--compression zstd: Docker v2 manifests have no zstd "
+                                           "layer type (use --manifest-format oci)");
     if (o->docker_format && (o->n_index_annots || o->n_manifest_annots))
         return af_cli_usage_error("build", "--annotation: Docker manifests and lists carry no "
                                            "annotations (use --manifest-format oci)");

@@ -1,6 +1,7 @@
 /* metadata.c -- `archfarm build --metadata-file FILE`: the buildx-style
- * result record for CI (index digest and descriptor, image names, and per
- * slice the platform, node, digest, seconds and every attempt), built with
+ * result record for CI (index digest and descriptor, image names, per
+ * slice the platform, node, digest, seconds, bytes sent and pushed and
+ * every attempt, and the totals), built with
  * jansson and written atomically (temp file in the same directory, fsync,
  * rename) so a reader never sees half a file. */
 #include <errno.h>
@@ -27,6 +28,11 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
                                           ? (cur->ended_ms - cur->started_ms) / 1000.0
                                           : 0));
         json_object_set_new(o, "result", json_string(cur->ok ? "ok" : cur->failure));
+        json_object_set_new(o, "context_bytes_sent",
+                            json_integer((json_int_t)af_slice_context_bytes(s)));
+        int64_t pushed = af_slice_pushed_bytes(s);
+        json_object_set_new(o, "pushed_bytes",
+                            pushed >= 0 ? json_integer((json_int_t)pushed) : json_null());
         json_t *atts = json_array();
         for (size_t k = 0; k < s->n_attempts; k++) {
             af_attempt_t *a = &s->attempts[k];
@@ -34,6 +40,8 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
             json_object_set_new(ao, "node", json_string(af_farm_node(farm, a->node)->conf->name));
             json_object_set_new(ao, "attempt", json_integer(a->attempt));
             json_object_set_new(ao, "result", json_string(a->ok ? "ok" : a->failure));
+            json_object_set_new(ao, "context_bytes_sent",
+                                json_integer((json_int_t)a->context_bytes_sent));
             json_object_set_new(ao, "seconds",
                                 json_real(a->ended_ms > a->started_ms
                                               ? (a->ended_ms - a->started_ms) / 1000.0
@@ -48,6 +56,27 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
         json_array_append_new(arr, o);
     }
     return arr;
+}
+
+/* "archfarm.totals": the sums over the slices; pushed_bytes is null when
+ * any slice's count is unknown. */
+static json_t *s_totals(af_slice_t *slices, size_t n)
+{
+    uint64_t sent = 0, pushed = 0;
+    bool known = true;
+    for (size_t i = 0; i < n; i++) {
+        sent += af_slice_context_bytes(&slices[i]);
+        int64_t p = af_slice_pushed_bytes(&slices[i]);
+        if (p < 0)
+            known = false;
+        else
+            pushed += (uint64_t)p;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "slices", json_integer((json_int_t)n));
+    json_object_set_new(o, "context_bytes_sent", json_integer((json_int_t)sent));
+    json_object_set_new(o, "pushed_bytes", known ? json_integer((json_int_t)pushed) : json_null());
+    return o;
 }
 
 int af_metadata_write(const char *path, const char *index_digest, const char *media_type,
@@ -77,6 +106,7 @@ int af_metadata_write(const char *path, const char *index_digest, const char *me
     json_object_set_new(root, "image.name", json_string(names));
     json_object_set_new(root, "archfarm.pushed", json_boolean(pushed));
     json_object_set_new(root, "slices", s_slices(slices, n, farm));
+    json_object_set_new(root, "archfarm.totals", s_totals(slices, n));
 
     int rc = 0;
     size_t plen = strlen(path);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "display.h"
 
 #define AF_GHA_TAIL 12           /* log lines quoted in a failed slice's ::error */
@@ -657,6 +658,12 @@ void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, 
             json_t *r = s_result_json("slice", &rows[i]);
             json_object_del(r, "time");
             json_object_del(r, "type");
+            json_object_set_new(r, "context_bytes_sent",
+                                json_integer((json_int_t)rows[i].context_bytes_sent));
+            json_object_set_new(r, "pushed_bytes",
+                                rows[i].pushed_bytes >= 0
+                                    ? json_integer((json_int_t)rows[i].pushed_bytes)
+                                    : json_null());
             json_array_append_new(arr, r);
         }
         json_object_set_new(o, "slices", arr);
@@ -665,13 +672,14 @@ void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, 
     }
     s_tty_redraw(self, true); /* the panel stays above the table */
     char text[AF_TEXT_MAX + 512];
-    snprintf(text, sizeof text, "\n%-20s %-16s %-10s %8s  %s", "PLATFORM", "NODE", "RESULT",
-             "SECONDS", "DIGEST / REASON");
+    snprintf(text, sizeof text, "\n%-20s %-16s %-10s %8s %10s %10s  %s", "PLATFORM", "NODE",
+             "RESULT", "SECONDS", "SENT", "PUSHED", "DIGEST / REASON");
     s_line(self, text);
     FILE *sum = self->mode == AF_PROGRESS_GHA ? s_gha_file("GITHUB_STEP_SUMMARY") : NULL;
     if (sum)
-        fputs("### archfarm build\n\n| Platform | Node | Result | Seconds | Digest |\n"
-              "| --- | --- | --- | ---: | --- |\n",
+        fputs("### archfarm build\n\n| Platform | Node | Result | Seconds | Sent | Pushed | Digest "
+              "|\n"
+              "| --- | --- | --- | ---: | ---: | ---: | --- |\n",
               sum);
     bool failed = false;
     for (size_t i = 0; i < n; i++) {
@@ -686,15 +694,22 @@ void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, 
         af_display_sanitize(r->platform, cp, sizeof cp);
         af_display_sanitize(r->node[0] ? r->node : "-", cn, sizeof cn);
         af_display_sanitize(r->ok ? r->digest : r->message, cm, sizeof cm);
-        snprintf(text, sizeof text, "%-20s %-16s %-10s %8.1f  %s", cp, cn, result, r->seconds, cm);
+        char sent[32], pushed[32];
+        af_cli_bytes(r->context_bytes_sent, sent, sizeof sent);
+        if (r->pushed_bytes >= 0)
+            af_cli_bytes((unsigned long long)r->pushed_bytes, pushed, sizeof pushed);
+        else
+            snprintf(pushed, sizeof pushed, "-");
+        snprintf(text, sizeof text, "%-20s %-16s %-10s %8.1f %10s %10s  %s", cp, cn, result,
+                 r->seconds, sent, pushed, cm);
         s_line(self, text);
         if (!r->ok)
             failed = true;
         if (sum) {
             char a[128], b[160], c[AF_TEXT_MAX * 2];
-            fprintf(sum, "| %s | %s | %s | %.1f | %s |\n", s_md(r->platform, a, sizeof a),
+            fprintf(sum, "| %s | %s | %s | %.1f | %s | %s | %s |\n", s_md(r->platform, a, sizeof a),
                     s_md(r->node[0] ? r->node : "-", b, sizeof b), r->ok ? "✅ ok" : result,
-                    r->seconds, r->ok ? r->digest : s_md(r->message, c, sizeof c));
+                    r->seconds, sent, pushed, r->ok ? r->digest : s_md(r->message, c, sizeof c));
         }
         if (self->mode == AF_PROGRESS_GHA && !r->ok && strcmp(r->failure, "cancelled")) {
             /* ::error with the reason and the last lines of the log */

@@ -91,6 +91,9 @@ typedef struct {
     int exit_code;
     const char *message;
     double seconds;
+    /* summary only (af_progress_summary): */
+    uint64_t context_bytes_sent; /* over every attempt */
+    int64_t pushed_bytes;        /* -1 unknown */
 } af_progress_result_t;
 
 void af_progress_result(af_progress_t *self, const af_progress_result_t *r);

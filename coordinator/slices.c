@@ -227,6 +227,7 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
         }
         uint64_t before = a->next_offset;
         a->next_offset += len;
+        a->context_bytes_sent += len;
         a->credit--;
         af_progress_bytes(st->run->progress, s->platform_str, s_node_name(st, a->node),
                           a->next_offset, spec->context_size);
@@ -346,6 +347,7 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         snprintf(a->digest, sizeof a->digest, "%s", m->digest);
         snprintf(a->media_type, sizeof a->media_type, "%s", m->media_type);
         a->size = m->size;
+        a->pushed_bytes = m->ok ? m->pushed_bytes : -1;
         snprintf(a->state, sizeof a->state, "%s", m->ok ? "done" : "failed");
         if (m->ok && (!af_digest_valid(a->digest) || !a->size)) {
             a->done = false;
@@ -504,6 +506,9 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     }
     if (spec->manifest_format)
         snprintf(m->manifest_format, sizeof m->manifest_format, "%s", spec->manifest_format);
+    if (spec->compression)
+        snprintf(m->compression, sizeof m->compression, "%s", spec->compression);
+    m->compression_level = spec->compression_level;
     /* credentials travel only over CURVE; over a plaintext transport the
      * agent uses its own registry auth (docs/cli.md) */
     if (!fn->conf->insecure && spec->registry_username && spec->registry_password) {

@@ -85,9 +85,9 @@ af_assert_match "$errline" "%0Alast [0-9]+ log lines:%0A.*failing fixture: refus
     "::error quotes the last log lines, newlines escaped"
 af_assert_eq 1 "$(grep -c '^::error ' <<<"$err")" "exactly one ::error (amd64 succeeded)"
 summary=$(cat "$AF_TMP/fail.summary")
-af_assert_contains "$summary" "| Platform | Node | Result | Seconds | Digest |" "summary table header"
+af_assert_contains "$summary" "| Platform | Node | Result | Seconds | Sent | Pushed | Digest |" "summary table header"
 af_assert_match "$summary" '\| linux/arm64 \| node-arm64 \| build\(3\) \| [0-9.]+ \|' "summary row of the failed slice"
-af_assert_match "$summary" '\| linux/amd64 \| node-amd64 \| ✅ ok \| [0-9.]+ \| sha256:[0-9a-f]{64} \|' \
+af_assert_match "$summary" '\| linux/amd64 \| node-amd64 \| ✅ ok \| [0-9.]+ \| [0-9.]+ [KMG]?i?B \| [0-9.]+ [KMG]?i?B \| sha256:[0-9a-f]{64} \|' \
     "summary row of the slice that built"
 af_assert_contains "$summary" "no tag was written" "summary says no tag was written"
 af_assert_eq "" "$(cat "$AF_TMP/fail.output")" "no step outputs for a failed build"

@@ -10,9 +10,9 @@ AF_APT_PACKAGES=(
     # build
     build-essential cmake pkg-config
     libzmq3-dev libczmq-dev libmsgpack-dev libcurl4-openssl-dev libssl-dev
-    libyaml-dev libjansson-dev libarchive-dev zlib1g-dev libcmocka-dev clang
+    libyaml-dev libjansson-dev libarchive-dev zlib1g-dev libzstd-dev libcmocka-dev clang
     # real services and clients the tests check against
-    docker-registry skopeo buildah apache2-utils openssl curl jq
+    docker-registry skopeo buildah apache2-utils openssl curl jq zstd pigz
     python3 python3-jsonschema python3-yaml python3-zmq python3-msgpack
     # the Ansible role checks (test_ansible_farm): lint, systemd-analyze security
     ansible-lint systemd

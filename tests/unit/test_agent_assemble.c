@@ -42,7 +42,7 @@ typedef struct {
     bool done;
     int code;
     char message[AF_ERRMSG_MAX];
-    char outputs[3][256];
+    char outputs[4][256];
     size_t n_outputs;
     char logs[16384];
 } s_result_t;
@@ -136,7 +136,7 @@ static void s_on_done(void *arg, int code, const char *message, const char *cons
     r->done = true;
     r->code = code;
     snprintf(r->message, sizeof r->message, "%s", message);
-    for (size_t i = 0; i < n && i < 3; i++)
+    for (size_t i = 0; i < n && i < 4; i++)
         snprintf(r->outputs[i], sizeof r->outputs[i], "%s", outputs[i]);
     r->n_outputs = n;
 }
@@ -242,7 +242,7 @@ static void assemble_pushes_a_scratch_image_by_digest(void **state)
     s_run(s_args(tmp, s_recipe_scratch, "demo/app", "linux/arm64"), &r, false);
     if (r.code)
         fail_msg("assemble: %s\nlogs:\n%s", r.message, r.logs);
-    assert_int_equal(r.n_outputs, 3);
+    assert_int_equal(r.n_outputs, 4);
     assert_true(af_digest_valid(r.outputs[0]));
     assert_string_equal(r.outputs[1], AF_MT_OCI_MANIFEST);
     assert_non_null(strstr(r.logs, "pushing layer sha256:"));
@@ -267,6 +267,8 @@ static void assemble_pushes_a_scratch_image_by_digest(void **state)
     assert_string_equal(af_platform_format(&p, ps, sizeof ps), "linux/arm64");
     assert_non_null(strstr(config, "2023-11-14T22:13:20Z")); /* created = SOURCE_DATE_EPOCH */
     assert_non_null(strstr(config, "org.example.k"));
+    /* pushed bytes: the config and the layer, both new in the repository */
+    assert_int_equal(strtoull(r.outputs[3], NULL, 10), config_len + (size_t)doc->layers[0].size);
     /* no tag was written: the repository has no tags */
     bool exists = true;
     assert_int_equal(af_registry_manifest_exists(c, "demo/app", "latest", &exists, NULL, NULL), 0);
@@ -289,6 +291,9 @@ static void assemble_same_inputs_give_the_same_digest(void **state)
     assert_int_equal(r1.code, 0);
     assert_int_equal(r2.code, 0);
     assert_string_equal(r1.outputs[0], r2.outputs[0]);
+    /* the second push found every blob in place and uploaded nothing */
+    assert_true(strtoull(r1.outputs[3], NULL, 10) > 0);
+    assert_string_equal(r2.outputs[3], "0");
     s_rmtmp(t1);
     s_rmtmp(t2);
 }

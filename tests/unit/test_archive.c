@@ -688,7 +688,7 @@ static void s_layer(const char *root, const char *out, af_layer_result_t *r)
         {.src = conf, .dest = "/etc/app/"},
     };
     af_err_t err = {0};
-    if (af_archive_write_layer(root, entries, 2, out, MTIME, r, &err) != 0)
+    if (af_archive_write_layer(root, entries, 2, out, MTIME, NULL, r, &err) != 0)
         fail_msg("write_layer: %s", err.msg);
     free(hello);
     free(conf);
@@ -708,7 +708,7 @@ static void write_layer_on_a_full_disk_names_enospc_and_the_path(void **state)
     const af_layer_entry_t entries[] = {{.src = hello, .dest = "/usr/local/bin/hello"}};
     af_layer_result_t r;
     af_err_t err = {0};
-    assert_int_not_equal(af_archive_write_layer(root, entries, 1, out, MTIME, &r, &err), 0);
+    assert_int_not_equal(af_archive_write_layer(root, entries, 1, out, MTIME, NULL, &r, &err), 0);
     if (!strstr(err.msg, out) || !strstr(err.msg, "ENOSPC") || !strstr(err.msg, strerror(ENOSPC)))
         fail_msg("no ENOSPC and path in: %s", err.msg);
     struct stat st;
@@ -842,7 +842,7 @@ static void write_layer_later_entry_wins_and_tree_at_root(void **state)
     };
     af_layer_result_t r;
     af_err_t err = {0};
-    assert_int_equal(af_archive_write_layer(root, entries, 2, l1, MTIME, &r, &err), 0);
+    assert_int_equal(af_archive_write_layer(root, entries, 2, l1, MTIME, NULL, &r, &err), 0);
     free(conf);
     free(other);
     s_ent_t ents[16];
@@ -866,7 +866,7 @@ static void s_layer_reject(const char *root, const char *src, const char *dest, 
     const af_layer_entry_t e = {.src = full, .dest = dest};
     af_layer_result_t r;
     af_err_t err = {0};
-    int rc = af_archive_write_layer(root, &e, 1, l1, MTIME, &r, &err);
+    int rc = af_archive_write_layer(root, &e, 1, l1, MTIME, NULL, &r, &err);
     if (rc != code)
         fail_msg("%s -> %s: got %d (%s), want %d", src, dest, rc, err.msg, code);
     if (needle && !strstr(err.msg, needle))
@@ -904,7 +904,7 @@ static void write_layer_rejects_sources_outside_root(void **state)
     char *ok = s_path(root, "ok");
     const af_layer_entry_t e = {.src = ok, .dest = "/ok"};
     af_layer_result_t r;
-    assert_int_equal(af_archive_write_layer(root, &e, 1, l1, MTIME, &r, NULL), 0);
+    assert_int_equal(af_archive_write_layer(root, &e, 1, l1, MTIME, NULL, &r, NULL), 0);
     free(ok);
     s_ent_t ents[4];
     assert_int_equal(s_list(l1, ents, 4), 1);
@@ -946,7 +946,7 @@ static void write_layer_rejects_trees_nested_deeper_than_the_limit(void **state)
     const af_layer_entry_t e = {.src = src, .dest = "/ok"};
     af_layer_result_t r;
     af_err_t err = {0};
-    if (af_archive_write_layer(top, &e, 1, l1, MTIME, &r, &err) != 0)
+    if (af_archive_write_layer(top, &e, 1, l1, MTIME, NULL, &r, &err) != 0)
         fail_msg("a tree %d deep: %s", AF_LAYER_MAX_DEPTH, err.msg);
     free(src);
     free(l1);
@@ -966,7 +966,8 @@ static void write_layer_rejects_file_above_another_file(void **state)
     };
     af_layer_result_t r;
     af_err_t err = {0};
-    assert_int_equal(af_archive_write_layer(root, entries, 2, l1, MTIME, &r, &err), AF_ERR_INVAL);
+    assert_int_equal(af_archive_write_layer(root, entries, 2, l1, MTIME, NULL, &r, &err),
+                     AF_ERR_INVAL);
     assert_non_null(strstr(err.msg, "/bin/x/y"));
     free(hello);
     free(l1);

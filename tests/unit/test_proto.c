@@ -61,6 +61,8 @@ static af_msg_t *s_sample(af_cmd_t cmd)
         assert_int_equal(af_msg_set_password(m, SECRET), 0);
         m->source_date_epoch = 1700000000;
         m->timeout_s = 600;
+        strcpy(m->compression, "zstd");
+        m->compression_level = 19;
         break;
     case AF_CMD_ACCEPT:
         strcpy(m->job, "b1234-0");
@@ -104,6 +106,7 @@ static af_msg_t *s_sample(af_cmd_t cmd)
         m->exit_code = 0;
         strcpy(m->message, "pushed");
         m->duration_ms = 98765;
+        m->pushed_bytes = 5368709120LL; /* past 32 bits */
         break;
     case AF_CMD_CANCEL:
         strcpy(m->job, "b1234-0");
@@ -196,6 +199,9 @@ static void s_assert_msg_equal(const af_msg_t *a, const af_msg_t *b)
     assert_int_equal(a->exit_code, b->exit_code);
     assert_string_equal(a->message, b->message);
     assert_true(a->duration_ms == b->duration_ms);
+    assert_true(a->pushed_bytes == b->pushed_bytes);
+    assert_string_equal(a->compression, b->compression);
+    assert_int_equal(a->compression_level, b->compression_level);
     assert_int_equal(a->code, b->code);
 }
 
@@ -577,6 +583,61 @@ static void proto_build_from_foreign_encoder_decodes(void **state)
     assert_null(m->registry_password);
     af_msg_destroy(&m);
     free(body);
+}
+
+/* pushed_bytes (RESULT) is optional both ways: an old agent's RESULT
+ * without it decodes as -1 (unknown), an old coordinator ignores it as an
+ * unknown key, and -1 and 0 are distinct values on the wire. */
+static void proto_result_pushed_bytes_optional_and_compatible(void **state)
+{
+    (void)state;
+    af_msg_t *m = s_expect_ok(s_with(AF_CMD_RESULT, "pushed_bytes", NULL, 0));
+    assert_true(m->pushed_bytes == -1);
+    assert_true(m->ok);
+    af_msg_destroy(&m);
+
+    m = s_expect_ok(s_with_uint(AF_CMD_RESULT, "pushed_bytes", 0));
+    assert_true(m->pushed_bytes == 0);
+    af_msg_destroy(&m);
+    m = s_expect_ok(s_with_int(AF_CMD_RESULT, "pushed_bytes", -1));
+    assert_true(m->pushed_bytes == -1);
+    af_msg_destroy(&m);
+    m = s_expect_ok(s_with_uint(AF_CMD_RESULT, "pushed_bytes", (uint64_t)INT64_MAX));
+    assert_true(m->pushed_bytes == INT64_MAX);
+    af_msg_destroy(&m);
+
+    s_expect_fail(s_with_int(AF_CMD_RESULT, "pushed_bytes", -2), AF_ERR_PROTO, "'pushed_bytes'");
+    s_expect_fail(s_with_uint(AF_CMD_RESULT, "pushed_bytes", (uint64_t)INT64_MAX + 1),
+                  AF_ERR_TOOBIG, "'pushed_bytes'");
+    s_expect_fail(s_with_str(AF_CMD_RESULT, "pushed_bytes", "12", 2), AF_ERR_PROTO,
+                  "'pushed_bytes'");
+
+    /* a new message starts as unknown, so an executor that cannot tell
+     * never claims 0 */
+    af_msg_t *r = af_msg_new(AF_CMD_RESULT);
+    assert_true(r->pushed_bytes == -1);
+    af_msg_destroy(&r);
+}
+
+/* BUILD's compression: "" (gzip) by default; an unknown algorithm or a
+ * level out of range is refused. */
+static void proto_build_compression_is_checked(void **state)
+{
+    (void)state;
+    af_msg_t *m = s_expect_ok(s_with(AF_CMD_BUILD, "compression", NULL, 0));
+    assert_string_equal(m->compression, "");
+    af_msg_destroy(&m);
+    m = s_expect_ok(s_with(AF_CMD_BUILD, "compression_level", NULL, 0));
+    assert_int_equal(m->compression_level, 0);
+    af_msg_destroy(&m);
+    m = s_expect_ok(s_with_str(AF_CMD_BUILD, "compression", "gzip", 4));
+    assert_string_equal(m->compression, "gzip");
+    af_msg_destroy(&m);
+    s_expect_fail(s_with_str(AF_CMD_BUILD, "compression", "xz", 2), AF_ERR_PROTO, "'compression'");
+    s_expect_fail(s_with_uint(AF_CMD_BUILD, "compression_level", AF_COMPRESSION_LEVEL_MAX + 1),
+                  AF_ERR_TOOBIG, "'compression_level'");
+    s_expect_fail(s_with_int(AF_CMD_BUILD, "compression_level", -1), AF_ERR_PROTO,
+                  "'compression_level'");
 }
 
 /* ---- validation failures ----------------------------------------------- */
@@ -1353,6 +1414,8 @@ int main(void)
         cmocka_unit_test(proto_send_recv_over_inproc_router_dealer),
         cmocka_unit_test(proto_hello_encodes_to_golden_bytes),
         cmocka_unit_test(proto_build_from_foreign_encoder_decodes),
+        cmocka_unit_test(proto_result_pushed_bytes_optional_and_compatible),
+        cmocka_unit_test(proto_build_compression_is_checked),
         cmocka_unit_test(proto_decode_rejects_missing_required_keys),
         cmocka_unit_test(proto_decode_rejects_wrong_types),
         cmocka_unit_test(proto_decode_checks_number_ranges),

@@ -20,12 +20,15 @@
 #include "archive.h"
 #include "build.h"
 #include "credentials.h"
+#include "ctxcache.h"
+#include "image.h"
 #include "log.h"
 #include "oci.h"
 #include "preflight.h"
 #include "recipe.h"
 #include "registry.h"
 #include "schedule.h"
+#include "slicecache.h"
 
 /* A native recipe is loaded and checked here, as the agent will (unknown
  * keys, an empty file, bad values), so that a bad one is a usage error
@@ -155,7 +158,7 @@ static void s_summary(af_progress_t *pg, af_slice_t *slices, size_t n, af_farm_t
         af_attempt_t *a = af_slice_current(s);
         rows[i] = (af_progress_result_t){
             .platform = s->platform_str,
-            .node = af_farm_node(farm, a->node)->conf->name,
+            .node = af_attempt_node_name(a, farm),
             .job = s->job,
             .attempt = a->attempt,
             .ok = a->ok,
@@ -190,7 +193,7 @@ static void s_print_failures(af_slice_t *slices, size_t n, af_farm_t *farm)
         af_attempt_t *a = af_slice_current(&slices[i]);
         if (a->ok || !strcmp(a->failure, "cancelled"))
             continue;
-        const char *node = af_farm_node(farm, a->node)->conf->name;
+        const char *node = af_attempt_node_name(a, farm);
         if (!strcmp(a->failure, "build") && a->exit_code >= 0 && !strstr(a->message, "status"))
             af_cli_error("%s on node %s failed: build step exited with status %d: %s",
                          slices[i].platform_str, node, a->exit_code, a->message);
@@ -221,7 +224,8 @@ static bool s_cancelled(void *arg)
  * system lacks it, a mkstemp file unlinked at once), so that no exit, not
  * even SIGKILL, leaves a copy of the context behind. *FD_OUT gets the fd
  * (caller closes it). Returns an exit status. */
-static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t *pg, int *fd_out)
+static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t *pg, int *fd_out,
+                  af_pack_result_t *result)
 {
     const char *tmpdir = getenv("TMPDIR");
     if (!tmpdir || !*tmpdir)
@@ -259,6 +263,7 @@ static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t
     snprintf(spec->context_digest, sizeof spec->context_digest, "%s", pack.digest);
     spec->context_size = pack.size;
     *fd_out = fd;
+    *result = pack;
     return AF_EXIT_OK;
 }
 
@@ -352,7 +357,11 @@ typedef struct {
     char *reg_user, *reg_pass; /* the registry credentials (owned) */
     af_progress_t *pg;
     af_inventory_t *inv;
-    int ctx_fd; /* the packed context (unnamed), -1 */
+    int ctx_fd;                           /* the packed context (unnamed), -1 */
+    char ctx_real[PATH_MAX];              /* the context's real path */
+    af_ctxwalk_t walk;                    /* its stat walk (ctxcache.h), when caching */
+    char keyed_digest[AF_DIGEST_STR_MAX]; /* the context digest the slice keys use */
+    size_t n_cached;                      /* slices taken from the slice cache */
     af_registry_t *reg;
     s_cancel_t cancel;
     af_farm_t *farm;
@@ -415,6 +424,43 @@ static int s_step_request(s_build_t *b)
     return AF_EXIT_OK;
 }
 
+/* Packs the context now, and records the result in the stat cache when
+ * the context did not change meanwhile. */
+static int s_pack_now(s_build_t *b)
+{
+    af_pack_result_t pack;
+    int rc = s_pack(b->o, &b->spec, b->pg, &b->ctx_fd, &pack);
+    if (!rc && b->walk.ok) {
+        af_ctxwalk_t after;
+        af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &after);
+        af_ctxcache_store(b->ctx_real, b->spec.source_date_epoch, &b->walk, &after, &pack);
+    }
+    return rc;
+}
+
+/* The context's digest: from the stat cache when no entry changed since
+ * it was last packed (no file is read; packing waits until a slice must
+ * be sent), else packed now. */
+static int s_context(s_build_t *b)
+{
+    if (!realpath(b->o->context, b->ctx_real))
+        snprintf(b->ctx_real, sizeof b->ctx_real, "%s", b->o->context);
+    if (!b->o->no_cache) {
+        af_pack_result_t r;
+        af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &b->walk);
+        if (af_ctxcache_lookup(b->ctx_real, b->spec.source_date_epoch, &b->walk, &r)) {
+            char sz[32];
+            af_progress_info(b->pg, "context: %llu files, %s, %s (unchanged since it was packed)",
+                             (unsigned long long)r.files, af_cli_bytes(r.size, sz, sizeof sz),
+                             r.digest);
+            snprintf(b->spec.context_digest, sizeof b->spec.context_digest, "%s", r.digest);
+            b->spec.context_size = r.size;
+            return AF_EXIT_OK;
+        }
+    }
+    return s_pack_now(b);
+}
+
 /* 2. Everything local, before any network work: progress, signals, the
  * inventory, and the context packed once (one the agents would refuse is
  * a usage error here). */
@@ -429,7 +475,7 @@ static int s_step_local(s_build_t *b)
         af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
         return AF_EXIT_USAGE;
     }
-    int rc = s_pack(b->o, &b->spec, b->pg, &b->ctx_fd);
+    int rc = s_context(b);
     if (!rc && af_cli_signal()) {
         af_cli_error("interrupted before any slice started; nothing was sent");
         rc = s_signal_exit(af_cli_signal());
@@ -452,6 +498,115 @@ static int s_step_preflight(s_build_t *b)
         rc = s_signal_exit(af_cli_signal());
     }
     return rc;
+}
+
+/* The context packed, for slices that must be sent: packing was deferred
+ * when the stat cache knew the digest. The keys used that digest, so a
+ * context that changed meanwhile stops the build. */
+static int s_context_packed(s_build_t *b)
+{
+    if (b->ctx_fd >= 0)
+        return AF_EXIT_OK;
+    int rc = s_pack_now(b);
+    if (rc)
+        return rc;
+    if (b->keyed_digest[0] && strcmp(b->keyed_digest, b->spec.context_digest)) {
+        af_cli_error("the context changed during the build (%s, then %s): nothing was built; "
+                     "build again",
+                     b->keyed_digest, b->spec.context_digest);
+        return AF_EXIT_FAILED;
+    }
+    return AF_EXIT_OK;
+}
+
+/* The base image of a native recipe for platform P as the agent will
+ * resolve it: "scratch", or the digest of its manifest for P. False when
+ * it cannot be resolved now (the slice is then built, not looked up). */
+static bool s_base(s_build_t *b, const char *from, const af_platform_t *p, char *out, size_t size)
+{
+    if (!from || !*from || !strcmp(from, "scratch")) {
+        snprintf(out, size, "scratch");
+        return true;
+    }
+    af_ref_t ref;
+    af_err_t err = {0};
+    if (af_ref_parse(from, &ref, &err))
+        return false;
+    af_registry_t *reg = b->reg;
+    if (strcmp(ref.registry, b->first->registry) &&
+        !(reg = af_cli_registry_open(ref.registry, &b->o->insecure, &err)))
+        return false;
+    af_image_t img;
+    int rc = af_image_get(reg, ref.repository, af_ref_reference(&ref), p, 0, &img, &err);
+    if (!rc)
+        snprintf(out, size, "%s", img.digest);
+    else
+        af_progress_info(b->pg, "slice cache: base image %s: %s", from, af_err_msg(&err, rc));
+    af_image_release(&img);
+    if (reg != b->reg)
+        af_registry_destroy(&reg);
+    return rc == 0;
+}
+
+/* Slice I from the cache when its key is recorded in the repository. */
+static void s_cache_lookup(s_build_t *b, size_t i, const char *from)
+{
+    af_slice_t *s = &b->slices[i];
+    af_attempt_t *a = &s->attempts[0];
+    char base[AF_DIGEST_STR_MAX + 16];
+    if (!s_base(b, from, &s->platform, base, sizeof base) ||
+        af_slicecache_key(&b->spec, &s->platform, base, a->cache_key))
+        return;
+    af_err_t err = {0};
+    int rc = af_slicecache_find(b->reg, b->first->repository, a->cache_key, &s->platform, a->digest,
+                                a->media_type, &a->size, &err);
+    if (rc) {
+        if (rc != AF_ERR_NOTFOUND)
+            af_progress_info(b->pg, "%s: slice cache: %s", s->platform_str, af_err_msg(&err, rc));
+        a->digest[0] = a->media_type[0] = '\0';
+        a->size = 0;
+        return;
+    }
+    a->cached = a->done = a->ok = true;
+    a->pushed_bytes = 0;
+    b->n_cached++;
+    af_progress_info(b->pg, "%s: cached %s (slice cache, not rebuilt)", s->platform_str, a->digest);
+}
+
+/* 4. The slices, and those the slice cache already holds: a native
+ * slice whose inputs were built before is not built again
+ * (slicecache.h). */
+static int s_step_cache(s_build_t *b)
+{
+    const af_build_opts_t *o = b->o;
+    if (!(b->slices = calloc(o->n_platforms, sizeof *b->slices)))
+        return AF_EXIT_INFRA;
+    for (size_t i = 0; i < o->n_platforms; i++) {
+        af_slice_t *s = &b->slices[i];
+        s->platform = o->platforms[i];
+        af_platform_format(&s->platform, s->platform_str, sizeof s->platform_str);
+        s->n_attempts = 1;
+        s->attempts[0].attempt = 1;
+        s->attempts[0].exit_code = -1;
+        s->attempts[0].pushed_bytes = -1;
+    }
+    if (o->no_cache || strcmp(b->spec.recipe_kind, "native"))
+        return AF_EXIT_OK;
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%s", b->ctx_real, b->spec.recipe_path);
+    af_err_t err = {0};
+    af_recipe_t *r = af_recipe_load(path, &err);
+    if (!r)
+        return AF_EXIT_OK; /* checked before: cannot happen but by a race */
+    snprintf(b->keyed_digest, sizeof b->keyed_digest, "%s", b->spec.context_digest);
+    for (size_t i = 0; i < o->n_platforms && !af_cli_signal(); i++)
+        s_cache_lookup(b, i, r->from);
+    af_recipe_destroy(&r);
+    if (af_cli_signal()) {
+        af_cli_error("interrupted while looking up the slice cache; nothing was sent");
+        return s_signal_exit(af_cli_signal());
+    }
+    return AF_EXIT_OK;
 }
 
 /* Which nodes to probe: those serving a requested platform and matching
@@ -499,7 +654,7 @@ static void s_candidates(s_build_t *b, const bool *select, size_t n_nodes)
     }
 }
 
-/* 4. The farm: probe the nodes that could serve, pick one per platform
+/* 5. The farm: probe the nodes that could serve, pick one per platform
  * (nothing starts when a platform has no usable node). */
 static int s_step_nodes(s_build_t *b)
 {
@@ -507,6 +662,8 @@ static int s_step_nodes(s_build_t *b)
     b->farm = af_farm_new(b->inv);
     if (b->farm)
         af_farm_set_heartbeat(b->farm, b->o->heartbeat_ms, b->o->liveness);
+    if (b->farm && b->n_cached == b->o->n_platforms)
+        return AF_EXIT_OK; /* every slice is cached: no node is needed */
     size_t n_nodes = b->farm ? af_farm_size(b->farm) : 0;
     b->cands = calloc(n_nodes ? n_nodes : 1, sizeof *b->cands);
     bool *select = calloc(n_nodes ? n_nodes : 1, sizeof *select);
@@ -523,12 +680,21 @@ static int s_step_nodes(s_build_t *b)
     }
     s_candidates(b, select, n_nodes);
     free(select);
-    int rc = af_schedule_pick(b->cands, n_nodes, b->o->platforms, b->o->n_platforms,
-                              b->spec.recipe_kind, b->chosen, &err);
+    /* the slices to build: those not taken from the cache */
+    af_platform_t todo[AF_MAX_LIST];
+    size_t where[AF_MAX_LIST], n_todo = 0, picked[AF_MAX_LIST];
+    for (size_t i = 0; i < b->o->n_platforms; i++)
+        if (!af_slice_current(&b->slices[i])->cached) {
+            todo[n_todo] = b->o->platforms[i];
+            where[n_todo++] = i;
+        }
+    int rc = af_schedule_pick(b->cands, n_nodes, todo, n_todo, b->spec.recipe_kind, picked, &err);
     if (rc) {
         af_cli_error("%s", af_err_msg(&err, rc));
         return AF_EXIT_INFRA;
     }
+    for (size_t k = 0; k < n_todo; k++)
+        b->chosen[where[k]] = picked[k];
     return AF_EXIT_OK;
 }
 
@@ -549,28 +715,29 @@ static int s_slices_failed(s_build_t *b)
     return rc;
 }
 
-/* 5. The slices: one per platform on its chosen node, retried as the
+/* 6. The slices: one per platform on its chosen node, retried as the
  * options say, until each succeeded or failed for good. */
 static int s_step_run(s_build_t *b)
 {
     const af_build_opts_t *o = b->o;
     char build_id[32];
     s_build_id(build_id, sizeof build_id);
-    if (!(b->slices = calloc(o->n_platforms, sizeof *b->slices)))
-        return AF_EXIT_INFRA;
+    size_t n_build = o->n_platforms - b->n_cached;
+    if (n_build == 0)
+        return AF_EXIT_OK;
+    int rc = s_context_packed(b);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < o->n_platforms; i++) {
         af_slice_t *s = &b->slices[i];
-        s->platform = o->platforms[i];
-        af_platform_format(&s->platform, s->platform_str, sizeof s->platform_str);
         snprintf(s->job, sizeof s->job, "%s-%zu", build_id, i);
-        s->n_attempts = 1;
+        if (s->attempts[0].cached)
+            continue;
         s->attempts[0].node = b->chosen[i];
-        s->attempts[0].attempt = 1;
-        s->attempts[0].exit_code = -1;
         af_progress_info(b->pg, "%s -> node %s", s->platform_str, b->cands[b->chosen[i]].name);
     }
-    af_progress_info(b->pg, "build %s: %zu slice%s, pushing by digest to %s%s", build_id,
-                     o->n_platforms, o->n_platforms == 1 ? "" : "s", b->spec.repository,
+    af_progress_info(b->pg, "build %s: %zu slice%s, pushing by digest to %s%s", build_id, n_build,
+                     n_build == 1 ? "" : "s", b->spec.repository,
                      b->spec.registry_insecure ? " (insecure registry)" : "");
     af_slices_run_t run = {
         .farm = b->farm,
@@ -586,7 +753,7 @@ static int s_step_run(s_build_t *b)
         .retry = {.max_attempts = 1 + o->retries,
                   .retry_on_build_failure = o->retry_on_build_failure},
     };
-    int rc = af_slices_run(&run);
+    rc = af_slices_run(&run);
     if (rc) {
         af_cli_error("build loop failed: %s", af_strerror(rc));
         return AF_EXIT_INFRA;
@@ -603,7 +770,25 @@ static int s_step_run(s_build_t *b)
     return AF_EXIT_OK;
 }
 
-/* 6. Verify every slice in the registry, build the index, write the tags. */
+/* Records every slice built now (and verified) in the slice cache; a
+ * failure to record costs only a rebuild next time. */
+static void s_cache_record(s_build_t *b)
+{
+    for (size_t i = 0; i < b->o->n_platforms; i++) {
+        af_slice_t *s = &b->slices[i];
+        af_attempt_t *a = af_slice_current(s);
+        const char *key = s->attempts[0].cache_key;
+        if (a->cached || !a->ok || !key[0])
+            continue;
+        af_err_t err = {0};
+        int rc = af_slicecache_record(b->reg, b->first->repository, key, a->digest, &err);
+        if (rc)
+            af_warn("%s: cannot record it in the slice cache: %s", s->platform_str,
+                    af_err_msg(&err, rc));
+    }
+}
+
+/* 7. Verify every slice in the registry, build the index, write the tags. */
 static int s_step_publish(s_build_t *b)
 {
     const af_build_opts_t *o = b->o;
@@ -620,6 +805,8 @@ static int s_step_publish(s_build_t *b)
         af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
         return af_cli_registry_exit(rc);
     }
+    if (o->push && !o->no_cache)
+        s_cache_record(b);
     b->index_mt = o->docker_format ? AF_MT_DOCKER_LIST : AF_MT_OCI_INDEX;
     b->index = o->docker_format ? af_publish_docker_list(b->slices, o->n_platforms, &b->index_len,
                                                          b->index_digest, &err)
@@ -637,7 +824,7 @@ static int s_step_publish(s_build_t *b)
                         b->index_len, b->index_digest, b->pg, b->slices, b->farm);
 }
 
-/* 7. The summary, the metadata file, and the index digest for scripts. */
+/* 8. The summary, the metadata file, and the index digest for scripts. */
 static int s_step_report(s_build_t *b)
 {
     const af_build_opts_t *o = b->o;
@@ -677,8 +864,8 @@ int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
 {
     s_build_t b = {.cli = cli, .o = o, .first = &o->tags[0], .ctx_fd = -1};
     int (*const steps[])(s_build_t *) = {s_step_request, s_step_local, s_step_preflight,
-                                         s_step_nodes,   s_step_run,   s_step_publish,
-                                         s_step_report};
+                                         s_step_cache,   s_step_nodes, s_step_run,
+                                         s_step_publish, s_step_report};
     int rc = AF_EXIT_OK;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && rc == AF_EXIT_OK; i++)
         rc = steps[i](&b);

@@ -57,6 +57,7 @@ typedef struct {
     const char *metadata_file; /* may be NULL */
     af_insecure_t insecure;
     bool fail_fast;     /* default true */
+    bool no_cache;      /* --no-cache: no slice or context cache lookups */
     uint32_t timeout_s; /* per slice, 0 = agent default */
     int probe_timeout_ms;
     /* fault tolerance (docs/fault-tolerance.md) */
@@ -91,6 +92,10 @@ typedef struct {
     uint64_t next_offset;
     uint32_t credit;
     bool cancel_sent;
+    /* from the slice cache (slicecache.h): never sent to a node; NODE is
+     * meaningless, the digest is the cached manifest's */
+    bool cached;
+    char cache_key[AF_DIGEST_STR_MAX]; /* native slices: the key, "" when none */
 } af_attempt_t;
 
 typedef struct {
@@ -103,6 +108,10 @@ typedef struct {
 
 /* The current (last) attempt of a slice. */
 af_attempt_t *af_slice_current(af_slice_t *slice);
+
+/* The name of the node that ran A, or "(cache)" for a cached slice.
+ * Borrowed from FARM (farm.c). */
+const char *af_attempt_node_name(const af_attempt_t *a, af_farm_t *farm);
 
 /* --- attempts.c: pure attempt bookkeeping (unit tested) --- */
 

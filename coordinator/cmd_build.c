@@ -60,6 +60,9 @@ static const char s_help[] =
     "  --manifest-format oci|docker\n"
     "                         publish an OCI index (default) or a Docker manifest\n"
     "                         list v2 with Docker v2 manifests (native recipes)\n"
+    "  --no-cache             build every slice: do not reuse a slice built\n"
+    "                         before from the same inputs, nor the context's\n"
+    "                         digest from its file metadata (native recipes)\n"
     "  --compression gzip|zstd[:LEVEL]\n"
     "                         compression of the layers the agents pack (native\n"
     "                         recipes; default gzip; gzip 1..9, zstd 1..22;\n"
@@ -327,6 +330,7 @@ enum {
     O_MANIFEST_FORMAT,
     O_ANNOTATION,
     O_COMPRESSION,
+    O_NO_CACHE,
 };
 
 static const struct option s_longopts[] = {
@@ -351,6 +355,7 @@ static const struct option s_longopts[] = {
     {"manifest-format", required_argument, NULL, O_MANIFEST_FORMAT},
     {"annotation", required_argument, NULL, O_ANNOTATION},
     {"compression", required_argument, NULL, O_COMPRESSION},
+    {"no-cache", no_argument, NULL, O_NO_CACHE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -446,6 +451,9 @@ static int s_option(af_build_opts_t *o, int c, char *arg, bool *quiet)
     case O_INSECURE:
         if (af_insecure_add(&o->insecure, arg, &err))
             return af_cli_usage_error("build", "%s", af_err_msg(&err, AF_ERR_INVAL));
+        break;
+    case O_NO_CACHE:
+        o->no_cache = true;
         break;
     case O_NO_FAIL_FAST:
         o->fail_fast = false;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "cli.h"
 #include "log.h"
 
@@ -509,4 +510,9 @@ int af_farm_send(af_farm_t *self, size_t i, const af_msg_t *msg, af_err_t *err)
         return af_err_prefix(err, rc, "sending %s to node %s", af_cmd_name(msg->cmd),
                              n->conf->name);
     return 0;
+}
+
+const char *af_attempt_node_name(const af_attempt_t *a, af_farm_t *farm)
+{
+    return a->cached ? "(cache)" : af_farm_node(farm, a->node)->conf->name;
 }

@@ -21,13 +21,16 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
         af_attempt_t *cur = af_slice_current(s);
         json_t *o = json_object();
         json_object_set_new(o, "platform", json_string(s->platform_str));
-        json_object_set_new(o, "node", json_string(af_farm_node(farm, cur->node)->conf->name));
+        json_object_set_new(o, "node", json_string(af_attempt_node_name(cur, farm)));
         json_object_set_new(o, "digest", json_string(cur->digest));
         json_object_set_new(o, "seconds",
                             json_real(cur->ended_ms > cur->started_ms
                                           ? (cur->ended_ms - cur->started_ms) / 1000.0
                                           : 0));
         json_object_set_new(o, "result", json_string(cur->ok ? "ok" : cur->failure));
+        json_object_set_new(o, "cached", json_boolean(cur->cached));
+        if (cur->cache_key[0])
+            json_object_set_new(o, "cache_key", json_string(cur->cache_key));
         json_object_set_new(o, "context_bytes_sent",
                             json_integer((json_int_t)af_slice_context_bytes(s)));
         int64_t pushed = af_slice_pushed_bytes(s);
@@ -37,7 +40,7 @@ static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
         for (size_t k = 0; k < s->n_attempts; k++) {
             af_attempt_t *a = &s->attempts[k];
             json_t *ao = json_object();
-            json_object_set_new(ao, "node", json_string(af_farm_node(farm, a->node)->conf->name));
+            json_object_set_new(ao, "node", json_string(af_attempt_node_name(a, farm)));
             json_object_set_new(ao, "attempt", json_integer(a->attempt));
             json_object_set_new(ao, "result", json_string(a->ok ? "ok" : a->failure));
             json_object_set_new(ao, "context_bytes_sent",

@@ -107,7 +107,7 @@ int af_publish_verify(af_registry_t *reg, const char *repo, af_slice_t *slices, 
     for (size_t i = 0; i < n; i++) {
         af_slice_t *s = &slices[i];
         af_attempt_t *a = af_slice_current(s);
-        const char *node = af_farm_node(farm, a->node)->conf->name;
+        const char *node = af_attempt_node_name(a, farm);
         int rc = s_verify_one(reg, repo, s, node, err);
         if (rc)
             return rc;

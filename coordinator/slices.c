@@ -611,7 +611,7 @@ int af_slices_run(af_slices_run_t *run)
     long long now = af_cli_now_ms();
     for (size_t i = 0; i < run->n_slices; i++) {
         af_attempt_t *a = af_slice_current(&run->slices[i]);
-        if (a && s_watch(&st, a->node))
+        if (a && !a->done && s_watch(&st, a->node)) /* done: from the slice cache */
             goto out;
     }
     if (zloop_timer(st.loop, AF_TICK_MS, 0, s_on_tick, &st) < 0)

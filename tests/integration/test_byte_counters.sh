@@ -8,7 +8,8 @@
 #      received), and pushed_bytes is exactly the config plus the layers of
 #      the slice's manifest as the registry serves them (all new);
 #      archfarm.totals adds them up; the summary table has SENT and PUSHED;
-#   2. the same build again, nothing changed: the agents hold the context
+#   2. the same build again with --no-cache (the slice cache would not even
+#      ask the nodes: test_slice_cache), nothing changed: the agents hold the context
 #      (0 bytes sent) and the registry holds every blob (0 bytes pushed),
 #      and the index digest is the same.
 set -euo pipefail
@@ -39,10 +40,12 @@ REF="$AF_REGISTRY/bytes:1"
 PLATFORMS=(linux/amd64 linux/arm64)
 declare -A NODE=([linux/amd64]=node-amd64 [linux/arm64]=node-arm64)
 
-build() { # build N: archfarm build into build-N.out and m-N.json
-    local rc=0
-    af_build "$AF_TMP/build-$1.out" --platform linux/amd64,linux/arm64 -t "$REF" --push \
-        --metadata-file "$AF_TMP/m-$1.json" "$ctx" || rc=$?
+build() { # build N [ARGS]: archfarm build into build-N.out and m-N.json
+    local rc=0 n=$1
+    shift
+    af_build "$AF_TMP/build-$n.out" --platform linux/amd64,linux/arm64 -t "$REF" --push \
+        --metadata-file "$AF_TMP/m-$n.json" "$@" "$ctx" || rc=$?
+    set -- "$n"
     cat "$AF_TMP/build-$1.out" >&2
     af_assert_eq 0 "$rc" "archfarm build #$1 exit status"
     jq -e . "$AF_TMP/m-$1.json" >/dev/null || af_fail "metadata file #$1 is not JSON"
@@ -91,7 +94,7 @@ af_assert_match "$out" '^linux/amd64 +node-amd64 +ok +[0-9.]+ +[0-9.]+ MiB +[0-9
 
 # --- second build, nothing changed: nothing moves ------------------------------
 af_log "second build, unchanged"
-build 2
+build 2 --no-cache # built again on the nodes: the slice cache would skip them (test_slice_cache)
 m2="$AF_TMP/m-2.json"
 af_assert_eq "$index" "$(jq -r '."containerimage.digest"' "$m2")" "same inputs, same index digest"
 for plat in "${PLATFORMS[@]}"; do

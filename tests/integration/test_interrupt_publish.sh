@@ -112,7 +112,7 @@ af_log "SIGINT after the commit point: the moved tag is named"
 # --- 4. SIGKILL leaves no packed context behind ----------------------------------
 mkdir -p "$AF_TMP/tmpd"
 before=$(s_stalls)
-TMPDIR=$AF_TMP/tmpd s_start "$AF_TMP/b4.out" -t "$PROXY/intr/app:stall"
+TMPDIR=$AF_TMP/tmpd s_start "$AF_TMP/b4.out" --no-cache -t "$PROXY/intr/app:stall" # packs
 af_wait_until "$(af_time_bound 10 10)" "the stalled tag PUT" \
     s_more_stalls "$before" "PUT /v2/.*/manifests/stall"
 ls -l "/proc/$BPID/fd" >"$AF_TMP/fds" 2>/dev/null || true

@@ -168,7 +168,8 @@ af_assert_eq "$AF_REGISTRY/app:gha,$AF_REGISTRY/app:gha2" "$(jq -r '."image.name
 
 # --- 3. plain mode: the same step, escapes neutralised -----------------------
 rc=0
-af_build "$AF_TMP/plain.out" --platform "$PLATFORMS" -t "$AF_REGISTRY/app:plain" "$AF_TMP/ctx" || rc=$?
+# --no-cache here and below: the same context again, and the test watches its build
+af_build "$AF_TMP/plain.out" --platform "$PLATFORMS" --no-cache -t "$AF_REGISTRY/app:plain" "$AF_TMP/ctx" || rc=$?
 af_assert_eq 0 "$rc" "plain build exits 0"
 s_assert_no_raw_escapes "$AF_TMP/plain.out" "plain mode"
 af_assert_contains "$(cat "$AF_TMP/plain.out")" '[linux/amd64 node-amd64] A\x1b[31mRED\x07\x0dB' \
@@ -185,7 +186,7 @@ s_pty_build() { # NAME ENV...
         "$AF_TMP/$name.raw" "$AF_TMP/$name.screen" 120 40 -- \
         timeout -k 10 "$AF_TIMEOUT" "$AF_BIN/archfarm" -i "$AF_INVENTORY" build \
         --insecure-registry "$AF_REGISTRY" --platform "$PLATFORMS" \
-        -t "$AF_REGISTRY/app:$name" --metadata-file "$AF_TMP/$name.json" "$AF_TMP/ctx" || rc=$?
+        --no-cache -t "$AF_REGISTRY/app:$name" --metadata-file "$AF_TMP/$name.json" "$AF_TMP/ctx" || rc=$?
     cat "$AF_TMP/$name.screen" >&2
     af_assert_eq 0 "$rc" "$name: build on a pseudo-terminal exits 0"
 }
@@ -228,7 +229,7 @@ af_assert_contains "$(cat "$AF_TMP/dumb.screen")" "[linux/arm64 node-arm64] step
 # --- 5. --quiet ----------------------------------------------------------------
 rc=0
 af_archfarm build -q --insecure-registry "$AF_REGISTRY" --platform "$PLATFORMS" \
-    -t "$AF_REGISTRY/app:quiet" "$AF_TMP/ctx" >"$AF_TMP/q.stdout" 2>"$AF_TMP/q.stderr" || rc=$?
+    --no-cache -t "$AF_REGISTRY/app:quiet" "$AF_TMP/ctx" >"$AF_TMP/q.stdout" 2>"$AF_TMP/q.stderr" || rc=$?
 af_assert_eq 0 "$rc" "--quiet build exits 0"
 af_assert_match "$(cat "$AF_TMP/q.stdout")" '^sha256:[0-9a-f]{64}$' "--quiet: stdout is only the index digest"
 # warnings (this farm's plaintext transport) may remain; no progress

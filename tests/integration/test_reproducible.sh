@@ -3,7 +3,8 @@
 #
 # Two builds of the cross-c fixture with SOURCE_DATE_EPOCH=1700000000 to two
 # tags must give one index digest (and the same three child digests); the
-# second build reuses the context the agents already hold. A build with
+# second build (--no-cache: built again, not taken from the slice cache)
+# reuses the context the agents already hold. A build with
 # another SOURCE_DATE_EPOCH must give a different index digest (the epoch
 # reaches the layer mtimes and the config's `created`).
 set -euo pipefail
@@ -18,16 +19,20 @@ af_inventory_write "$AF_TMP/inventory.yaml"
 cp -r "$AF_SOURCE_DIR/tests/integration/fixtures/cross-c" "$AF_TMP/ctx"
 P=linux/amd64,linux/arm64,linux/arm/v7
 
-s_build() { # TAG EPOCH
-    local rc=0
-    SOURCE_DATE_EPOCH=$2 af_build "$AF_TMP/$1.out" --platform "$P" \
-        -t "$AF_REGISTRY/repro:$1" --push --metadata-file "$AF_TMP/$1.json" "$AF_TMP/ctx" || rc=$?
+s_build() { # TAG EPOCH [ARGS...]
+    local rc=0 tag=$1 epoch=$2
+    shift 2
+    SOURCE_DATE_EPOCH=$epoch af_build "$AF_TMP/$tag.out" --platform "$P" \
+        -t "$AF_REGISTRY/repro:$tag" --push --metadata-file "$AF_TMP/$tag.json" "$@" "$AF_TMP/ctx" || rc=$?
+    set -- "$tag" "$epoch"
     ((rc == 0)) || af_fail "build of repro:$1 (SOURCE_DATE_EPOCH=$2) exited $rc:
 $(tail -n 30 "$AF_TMP/$1.out")"
 }
 
 s_build a 1700000000
-s_build b 1700000000
+s_build b 1700000000 --no-cache # really built again: the slice cache would reuse a's
+af_assert_eq "false false false" "$(jq -r '[.slices[].cached] | join(" ")' "$AF_TMP/b.json")" \
+    "build b was built, not taken from the slice cache"
 s_build c 1700000001
 
 da=$(af_tag_digest repro:a) || af_fail "repro:a missing"

@@ -131,6 +131,8 @@ af_farm_init() {
     done
     AF_TMP=$(mktemp -d "${TMPDIR:-/tmp}/archfarm-test.XXXXXX")
     export AF_TMP
+    # the coordinator's context stat cache stays inside the test
+    export ARCHFARM_CACHE_DIR=$AF_TMP/cache
     trap af_farm_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM

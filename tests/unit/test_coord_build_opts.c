@@ -18,6 +18,7 @@
 #include "../../coordinator/build.c"
 #include "../../coordinator/cli.c"
 #include "../../coordinator/cmd_build.c"
+#include "../../coordinator/ctxcache.c"
 #include "../../coordinator/display.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"
@@ -25,6 +26,7 @@
 #include "../../coordinator/progress.c"
 #include "../../coordinator/publish.c"
 #include "../../coordinator/schedule.c"
+#include "../../coordinator/slicecache.c"
 #include "../../coordinator/slices.c"
 
 static char s_dir[64];

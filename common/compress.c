@@ -19,7 +19,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#define S_STORED_MAX 65535 /* bytes in one stored deflate block */
+#define S_STORED_MAX 65535          /* bytes in one stored deflate block */
+#define S_PROBE (16 * 1024)         /* bytes per incompressibility sample */
+#define S_PROBE_OUT (S_PROBE + 512) /* its deflate bound, with room */
 
 /* ---- names and levels ---------------------------------------------------- */
 
@@ -91,6 +93,15 @@ typedef struct {
     int rc;
 } s_piece_t;
 
+/* A deflater: the stream at the compressor's level and a level-1 stream
+ * that probes whether a piece is worth deflating at all. */
+typedef struct {
+    z_stream zs;
+    z_stream probe;
+    bool zs_ready, probe_ready;
+    unsigned char *probe_out;
+} s_codec_t;
+
 typedef struct {
     af_compress_t *owner;
     pthread_t tid;
@@ -112,8 +123,7 @@ struct af_compress {
     uint64_t next_emit; /* next piece to hand to the sink */
     uint32_t crc;
     uint64_t total_in;
-    z_stream zs; /* the writer's own, single-thread mode */
-    bool zs_ready;
+    s_codec_t codec; /* the writer's own, single-thread mode */
     s_worker_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* a piece was queued, or stop */
@@ -151,11 +161,40 @@ static size_t s_stored_size(size_t len)
     return len + 5 * blocks;
 }
 
-/* Deflates piece P with ZS (raw deflate at the compressor's level).
- * Depends on nothing but P's bytes, its dictionary and the level. */
-static int s_deflate_piece(z_stream *zs, s_piece_t *p)
+/* True when three S_PROBE-byte samples of P (start, middle, end),
+ * deflated at level 1, shrink by less than 3 %: random or already
+ * compressed data, which deflate at any level would only store after
+ * spending its CPU. Depends only on P's bytes. */
+static bool s_incompressible(s_codec_t *c, const s_piece_t *p)
 {
+    if (p->in_len < 4 * S_PROBE)
+        return false;
+    size_t offs[3] = {0, p->in_len / 2 - S_PROBE / 2, p->in_len - S_PROBE}, got = 0;
+    for (int i = 0; i < 3; i++) {
+        if (deflateReset(&c->probe) != Z_OK)
+            return false;
+        c->probe.next_in = p->in + offs[i];
+        c->probe.avail_in = S_PROBE;
+        c->probe.next_out = c->probe_out;
+        c->probe.avail_out = (uInt)S_PROBE_OUT;
+        if (deflate(&c->probe, Z_FINISH) != Z_STREAM_END)
+            return false;
+        got += S_PROBE_OUT - c->probe.avail_out;
+    }
+    return got * 100 >= 3 * S_PROBE * 97;
+}
+
+/* Deflates piece P with C (raw deflate at the compressor's level), or
+ * stores it when it would not shrink. Depends on nothing but P's bytes,
+ * its dictionary and the level. */
+static int s_deflate_piece(s_codec_t *c, s_piece_t *p)
+{
+    z_stream *zs = &c->zs;
     p->crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), p->in, (uInt)p->in_len);
+    if (s_incompressible(c, p)) {
+        s_store(p);
+        return 0;
+    }
     if (deflateReset(zs) != Z_OK)
         return AF_ERR_STATE;
     if (p->dict_len && deflateSetDictionary(zs, p->dict, (uInt)p->dict_len) != Z_OK)
@@ -189,19 +228,40 @@ static int s_deflate_piece(z_stream *zs, s_piece_t *p)
     return 0;
 }
 
-static int s_raw_deflate_init(z_stream *zs, int level)
+static void s_codec_end(s_codec_t *c)
 {
-    memset(zs, 0, sizeof *zs);
-    return deflateInit2(zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK ? 0
-                                                                                   : AF_ERR_NOMEM;
+    if (c->zs_ready)
+        deflateEnd(&c->zs);
+    if (c->probe_ready)
+        deflateEnd(&c->probe);
+    free(c->probe_out);
+    memset(c, 0, sizeof *c);
+}
+
+static int s_codec_init(s_codec_t *c, int level)
+{
+    memset(c, 0, sizeof *c);
+    if (deflateInit2(&c->zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return AF_ERR_NOMEM;
+    c->zs_ready = true;
+    if (deflateInit2(&c->probe, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        s_codec_end(c);
+        return AF_ERR_NOMEM;
+    }
+    c->probe_ready = true;
+    if (!(c->probe_out = malloc(S_PROBE_OUT))) {
+        s_codec_end(c);
+        return AF_ERR_NOMEM;
+    }
+    return 0;
 }
 
 static void *s_worker_main(void *arg)
 {
     s_worker_t *w = arg;
     af_compress_t *self = w->owner;
-    z_stream zs;
-    bool ready = s_raw_deflate_init(&zs, self->level) == 0;
+    s_codec_t codec;
+    bool ready = s_codec_init(&codec, self->level) == 0;
     pthread_mutex_lock(&self->mu);
     for (;;) {
         while (!self->stop && self->next_work >= self->next_fill)
@@ -212,7 +272,7 @@ static void *s_worker_main(void *arg)
         s_piece_t *p = &self->ring[self->next_work % self->n_ring];
         self->next_work++;
         pthread_mutex_unlock(&self->mu);
-        int rc = ready ? s_deflate_piece(&zs, p) : AF_ERR_NOMEM;
+        int rc = ready ? s_deflate_piece(&codec, p) : AF_ERR_NOMEM;
         pthread_mutex_lock(&self->mu);
         p->rc = rc;
         p->state = S_DONE;
@@ -220,7 +280,7 @@ static void *s_worker_main(void *arg)
     }
     pthread_mutex_unlock(&self->mu);
     if (ready)
-        deflateEnd(&zs);
+        s_codec_end(&codec);
     return NULL;
 }
 
@@ -288,7 +348,7 @@ static int s_submit(af_compress_t *self, bool last, af_err_t *err)
     if (self->threads == 1) {
         if (next) /* free: with one thread every piece is emitted at once */
             s_prime(next, p);
-        p->rc = s_deflate_piece(&self->zs, p);
+        p->rc = s_deflate_piece(&self->codec, p);
         p->state = S_DONE;
         self->next_fill++;
         return s_emit_piece(self, p, err);
@@ -352,9 +412,8 @@ static int s_gzip_init(af_compress_t *self, af_err_t *err)
     self->ring[0].state = S_FILLING;
     self->crc = (uint32_t)crc32(0L, Z_NULL, 0);
     if (self->threads == 1) {
-        if (s_raw_deflate_init(&self->zs, self->level) != 0)
+        if (s_codec_init(&self->codec, self->level) != 0)
             return af_err_set(err, AF_ERR_NOMEM, "gzip: deflateInit2 failed");
-        self->zs_ready = true;
     } else {
         if (pthread_mutex_init(&self->mu, NULL) || pthread_cond_init(&self->work_cv, NULL) ||
             pthread_cond_init(&self->done_cv, NULL))
@@ -510,8 +569,7 @@ void af_compress_destroy(af_compress_t **self_p)
         pthread_cond_destroy(&self->work_cv);
         pthread_cond_destroy(&self->done_cv);
     }
-    if (self->zs_ready)
-        deflateEnd(&self->zs);
+    s_codec_end(&self->codec);
     for (size_t i = 0; self->ring && i < self->n_ring; i++) {
         free(self->ring[i].in);
         free(self->ring[i].dict);

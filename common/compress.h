@@ -12,8 +12,10 @@
  * join on a byte boundary; the last one ends the stream), and the pieces
  * are concatenated into one gzip member with a fixed header (mtime 0, no
  * name, OS 255) and the CRC-32/size trailer of the whole input. A piece
- * that deflate cannot shrink is stored instead (stored blocks: no CPU
- * spent twice on incompressible data by the reader either). Each piece
+ * that deflate cannot shrink is stored instead (stored blocks), and a
+ * piece whose three 16 KiB samples (start, middle, end) shrink by less
+ * than 3 % at level 1 is stored without deflating it at all: random or
+ * already compressed data costs a copy, not a deflate. Each piece
  * depends only on its own bytes and the 32 KiB before it, so the output
  * is the same for 1 thread or 16, and any gzip reader decodes it.
  *

@@ -16,6 +16,9 @@
 
 #include <ctype.h>
 #include <czmq.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,6 +66,7 @@ static const char *const s_var_names[V_COUNT] = {
 typedef struct {
     int id;
     yaml_node_t *node;
+    af_yamldoc_t *yd; /* the document NODE is in: the inventory or a vars file */
 } s_var_t;
 
 typedef struct {
@@ -85,7 +89,8 @@ typedef struct {
 typedef struct {
     const char *name; /* borrowed from the document */
     yaml_mark_t mark;
-    s_vars_t vars;
+    s_vars_t vars;      /* from the inventory file */
+    s_vars_t file_vars; /* from group_vars/ */
     s_idx_list_t children, parents;
     int depth;
     int state;    /* depth walk: 0 new, 1 on the stack, 2 done */
@@ -97,8 +102,9 @@ typedef struct {
 
 typedef struct {
     char *name;
-    yaml_mark_t mark; /* first declaration */
-    s_vars_t vars;
+    yaml_mark_t mark;    /* first declaration */
+    s_vars_t vars;       /* from the inventory file */
+    s_vars_t file_vars;  /* from host_vars/ */
     s_idx_list_t groups; /* direct memberships */
 } s_host_t;
 
@@ -117,8 +123,12 @@ typedef struct {
 } s_names_t;
 
 typedef struct {
-    af_yamldoc_t *yd;     /* errors go through it */
-    yaml_document_t *doc; /* yd's document */
+    af_yamldoc_t *yd;      /* errors go through it: the document being read */
+    yaml_document_t *doc;  /* yd's document */
+    af_yamldoc_t *main;    /* the inventory file's document */
+    const char *vars_base; /* the directory holding group_vars/ and host_vars/; NULL: none */
+    af_yamldoc_t **docs;   /* the vars files read, owned */
+    size_t n_docs, cap_docs;
     s_group_t *groups;
     size_t n_groups, cap_groups;
     s_index_t group_index;
@@ -608,7 +618,7 @@ static int s_collect_vars(s_ctx_t *c, yaml_node_t *map, s_vars_t *vars)
                 rc = af_yamldoc_nomem(c->yd);
                 break;
             }
-            vars->v[vars->n++] = (s_var_t){id, pairs.v[i].value};
+            vars->v[vars->n++] = (s_var_t){id, pairs.v[i].value, c->yd};
         }
     }
     free(pairs.v);
@@ -1237,80 +1247,133 @@ static int s_known_key(s_ctx_t *c, const char *name, char **out)
  * leading zero (octal in 1.1: 07420 is 3856), `_` digit separators or `:`
  * (base 60 in 1.1); in a string variable yes/no/on/off (booleans in 1.1).
  * Quoting the value makes it a string to both. */
-static int s_yaml11_check(s_ctx_t *c, int id, const yaml_node_t *n)
+/* One plain scalar N of variable NAME: NUMERIC applies the integer rule,
+ * TEXT the boolean-word rule. */
+static int s_yaml11_scalar(s_ctx_t *c, const char *name, const yaml_node_t *n, bool numeric,
+                           bool text)
 {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return 0;
     const char *t = af_yamldoc_text(n);
     const char *d = t + (t[0] == '-' || t[0] == '+');
-    bool numeric = id == V_PORT || id == V_MAX_JOBS || id == V_PRIORITY;
     if (numeric && isdigit((unsigned char)d[0]) && strspn(d, "0123456789_:") == strlen(d) &&
         ((d[0] == '0' && d[1]) || strpbrk(d, "_:")))
         return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
                                "%s: \"%s\" is read differently by YAML 1.1 (Ansible: %s) and "
-                               "YAML 1.2; write the plain decimal number",
-                               s_var_names[id], t,
+                               "YAML 1.2; write the plain decimal number%s",
+                               name, t,
                                d[0] == '0' && d[1] && !strpbrk(d, "_:")
                                    ? "octal"
-                                   : (strchr(d, ':') ? "base 60" : "digit separators"));
-    static const char *const bools[] = {"yes", "no", "on", "off", NULL};
-    bool text = id == V_ANSIBLE_HOST || id == V_ENDPOINT || id == V_PLATFORMS;
+                                   : (strchr(d, ':') ? "base 60" : "digit separators"),
+                               text ? ", or quote it if it is a name" : "");
+    static const char *const bools[] = {"yes", "no", "on", "off", "y", "n", NULL};
     for (size_t i = 0; text && bools[i]; i++)
         if (!strcasecmp(t, bools[i]))
             return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
                                    "%s: %s is a boolean to YAML 1.1 (Ansible) and a string to "
                                    "YAML 1.2; quote it (\"%s\") if it is a name",
-                                   s_var_names[id], t, t);
+                                   name, t, t);
     return 0;
 }
 
-static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
+static int s_yaml11_check(s_ctx_t *c, int id, const yaml_node_t *n)
 {
-    char show[96];
-    s_host_t *h = &c->hosts[hi];
-    yaml_node_t *slot[V_COUNT] = {0};
+    const char *name = s_var_names[id];
+    bool numeric = id == V_PORT || id == V_MAX_JOBS || id == V_PRIORITY;
+    bool text = id == V_ANSIBLE_HOST || id == V_ENDPOINT || id == V_PLATFORMS;
+    if (n->type == YAML_SCALAR_NODE)
+        return s_yaml11_scalar(c, name, n, numeric, text || id == V_LABELS);
+    int rc = 0;
+    if (id == V_PLATFORMS && n->type == YAML_SEQUENCE_NODE)
+        for (yaml_node_item_t *it = n->data.sequence.items.start;
+             rc == 0 && it < n->data.sequence.items.top; it++)
+            rc = s_yaml11_scalar(c, name, yaml_document_get_node(c->doc, *it), false, true);
+    if (id == V_LABELS && n->type == YAML_MAPPING_NODE)
+        /* a label is a string: both rules, on keys and values */
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+             rc == 0 && p < n->data.mapping.pairs.top; p++) {
+            rc = s_yaml11_scalar(c, name, yaml_document_get_node(c->doc, p->key), true, true);
+            if (rc == 0)
+                rc = s_yaml11_scalar(c, name, yaml_document_get_node(c->doc, p->value), true, true);
+        }
+    return rc;
+}
+
+/* Every variable archfarm reads for one host, and the document it is in. */
+typedef struct {
+    yaml_node_t *node[V_COUNT];
+    af_yamldoc_t *yd[V_COUNT];
+} s_slots_t;
+
+static void s_slots_apply(s_slots_t *s, const s_vars_t *vs)
+{
+    for (size_t j = 0; j < vs->n; j++) {
+        s->node[vs->v[j].id] = vs->v[j].node;
+        s->yd[vs->v[j].id] = vs->v[j].yd;
+    }
+}
+
+/* The host's variables with Ansible's precedence (VariableManager): the
+ * inventory file's group vars (all first, then by depth, priority, name),
+ * then group_vars/ files in the same order, then the inventory file's host
+ * vars, then host_vars/. An explicit null resets to the default. */
+static int s_slots(s_ctx_t *c, size_t hi, s_slots_t *s)
+{
+    const s_host_t *h = &c->hosts[hi];
     s_idx_list_t groups = {0};
     int rc = 0;
-
+    memset(s, 0, sizeof *s);
     size_t all = s_index_get(&c->group_index, "all");
     if (all != S_NONE && s_host_groups(c, hi, all, &groups))
         rc = af_yamldoc_nomem(c->yd);
     for (size_t i = 0; rc == 0 && i < h->groups.n; i++)
         if (s_host_groups(c, hi, h->groups.v[i], &groups))
             rc = af_yamldoc_nomem(c->yd);
-    if (rc == 0)
+    if (rc == 0) {
         qsort_r(groups.v, groups.n, sizeof *groups.v, s_group_cmp, c->groups);
-    for (size_t i = 0; rc == 0 && i < groups.n; i++) {
-        const s_vars_t *vs = &c->groups[groups.v[i]].vars;
-        for (size_t j = 0; j < vs->n; j++)
-            slot[vs->v[j].id] = vs->v[j].node;
+        for (size_t i = 0; i < groups.n; i++)
+            s_slots_apply(s, &c->groups[groups.v[i]].vars);
+        for (size_t i = 0; i < groups.n; i++)
+            s_slots_apply(s, &c->groups[groups.v[i]].file_vars);
+        s_slots_apply(s, &h->vars);
+        s_slots_apply(s, &h->file_vars);
+        for (int id = 0; id < V_COUNT; id++)
+            if (af_yamldoc_is_null(s->node[id]))
+                s->node[id] = NULL;
     }
     free(groups.v);
-    if (rc)
-        return rc;
-    for (size_t j = 0; j < h->vars.n; j++)
-        slot[h->vars.v[j].id] = h->vars.v[j].node;
-    for (int id = 0; id < V_COUNT; id++)
-        if (af_yamldoc_is_null(slot[id]))
-            slot[id] = NULL; /* an explicit null resets to the default */
-    for (int id = 0; id < V_COUNT; id++)
-        if (slot[id] && (rc = s_yaml11_check(c, id, slot[id])))
-            return rc;
+    return rc;
+}
 
-    node->name = strdup(h->name);
-    if (!node->name)
-        return af_yamldoc_nomem(c->yd);
-    node->line = (int)h->mark.line + 1;
-    node->column = (int)h->mark.column + 1;
-    node->max_jobs = 1;
+/* Variable ID's node, with errors from here on reported in its own file;
+ * NULL when unset. */
+static yaml_node_t *s_take(s_ctx_t *c, const s_slots_t *s, int id)
+{
+    if (!s->node[id])
+        return NULL;
+    c->yd = s->yd[id];
+    c->doc = af_yamldoc_document(c->yd);
+    return s->node[id];
+}
 
+/* Errors about the host itself are at its declaration in the inventory. */
+static void s_back_to_main(s_ctx_t *c)
+{
+    c->yd = c->main;
+    c->doc = af_yamldoc_document(c->main);
+}
+
+/* archfarm_insecure, archfarm_max_jobs, archfarm_priority. */
+static int s_resolve_scalars(s_ctx_t *c, const s_slots_t *s, af_node_t *node)
+{
+    char show[96];
     yaml_node_t *n;
     long v;
-    if ((n = slot[V_INSECURE]) && !s_bool_value(n, &node->insecure))
+    if ((n = s_take(c, s, V_INSECURE)) && !s_bool_value(n, &node->insecure))
         return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
                                "archfarm_insecure: expected true or false, got %s",
                                s_show(n, show, sizeof show));
-    if ((n = slot[V_MAX_JOBS])) {
+    if ((n = s_take(c, s, V_MAX_JOBS))) {
         if (!s_int_value(n, &v) || v < 1)
             return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
                                    "archfarm_max_jobs: expected an integer >= 1, got %s",
@@ -1321,19 +1384,22 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
                                    AF_INVENTORY_MAX_JOBS, s_show(n, show, sizeof show));
         node->max_jobs = (int)v;
     }
-    if ((n = slot[V_PRIORITY])) {
+    if ((n = s_take(c, s, V_PRIORITY))) {
         if (!s_int_value(n, &v))
             return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
                                    "archfarm_priority: expected an integer, got %s",
                                    s_show(n, show, sizeof show));
         node->priority = (int)v;
     }
-    if (!(n = slot[V_PLATFORMS]))
-        return af_yamldoc_fail_at(c->yd, &h->mark, AF_ERR_INVAL,
-                                  "host \"%s\": archfarm_platforms is required", h->name);
-    if ((rc = s_platforms(c, n, node)))
-        return rc;
-    if ((n = slot[V_SERVER_KEY])) {
+    return 0;
+}
+
+/* archfarm_server_key, else known_agents/NAME.key (CURVE hosts). */
+static int s_resolve_key(s_ctx_t *c, const s_host_t *h, const s_slots_t *s, af_node_t *node)
+{
+    char show[96];
+    yaml_node_t *n = s_take(c, s, V_SERVER_KEY);
+    if (n) {
         /* not s_string(): Z85 holds '{' and '%', so a real key can contain
          * "{{" or "{%" and must not be taken for a Jinja2 template */
         const char *key = n->type == YAML_SCALAR_NODE ? af_yamldoc_text(n) : "";
@@ -1346,28 +1412,30 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
                 "archfarm_server_key: expected a 40-character Z85 CURVE public key, "
                 "got %s",
                 s_show(n, show, sizeof show));
-        if (!(node->server_key = strdup(key)))
-            return af_yamldoc_nomem(c->yd);
-    } else if (!node->insecure) {
-        if ((rc = s_known_key(c, h->name, &node->server_key)))
-            return rc;
-        /* first deploy: the role creates the key and fills the store; the
-         * coordinator refuses to connect to this node until then */
-        if (!node->server_key &&
-            (rc = s_warn(c,
-                         "%s:%zu:%zu: warning: host \"%s\" has no archfarm_server_key and no "
-                         "known_agents/%s.key beside the inventory yet: unreachable until the "
-                         "Ansible role has created and collected its key",
-                         af_yamldoc_name(c->yd), h->mark.line + 1, h->mark.column + 1, h->name,
-                         h->name)))
-            return rc;
+        return (node->server_key = strdup(key)) ? 0 : af_yamldoc_nomem(c->yd);
     }
-    if ((n = slot[V_LABELS]) && (rc = s_labels(c, n, node)))
-        return rc;
+    if (node->insecure)
+        return 0;
+    s_back_to_main(c);
+    int rc = s_known_key(c, h->name, &node->server_key);
+    /* first deploy: the role creates the key and fills the store; the
+     * coordinator refuses to connect to this node until then */
+    if (!rc && !node->server_key)
+        rc = s_warn(c,
+                    "%s:%zu:%zu: warning: host \"%s\" has no archfarm_server_key and no "
+                    "known_agents/%s.key beside the inventory yet: unreachable until the "
+                    "Ansible role has created and collected its key",
+                    af_yamldoc_name(c->yd), h->mark.line + 1, h->mark.column + 1, h->name, h->name);
+    return rc;
+}
 
-    /* endpoint: archfarm_endpoint, else tcp://ansible_host:archfarm_port */
-    char ep[AF_MAX_STR + 64];
-    if ((n = slot[V_ENDPOINT])) {
+/* archfarm_endpoint, else tcp://ansible_host:archfarm_port. */
+static int s_resolve_endpoint(s_ctx_t *c, const s_host_t *h, const s_slots_t *s, af_node_t *node)
+{
+    char show[96], ep[AF_MAX_STR + 64];
+    yaml_node_t *n;
+    int rc;
+    if ((n = s_take(c, s, V_ENDPOINT))) {
         const char *e;
         if ((rc = s_string(c, "archfarm_endpoint", n, AF_MAX_STR, &e)))
             return rc;
@@ -1379,12 +1447,12 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
         snprintf(ep, sizeof ep, "%s", e);
     } else {
         long port = AF_DEFAULT_PORT;
-        if ((n = slot[V_PORT]) && (!s_int_value(n, &port) || port < 1 || port > 65535))
+        if ((n = s_take(c, s, V_PORT)) && (!s_int_value(n, &port) || port < 1 || port > 65535))
             return af_yamldoc_fail(c->yd, n, AF_ERR_INVAL,
                                    "archfarm_port: expected a port number from 1 to 65535, got %s",
                                    s_show(n, show, sizeof show));
         const char *addr = h->name;
-        if ((n = slot[V_ANSIBLE_HOST])) {
+        if ((n = s_take(c, s, V_ANSIBLE_HOST))) {
             if ((rc = s_string(c, "ansible_host", n, 255, &addr)))
                 return rc;
             bool ok = *addr != '\0';
@@ -1397,16 +1465,176 @@ static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
         bool v6 = strchr(addr, ':') && addr[0] != '[';
         snprintf(ep, sizeof ep, "tcp://%s%s%s:%ld", v6 ? "[" : "", addr, v6 ? "]" : "", port);
     }
-    if (!(node->endpoint = strdup(ep)))
+    return (node->endpoint = strdup(ep)) ? 0 : af_yamldoc_nomem(c->yd);
+}
+
+/* Host HI as an archfarm node, every bad value at its FILE:LINE:COL. */
+static int s_resolve(s_ctx_t *c, size_t hi, af_node_t *node)
+{
+    s_host_t *h = &c->hosts[hi];
+    s_slots_t s;
+    yaml_node_t *n;
+    int rc = s_slots(c, hi, &s);
+    for (int id = 0; rc == 0 && id < V_COUNT; id++)
+        if ((n = s_take(c, &s, id)))
+            rc = s_yaml11_check(c, id, n);
+    s_back_to_main(c);
+    if (rc)
+        return rc;
+    if (!(node->name = strdup(h->name)))
         return af_yamldoc_nomem(c->yd);
+    node->line = (int)h->mark.line + 1;
+    node->column = (int)h->mark.column + 1;
+    node->max_jobs = 1;
+    if ((rc = s_resolve_scalars(c, &s, node)) == 0) {
+        s_back_to_main(c);
+        if (!(n = s_take(c, &s, V_PLATFORMS)))
+            rc = af_yamldoc_fail_at(c->yd, &h->mark, AF_ERR_INVAL,
+                                    "host \"%s\": archfarm_platforms is required", h->name);
+        else
+            rc = s_platforms(c, n, node);
+    }
+    if (rc == 0)
+        rc = s_resolve_key(c, h, &s, node);
+    if (rc == 0 && (n = s_take(c, &s, V_LABELS)))
+        rc = s_labels(c, n, node);
+    if (rc == 0)
+        rc = s_resolve_endpoint(c, h, &s, node);
+    s_back_to_main(c);
+    return rc;
+}
+
+/* ---- group_vars/ and host_vars/ ------------------------------------------ */
+
+/* As Ansible's host_group_vars plugin reads them, beside the inventory
+ * file: for a group or host NAME the first of NAME, NAME.yml, NAME.yaml,
+ * NAME.json that exists; when it is a directory, every file below it
+ * (sorted by name, recursively) that has no extension or one of those,
+ * hidden files, "~" backups and directories with an extension skipped.
+ * Each file is a mapping of variables, read with the inventory's limits
+ * and checks (YAML 1.1 values, misspelled archfarm_* names, duplicates);
+ * later files win. */
+#define S_MAX_VARS_FILES 4096
+#define S_MAX_VARS_DEPTH 8
+static const af_yamldoc_limits_t s_vars_limits = {.max_bytes = AF_INVENTORY_MAX_BYTES,
+                                                  .max_depth = 4 * AF_INVENTORY_MAX_DEPTH,
+                                                  .kind = "vars file",
+                                                  .single = "a vars file"};
+static const char *const s_vars_exts[] = {"", ".yml", ".yaml", ".json"};
+
+/* Reads the vars file PATH into VARS. */
+static int s_vars_file(s_ctx_t *c, const char *path, s_vars_t *vars)
+{
+    char show[96];
+    if (c->n_docs >= S_MAX_VARS_FILES)
+        return af_err_set(c->err, AF_ERR_TOOBIG,
+                          "%s: more than %d group_vars/host_vars files (the limit)", path,
+                          S_MAX_VARS_FILES);
+    if (s_grow((void **)&c->docs, &c->cap_docs, c->n_docs, sizeof *c->docs))
+        return af_err_set(c->err, AF_ERR_NOMEM, "%s: out of memory", path);
+    af_yamldoc_t *yd = af_yamldoc_load(path, &s_vars_limits, c->err);
+    if (!yd)
+        return c->err && c->err->code ? c->err->code : AF_ERR_PARSE;
+    c->docs[c->n_docs++] = yd;
+    yaml_node_t *root = af_yamldoc_root(yd);
+    if (!root || af_yamldoc_is_null(root))
+        return 0; /* an empty file sets nothing, as in Ansible */
+    if (root->type != YAML_MAPPING_NODE)
+        return af_yamldoc_fail(yd, root, AF_ERR_PARSE, "expected a mapping of variables, got %s",
+                               s_show(root, show, sizeof show));
+    af_yamldoc_t *was = c->yd;
+    c->yd = yd;
+    c->doc = af_yamldoc_document(yd);
+    int rc = s_collect_vars(c, root, vars);
+    c->yd = was;
+    c->doc = af_yamldoc_document(was);
+    return rc;
+}
+
+static int s_name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static bool s_vars_ext_ok(const char *ext)
+{
+    for (size_t i = 0; i < sizeof s_vars_exts / sizeof *s_vars_exts; i++)
+        if (!strcmp(ext, s_vars_exts[i]))
+            return true;
+    return false;
+}
+
+/* Every vars file below DIR, in Ansible's order. */
+static int s_vars_dir(s_ctx_t *c, const char *dir, s_vars_t *vars, int depth)
+{
+    if (depth > S_MAX_VARS_DEPTH)
+        return af_err_set(c->err, AF_ERR_TOOBIG, "%s: vars directories nested deeper than %d", dir,
+                          S_MAX_VARS_DEPTH);
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, s_name_cmp);
+    if (n < 0)
+        return af_err_set(c->err, AF_ERR_IO, "%s: %s", dir, strerror(errno));
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const char *nm = names[i]->d_name;
+        size_t len = strlen(nm);
+        if (nm[0] == '.' || nm[len - 1] == '~')
+            continue;
+        const char *dot = strrchr(nm, '.');
+        const char *ext = dot ? dot : "";
+        char path[PATH_MAX];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, nm) >= (int)sizeof path ||
+            stat(path, &st) < 0)
+            continue; /* a dangling link: Ansible skips it too */
+        if (S_ISDIR(st.st_mode) && !*ext)
+            rc = s_vars_dir(c, path, vars, depth + 1);
+        else if (S_ISREG(st.st_mode) && s_vars_ext_ok(ext))
+            rc = s_vars_file(c, path, vars);
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* The vars of group or host NAME from SUB ("group_vars" or "host_vars"). */
+static int s_entity_vars(s_ctx_t *c, const char *sub, const char *name, s_vars_t *vars)
+{
+    if (!c->vars_base || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."))
+        return 0;
+    for (size_t i = 0; i < sizeof s_vars_exts / sizeof *s_vars_exts; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s/%s%s", c->vars_base, sub, name, s_vars_exts[i]) >=
+                (int)sizeof path ||
+            stat(path, &st) < 0)
+            continue;
+        return S_ISDIR(st.st_mode) ? s_vars_dir(c, path, vars, 0) : s_vars_file(c, path, vars);
+    }
     return 0;
+}
+
+/* group_vars/ and host_vars/ for every group and host. */
+static int s_vars_dirs(s_ctx_t *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->n_groups && !rc; i++)
+        rc = s_entity_vars(c, "group_vars", c->groups[i].name, &c->groups[i].file_vars);
+    for (size_t i = 0; i < c->n_hosts && !rc; i++)
+        rc = s_entity_vars(c, "host_vars", c->hosts[i].name, &c->hosts[i].file_vars);
+    return rc;
 }
 
 /* ---- load ------------------------------------------------------------------ */
 
 static void s_ctx_free(s_ctx_t *c)
 {
+    for (size_t i = 0; i < c->n_docs; i++)
+        af_yamldoc_destroy(&c->docs[i]);
+    free(c->docs);
     for (size_t i = 0; i < c->n_groups; i++) {
+        free(c->groups[i].file_vars.v);
         free(c->groups[i].vars.v);
         free(c->groups[i].children.v);
         free(c->groups[i].parents.v);
@@ -1415,6 +1643,7 @@ static void s_ctx_free(s_ctx_t *c)
     for (size_t i = 0; i < c->n_hosts; i++) {
         free(c->hosts[i].name);
         free(c->hosts[i].vars.v);
+        free(c->hosts[i].file_vars.v);
         free(c->hosts[i].groups.v);
     }
     free(c->hosts);
@@ -1454,6 +1683,8 @@ static int s_build(s_ctx_t *c, af_inventory_t *inv)
     free(top.v);
     for (size_t i = 0; rc == 0 && i < c->n_groups; i++)
         rc = s_depth(c, i, 0);
+    if (rc == 0)
+        rc = s_vars_dirs(c);
     if (rc)
         return rc;
 
@@ -1488,12 +1719,15 @@ static int s_build(s_ctx_t *c, af_inventory_t *inv)
 
 /* Builds the inventory from *YD_P, which it destroys. NULL when *YD_P is
  * NULL (its error is already set) or on error. */
-static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p, const char *known_dir, af_err_t *err)
+static af_inventory_t *s_inventory_new(af_yamldoc_t **yd_p, const char *known_dir,
+                                       const char *vars_base, af_err_t *err)
 {
     if (!*yd_p)
         return NULL;
     af_inventory_t *inv = calloc(1, sizeof *inv);
     s_ctx_t c = {.yd = *yd_p,
+                 .main = *yd_p,
+                 .vars_base = vars_base,
                  .doc = af_yamldoc_document(*yd_p),
                  .budget = S_BUDGET,
                  .inv = inv,
@@ -1511,7 +1745,7 @@ af_inventory_t *af_inventory_load_buffer(const char *name, const char *data, siz
                                          af_err_t *err)
 {
     af_yamldoc_t *yd = af_yamldoc_new(name ? name : "inventory", data, len, &s_limits, err);
-    return s_inventory_new(&yd, NULL, err);
+    return s_inventory_new(&yd, NULL, NULL, err);
 }
 
 af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
@@ -1523,7 +1757,14 @@ af_inventory_t *af_inventory_load(const char *path, af_err_t *err)
     if (snprintf(dir, sizeof dir, "%.*s/known_agents", n, slash ? (n ? path : "/") : ".") >=
         (int)sizeof dir)
         dir[0] = '\0';
-    return s_inventory_new(&yd, dir[0] ? dir : NULL, err);
+    /* group_vars/ and host_vars/ beside a file; a pipe (-i <(...)) has none */
+    char base[4096];
+    struct stat st;
+    bool file = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (!file ||
+        snprintf(base, sizeof base, "%.*s", n, slash ? (n ? path : "/") : ".") >= (int)sizeof base)
+        base[0] = '\0';
+    return s_inventory_new(&yd, dir[0] ? dir : NULL, base[0] ? base : NULL, err);
 }
 void af_inventory_destroy(af_inventory_t **self_p)
 {

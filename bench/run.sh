@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh -- archfarm against its peers, one command per benchmark.
 #
-#   bench/run.sh [three_platform|push|scale|all]     (default: all)
+#   bench/run.sh [three_platform|rebuild|push|scale|all]     (default: all)
 #
 # After `cmake -S . -B build && cmake --build build`. Each benchmark starts
 # its own docker-registry and agents (tests/lib/farm.sh, loopback,
@@ -16,6 +16,11 @@
 #                   layers) and by `buildah build --platform ... --manifest`
 #                   + `buildah manifest push --all`; runs alternated, median
 #                   of BENCH_RUNS (5); the wall-time ratio.
+#   rebuild         a three-platform build of a 256 MiB context (3 local
+#                   agents): the first build, an unchanged rebuild (warm
+#                   stat cache, slice cache: BENCH_RUNS times, median), and
+#                   a rebuild after a one-file change; wall time, context
+#                   bytes sent and blob bytes pushed (the metadata file).
 #   push            a 512 MiB incompressible layer blob pushed by
 #                   archfarm's registry client (build/bench/af-bench-push,
 #                   the agents' push path) and by `skopeo copy` from an OCI
@@ -40,9 +45,9 @@ BENCH_PUSH=${BENCH_PUSH:-$ROOT/build/bench/af-bench-push}
 
 what=${1:-all}
 case $what in
-three_platform | push | scale | all) ;;
+three_platform | rebuild | push | scale | all) ;;
 -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "bench/run.sh: unknown benchmark '$what' (three_platform|push|scale|all)" >&2; exit 2 ;;
+*) echo "bench/run.sh: unknown benchmark '$what' (three_platform|rebuild|push|scale|all)" >&2; exit 2 ;;
 esac
 
 # shellcheck source=../tests/lib/farm.sh
@@ -195,6 +200,69 @@ EOF
     af_agent_stop tp-amd64 || true
     af_agent_stop tp-arm64 || true
     af_agent_stop tp-armv7 || true
+}
+
+# --- 2. rebuilds: unchanged, and after a one-file change -------------------------
+bench_rebuild() {
+    local out=$RESULTS_DIR/rebuild.txt ctx=$AF_TMP/rb-ctx
+    local plat=linux/amd64,linux/arm64,linux/arm/v7
+    echo "== rebuild: preparing a 256 MiB context"
+    mkdir -p "$ctx/data"
+    for k in 1 2 3 4; do noise $((64 * 1024 * 1024)) "rb-$k" >"$ctx/data/part-$k.bin"; done
+    echo v1 >"$ctx/version.txt"
+    cat >"$ctx/archfarm.yaml" <<'EOF'
+build:
+  run: |
+    set -eu
+    mkdir -p out
+    cat version.txt > out/version.txt
+    sha256sum data/*.bin > out/data.sha256
+image:
+  from: scratch
+  copy:
+    - {src: out/version.txt, dest: /version.txt}
+    - {src: out/data.sha256, dest: /data.sha256}
+EOF
+    AF_INV_HOSTS=()
+    af_agent_start rb-amd64 linux/amd64
+    af_agent_start rb-arm64 linux/arm64
+    af_agent_start rb-armv7 linux/arm/v7
+    af_inventory_write "$AF_TMP/rb-inventory.yaml"
+    local t0 t1 rc
+    run_rb() { # NAME: one build to REG/rb:NAME, prints "wall sent pushed"
+        t0=$(now)
+        rc=0
+        af_archfarm build --progress plain --insecure-registry "$AF_REGISTRY" --platform "$plat" \
+            -t "$AF_REGISTRY/rb:$1" --push --metadata-file "$AF_TMP/rb-$1.json" "$ctx" \
+            >"$AF_TMP/rb-$1.log" 2>&1 || rc=$?
+        t1=$(now)
+        ((rc == 0)) || af_fail "rebuild benchmark build $1 failed: $(tail -n 20 "$AF_TMP/rb-$1.log")"
+        echo "$(elapsed "$t0" "$t1") $(jq -r '."archfarm.totals" | "\(.context_bytes_sent) \(.pushed_bytes)"' "$AF_TMP/rb-$1.json")"
+    }
+    local first unchanged=() un_s=() changed i
+    first=$(run_rb first)
+    for ((i = 1; i <= RUNS; i++)); do
+        unchanged+=("$(run_rb "same-$i")")
+        un_s+=("${unchanged[-1]%% *}")
+    done
+    echo v2 >"$ctx/version.txt" # one file changed (3 bytes)
+    changed=$(run_rb changed)
+    mkdir -p "$RESULTS_DIR"
+    {
+        machine
+        echo "# agents: 3 local processes (linux/amd64, linux/arm64, linux/arm/v7), --insecure, one docker-registry"
+        echo "# context: 4 x 64 MiB AES-CTR files + version.txt + archfarm.yaml ($(du -sb "$ctx" | cut -f1) bytes); the step reads every file"
+        echo "# command: archfarm -i INV build --progress plain --insecure-registry REG --platform $plat -t REG/rb:NAME --push --metadata-file M CTX"
+        echo "# columns: wall_s context_bytes_sent(total over slices) pushed_bytes(total)"
+        echo "first_build            $first"
+        for u in "${unchanged[@]}"; do echo "unchanged_rebuild      $u"; done
+        echo "median_unchanged_s     $(median "${un_s[@]}")"
+        echo "one_file_changed       $changed"
+        echo "# after a change the whole context is re-read and re-sent: transfer is not incremental yet"
+    } | tee "$out"
+    af_agent_stop rb-amd64 || true
+    af_agent_stop rb-arm64 || true
+    af_agent_stop rb-armv7 || true
 }
 
 # --- 3. push of a 512 MiB layer: archfarm vs skopeo ---------------------------
@@ -401,10 +469,12 @@ EOF
 
 case $what in
 three_platform) bench_three_platform ;;
+rebuild) bench_rebuild ;;
 push) bench_push ;;
 scale) bench_scale ;;
 all)
     bench_three_platform
+    bench_rebuild
     bench_push
     bench_scale
     ;;

@@ -1,14 +1,9 @@
 /* engine.c -- argv building, output parsing and the per-job step runner
  * shared by the Dockerfile executors (see engine.h).
  *
- * Spawning: process.c starts `/bin/sh -c CMD` only. To run an argv list
- * without ever putting a value into shell text, the runner passes each
- * argument in its own environment variable AF_ENGINE_ARGn and runs the
- * fixed script `set -- "$AF_ENGINE_ARG0" ...; unset ...; exec "$@"`: a
- * quoted "$VAR" expands to exactly one word, unparsed, so the engine gets
- * the list verbatim and the shell is replaced by the engine (same pid,
- * same process group). When process.c grows an argv entry point this is
- * the one function to change. */
+ * Spawning: each step is an argv list run through af_process_new_argv
+ * (posix_spawnp, no shell), so a value is never shell text and the engine
+ * gets the list verbatim in its own process group. */
 #include "engine.h"
 
 #include <errno.h>
@@ -34,7 +29,6 @@
 extern char **environ;
 
 #define S_METADATA_MAX (1024 * 1024)
-#define S_ARG_VAR "AF_ENGINE_ARG"
 
 /* --- argv lists --------------------------------------------------------- */
 
@@ -636,8 +630,8 @@ char **af_engine_env_new(const char *tmpdir, const char *const *extra, af_err_t 
 {
     s_argv_t a = {0};
     for (char **e = environ; e && *e; e++) {
-        if (!strncmp(*e, S_ARG_VAR, strlen(S_ARG_VAR)) || !strncmp(*e, "NOTIFY_SOCKET=", 14) ||
-            !strncmp(*e, "LISTEN_", 7) || (tmpdir && !strncmp(*e, "TMPDIR=", 7)))
+        if (!strncmp(*e, "NOTIFY_SOCKET=", 14) || !strncmp(*e, "LISTEN_", 7) ||
+            (tmpdir && !strncmp(*e, "TMPDIR=", 7)))
             continue;
         s_add(&a, *e);
     }
@@ -750,77 +744,29 @@ static size_t s_quote_for_display(char *buf, size_t len, const char *arg, bool f
     return o;
 }
 
-int af_engine_shell_wrap(char *const argv[], char *const envp[], char **cmd_p, char ***env_p,
-                         af_err_t *err)
-{
-    s_argv_t env = {0};
-    char *cmd = NULL;
-    size_t n = 0;
-    *cmd_p = NULL;
-    *env_p = NULL;
-    while (argv && argv[n])
-        n++;
-    if (n == 0)
-        return af_err_set(err, AF_ERR_INVAL, "empty command");
-    for (char *const *e = envp; e && *e; e++)
-        if (strncmp(*e, S_ARG_VAR, strlen(S_ARG_VAR)))
-            s_add(&env, *e);
-    size_t cap = 64 + n * (sizeof S_ARG_VAR + 32) * 2, off = 0;
-    if (!(cmd = malloc(cap))) {
-        af_engine_argv_free(&env.v);
-        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
-    }
-    off += (size_t)snprintf(cmd + off, cap - off, "set --");
-    for (size_t i = 0; i < n; i++) {
-        s_addf(&env, S_ARG_VAR "%zu=%s", i, argv[i]);
-        off += (size_t)snprintf(cmd + off, cap - off, " \"$" S_ARG_VAR "%zu\"", i);
-    }
-    off += (size_t)snprintf(cmd + off, cap - off, "; unset");
-    for (size_t i = 0; i < n; i++)
-        off += (size_t)snprintf(cmd + off, cap - off, " " S_ARG_VAR "%zu", i);
-    snprintf(cmd + off, cap - off, "; exec \"$@\"");
-    if (env.failed || !env.v) {
-        free(cmd);
-        af_engine_argv_free(&env.v);
-        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
-    }
-    *cmd_p = cmd;
-    *env_p = env.v;
-    return 0;
-}
-
 int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const envp[],
                         const char *cwd, af_engine_step_fn *on_exit, af_err_t *err)
 {
-    char *cmd = NULL;
-    char **env = NULL;
-    int rc = af_engine_shell_wrap(argv, envp, &cmd, &env, err);
-    if (rc < 0)
-        return rc;
-    size_t n = 0;
-    while (argv[n])
-        n++;
+    if (!argv || !argv[0])
+        return af_err_set(err, AF_ERR_INVAL, "empty command");
     /* the command line, for the user: arguments only, secrets never go in argv */
     char line[AF_MAX_LOG_LINE + 1];
     size_t lo = 0;
-    for (size_t i = 0; i < n && lo < sizeof line - 1; i++)
+    for (size_t i = 0; argv[i] && lo < sizeof line - 1; i++)
         lo += s_quote_for_display(line + lo, sizeof line - lo, argv[i], i == 0);
     af_job_log(self->job, "agent", line);
 
     af_process_destroy(&self->proc);
     self->on_exit = on_exit;
-    self->proc =
-        af_process_new(af_job_loop(self->job), cmd, env, cwd, s_on_line, s_on_exit, self, err);
+    self->proc = af_process_new_argv(af_job_loop(self->job), argv, envp, cwd, s_on_line, s_on_exit,
+                                     self, err);
     if (!self->proc) {
-        rc = err && err->code ? err->code : AF_ERR_CHILD;
+        int rc = err && err->code ? err->code : AF_ERR_CHILD;
         af_err_prefix(err, rc, "%s", argv[0]);
-        goto out;
+        return rc;
     }
     af_job_write_pgid(self->job, af_process_pid(self->proc));
-out:
-    free(cmd);
-    af_engine_argv_free(&env);
-    return rc;
+    return 0;
 }
 
 static void s_on_worker_log(void *arg, const char *line)

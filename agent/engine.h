@@ -168,14 +168,6 @@ int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const e
                         const char *cwd, af_engine_step_fn *on_exit, af_err_t *err)
     __attribute__((warn_unused_result));
 
-/* How an argv list runs through process.c's `sh -c CMD` without a value
- * ever being shell text: *cmd_p is the fixed script
- * `set -- "$AF_ENGINE_ARG0" ...; unset AF_ENGINE_ARG0 ...; exec "$@"` and
- * *env_p is ENVP plus AF_ENGINE_ARGn=ARGV[n]. Both caller-owned (free and
- * af_engine_argv_free). */
-int af_engine_shell_wrap(char *const argv[], char *const envp[], char **cmd_p, char ***env_p,
-                         af_err_t *err) __attribute__((warn_unused_result));
-
 /* Runs FN(ARGS) in a worker (af_worker_new semantics: ARGS taken, freed
  * with FREE_FN). Its log lines become "agent" LOG lines; when it returns
  * the job ends: outputs[0..2] = digest, media type, size on success. */

@@ -19,7 +19,16 @@
  *    registry that what an engine pushed by digest is there and is a
  *    single-platform manifest (its digest, media type and size go into
  *    RESULT).
- * Used by executor_buildah.c, executor_buildctl.c and executor_docker.c. */
+ * Used by executor_buildah.c, executor_buildctl.c and executor_docker.c.
+ *
+ * Where each part lives (one job per file):
+ *  - engine_argv.c       argv builders for the three engines, spec checks,
+ *                        the engine environment
+ *  - engine_metadata.c   metadata JSON and digest-file parsing
+ *  - authfile.c          the private auth-file writer
+ *  - engine_run.c        the per-job step runner and the $PATH lookup
+ *  - engine_verify.c     the verify worker (what was pushed is the slice)
+ *  - executor_buildkit.c the BuildKit executor body buildctl and docker share */
 #ifndef AF_AGENT_ENGINE_H
 #define AF_AGENT_ENGINE_H
 

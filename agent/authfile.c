@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "digest.h"
 #include "job.h"
 #include "log.h"
@@ -31,22 +32,14 @@ int af_engine_auth_file_write(const char *path, const char *repository, const ch
     int rc = af_ref_parse(repository, &ref, err);
     if (rc < 0)
         return rc;
-    size_t ulen = strlen(username), plen = password ? strlen(password) : 0;
-    size_t raw_len = ulen + 1 + plen;
-    unsigned char *raw = malloc(raw_len + 1);
-    unsigned char *b64 = malloc(4 * ((raw_len + 2) / 3) + 1);
+    char *b64 = af_base64_user_pass(username, password);
     char *text = NULL;
     json_t *root = NULL;
     int fd = -1;
-    if (!raw || !b64) {
+    if (!b64) {
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    memcpy(raw, username, ulen);
-    raw[ulen] = ':';
-    if (plen)
-        memcpy(raw + ulen + 1, password, plen);
-    EVP_EncodeBlock(b64, raw, (int)raw_len);
     root = json_pack("{s:{s:{s:s}}}", "auths", ref.registry, "auth", (const char *)b64);
     if (!root || !(text = json_dumps(root, JSON_COMPACT))) {
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
@@ -62,12 +55,8 @@ int af_engine_auth_file_write(const char *path, const char *repository, const ch
 out:
     if (fd >= 0 && close(fd) < 0 && rc == 0)
         rc = af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
-    if (raw) {
-        explicit_bzero(raw, raw_len);
-        free(raw);
-    }
     if (b64) {
-        explicit_bzero(b64, strlen((char *)b64));
+        explicit_bzero(b64, strlen(b64));
         free(b64);
     }
     if (text) {

@@ -147,6 +147,12 @@ int af_engine_auth_file_write(const char *path, const char *repository, const ch
 /* The full path of an executable NAME found in $PATH, or false. */
 bool af_engine_which(const char *name, char *out, size_t len);
 
+/* Fills SPEC's job fields (context dir, Dockerfile, platform, build args,
+ * target, repository, insecure, source_date_epoch: unset maps to 0) from
+ * JOB's BUILD message; every other field is zeroed for the executor to
+ * set. SPEC borrows from JOB (valid while the job lives). Cannot fail. */
+void af_engine_spec_from_build(af_engine_spec_t *spec, af_job_t *job);
+
 /* --- per-job runner (loop thread) --- */
 
 typedef struct af_engine_run af_engine_run_t;

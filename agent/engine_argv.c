@@ -422,3 +422,21 @@ void af_engine_env_free(char ***env_p)
 {
     af_engine_argv_free(env_p);
 }
+
+void af_engine_spec_from_build(af_engine_spec_t *spec, af_job_t *job)
+{
+    const af_msg_t *b = af_job_build(job);
+    *spec = (af_engine_spec_t){
+        .context_dir = af_job_ctx_dir(job),
+        .dockerfile = b->recipe_path,
+        .platform = af_job_platform(job),
+        .build_args = b->build_args,
+        .n_build_args = b->n_build_args,
+        .target = b->target,
+        .repository = b->repository,
+        .insecure = b->registry_insecure,
+        /* unset (< 0) is 0, as docs/cli.md says: the same default the
+         * native executor and the coordinator use */
+        .source_date_epoch = b->source_date_epoch < 0 ? 0 : b->source_date_epoch,
+    };
+}

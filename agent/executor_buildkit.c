@@ -115,18 +115,8 @@ int af_engine_buildkit_start(af_job_t *job, const char *engine, af_engine_argv_f
         snprintf(env_dc, sizeof env_dc, "DOCKER_CONFIG=%s", st->docker_config);
         extra[0] = env_dc;
     }
-    st->spec = (af_engine_spec_t){
-        .context_dir = af_job_ctx_dir(job),
-        .dockerfile = b->recipe_path,
-        .platform = af_job_platform(job),
-        .build_args = b->build_args,
-        .n_build_args = b->n_build_args,
-        .target = b->target,
-        .repository = b->repository,
-        .insecure = b->registry_insecure,
-        .source_date_epoch = b->source_date_epoch,
-        .metadata_file = st->meta,
-    };
+    af_engine_spec_from_build(&st->spec, job);
+    st->spec.metadata_file = st->meta;
     af_engine_log_ignored_args(job, b->build_args, b->n_build_args);
     if (!(st->envp = af_engine_env_new(NULL, extra, err)))
         return err && err->code ? err->code : AF_ERR_NOMEM;

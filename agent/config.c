@@ -3,6 +3,7 @@
  * One key table drives both the file and the flags, so a key means the
  * same thing and is checked the same way wherever it comes from. */
 #include "config.h"
+#include "yamldoc.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -53,6 +54,9 @@ static const s_key_t s_keys[] = {
     {"step_fsize_mb", S_UINT, S_OFF(step_fsize_mb), 0, 0, 16 * 1024 * 1024},
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+/* A flat mapping whose platforms value may be a list: deeper nesting is
+ * never valid, the bound only stops a hostile file early. */
+#define S_MAX_DEPTH 16
 
 void af_agent_config_defaults(af_agent_config_t *self)
 {
@@ -226,11 +230,58 @@ int af_agent_config_set(af_agent_config_t *self, const char *key, const char *va
     return s_set_value(self, k, value, where, err);
 }
 
-static int s_node_error(af_err_t *err, const char *name, const yaml_node_t *node, const char *msg,
-                        const char *arg)
+/* The platforms value: one string or a list of strings. */
+static int s_set_platforms(af_agent_config_t *self, af_yamldoc_t *doc, const s_key_t *k,
+                           yaml_node_t *vn, char *where, size_t where_len, af_err_t *err)
 {
-    return af_err_set(err, AF_ERR_PARSE, "%s:%zu:%zu: %s%s", name, node->start_mark.line + 1,
-                      node->start_mark.column + 1, msg, arg ? arg : "");
+    const char *name = af_yamldoc_name(doc);
+    self->n_platforms = 0;
+    if (vn->type == YAML_SCALAR_NODE)
+        return s_set_value(self, k, af_yamldoc_text(vn), where, err);
+    if (vn->type != YAML_SEQUENCE_NODE)
+        return af_yamldoc_fail(doc, vn, AF_ERR_PARSE, "platforms must be a list");
+    for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+         it++) {
+        yaml_node_t *in = yaml_document_get_node(af_yamldoc_document(doc), *it);
+        if (!in || in->type != YAML_SCALAR_NODE)
+            return af_yamldoc_fail(doc, in ? in : vn, AF_ERR_PARSE, "expected a platform string");
+        snprintf(where, where_len, "%s:%zu:%zu", name, in->start_mark.line + 1,
+                 in->start_mark.column + 1);
+        int rc = s_set_value(self, k, af_yamldoc_text(in), where, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One "key: value" pair of the settings mapping; SEEN marks keys given. */
+static int s_pair(af_agent_config_t *self, af_yamldoc_t *doc, yaml_node_t *root,
+                  yaml_node_pair_t *pair, bool seen[], af_err_t *err)
+{
+    const char *name = af_yamldoc_name(doc);
+    yaml_node_t *kn = yaml_document_get_node(af_yamldoc_document(doc), pair->key);
+    yaml_node_t *vn = yaml_document_get_node(af_yamldoc_document(doc), pair->value);
+    if (!kn || !vn || kn->type != YAML_SCALAR_NODE)
+        return af_yamldoc_fail(doc, kn ? kn : root, AF_ERR_PARSE, "expected a key");
+    const char *key = af_yamldoc_text(kn);
+    const s_key_t *k = NULL;
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (!strcmp(s_keys[i].key, key) && strcmp(key, "platform"))
+            k = &s_keys[i];
+    if (!k)
+        return af_yamldoc_fail(doc, kn, AF_ERR_PARSE, "unknown key: %s", key);
+    size_t idx = (size_t)(k - s_keys);
+    if (seen[idx])
+        return af_yamldoc_fail(doc, kn, AF_ERR_PARSE, "duplicate key: %s", key);
+    seen[idx] = true;
+    char where[AF_ERRMSG_MAX / 2];
+    snprintf(where, sizeof where, "%s:%zu:%zu", name, vn->start_mark.line + 1,
+             vn->start_mark.column + 1);
+    if (k->type == S_PLATFORMS)
+        return s_set_platforms(self, doc, k, vn, where, sizeof where, err);
+    if (vn->type != YAML_SCALAR_NODE)
+        return af_yamldoc_fail(doc, vn, AF_ERR_PARSE, "expected a single value for %s", key);
+    return s_set_value(self, k, af_yamldoc_text(vn), where, err);
 }
 
 int af_agent_config_load_buffer(af_agent_config_t *self, const char *name, const char *data,
@@ -240,93 +291,30 @@ int af_agent_config_load_buffer(af_agent_config_t *self, const char *name, const
     if (len > AF_AGENT_CONFIG_MAX_BYTES)
         return af_err_set(err, AF_ERR_TOOBIG, "%s: larger than %d bytes", name,
                           AF_AGENT_CONFIG_MAX_BYTES);
-    yaml_parser_t parser;
-    yaml_document_t doc;
+    const af_yamldoc_limits_t limits = {AF_AGENT_CONFIG_MAX_BYTES, S_MAX_DEPTH, "agent config",
+                                        "an agent config"};
+    af_yamldoc_t *doc = af_yamldoc_new(name, data, len, &limits, err);
+    if (!doc)
+        return err && err->code ? err->code : AF_ERR_PARSE;
     int rc = 0;
-    if (!yaml_parser_initialize(&parser))
-        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
-    yaml_parser_set_input_string(&parser, (const unsigned char *)(data ? data : ""), len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = af_err_set(err, AF_ERR_PARSE, "%s:%zu:%zu: %s", name, parser.problem_mark.line + 1,
-                        parser.problem_mark.column + 1,
-                        parser.problem ? parser.problem : "malformed YAML");
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    yaml_node_t *root = af_yamldoc_root(doc);
     if (!root)
         goto out; /* empty file */
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-        const char *v = (const char *)root->data.scalar.value;
+        const char *v = af_yamldoc_text(root);
         if (!*v || !strcmp(v, "~") || !strcasecmp(v, "null"))
             goto out; /* a null document: nothing set */
     }
     if (root->type != YAML_MAPPING_NODE) {
-        rc = s_node_error(err, name, root, "expected a mapping of settings", NULL);
+        rc = af_yamldoc_fail(doc, root, AF_ERR_PARSE, "expected a mapping of settings");
         goto out;
     }
     bool seen[S_NKEYS] = {false};
     for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
-         pair < root->data.mapping.pairs.top; pair++) {
-        yaml_node_t *kn = yaml_document_get_node(&doc, pair->key);
-        yaml_node_t *vn = yaml_document_get_node(&doc, pair->value);
-        if (!kn || !vn || kn->type != YAML_SCALAR_NODE) {
-            rc = s_node_error(err, name, kn ? kn : root, "expected a key", NULL);
-            goto out;
-        }
-        const char *key = (const char *)kn->data.scalar.value;
-        const s_key_t *k = NULL;
-        for (size_t i = 0; i < S_NKEYS; i++)
-            if (!strcmp(s_keys[i].key, key) && strcmp(key, "platform"))
-                k = &s_keys[i];
-        if (!k) {
-            rc = s_node_error(err, name, kn, "unknown key: ", key);
-            goto out;
-        }
-        size_t idx = (size_t)(k - s_keys);
-        if (seen[idx]) {
-            rc = s_node_error(err, name, kn, "duplicate key: ", key);
-            goto out;
-        }
-        seen[idx] = true;
-        char where[AF_ERRMSG_MAX / 2];
-        snprintf(where, sizeof where, "%s:%zu:%zu", name, vn->start_mark.line + 1,
-                 vn->start_mark.column + 1);
-        if (k->type == S_PLATFORMS) {
-            self->n_platforms = 0;
-            if (vn->type == YAML_SCALAR_NODE) {
-                if ((rc = s_set_value(self, k, (const char *)vn->data.scalar.value, where, err)))
-                    goto out;
-                continue;
-            }
-            if (vn->type != YAML_SEQUENCE_NODE) {
-                rc = s_node_error(err, name, vn, "platforms must be a list", NULL);
-                goto out;
-            }
-            for (yaml_node_item_t *it = vn->data.sequence.items.start;
-                 it < vn->data.sequence.items.top; it++) {
-                yaml_node_t *in = yaml_document_get_node(&doc, *it);
-                if (!in || in->type != YAML_SCALAR_NODE) {
-                    rc = s_node_error(err, name, in ? in : vn, "expected a platform string", NULL);
-                    goto out;
-                }
-                snprintf(where, sizeof where, "%s:%zu:%zu", name, in->start_mark.line + 1,
-                         in->start_mark.column + 1);
-                if ((rc = s_set_value(self, k, (const char *)in->data.scalar.value, where, err)))
-                    goto out;
-            }
-            continue;
-        }
-        if (vn->type != YAML_SCALAR_NODE) {
-            rc = s_node_error(err, name, vn, "expected a single value for ", key);
-            goto out;
-        }
-        if ((rc = s_set_value(self, k, (const char *)vn->data.scalar.value, where, err)))
-            goto out;
-    }
+         pair < root->data.mapping.pairs.top && rc == 0; pair++)
+        rc = s_pair(self, doc, root, pair, seen, err);
 out:
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    af_yamldoc_destroy(&doc);
     return rc;
 }
 

@@ -19,7 +19,16 @@
  *    registry that what an engine pushed by digest is there and is a
  *    single-platform manifest (its digest, media type and size go into
  *    RESULT).
- * Used by executor_buildah.c, executor_buildctl.c and executor_docker.c. */
+ * Used by executor_buildah.c, executor_buildctl.c and executor_docker.c.
+ *
+ * Where each part lives (one job per file):
+ *  - engine_argv.c       argv builders for the three engines, spec checks,
+ *                        the engine environment
+ *  - engine_metadata.c   metadata JSON and digest-file parsing
+ *  - authfile.c          the private auth-file writer
+ *  - engine_run.c        the per-job step runner and the $PATH lookup
+ *  - engine_verify.c     the verify worker (what was pushed is the slice)
+ *  - executor_buildkit.c the BuildKit executor body buildctl and docker share */
 #ifndef AF_AGENT_ENGINE_H
 #define AF_AGENT_ENGINE_H
 
@@ -138,6 +147,12 @@ int af_engine_auth_file_write(const char *path, const char *repository, const ch
 /* The full path of an executable NAME found in $PATH, or false. */
 bool af_engine_which(const char *name, char *out, size_t len);
 
+/* Fills SPEC's job fields (context dir, Dockerfile, platform, build args,
+ * target, repository, insecure, source_date_epoch: unset maps to 0) from
+ * JOB's BUILD message; every other field is zeroed for the executor to
+ * set. SPEC borrows from JOB (valid while the job lives). Cannot fail. */
+void af_engine_spec_from_build(af_engine_spec_t *spec, af_job_t *job);
+
 /* --- per-job runner (loop thread) --- */
 
 typedef struct af_engine_run af_engine_run_t;
@@ -167,14 +182,6 @@ void *af_engine_run_data(af_engine_run_t *self);
 int af_engine_run_spawn(af_engine_run_t *self, char *const argv[], char *const envp[],
                         const char *cwd, af_engine_step_fn *on_exit, af_err_t *err)
     __attribute__((warn_unused_result));
-
-/* How an argv list runs through process.c's `sh -c CMD` without a value
- * ever being shell text: *cmd_p is the fixed script
- * `set -- "$AF_ENGINE_ARG0" ...; unset AF_ENGINE_ARG0 ...; exec "$@"` and
- * *env_p is ENVP plus AF_ENGINE_ARGn=ARGV[n]. Both caller-owned (free and
- * af_engine_argv_free). */
-int af_engine_shell_wrap(char *const argv[], char *const envp[], char **cmd_p, char ***env_p,
-                         af_err_t *err) __attribute__((warn_unused_result));
 
 /* Runs FN(ARGS) in a worker (af_worker_new semantics: ARGS taken, freed
  * with FREE_FN). Its log lines become "agent" LOG lines; when it returns

@@ -58,25 +58,14 @@ static bool s_probe(void)
 
 static void s_spec(af_job_t *job, s_buildah_t *st)
 {
-    const af_msg_t *b = af_job_build(job);
-    st->spec = (af_engine_spec_t){
-        .context_dir = af_job_ctx_dir(job),
-        .dockerfile = b->recipe_path,
-        .platform = af_job_platform(job),
-        .build_args = b->build_args,
-        .n_build_args = b->n_build_args,
-        .target = b->target,
-        .repository = b->repository,
-        .insecure = b->registry_insecure,
-        .source_date_epoch = b->source_date_epoch < 0 ? 0 : b->source_date_epoch,
-        .storage_root = st->root,
-        .run_root = st->run,
-        .image = S_IMAGE,
-        .iid_file = st->iid,
-        .auth_file = st->have_auth ? st->auth : NULL,
-        .oci_dir = st->oci,
-        .digest_file = st->digest,
-    };
+    af_engine_spec_from_build(&st->spec, job);
+    st->spec.storage_root = st->root;
+    st->spec.run_root = st->run;
+    st->spec.image = S_IMAGE;
+    st->spec.iid_file = st->iid;
+    st->spec.auth_file = st->have_auth ? st->auth : NULL;
+    st->spec.oci_dir = st->oci;
+    st->spec.digest_file = st->digest;
 }
 
 /* --- step 3: the layout's blobs and manifest, by digest ------------------ */

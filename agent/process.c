@@ -348,6 +348,14 @@ fail:;
     _exit(126);
 }
 
+/* The one spawner behind every entry point: ARGV run as FILE (looked up in
+ * $PATH when SEARCH), or, with CONF, `/bin/sh -c CMD` forked and confined
+ * (ARGV is then {"sh", "-c", CMD}). */
+static af_process_t *s_new(zloop_t *loop, const char *file, bool search, char *const argv[],
+                           char *const envp[], const char *cwd, const af_confine_child_t *conf,
+                           af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
+                           af_err_t *err);
+
 af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[], const char *cwd,
                              af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
                              af_err_t *err)
@@ -360,7 +368,29 @@ af_process_t *af_process_new_confined(zloop_t *loop, const char *cmd, char *cons
                                       af_process_line_fn *on_line, af_process_exit_fn *on_exit,
                                       void *arg, af_err_t *err)
 {
-    assert(loop && cmd && envp && cwd);
+    assert(cmd);
+    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    return s_new(loop, "/bin/sh", false, argv, envp, cwd, conf, on_line, on_exit, arg, err);
+}
+
+af_process_t *af_process_new_argv(zloop_t *loop, char *const argv[], char *const envp[],
+                                  const char *cwd, af_process_line_fn *on_line,
+                                  af_process_exit_fn *on_exit, void *arg, af_err_t *err)
+{
+    assert(argv);
+    if (!argv[0] || !argv[0][0]) {
+        af_err_set(err, AF_ERR_INVAL, "empty command");
+        return NULL;
+    }
+    return s_new(loop, argv[0], true, argv, envp, cwd, NULL, on_line, on_exit, arg, err);
+}
+
+static af_process_t *s_new(zloop_t *loop, const char *file, bool search, char *const argv[],
+                           char *const envp[], const char *cwd, const af_confine_child_t *conf,
+                           af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
+                           af_err_t *err)
+{
+    assert(loop && file && argv && envp && cwd);
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -377,7 +407,7 @@ af_process_t *af_process_new_confined(zloop_t *loop, const char *cmd, char *cons
     struct stat st;
     int cwd_errno = stat(cwd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
     if (cwd_errno) {
-        af_err_set(err, AF_ERR_CHILD, "cannot start /bin/sh in %s: %s", cwd, strerror(cwd_errno));
+        af_err_set(err, AF_ERR_CHILD, "cannot start %s in %s: %s", file, cwd, strerror(cwd_errno));
         free(self);
         return NULL;
     }
@@ -396,7 +426,7 @@ af_process_t *af_process_new_confined(zloop_t *loop, const char *cmd, char *cons
         goto fail;
     int rc;
     if (conf) {
-        self->pid = s_fork_confined(cmd, envp, cwd, out[1], errp[1], conf);
+        self->pid = s_fork_confined(argv[2], envp, cwd, out[1], errp[1], conf);
         if (self->pid < 0) {
             af_err_set(err, AF_ERR_CHILD, "cannot fork the build step: %s", strerror(errno));
             goto fail;
@@ -428,10 +458,10 @@ af_process_t *af_process_new_confined(zloop_t *loop, const char *cmd, char *cons
         (rc = posix_spawnattr_setsigmask(&attr, &none)) ||
         (rc = posix_spawnattr_setsigdefault(&attr, &defaults)))
         goto spawn_fail;
-    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-    rc = posix_spawn(&self->pid, "/bin/sh", &fa, &attr, argv, envp);
+    rc = search ? posix_spawnp(&self->pid, file, &fa, &attr, argv, envp)
+                : posix_spawn(&self->pid, file, &fa, &attr, argv, envp);
     if (rc) {
-        af_err_set(err, AF_ERR_CHILD, "cannot start /bin/sh in %s: %s", cwd, strerror(rc));
+        af_err_set(err, AF_ERR_CHILD, "cannot start %s in %s: %s", file, cwd, strerror(rc));
         goto fail;
     }
     posix_spawn_file_actions_destroy(&fa);

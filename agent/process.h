@@ -1,4 +1,4 @@
-/* process.h -- one child process (`sh -c CMD`) driven by the agent's zloop.
+/* process.h -- one child process (`sh -c CMD` or an argv list) driven by the agent's zloop.
  *
  * The child runs in its own process group with a given environment and
  * working directory, stdin from /dev/null, stdout and stderr on pipes. The
@@ -36,6 +36,15 @@ typedef void(af_process_exit_fn)(int status, void *arg);
 af_process_t *af_process_new(zloop_t *loop, const char *cmd, char *const envp[], const char *cwd,
                              af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
                              af_err_t *err);
+
+/* As af_process_new, but runs ARGV (NULL-terminated, borrowed for the
+ * call) directly, no shell: ARGV[0] is looked up in the agent's $PATH
+ * (posix_spawnp) and every element reaches the child verbatim. Same
+ * process group, kill and output semantics. NULL with err on failure
+ * (AF_ERR_INVAL for an empty ARGV, AF_ERR_CHILD when it cannot start). */
+af_process_t *af_process_new_argv(zloop_t *loop, char *const argv[], char *const envp[],
+                                  const char *cwd, af_process_line_fn *on_line,
+                                  af_process_exit_fn *on_exit, void *arg, af_err_t *err);
 
 /* af_process_new, confined: the child is forked (not posix_spawn), starts
  * a new session (so it leads a new process group), and applies CONF

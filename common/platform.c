@@ -40,6 +40,76 @@ static bool s_is_known_os(const char *os)
     return false;
 }
 
+/* What an architecture accepts as its variant. */
+typedef enum {
+    S_VAR_NONE,  /* no variant at all (386, ppc64le, ...) */
+    S_VAR_AMD64, /* v1 (dropped), v2, v3, v4 */
+    S_VAR_ARM64, /* v8, 8, v8.0 (dropped), v8.1 .. v8.9, v9, v9.x */
+    S_VAR_ARM,   /* v5 .. v8; bare 5 .. 8 get their v; none is v7 */
+    S_VAR_FIXED  /* exactly the row's variant (or none, which becomes it) */
+} s_var_rule_t;
+
+/* One alias, its canonical name and the variants it accepts. */
+typedef struct {
+    const char *alias;
+    const char *arch;
+    s_var_rule_t rule;
+    const char *fixed; /* S_VAR_FIXED only */
+} s_arch_row_t;
+
+static const s_arch_row_t s_arch_table[] = {
+    {"x86_64", "amd64", S_VAR_AMD64, NULL},     {"x86-64", "amd64", S_VAR_AMD64, NULL},
+    {"amd64", "amd64", S_VAR_AMD64, NULL},      {"aarch64", "arm64", S_VAR_ARM64, NULL},
+    {"arm64", "arm64", S_VAR_ARM64, NULL},      {"armhf", "arm", S_VAR_FIXED, "v7"},
+    {"armel", "arm", S_VAR_FIXED, "v6"},        {"arm", "arm", S_VAR_ARM, NULL},
+    {"i386", "386", S_VAR_NONE, NULL},          {"i486", "386", S_VAR_NONE, NULL},
+    {"i586", "386", S_VAR_NONE, NULL},          {"i686", "386", S_VAR_NONE, NULL},
+    {"386", "386", S_VAR_NONE, NULL},           {"ppc64le", "ppc64le", S_VAR_NONE, NULL},
+    {"ppc64", "ppc64", S_VAR_NONE, NULL},       {"s390x", "s390x", S_VAR_NONE, NULL},
+    {"riscv64", "riscv64", S_VAR_NONE, NULL},   {"mips", "mips", S_VAR_NONE, NULL},
+    {"mipsle", "mipsle", S_VAR_NONE, NULL},     {"mips64", "mips64", S_VAR_NONE, NULL},
+    {"mips64le", "mips64le", S_VAR_NONE, NULL}, {"loong64", "loong64", S_VAR_NONE, NULL},
+};
+
+/* Applies RULE to VARIANT in place; false when it does not fit. */
+static bool s_apply_variant(s_var_rule_t rule, const char *fixed, char *variant, size_t var_len)
+{
+    const char *v = variant;
+    switch (rule) {
+    case S_VAR_NONE:
+        return !v[0];
+    case S_VAR_AMD64:
+        if (!strcmp(v, "v1"))
+            variant[0] = '\0';
+        return !v[0] || !strcmp(v, "v2") || !strcmp(v, "v3") || !strcmp(v, "v4");
+    case S_VAR_ARM64:
+        if (!strcmp(v, "v8") || !strcmp(v, "8") || !strcmp(v, "v8.0")) {
+            variant[0] = '\0';
+            return true;
+        }
+        /* v8.1 .. v8.9, v9, v9.x as containerd keeps them */
+        return !v[0] || (v[0] == 'v' && (v[1] == '8' || v[1] == '9') &&
+                         (!v[2] || (v[2] == '.' && isdigit((unsigned char)v[3]) && !v[4])));
+    case S_VAR_ARM:
+        if (!v[0] || !strcmp(v, "7")) {
+            snprintf(variant, var_len, "v7");
+            return true;
+        }
+        if (!strcmp(v, "5") || !strcmp(v, "6") || !strcmp(v, "8")) {
+            char nv[3] = {'v', v[0], '\0'};
+            snprintf(variant, var_len, "%s", nv);
+            return true;
+        }
+        return !strcmp(v, "v5") || !strcmp(v, "v6") || !strcmp(v, "v7") || !strcmp(v, "v8");
+    case S_VAR_FIXED: {
+        bool ok = !v[0] || !strcmp(v, fixed);
+        snprintf(variant, var_len, "%s", fixed);
+        return ok;
+    }
+    }
+    return false;
+}
+
 /* Maps an architecture alias (and its variant) to containerd's canonical
  * form. Returns false when ARCH is not an architecture we know. On true,
  * *bad_variant is set when VARIANT does not fit the architecture. */
@@ -47,40 +117,12 @@ static bool s_normalize_arch(char *arch, size_t arch_len, char *variant, size_t 
                              bool *bad_variant)
 {
     *bad_variant = false;
-    if (!strcmp(arch, "x86_64") || !strcmp(arch, "x86-64") || !strcmp(arch, "amd64")) {
-        snprintf(arch, arch_len, "amd64");
-        if (!strcmp(variant, "v1"))
-            variant[0] = '\0';
-        else if (variant[0] && strcmp(variant, "v2") && strcmp(variant, "v3") &&
-                 strcmp(variant, "v4"))
-            *bad_variant = true;
-        return true;
-    }
-    if (!strcmp(arch, "aarch64") || !strcmp(arch, "arm64")) {
-        snprintf(arch, arch_len, "arm64");
-        if (!strcmp(variant, "v8") || !strcmp(variant, "8") || !strcmp(variant, "v8.0")) {
-            variant[0] = '\0';
-        } else if (variant[0]) {
-            /* v8.1 .. v8.9, v9, v9.x as containerd keeps them */
-            const char *v = variant;
-            if (v[0] != 'v' || (v[1] != '8' && v[1] != '9') ||
-                (v[2] && (v[2] != '.' || !isdigit((unsigned char)v[3]) || v[4])))
-                *bad_variant = true;
-        }
-        return true;
-    }
-    if (!strcmp(arch, "armhf")) {
-        snprintf(arch, arch_len, "arm");
-        if (variant[0] && strcmp(variant, "v7"))
-            *bad_variant = true;
-        snprintf(variant, var_len, "v7");
-        return true;
-    }
-    if (!strcmp(arch, "armel")) {
-        snprintf(arch, arch_len, "arm");
-        if (variant[0] && strcmp(variant, "v6"))
-            *bad_variant = true;
-        snprintf(variant, var_len, "v6");
+    for (size_t i = 0; i < sizeof s_arch_table / sizeof s_arch_table[0]; i++) {
+        const s_arch_row_t *row = &s_arch_table[i];
+        if (strcmp(arch, row->alias))
+            continue;
+        *bad_variant = !s_apply_variant(row->rule, row->fixed, variant, var_len);
+        snprintf(arch, arch_len, "%s", row->arch);
         return true;
     }
     /* armv5tel, armv6l, armv7l, armv8l (uname -m) and armv7 */
@@ -90,36 +132,9 @@ static bool s_normalize_arch(char *arch, size_t arch_len, char *variant, size_t 
             strcmp(rest, "hl"))
             return false;
         char v[3] = {'v', arch[4], '\0'};
-        if (variant[0] && strcmp(variant, v))
-            *bad_variant = true;
-        snprintf(variant, var_len, "%s", v);
+        *bad_variant = !s_apply_variant(S_VAR_FIXED, v, variant, var_len);
         snprintf(arch, arch_len, "arm");
         return true;
-    }
-    if (!strcmp(arch, "arm")) {
-        if (!variant[0] || !strcmp(variant, "7"))
-            snprintf(variant, var_len, "v7");
-        else if (!strcmp(variant, "5") || !strcmp(variant, "6") || !strcmp(variant, "8")) {
-            char v[3] = {'v', variant[0], '\0'};
-            snprintf(variant, var_len, "%s", v);
-        } else if (strcmp(variant, "v5") && strcmp(variant, "v6") && strcmp(variant, "v7") &&
-                   strcmp(variant, "v8"))
-            *bad_variant = true;
-        return true;
-    }
-    if (!strcmp(arch, "i386") || !strcmp(arch, "i486") || !strcmp(arch, "i586") ||
-        !strcmp(arch, "i686") || !strcmp(arch, "386")) {
-        snprintf(arch, arch_len, "386");
-        *bad_variant = variant[0] != '\0';
-        return true;
-    }
-    static const char *const plain[] = {"ppc64le", "ppc64",  "s390x",    "riscv64", "mips",
-                                        "mipsle",  "mips64", "mips64le", "loong64", NULL};
-    for (size_t i = 0; plain[i]; i++) {
-        if (!strcmp(arch, plain[i])) {
-            *bad_variant = variant[0] != '\0';
-            return true;
-        }
     }
     return false;
 }

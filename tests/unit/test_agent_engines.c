@@ -643,16 +643,14 @@ static void auth_file_is_0600_and_holds_base64_user_pass_for_the_host(void **sta
     assert_true(af_engine_auth_file_write(path, "Bad Ref", "u", "p", &err) < 0);
 }
 
-static void engine_env_sets_tmpdir_adds_extra_and_drops_stale_arg_vars(void **state)
+static void engine_env_sets_tmpdir_and_adds_extra(void **state)
 {
     setenv("TMPDIR", "/elsewhere", 1);
-    setenv("AF_ENGINE_ARG0", "stale", 1);
     const char *extra[] = {"DOCKER_CONFIG=/w/job/engine/docker", NULL};
     char **env = af_engine_env_new("/w/job/tmp", extra, NULL);
     assert_non_null(env);
     size_t tmp = 0, dc = 0;
     for (char **e = env; *e; e++) {
-        assert_null(strstr(*e, "AF_ENGINE_ARG"));
         assert_null(strstr(*e, "/elsewhere"));
         tmp += !strcmp(*e, "TMPDIR=/w/job/tmp");
         dc += !strcmp(*e, "DOCKER_CONFIG=/w/job/engine/docker");
@@ -661,7 +659,6 @@ static void engine_env_sets_tmpdir_adds_extra_and_drops_stale_arg_vars(void **st
     assert_int_equal(dc, 1);
     af_engine_env_free(&env);
     assert_null(env);
-    unsetenv("AF_ENGINE_ARG0");
     unsetenv("TMPDIR");
 }
 
@@ -673,7 +670,7 @@ static void which_finds_sh_and_not_a_missing_tool(void **state)
     assert_false(af_engine_which("archfarm-no-such-engine", NULL, 0));
 }
 
-/* --- the sh wrapper, with a real child ---------------------------------------- */
+/* --- the argv spawner, with a real child ---------------------------------------- */
 
 typedef struct {
     char *lines[32];
@@ -706,18 +703,12 @@ static int s_child_deadline(zloop_t *loop, int id, void *arg)
     return -1;
 }
 
-static void s_run_wrapped(char *const argv[], s_child_t *c)
+static void s_run_argv(char *const argv[], s_child_t *c)
 {
-    char *const envp[] = {"PATH=/usr/bin:/bin", "AF_ENGINE_ARG9=stale", NULL};
-    char *cmd = NULL;
-    char **env = NULL;
-    assert_int_equal(af_engine_shell_wrap(argv, envp, &cmd, &env, NULL), 0);
-    /* no value ever appears in the shell text */
-    for (size_t i = 1; argv[i]; i++)
-        if (strlen(argv[i]) > 3 && strncmp(argv[i], "$AF_ENGINE_ARG", 14))
-            assert_null(strstr(cmd, argv[i]));
+    char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
     zloop_t *loop = zloop_new();
-    af_process_t *p = af_process_new(loop, cmd, env, "/", s_child_line, s_child_exit, c, NULL);
+    af_process_t *p =
+        af_process_new_argv(loop, argv, envp, "/", s_child_line, s_child_exit, c, NULL);
     assert_non_null(p);
     zloop_timer(loop, 5, 0, s_child_poll, c);
     zloop_timer(loop, 10000, 1, s_child_deadline, c);
@@ -725,21 +716,17 @@ static void s_run_wrapped(char *const argv[], s_child_t *c)
     assert_true(c->exited);
     af_process_destroy(&p);
     zloop_destroy(&loop);
-    free(cmd);
-    af_engine_argv_free(&env);
 }
 
-static void wrapped_argv_reaches_the_child_verbatim(void **state)
+static void argv_reaches_the_child_verbatim(void **state)
 {
-    char *const argv[] = {
-        "printf",           "[%s]\\n",    "plain", "a b", "$(id)",           "`id`",
-        "'; echo pwned; '", "--flag=x,y", "*",     "",    "$AF_ENGINE_ARG0", NULL};
+    char *const argv[] = {"printf",           "[%s]\\n",    "plain", "a b", "$(id)", "`id`",
+                          "'; echo pwned; '", "--flag=x,y", "*",     "",    "$HOME", NULL};
     s_child_t c = {0};
-    s_run_wrapped(argv, &c);
+    s_run_argv(argv, &c);
     assert_true(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0);
-    const char *want[] = {
-        "[plain]",      "[a b]", "[$(id)]", "[`id`]",           "['; echo pwned; ']",
-        "[--flag=x,y]", "[*]",   "[]",      "[$AF_ENGINE_ARG0]"};
+    const char *want[] = {"[plain]",      "[a b]", "[$(id)]", "[`id`]", "['; echo pwned; ']",
+                          "[--flag=x,y]", "[*]",   "[]",      "[$HOME]"};
     assert_int_equal(c.n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c.n; i++) {
         assert_string_equal(c.lines[i], want[i]);
@@ -747,50 +734,13 @@ static void wrapped_argv_reaches_the_child_verbatim(void **state)
     }
 }
 
-static void wrapped_child_sees_no_argument_variables(void **state)
-{
-    char *const argv[] = {"sh", "-c", "env | grep -c AF_ENGINE_ARG || true", NULL};
-    s_child_t c = {0};
-    s_run_wrapped(argv, &c);
-    assert_int_equal(c.n, 1);
-    assert_string_equal(c.lines[0], "0");
-    free(c.lines[0]);
-}
-
-static void wrapped_exit_status_is_the_engines(void **state)
+static void argv_exit_status_is_the_engines(void **state)
 {
     char *const argv[] = {"sh", "-c", "exit 7", NULL};
     s_child_t c = {0};
-    s_run_wrapped(argv, &c);
+    s_run_argv(argv, &c);
     assert_true(WIFEXITED(c.status));
     assert_int_equal(WEXITSTATUS(c.status), 7);
-}
-
-static void wrap_script_is_fixed_text_and_values_go_to_the_environment(void **state)
-{
-    char *const argv[] = {"buildah", "--build-arg", "K=$(id)", NULL};
-    char *const envp[] = {"PATH=/bin", NULL};
-    char *cmd = NULL;
-    char **env = NULL;
-    assert_int_equal(af_engine_shell_wrap(argv, envp, &cmd, &env, NULL), 0);
-    assert_string_equal(cmd, "set -- \"$AF_ENGINE_ARG0\" \"$AF_ENGINE_ARG1\" \"$AF_ENGINE_ARG2\"; "
-                             "unset AF_ENGINE_ARG0 AF_ENGINE_ARG1 AF_ENGINE_ARG2; exec \"$@\"");
-    const char *want[] = {"PATH=/bin", "AF_ENGINE_ARG0=buildah", "AF_ENGINE_ARG1=--build-arg",
-                          "AF_ENGINE_ARG2=K=$(id)", NULL};
-    s_assert_argv(env, want);
-    free(cmd);
-    af_engine_argv_free(&env);
-}
-
-static void wrap_refuses_an_empty_argv(void **state)
-{
-    char *const argv[] = {NULL};
-    char *cmd = NULL;
-    char **env = NULL;
-    af_err_t err = {0};
-    assert_int_equal(af_engine_shell_wrap(argv, NULL, &cmd, &env, &err), AF_ERR_INVAL);
-    assert_null(cmd);
-    assert_null(env);
 }
 
 int main(void)
@@ -826,13 +776,10 @@ int main(void)
                                         s_teardown_dir),
         cmocka_unit_test_setup_teardown(auth_file_is_0600_and_holds_base64_user_pass_for_the_host,
                                         s_setup_dir, s_teardown_dir),
-        cmocka_unit_test(engine_env_sets_tmpdir_adds_extra_and_drops_stale_arg_vars),
+        cmocka_unit_test(engine_env_sets_tmpdir_and_adds_extra),
         cmocka_unit_test(which_finds_sh_and_not_a_missing_tool),
-        cmocka_unit_test(wrapped_argv_reaches_the_child_verbatim),
-        cmocka_unit_test(wrapped_child_sees_no_argument_variables),
-        cmocka_unit_test(wrapped_exit_status_is_the_engines),
-        cmocka_unit_test(wrap_script_is_fixed_text_and_values_go_to_the_environment),
-        cmocka_unit_test(wrap_refuses_an_empty_argv),
+        cmocka_unit_test(argv_reaches_the_child_verbatim),
+        cmocka_unit_test(argv_exit_status_is_the_engines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,68 @@ static void s_run(s_run_t *r, const char *cmd, char *const *envp, const char *cw
     assert_true(r->exited);
 }
 
+/* Runs ARGV (no shell) to completion (or 10 s). */
+static void s_run_argv(s_run_t *r, char *const argv[])
+{
+    static char *const env[] = {"PATH=/usr/bin:/bin", NULL};
+    r->loop = zloop_new();
+    assert_non_null(r->loop);
+    af_err_t err;
+    af_err_clear(&err);
+    r->proc = af_process_new_argv(r->loop, argv, env, "/", s_on_line, s_on_exit, r, &err);
+    assert_non_null(r->proc);
+    zloop_timer(r->loop, 5, 0, s_stop_when_done, r);
+    zloop_timer(r->loop, 10000, 1, s_deadline, r);
+    zloop_start(r->loop);
+    assert_true(r->exited);
+}
+
+/* Spaces, quotes, `$`, globs and newlines reach the child verbatim: no
+ * shell ever parses them. */
+static void process_argv_elements_reach_the_child_verbatim(void **state)
+{
+    char *const argv[] = {"printf", "<%s>", "a b", "\"q\" 'q'", "$HOME $(id)",
+                          "*",      "x\ny", "",    NULL};
+    s_run_t r = {0};
+    s_run_argv(&r, argv);
+    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    assert_int_equal(r.n_lines, 2);
+    assert_string_equal(r.lines[0], "<a b><\"q\" 'q'><$HOME $(id)><*><x");
+    assert_string_equal(r.lines[1], "y><>");
+    s_free_run(&r);
+}
+
+/* The argv child leads its own process group, like the sh path. */
+static void process_argv_child_leads_its_group(void **state)
+{
+    char *const argv[] = {"sh", "-c", "echo $(cut -d' ' -f5 /proc/$$/stat) $$", NULL};
+    s_run_t r = {0};
+    s_run_argv(&r, argv);
+    assert_int_equal(r.n_lines, 1);
+    int pgrp = -1, pid = -2;
+    assert_int_equal(sscanf(r.lines[0], "%d %d", &pgrp, &pid), 2);
+    assert_int_equal(pgrp, pid);
+    assert_int_equal(pid, (int)af_process_pid(r.proc));
+    s_free_run(&r);
+}
+
+static void process_argv_empty_or_missing_program_is_an_error(void **state)
+{
+    static char *const env[] = {"PATH=/usr/bin:/bin", NULL};
+    zloop_t *loop = zloop_new();
+    af_err_t err;
+    af_err_clear(&err);
+    char *const empty[] = {NULL};
+    assert_null(af_process_new_argv(loop, empty, env, "/", NULL, NULL, NULL, &err));
+    assert_int_equal(err.code, AF_ERR_INVAL);
+    af_err_clear(&err);
+    char *const bad_cwd[] = {"true", NULL};
+    assert_null(
+        af_process_new_argv(loop, bad_cwd, env, "/nonexistent/dir", NULL, NULL, NULL, &err));
+    assert_non_null(strstr(err.msg, "/nonexistent/dir"));
+    zloop_destroy(&loop);
+}
+
 /* A confined step (fork path): its own session, no_new_privs, no core
  * dumps, the configured RLIMIT_FSIZE, and a write past it fails. */
 static void process_confined_step_gets_session_nnp_and_rlimits(void **state)
@@ -331,6 +393,9 @@ int main(void)
         cmocka_unit_test(process_exit_callback_may_destroy_the_process),
         cmocka_unit_test(process_destroy_while_running_kills_and_reaps),
         cmocka_unit_test(process_bad_cwd_is_an_error),
+        cmocka_unit_test(process_argv_elements_reach_the_child_verbatim),
+        cmocka_unit_test(process_argv_child_leads_its_group),
+        cmocka_unit_test(process_argv_empty_or_missing_program_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

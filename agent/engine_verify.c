@@ -82,6 +82,7 @@ int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         rc = err && err->code ? err->code : AF_ERR_NET;
         goto out;
     }
+    af_worker_bind_registry(ctx, reg);
     af_worker_log(ctx, "checking %s@%s", a->target.repository, a->reported.digest);
     if ((rc = af_registry_manifest_get(reg, ref.repository, a->reported.digest, &body, &len, &mt,
                                        digest, err)) < 0) {

@@ -7,7 +7,10 @@
 #define AF_LIMITS_H
 
 #define AF_PROTO_ID "ARCHFARM1"
-#define AF_VERSION "0.1.0"
+/* AF_VERSION is defined by CMake from project(archfarm VERSION ...). */
+#ifndef AF_VERSION
+#error "AF_VERSION is not defined: build with CMake (CMakeLists.txt sets it from the project version)"
+#endif
 #define AF_DEFAULT_PORT 7420
 
 /* wire */

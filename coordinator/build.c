@@ -7,6 +7,7 @@
  * slices; verify them in the registry;
  * publish the index to every tag; write the metadata file; print the index
  * digest. Each step's failure maps to one exit status (docs/cli.md). */
+#include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +29,7 @@
 #include "recipe.h"
 #include "registry.h"
 #include "schedule.h"
+#include "signals.h"
 #include "slicecache.h"
 
 /* A native recipe is loaded and checked here, as the agent will (unknown
@@ -140,7 +142,7 @@ static void s_build_id(char *out, size_t len)
         close(fd);
     }
     unsigned long long t =
-        (unsigned long long)af_cli_now_ms() ^ ((unsigned long long)getpid() << 20);
+        (unsigned long long)zclock_mono() ^ ((unsigned long long)getpid() << 20);
     snprintf(out, len, "b%02x%02x%02x%02x%02x%02x%04llx", r[0], r[1], r[2], r[3], r[4], r[5],
              t & 0xffff);
 }
@@ -214,7 +216,7 @@ typedef struct {
 static bool s_cancelled(void *arg)
 {
     const s_cancel_t *c = arg;
-    return af_cli_signal_count() > c->base || (c->deadline_ms && af_cli_now_ms() > c->deadline_ms);
+    return af_signal_count() > c->base || (c->deadline_ms && zclock_mono() > c->deadline_ms);
 }
 
 /* How long the read-back of a tag whose PUT was cut short may take. */
@@ -251,8 +253,8 @@ static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t
     if (rc) {
         close(fd);
         af_cli_error("cannot pack context %s: %s", o->context, af_err_msg(&err, rc));
-        if (af_cli_signal())
-            return s_signal_exit(af_cli_signal());
+        if (af_signal_last())
+            return s_signal_exit(af_signal_last());
         /* a context the agents would refuse, or one that cannot be read,
          * is the user's to fix (exit 2); writing the temp file is ours */
         return strncmp(err.msg, "context tar", 11) ? AF_EXIT_USAGE : AF_EXIT_INFRA;
@@ -299,12 +301,12 @@ static int s_write_tags(const af_build_opts_t *o, af_registry_t *reg, s_cancel_t
     if (!rc)
         return AF_EXIT_OK;
     s_summary(pg, slices, o->n_platforms, farm); /* the table, then what went wrong */
-    int sig = af_cli_signal();
+    int sig = af_signal_last();
     bool cut = done < o->n_tags; /* tag DONE was being written */
     bool cut_moved = false, cut_unknown = false;
     if (cut) {
-        s_cancel_t check = {.base = af_cli_signal_count(),
-                            .deadline_ms = af_cli_now_ms() + S_TAG_CHECK_MS};
+        s_cancel_t check = {.base = af_signal_count(),
+                            .deadline_ms = zclock_mono() + S_TAG_CHECK_MS};
         af_registry_set_cancel(reg, s_cancelled, &check);
         const char *tag = o->tags[done].tag[0] ? o->tags[done].tag : "latest";
         char *body = NULL, *ct = NULL, dg[AF_DIGEST_STR_MAX] = "";
@@ -470,15 +472,15 @@ static int s_step_local(s_build_t *b)
     if (!(b->pg = af_progress_new(b->o->progress)))
         return AF_EXIT_INFRA;
     af_progress_mask(b->pg, b->reg_pass); /* gha: before anything could echo it */
-    af_cli_signals_install();
+    af_signals_install();
     if (!(b->inv = af_cli_inventory_load(b->cli, NULL, &err))) {
         af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
         return AF_EXIT_USAGE;
     }
     int rc = s_context(b);
-    if (!rc && af_cli_signal()) {
+    if (!rc && af_signal_last()) {
         af_cli_error("interrupted before any slice started; nothing was sent");
-        rc = s_signal_exit(af_cli_signal());
+        rc = s_signal_exit(af_signal_last());
     }
     return rc;
 }
@@ -493,9 +495,9 @@ static int s_step_preflight(s_build_t *b)
     }
     af_registry_set_cancel(b->reg, s_cancelled, &b->cancel);
     int rc = af_preflight_push(b->reg, b->first, b->pg);
-    if (af_cli_signal()) {
+    if (af_signal_last()) {
         af_cli_error("interrupted while checking the registry; nothing was sent");
-        rc = s_signal_exit(af_cli_signal());
+        rc = s_signal_exit(af_signal_last());
     }
     return rc;
 }
@@ -599,12 +601,12 @@ static int s_step_cache(s_build_t *b)
     if (!r)
         return AF_EXIT_OK; /* checked before: cannot happen but by a race */
     snprintf(b->keyed_digest, sizeof b->keyed_digest, "%s", b->spec.context_digest);
-    for (size_t i = 0; i < o->n_platforms && !af_cli_signal(); i++)
+    for (size_t i = 0; i < o->n_platforms && !af_signal_last(); i++)
         s_cache_lookup(b, i, r->from);
     af_recipe_destroy(&r);
-    if (af_cli_signal()) {
+    if (af_signal_last()) {
         af_cli_error("interrupted while looking up the slice cache; nothing was sent");
-        return s_signal_exit(af_cli_signal());
+        return s_signal_exit(af_signal_last());
     }
     return AF_EXIT_OK;
 }
@@ -676,7 +678,7 @@ static int s_step_nodes(s_build_t *b)
     if (af_farm_probe(b->farm, select, b->o->probe_timeout_ms) < 0) {
         free(select);
         af_cli_error("interrupted while probing the nodes; nothing was sent");
-        return s_signal_exit(af_cli_signal());
+        return s_signal_exit(af_signal_last());
     }
     s_candidates(b, select, n_nodes);
     free(select);
@@ -798,9 +800,9 @@ static int s_step_publish(s_build_t *b)
     if (rc) {
         s_summary(b->pg, b->slices, o->n_platforms, b->farm);
         s_metadata_failed(o, b->slices, b->farm);
-        if (af_cli_signal()) {
+        if (af_signal_last()) {
             af_cli_error("interrupted while verifying: no tag was written");
-            return s_signal_exit(af_cli_signal());
+            return s_signal_exit(af_signal_last());
         }
         af_cli_error("verification failed: %s; no tag was written", af_err_msg(&err, rc));
         return af_cli_registry_exit(rc);

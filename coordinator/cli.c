@@ -199,45 +199,6 @@ af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_
     return inv;
 }
 
-/* The only global mutable state: what the signal handler saw. */
-static volatile sig_atomic_t s_signal;
-static volatile sig_atomic_t s_signal_count;
-
-static void s_on_signal(int signo)
-{
-    s_signal = signo;
-    if (s_signal_count < 100)
-        s_signal_count++;
-}
-
-void af_cli_signals_install(void)
-{
-    zsys_handler_set(NULL); /* czmq must not swallow SIGINT/SIGTERM */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-int af_cli_signal(void)
-{
-    return (int)s_signal;
-}
-
-int af_cli_signal_count(void)
-{
-    return (int)s_signal_count;
-}
-
-long long af_cli_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 char *af_cli_bytes(unsigned long long n, char *buf, size_t len)
 {
     if (n < 1024)

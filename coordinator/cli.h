@@ -85,21 +85,6 @@ af_registry_t *af_cli_registry_open(const char *registry, const af_insecure_t *i
  * ARCHFARM_INVENTORY". Caller owns. */
 af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_err_t *err);
 
-/* --- signals --------------------------------------------------------------- */
-
-/* Installs SIGINT/SIGTERM handlers that only record the signal (and turns
- * czmq's own handler off). Call before any czmq socket exists. */
-void af_cli_signals_install(void);
-
-/* The last signal received (SIGINT, SIGTERM) or 0. */
-int af_cli_signal(void);
-
-/* How many SIGINT/SIGTERM arrived so far. */
-int af_cli_signal_count(void);
-
-/* Monotonic milliseconds. */
-long long af_cli_now_ms(void);
-
 /* "12.3 MiB", "512 B" into buf. Returns buf. */
 char *af_cli_bytes(unsigned long long n, char *buf, size_t len);
 

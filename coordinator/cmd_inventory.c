@@ -13,6 +13,7 @@
 #include "farm.h"
 #include "inventory.h"
 #include "platform.h"
+#include "signals.h"
 
 static const char s_help[] =
     "Usage: archfarm inventory check [--probe] [FILE]\n"
@@ -121,7 +122,7 @@ static int s_list(const af_inventory_t *inv, bool json)
  * One line per problem on stderr; returns an exit status. */
 static int s_probe(const af_inventory_t *inv, const char *path)
 {
-    af_cli_signals_install();
+    af_signals_install();
     af_farm_t *farm = af_farm_new(inv);
     if (!farm) {
         fprintf(stderr, "archfarm: out of memory\n");
@@ -129,7 +130,7 @@ static int s_probe(const af_inventory_t *inv, const char *path)
     }
     if (af_farm_probe(farm, NULL, 5000) < 0) {
         af_farm_destroy(&farm);
-        return af_cli_signal() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
+        return af_signal_last() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
     }
     size_t n = af_farm_size(farm), bad = 0;
     for (size_t i = 0; i < n; i++) {

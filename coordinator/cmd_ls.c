@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "farm.h"
 #include "platform.h"
+#include "signals.h"
 
 #define AF_LS_DEFAULT_TIMEOUT_MS 3000
 
@@ -191,7 +192,7 @@ int af_cmd_ls(const af_cli_t *cli, int argc, char **argv)
         af_cli_error("%s", af_err_msg(&err, AF_ERR_INVAL));
         return AF_EXIT_USAGE;
     }
-    af_cli_signals_install();
+    af_signals_install();
     af_farm_t *farm = af_farm_new(inv);
     if (!farm) {
         af_inventory_destroy(&inv);
@@ -201,7 +202,7 @@ int af_cmd_ls(const af_cli_t *cli, int argc, char **argv)
     int probed = af_farm_probe(farm, NULL, timeout_ms);
     size_t n = af_farm_size(farm);
     if (probed < 0) {
-        rc = af_cli_signal() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
+        rc = af_signal_last() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
         goto out;
     }
     if (json) {
@@ -339,7 +340,7 @@ int af_cmd_inspect(const af_cli_t *cli, int argc, char **argv)
         rc = AF_EXIT_USAGE;
         goto out;
     }
-    af_cli_signals_install();
+    af_signals_install();
     size_t n = af_farm_size(farm);
     bool *select = calloc(n, sizeof *select);
     if (!select) {
@@ -350,7 +351,7 @@ int af_cmd_inspect(const af_cli_t *cli, int argc, char **argv)
     int probed = af_farm_probe(farm, select, timeout_ms);
     free(select);
     if (probed < 0) {
-        rc = af_cli_signal() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
+        rc = af_signal_last() == SIGTERM ? AF_EXIT_SIGTERM : AF_EXIT_SIGINT;
         goto out;
     }
     const af_farm_node_t *fn = af_farm_node(farm, (size_t)idx);

@@ -4,6 +4,7 @@
  * together under one deadline. */
 #include "farm.h"
 
+#include <czmq.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "build.h"
 #include "cli.h"
 #include "log.h"
+#include "signals.h"
 
 #define AF_FARM_LINGER_MS 500    /* let a final CANCEL leave, then give up */
 #define AF_FARM_SNDTIMEO_MS 2000 /* a send never blocks longer than this */
@@ -369,7 +371,7 @@ static void s_take_welcome(af_farm_node_t *n, const af_msg_t *m, long long sent_
     n->max_jobs = m->max_jobs;
     n->heartbeat_ms = m->heartbeat_ms ? m->heartbeat_ms : AF_HEARTBEAT_MS;
     snprintf(n->confinement, sizeof n->confinement, "%s", m->confinement);
-    n->last_seen_ms = af_cli_now_ms();
+    n->last_seen_ms = zclock_mono();
     n->rtt_ms = n->last_seen_ms - sent_ms;
     s_set_status(n, AF_NODE_READY, "ready");
     if (strcmp(m->version, AF_VERSION))
@@ -398,7 +400,7 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
     snprintf(hello->client, sizeof hello->client, "%s", client);
 
     s_warn_plaintext(self, select);
-    long long start = af_cli_now_ms();
+    long long start = zclock_mono();
     size_t waiting = 0;
     for (size_t i = 0; i < self->n; i++) {
         af_farm_node_t *n = &self->nodes[i];
@@ -422,7 +424,7 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
 
     rc = 0;
     while (waiting > 0) {
-        long long left = start + timeout_ms - af_cli_now_ms();
+        long long left = start + timeout_ms - zclock_mono();
         if (left <= 0)
             break;
         for (size_t k = 0; k < waiting; k++) {
@@ -435,7 +437,7 @@ int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
          * events; zmq_poll ignores an fd of -1 */
         int prc = zmq_poll(items, (int)(2 * waiting), (long)left);
         if (prc < 0) {
-            if (af_cli_signal()) {
+            if (af_signal_last()) {
                 rc = AF_ERR_CANCELLED;
                 break;
             }

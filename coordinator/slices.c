@@ -14,6 +14,7 @@
  * the first slice that failed for good cancels the others.
  * SIGINT/SIGTERM cancel everything and wait at most AF_CANCEL_WAIT_MS for
  * the agents' RESULTs. */
+#include <czmq.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include "digest.h"
 #include "log.h"
 #include "proto.h"
+#include "signals.h"
 
 #define AF_TICK_MS 100
 #define AF_TIMEOUT_GRACE_S 30 /* after --timeout, before we give up on the agent */
@@ -136,7 +138,7 @@ static void s_fail(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const char *fai
     a->ok = false;
     a->done = true;
     a->exit_code = -1;
-    a->ended_ms = af_cli_now_ms();
+    a->ended_ms = zclock_mono();
     af_debug_job(s->job, s_node_name(st, a->node), "%s", a->message);
     s_attempt_ended(st, s, a);
 }
@@ -171,7 +173,7 @@ static void s_cancel_all(s_loop_t *st, const char *why)
     if (any && !st->cancelling) {
         af_progress_info(st->run->progress, "cancelling the remaining slices (%s)", why);
         st->cancelling = true;
-        st->cancel_deadline_ms = af_cli_now_ms() + AF_CANCEL_WAIT_MS;
+        st->cancel_deadline_ms = zclock_mono() + AF_CANCEL_WAIT_MS;
     }
 }
 
@@ -330,7 +332,7 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
         }
         a->done = true;
         a->ok = m->ok;
-        a->ended_ms = af_cli_now_ms();
+        a->ended_ms = zclock_mono();
         a->exit_code = m->exit_code;
         a->duration_ms = m->duration_ms;
         snprintf(a->failure, sizeof a->failure, "%s", m->ok ? "" : m->failure);
@@ -370,7 +372,7 @@ static int s_on_reader(zloop_t *loop, zsock_t *sock, void *arg)
     for (int i = 0; i < AF_DRAIN_MAX && (zsock_events(sock) & ZMQ_POLLIN); i++) {
         af_err_t err = {0};
         af_msg_t *m = af_msg_recv(sock, false, NULL, &err);
-        fn->last_seen_ms = af_cli_now_ms(); /* any traffic counts as a heartbeat */
+        fn->last_seen_ms = zclock_mono(); /* any traffic counts as a heartbeat */
         if (!m) {
             if (err.code == AF_ERR_CANCELLED)
                 break;
@@ -425,10 +427,10 @@ static void s_heartbeat(s_loop_t *st, long long now)
 static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     s_loop_t *st = arg;
-    long long now = af_cli_now_ms();
+    long long now = zclock_mono();
     af_progress_tick(st->run->progress); /* tty: bounded-rate redraw, SIGWINCH */
-    if (af_cli_signal() && !st->run->signal) {
-        st->run->signal = af_cli_signal();
+    if (af_signal_last() && !st->run->signal) {
+        st->run->signal = af_signal_last();
         af_progress_info(st->run->progress, "interrupted by %s",
                          st->run->signal == SIGTERM ? "SIGTERM" : "SIGINT");
         s_cancel_all(st, "interrupted");
@@ -525,7 +527,7 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
 out:
     af_msg_destroy(&hello);
     af_msg_destroy(&m);
-    a->started_ms = af_cli_now_ms();
+    a->started_ms = zclock_mono();
     snprintf(a->state, sizeof a->state, "sent");
     if (rc) {
         s_fail(st, s, a, "infra", "%s", af_err_msg(&err, rc));
@@ -543,7 +545,7 @@ static int s_watch(s_loop_t *st, size_t i)
     af_farm_node_t *fn = af_farm_node(st->run->farm, i);
     if (!fn->sock)
         return AF_ERR_STATE;
-    fn->last_seen_ms = af_cli_now_ms();
+    fn->last_seen_ms = zclock_mono();
     st->readers[i].st = st;
     st->readers[i].node = i;
     if (zloop_reader(st->loop, fn->sock, s_on_reader, &st->readers[i]))
@@ -608,7 +610,7 @@ int af_slices_run(af_slices_run_t *run)
     if (!st.used || !st.lost || !st.readers || !st.loop)
         goto out;
 
-    long long now = af_cli_now_ms();
+    long long now = zclock_mono();
     for (size_t i = 0; i < run->n_slices; i++) {
         af_attempt_t *a = af_slice_current(&run->slices[i]);
         if (a && !a->done && s_watch(&st, a->node)) /* done: from the slice cache */
@@ -632,8 +634,8 @@ int af_slices_run(af_slices_run_t *run)
         int lrc = zloop_start(st.loop);
         if (lrc == -1 && s_all_done(&st))
             break;
-        if (af_cli_signal()) {
-            if (af_cli_signal_count() > 1) {
+        if (af_signal_last()) {
+            if (af_signal_count() > 1) {
                 /* a second signal: stop waiting for the agents */
                 af_progress_info(run->progress, "second signal: not waiting for the nodes");
                 break;

@@ -17,6 +17,7 @@
 #include "../../coordinator/attempts.c"
 #include "../../coordinator/build.c"
 #include "../../coordinator/cli.c"
+#include "../../coordinator/signals.c"
 #include "../../coordinator/cmd_build.c"
 #include "../../coordinator/ctxcache.c"
 #include "../../coordinator/display.c"

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../../coordinator/cli.c"
+#include "../../coordinator/signals.c"
 #include "../../coordinator/display.c"
 #include "stderr_capture.h"
 

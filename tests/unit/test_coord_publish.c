@@ -16,6 +16,7 @@
 
 #include "../../coordinator/attempts.c"
 #include "../../coordinator/cli.c"
+#include "../../coordinator/signals.c"
 #include "../../coordinator/display.c"
 #include "../../coordinator/farm.c"
 #include "../../coordinator/metadata.c"

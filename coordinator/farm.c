@@ -379,127 +379,160 @@ static void s_take_welcome(af_farm_node_t *n, const af_msg_t *m, long long sent_
                 AF_VERSION);
 }
 
-int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
+/* One probe in flight: the nodes still to answer and what is polled. */
+typedef struct {
+    af_farm_t *farm;
+    const bool *select;
+    int timeout_ms;
+    long long start;
+    zmq_pollitem_t *items; /* per waiting node: [0] its DEALER, [1] its handshake monitor */
+    size_t *which;         /* the waiting nodes' indexes */
+    size_t waiting;
+    zsock_t **mons; /* per node */
+    bool *refused;  /* per node: the monitor saw a refused connection */
+    af_msg_t *hello;
+} s_probe_t;
+
+static void s_probe_free(s_probe_t *p)
 {
-    char client[AF_MAX_NAME + 1];
+    for (size_t i = 0; p->mons && i < p->farm->n; i++)
+        s_monitor_stop(&p->farm->nodes[i], &p->mons[i]);
+    af_msg_destroy(&p->hello);
+    free(p->items);
+    free(p->which);
+    free(p->mons);
+    free(p->refused);
+}
+
+static int s_probe_init(s_probe_t *p)
+{
+    size_t cap = p->farm->n ? p->farm->n : 1;
+    p->items = calloc(2 * cap, sizeof *p->items);
+    p->which = calloc(cap, sizeof *p->which);
+    p->mons = calloc(cap, sizeof *p->mons);
+    p->refused = calloc(cap, sizeof *p->refused);
+    p->hello = af_msg_new(AF_CMD_HELLO);
+    if (!p->items || !p->which || !p->mons || !p->refused || !p->hello)
+        return AF_ERR_NOMEM;
     char host[64] = "coordinator";
     gethostname(host, sizeof host - 1);
-    snprintf(client, sizeof client, "%.64s:%d", host, (int)getpid());
+    snprintf(p->hello->version, sizeof p->hello->version, "%s", AF_VERSION);
+    snprintf(p->hello->client, sizeof p->hello->client, "%.64s:%d", host, (int)getpid());
+    return 0;
+}
 
-    /* per node: [0] its DEALER, [1] its handshake monitor */
-    size_t cap = self->n ? self->n : 1;
-    zmq_pollitem_t *items = calloc(2 * cap, sizeof *items);
-    size_t *which = calloc(cap, sizeof *which);
-    zsock_t **mons = calloc(cap, sizeof *mons);
-    bool *refused = calloc(cap, sizeof *refused);
-    af_msg_t *hello = af_msg_new(AF_CMD_HELLO);
-    int rc = AF_ERR_NOMEM;
-    if (!items || !which || !mons || !refused || !hello)
-        goto out;
-    snprintf(hello->version, sizeof hello->version, "%s", AF_VERSION);
-    snprintf(hello->client, sizeof hello->client, "%s", client);
-
-    s_warn_plaintext(self, select);
-    long long start = zclock_mono();
-    size_t waiting = 0;
+/* Connects to every selected node and sends it HELLO; the ones reached
+ * wait for an answer. */
+static void s_probe_send(s_probe_t *p)
+{
+    af_farm_t *self = p->farm;
     for (size_t i = 0; i < self->n; i++) {
         af_farm_node_t *n = &self->nodes[i];
-        if (select && !select[i])
+        if (p->select && !p->select[i])
             continue;
         n->status = AF_NODE_UNREACHABLE;
         snprintf(n->status_msg, sizeof n->status_msg, "no answer from %s within %d ms",
-                 n->conf->endpoint, timeout_ms);
-        if (s_connect(self, i, &mons[i]))
+                 n->conf->endpoint, p->timeout_ms);
+        if (s_connect(self, i, &p->mons[i]))
             continue;
         af_err_t err = {0};
-        if (af_msg_send(hello, n->sock, &err)) {
+        if (af_msg_send(p->hello, n->sock, &err)) {
             s_set_status(n, AF_NODE_UNREACHABLE, "cannot send HELLO to %s: %s", n->conf->endpoint,
                          af_err_msg(&err, AF_ERR_NET));
             continue;
         }
         af_debug("HELLO -> %s (%s)", n->conf->name, n->conf->endpoint);
-        which[waiting] = i;
-        waiting++;
+        p->which[p->waiting++] = i;
     }
+}
 
-    rc = 0;
-    while (waiting > 0) {
-        long long left = start + timeout_ms - zclock_mono();
+/* Takes what node I has for us (a handshake event, a reply). True when the
+ * node has answered for good. */
+static bool s_probe_take(s_probe_t *p, size_t i, short sock_ev, short mon_ev)
+{
+    af_farm_node_t *n = &p->farm->nodes[i];
+    if (p->mons[i] && (mon_ev & ZMQ_POLLIN) && s_monitor_event(n, p->mons[i], &p->refused[i]))
+        return true;
+    if (!(sock_ev & ZMQ_POLLIN))
+        return false;
+    af_err_t err = {0};
+    af_msg_t *m = af_msg_recv(n->sock, false, NULL, &err);
+    bool done = true;
+    if (!m)
+        s_set_status(n, AF_NODE_ERROR, "node %s sent a malformed reply: %s", n->conf->name,
+                     af_err_msg(&err, AF_ERR_PROTO));
+    else if (m->cmd == AF_CMD_WELCOME)
+        s_take_welcome(n, m, p->start);
+    else if (m->cmd == AF_CMD_ERROR)
+        s_set_status(n, AF_NODE_ERROR, "node %s refused HELLO: %s", n->conf->name, m->message);
+    else {
+        af_debug("node %s: ignoring %s during probe", n->conf->name, af_cmd_name(m->cmd));
+        done = false;
+    }
+    af_msg_destroy(&m);
+    return done;
+}
+
+/* Polls the waiting nodes until each answered or the time is up. 0, or
+ * AF_ERR_CANCELLED on a signal. */
+static int s_probe_wait(s_probe_t *p)
+{
+    while (p->waiting > 0) {
+        long long left = p->start + p->timeout_ms - zclock_mono();
         if (left <= 0)
-            break;
-        for (size_t k = 0; k < waiting; k++) {
-            size_t i = which[k];
-            items[2 * k] = (zmq_pollitem_t){zsock_resolve(self->nodes[i].sock), 0, ZMQ_POLLIN, 0};
-            items[2 * k + 1] = (zmq_pollitem_t){mons[i] ? zsock_resolve(mons[i]) : NULL, -1,
-                                                mons[i] ? ZMQ_POLLIN : 0, 0};
+            return 0;
+        for (size_t k = 0; k < p->waiting; k++) {
+            size_t i = p->which[k];
+            zsock_t *mon = p->mons[i];
+            p->items[2 * k] =
+                (zmq_pollitem_t){zsock_resolve(p->farm->nodes[i].sock), 0, ZMQ_POLLIN, 0};
+            /* without a monitor: no socket, fd -1 and no events, which zmq_poll skips */
+            p->items[2 * k + 1] =
+                (zmq_pollitem_t){mon ? zsock_resolve(mon) : NULL, -1, mon ? ZMQ_POLLIN : 0, 0};
         }
-        /* items with neither socket nor fd are skipped by giving them no
-         * events; zmq_poll ignores an fd of -1 */
-        int prc = zmq_poll(items, (int)(2 * waiting), (long)left);
-        if (prc < 0) {
-            if (af_signal_last()) {
-                rc = AF_ERR_CANCELLED;
-                break;
-            }
+        if (zmq_poll(p->items, (int)(2 * p->waiting), (long)left) < 0) {
+            if (af_signal_last())
+                return AF_ERR_CANCELLED;
             continue;
         }
-        for (long k = 0; k < (long)waiting; k++) {
-            size_t i = which[k];
-            af_farm_node_t *n = &self->nodes[i];
-            bool done = false;
-            if (mons[i] && (items[2 * k + 1].revents & ZMQ_POLLIN))
-                done = s_monitor_event(n, mons[i], &refused[i]);
-            if (!done && (items[2 * k].revents & ZMQ_POLLIN)) {
-                af_err_t err = {0};
-                af_msg_t *m = af_msg_recv(n->sock, false, NULL, &err);
-                if (!m) {
-                    s_set_status(n, AF_NODE_ERROR, "node %s sent a malformed reply: %s",
-                                 n->conf->name, af_err_msg(&err, AF_ERR_PROTO));
-                    done = true;
-                } else if (m->cmd == AF_CMD_WELCOME) {
-                    s_take_welcome(n, m, start);
-                    done = true;
-                } else if (m->cmd == AF_CMD_ERROR) {
-                    s_set_status(n, AF_NODE_ERROR, "node %s refused HELLO: %s", n->conf->name,
-                                 m->message);
-                    done = true;
-                } else {
-                    af_debug("node %s: ignoring %s during probe", n->conf->name,
-                             af_cmd_name(m->cmd));
-                }
-                af_msg_destroy(&m);
+        for (size_t k = 0; k < p->waiting;) {
+            if (!s_probe_take(p, p->which[k], p->items[2 * k].revents,
+                              p->items[2 * k + 1].revents)) {
+                k++;
+                continue;
             }
-            if (done) {
-                /* stop polling it: the last one takes its place */
-                which[k] = which[waiting - 1];
-                items[2 * k] = items[2 * (waiting - 1)];
-                items[2 * k + 1] = items[2 * (waiting - 1) + 1];
-                waiting--;
-                k--;
-            }
+            /* answered: stop polling it, the last one takes its place */
+            p->waiting--;
+            p->which[k] = p->which[p->waiting];
+            p->items[2 * k] = p->items[2 * p->waiting];
+            p->items[2 * k + 1] = p->items[2 * p->waiting + 1];
         }
     }
-    for (size_t k = 0; k < waiting; k++) {
-        af_farm_node_t *n = &self->nodes[which[k]];
-        if (refused[which[k]] && n->status == AF_NODE_UNREACHABLE)
+    return 0;
+}
+
+int af_farm_probe(af_farm_t *self, const bool *select, int timeout_ms)
+{
+    s_probe_t p = {.farm = self, .select = select, .timeout_ms = timeout_ms};
+    int rc = s_probe_init(&p);
+    if (rc == 0) {
+        s_warn_plaintext(self, select);
+        p.start = zclock_mono();
+        s_probe_send(&p);
+        rc = s_probe_wait(&p);
+    }
+    for (size_t k = 0; k < p.waiting; k++) {
+        af_farm_node_t *n = &self->nodes[p.which[k]];
+        if (p.refused[p.which[k]] && n->status == AF_NODE_UNREACHABLE)
             s_set_status(n, AF_NODE_UNREACHABLE, "connection refused by %s (is the agent running?)",
                          n->conf->endpoint);
     }
+    s_probe_free(&p);
     int ready = 0;
-    for (size_t i = 0; i < self->n; i++) {
-        s_monitor_stop(&self->nodes[i], &mons[i]);
+    for (size_t i = 0; rc == 0 && i < self->n; i++)
         if ((!select || select[i]) && self->nodes[i].status == AF_NODE_READY)
             ready++;
-    }
-    if (!rc)
-        rc = ready;
-out:
-    af_msg_destroy(&hello);
-    free(items);
-    free(which);
-    free(mons);
-    free(refused);
-    return rc;
+    return rc ? rc : ready;
 }
 
 int af_farm_send(af_farm_t *self, size_t i, const af_msg_t *msg, af_err_t *err)

@@ -404,7 +404,10 @@ static int s_number_option(af_build_opts_t *o, int c, const char *arg)
 }
 
 /* Applies option C with argument ARG (getopt's optarg, borrowed). -1 to go on, else an exit status
- * (0 after --help). */
+ * (0 after --help).
+ * Long (88 lines) because it is one flat switch with a case per option
+ * of `archfarm build`, each a few lines; splitting it would scatter the
+ * option table. */
 static int s_option(af_build_opts_t *o, int c, char *arg, bool *quiet)
 {
     int rc = s_number_option(o, c, arg);

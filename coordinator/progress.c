@@ -647,27 +647,90 @@ void af_progress_index(af_progress_t *self, const char *digest, const char *medi
     }
 }
 
+/* The summary as one JSON event. */
+static void s_summary_json(const af_progress_result_t *rows, size_t n)
+{
+    json_t *o = s_event("summary");
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = s_result_json("slice", &rows[i]);
+        json_object_del(r, "time");
+        json_object_del(r, "type");
+        json_object_set_new(r, "context_bytes_sent",
+                            json_integer((json_int_t)rows[i].context_bytes_sent));
+        json_object_set_new(r, "pushed_bytes",
+                            rows[i].pushed_bytes >= 0
+                                ? json_integer((json_int_t)rows[i].pushed_bytes)
+                                : json_null());
+        json_array_append_new(arr, r);
+    }
+    json_object_set_new(o, "slices", arr);
+    s_emit(o);
+}
+
+/* GitHub Actions: an ::error for failed row R (display-safe platform CP,
+ * node CN and reason CM) with the last lines of its log. */
+static void s_summary_gha_error(af_progress_t *self, const af_progress_result_t *r, const char *cp,
+                                const char *cn, const char *cm)
+{
+    char title[200], why[64], msg[AF_TEXT_MAX * 2];
+    snprintf(title, sizeof title, "%s on %s", cp, cn);
+    s_failure_text(r, why, sizeof why);
+    size_t off = (size_t)snprintf(msg, sizeof msg, "%s: %s", why, cm);
+    af_display_t *d = &self->disp;
+    for (size_t k = 0; k < d->n; k++) {
+        if (strcmp(d->rows[k].platform, cp))
+            continue;
+        size_t total = self->tail_n[k], first = total > AF_GHA_TAIL ? total - AF_GHA_TAIL : 0;
+        if (total && off < sizeof msg)
+            off += (size_t)snprintf(msg + off, sizeof msg - off,
+                                    "\nlast %zu log lines:", total - first);
+        for (size_t j = first; j < total && off < sizeof msg; j++)
+            off += (size_t)snprintf(msg + off, sizeof msg - off, "\n%s",
+                                    self->tail[k][j % AF_GHA_TAIL]);
+    }
+    s_gha_cmd("error", title, msg);
+}
+
+/* One row of the table (and of the step summary file SUM, may be NULL). */
+static void s_summary_row(af_progress_t *self, const af_progress_result_t *r, FILE *sum)
+{
+    char text[AF_TEXT_MAX + 512];
+    char result[64], cp[64], cn[80], cm[AF_TEXT_MAX];
+    if (r->ok)
+        snprintf(result, sizeof result, "ok");
+    else if (!strcmp(r->failure, "build") && r->exit_code >= 0)
+        snprintf(result, sizeof result, "build(%d)", r->exit_code);
+    else
+        snprintf(result, sizeof result, "%s", r->failure[0] ? r->failure : "failed");
+    af_display_sanitize(r->platform, cp, sizeof cp);
+    af_display_sanitize(r->node[0] ? r->node : "-", cn, sizeof cn);
+    af_display_sanitize(r->ok ? r->digest : r->message, cm, sizeof cm);
+    char sent[32], pushed[32];
+    af_cli_bytes(r->context_bytes_sent, sent, sizeof sent);
+    if (r->pushed_bytes >= 0)
+        af_cli_bytes((unsigned long long)r->pushed_bytes, pushed, sizeof pushed);
+    else
+        snprintf(pushed, sizeof pushed, "-");
+    snprintf(text, sizeof text, "%-20s %-16s %-10s %8.1f %10s %10s  %s", cp, cn, result, r->seconds,
+             sent, pushed, cm);
+    s_line(self, text);
+    if (sum) {
+        char a[128], b[160], c[AF_TEXT_MAX * 2];
+        fprintf(sum, "| %s | %s | %s | %.1f | %s | %s | %s |\n", s_md(r->platform, a, sizeof a),
+                s_md(r->node[0] ? r->node : "-", b, sizeof b), r->ok ? "✅ ok" : result, r->seconds,
+                sent, pushed, r->ok ? r->digest : s_md(r->message, c, sizeof c));
+    }
+    if (self->mode == AF_PROGRESS_GHA && !r->ok && strcmp(r->failure, "cancelled"))
+        s_summary_gha_error(self, r, cp, cn, cm);
+}
+
 void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, size_t n)
 {
     if (self->mode == AF_PROGRESS_QUIET)
         return;
     if (self->mode == AF_PROGRESS_JSON) {
-        json_t *o = s_event("summary");
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++) {
-            json_t *r = s_result_json("slice", &rows[i]);
-            json_object_del(r, "time");
-            json_object_del(r, "type");
-            json_object_set_new(r, "context_bytes_sent",
-                                json_integer((json_int_t)rows[i].context_bytes_sent));
-            json_object_set_new(r, "pushed_bytes",
-                                rows[i].pushed_bytes >= 0
-                                    ? json_integer((json_int_t)rows[i].pushed_bytes)
-                                    : json_null());
-            json_array_append_new(arr, r);
-        }
-        json_object_set_new(o, "slices", arr);
-        s_emit(o);
+        s_summary_json(rows, n);
         return;
     }
     s_tty_redraw(self, true); /* the panel stays above the table */
@@ -683,55 +746,8 @@ void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, 
               sum);
     bool failed = false;
     for (size_t i = 0; i < n; i++) {
-        const af_progress_result_t *r = &rows[i];
-        char result[64], cp[64], cn[80], cm[AF_TEXT_MAX];
-        if (r->ok)
-            snprintf(result, sizeof result, "ok");
-        else if (!strcmp(r->failure, "build") && r->exit_code >= 0)
-            snprintf(result, sizeof result, "build(%d)", r->exit_code);
-        else
-            snprintf(result, sizeof result, "%s", r->failure[0] ? r->failure : "failed");
-        af_display_sanitize(r->platform, cp, sizeof cp);
-        af_display_sanitize(r->node[0] ? r->node : "-", cn, sizeof cn);
-        af_display_sanitize(r->ok ? r->digest : r->message, cm, sizeof cm);
-        char sent[32], pushed[32];
-        af_cli_bytes(r->context_bytes_sent, sent, sizeof sent);
-        if (r->pushed_bytes >= 0)
-            af_cli_bytes((unsigned long long)r->pushed_bytes, pushed, sizeof pushed);
-        else
-            snprintf(pushed, sizeof pushed, "-");
-        snprintf(text, sizeof text, "%-20s %-16s %-10s %8.1f %10s %10s  %s", cp, cn, result,
-                 r->seconds, sent, pushed, cm);
-        s_line(self, text);
-        if (!r->ok)
-            failed = true;
-        if (sum) {
-            char a[128], b[160], c[AF_TEXT_MAX * 2];
-            fprintf(sum, "| %s | %s | %s | %.1f | %s | %s | %s |\n", s_md(r->platform, a, sizeof a),
-                    s_md(r->node[0] ? r->node : "-", b, sizeof b), r->ok ? "✅ ok" : result,
-                    r->seconds, sent, pushed, r->ok ? r->digest : s_md(r->message, c, sizeof c));
-        }
-        if (self->mode == AF_PROGRESS_GHA && !r->ok && strcmp(r->failure, "cancelled")) {
-            /* ::error with the reason and the last lines of the log */
-            char title[200], why[64], msg[AF_TEXT_MAX * 2];
-            snprintf(title, sizeof title, "%s on %s", cp, cn);
-            s_failure_text(r, why, sizeof why);
-            size_t off = (size_t)snprintf(msg, sizeof msg, "%s: %s", why, cm);
-            af_display_t *d = &self->disp;
-            for (size_t k = 0; k < d->n; k++) {
-                if (strcmp(d->rows[k].platform, cp))
-                    continue;
-                size_t total = self->tail_n[k],
-                       first = total > AF_GHA_TAIL ? total - AF_GHA_TAIL : 0;
-                if (total && off < sizeof msg)
-                    off += (size_t)snprintf(msg + off, sizeof msg - off,
-                                            "\nlast %zu log lines:", total - first);
-                for (size_t j = first; j < total && off < sizeof msg; j++)
-                    off += (size_t)snprintf(msg + off, sizeof msg - off, "\n%s",
-                                            self->tail[k][j % AF_GHA_TAIL]);
-            }
-            s_gha_cmd("error", title, msg);
-        }
+        s_summary_row(self, &rows[i], sum);
+        failed = failed || !rows[i].ok;
     }
     if (sum) {
         if (failed)

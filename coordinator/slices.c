@@ -252,18 +252,111 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     return 0;
 }
 
-static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
+/* CREDIT: more of the context may be sent. */
+static void s_on_credit(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const af_farm_node_t *fn,
+                        const af_msg_t *m)
+{
+    if (!a->transfer_started) {
+        a->transfer_started = true;
+        a->next_offset = m->offset;
+    }
+    if (m->credit > 4 * AF_CREDIT_WINDOW || a->credit + m->credit > 4 * AF_CREDIT_WINDOW) {
+        s_fail(st, s, a, "infra", "node %s granted more credit than the window allows",
+               fn->conf->name);
+        return;
+    }
+    a->credit += m->credit;
+    (void)s_send_chunks(st, s, a);
+}
+
+/* RESULT: the attempt's outcome, unless it was settled here already. */
+static void s_on_result(s_loop_t *st, af_slice_t *s, af_attempt_t *a, const af_farm_node_t *fn,
+                        const af_msg_t *m)
+{
+    if (!af_attempt_takes_result(s, a)) {
+        /* a late RESULT of an abandoned attempt (lost, failed over,
+         * cancelled): its outcome was settled here already */
+        af_debug_job(s->job, fn->conf->name, "ignoring stale RESULT of attempt %u", m->attempt);
+        return;
+    }
+    a->done = true;
+    a->ok = m->ok;
+    a->ended_ms = zclock_mono();
+    a->exit_code = m->exit_code;
+    a->duration_ms = m->duration_ms;
+    snprintf(a->failure, sizeof a->failure, "%s", m->ok ? "" : m->failure);
+    if (!m->ok && !a->failure[0])
+        snprintf(a->failure, sizeof a->failure, "infra");
+    snprintf(a->message, sizeof a->message, "%s", m->message);
+    if (!strcmp(a->failure, "cancelled") && !a->cancel_sent) {
+        /* we did not ask for it: the node gave up the job (draining,
+         * shutting down) - an infrastructure failure worth a retry */
+        snprintf(a->failure, sizeof a->failure, "infra");
+        snprintf(a->message, sizeof a->message, "node %s cancelled the job: %.900s", fn->conf->name,
+                 m->message);
+    }
+    snprintf(a->digest, sizeof a->digest, "%s", m->digest);
+    snprintf(a->media_type, sizeof a->media_type, "%s", m->media_type);
+    a->size = m->size;
+    a->pushed_bytes = m->ok ? m->pushed_bytes : -1;
+    snprintf(a->state, sizeof a->state, "%s", m->ok ? "done" : "failed");
+    if (m->ok && (!af_digest_valid(a->digest) || !a->size)) {
+        a->done = false;
+        s_fail(st, s, a, "infra", "node %s reported success without a valid digest",
+               fn->conf->name);
+        return;
+    }
+    s_attempt_ended(st, s, a);
+}
+
+/* A message about one of our jobs (ACCEPT, CREDIT, STATUS, LOG, RESULT). */
+static void s_on_job_message(s_loop_t *st, size_t node, af_msg_t *m)
 {
     af_farm_node_t *fn = af_farm_node(st->run->farm, node);
     af_progress_t *pg = st->run->progress;
+    af_attempt_t *a = NULL;
+    af_slice_t *s = s_find(st, node, m, &a);
+    if (!s) {
+        af_debug("node %s: %s for unknown job %s/%u", fn->conf->name, af_cmd_name(m->cmd), m->job,
+                 m->attempt);
+        return;
+    }
+    if (a->done && m->cmd != AF_CMD_RESULT)
+        return;
+    switch (m->cmd) {
+    case AF_CMD_ACCEPT:
+        a->accepted = true;
+        snprintf(a->state, sizeof a->state, "%s", m->job_queued ? "queued" : "accepted");
+        af_progress_status(pg, s->platform_str, fn->conf->name,
+                           m->job_queued ? "queued" : "accepted",
+                           m->have_context ? "context already on the node" : "");
+        break;
+    case AF_CMD_CREDIT:
+        s_on_credit(st, s, a, fn, m);
+        break;
+    case AF_CMD_STATUS:
+        snprintf(a->state, sizeof a->state, "%s", m->state);
+        af_progress_status(pg, s->platform_str, fn->conf->name, m->state, m->detail);
+        break;
+    case AF_CMD_LOG:
+        af_progress_log(pg, s->platform_str, fn->conf->name, m->stream, m->line);
+        break;
+    case AF_CMD_RESULT:
+        s_on_result(st, s, a, fn, m);
+        break;
+    default:
+        break;
+    }
+}
+
+static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
+{
+    af_farm_node_t *fn = af_farm_node(st->run->farm, node);
     af_attempt_t *a = NULL;
     af_slice_t *s = NULL;
 
     switch (m->cmd) {
     case AF_CMD_HEARTBEAT:
-        fn->running = m->running;
-        fn->queued = m->queued;
-        return;
     case AF_CMD_WELCOME:
         fn->running = m->running;
         fn->queued = m->queued;
@@ -280,87 +373,11 @@ static void s_on_message(s_loop_t *st, size_t node, af_msg_t *m)
     case AF_CMD_STATUS:
     case AF_CMD_LOG:
     case AF_CMD_RESULT:
-        break;
+        s_on_job_message(st, node, m);
+        return;
     default:
         af_debug("node %s: ignoring %s", fn->conf->name, af_cmd_name(m->cmd));
         return;
-    }
-
-    s = s_find(st, node, m, &a);
-    if (!s) {
-        af_debug("node %s: %s for unknown job %s/%u", fn->conf->name, af_cmd_name(m->cmd), m->job,
-                 m->attempt);
-        return;
-    }
-    if (a->done && m->cmd != AF_CMD_RESULT)
-        return;
-
-    switch (m->cmd) {
-    case AF_CMD_ACCEPT:
-        a->accepted = true;
-        snprintf(a->state, sizeof a->state, "%s", m->job_queued ? "queued" : "accepted");
-        af_progress_status(pg, s->platform_str, fn->conf->name,
-                           m->job_queued ? "queued" : "accepted",
-                           m->have_context ? "context already on the node" : "");
-        break;
-    case AF_CMD_CREDIT:
-        if (!a->transfer_started) {
-            a->transfer_started = true;
-            a->next_offset = m->offset;
-        }
-        if (m->credit > 4 * AF_CREDIT_WINDOW || a->credit + m->credit > 4 * AF_CREDIT_WINDOW) {
-            s_fail(st, s, a, "infra", "node %s granted more credit than the window allows",
-                   fn->conf->name);
-            break;
-        }
-        a->credit += m->credit;
-        (void)s_send_chunks(st, s, a);
-        break;
-    case AF_CMD_STATUS:
-        snprintf(a->state, sizeof a->state, "%s", m->state);
-        af_progress_status(pg, s->platform_str, fn->conf->name, m->state, m->detail);
-        break;
-    case AF_CMD_LOG:
-        af_progress_log(pg, s->platform_str, fn->conf->name, m->stream, m->line);
-        break;
-    case AF_CMD_RESULT:
-        if (!af_attempt_takes_result(s, a)) {
-            /* a late RESULT of an abandoned attempt (lost, failed over,
-             * cancelled): its outcome was settled here already */
-            af_debug_job(s->job, fn->conf->name, "ignoring stale RESULT of attempt %u", m->attempt);
-            return;
-        }
-        a->done = true;
-        a->ok = m->ok;
-        a->ended_ms = zclock_mono();
-        a->exit_code = m->exit_code;
-        a->duration_ms = m->duration_ms;
-        snprintf(a->failure, sizeof a->failure, "%s", m->ok ? "" : m->failure);
-        if (!m->ok && !a->failure[0])
-            snprintf(a->failure, sizeof a->failure, "infra");
-        snprintf(a->message, sizeof a->message, "%s", m->message);
-        if (!strcmp(a->failure, "cancelled") && !a->cancel_sent) {
-            /* we did not ask for it: the node gave up the job (draining,
-             * shutting down) - an infrastructure failure worth a retry */
-            snprintf(a->failure, sizeof a->failure, "infra");
-            snprintf(a->message, sizeof a->message, "node %s cancelled the job: %.900s",
-                     fn->conf->name, m->message);
-        }
-        snprintf(a->digest, sizeof a->digest, "%s", m->digest);
-        snprintf(a->media_type, sizeof a->media_type, "%s", m->media_type);
-        a->size = m->size;
-        a->pushed_bytes = m->ok ? m->pushed_bytes : -1;
-        snprintf(a->state, sizeof a->state, "%s", m->ok ? "done" : "failed");
-        if (m->ok && (!af_digest_valid(a->digest) || !a->size)) {
-            a->done = false;
-            s_fail(st, s, a, "infra", "node %s reported success without a valid digest",
-                   fn->conf->name);
-            break;
-        }
-        s_attempt_ended(st, s, a);
-        break;
-    default:
-        break;
     }
 }
 

@@ -244,6 +244,22 @@ static void s_output(s_argv_t *a, const af_engine_spec_t *spec)
            spec->insecure ? ",registry.insecure=true" : "");
 }
 
+/* The Dockerfile flags docker buildx and buildah share: the platform
+ * (PLAT), the Dockerfile, the build args (SOURCE_DATE_EPOCH among them when
+ * SDE) and the target stage. */
+static void s_dockerfile_args(s_argv_t *a, const af_engine_spec_t *spec, const char *plat, bool sde)
+{
+    s_add(a, "--platform");
+    s_add(a, plat);
+    s_add(a, "-f");
+    s_addf(a, "%s/%s", spec->context_dir, s_dockerfile(spec));
+    s_build_args(a, spec, "--build-arg", "", sde);
+    if (spec->target && spec->target[0]) {
+        s_add(a, "--target");
+        s_add(a, spec->target);
+    }
+}
+
 char **af_engine_argv_buildctl(const af_engine_spec_t *spec, af_err_t *err)
 {
     if (af_engine_spec_check(spec, err) < 0)
@@ -297,15 +313,7 @@ char **af_engine_argv_docker(const af_engine_spec_t *spec, af_err_t *err)
     s_add(&a, "docker");
     s_add(&a, "buildx");
     s_add(&a, "build");
-    s_add(&a, "--platform");
-    s_add(&a, plat);
-    s_add(&a, "-f");
-    s_addf(&a, "%s/%s", spec->context_dir, s_dockerfile(spec));
-    s_build_args(&a, spec, "--build-arg", "", true);
-    if (spec->target && spec->target[0]) {
-        s_add(&a, "--target");
-        s_add(&a, spec->target);
-    }
+    s_dockerfile_args(&a, spec, plat, true);
     /* provenance attestations would turn the pushed manifest into an index */
     s_add(&a, "--provenance=false");
     s_output(&a, spec);
@@ -348,16 +356,8 @@ char **af_engine_argv_buildah_build(const af_engine_spec_t *spec, af_err_t *err)
     s_argv_t a = {0};
     s_buildah_global(&a, spec);
     s_add(&a, "build");
-    s_add(&a, "--platform");
-    s_add(&a, plat);
-    s_add(&a, "-f");
-    s_addf(&a, "%s/%s", spec->context_dir, s_dockerfile(spec));
     /* buildah 1.28 does not read SOURCE_DATE_EPOCH: --timestamp does that */
-    s_build_args(&a, spec, "--build-arg", "", false);
-    if (spec->target && spec->target[0]) {
-        s_add(&a, "--target");
-        s_add(&a, spec->target);
-    }
+    s_dockerfile_args(&a, spec, plat, false);
     s_add(&a, "--layers=false");
     s_add(&a, "--isolation");
     s_add(&a, AF_ENGINE_BUILDAH_ISOLATION);

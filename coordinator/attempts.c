@@ -109,3 +109,21 @@ long af_slice_next_node(const af_slice_t *s, const af_candidate_t *cands, size_t
     free(copy);
     return pick;
 }
+
+af_progress_result_t af_attempt_report(const af_slice_t *s, const af_attempt_t *a, const char *node)
+{
+    return (af_progress_result_t){
+        .platform = s->platform_str,
+        .node = node,
+        .job = s->job,
+        .attempt = a->attempt,
+        .ok = a->ok,
+        .digest = a->digest,
+        .failure = a->failure,
+        .exit_code = a->exit_code,
+        .message = a->message,
+        .seconds = a->ended_ms > a->started_ms ? (a->ended_ms - a->started_ms) / 1000.0 : 0,
+        .context_bytes_sent = af_slice_context_bytes(s),
+        .pushed_bytes = af_slice_pushed_bytes(s),
+    };
+}

@@ -141,8 +141,7 @@ static void s_build_id(char *out, size_t len)
             memset(r, 0, sizeof r);
         close(fd);
     }
-    unsigned long long t =
-        (unsigned long long)zclock_mono() ^ ((unsigned long long)getpid() << 20);
+    unsigned long long t = (unsigned long long)zclock_mono() ^ ((unsigned long long)getpid() << 20);
     snprintf(out, len, "b%02x%02x%02x%02x%02x%02x%04llx", r[0], r[1], r[2], r[3], r[4], r[5],
              t & 0xffff);
 }
@@ -158,20 +157,7 @@ static void s_summary(af_progress_t *pg, af_slice_t *slices, size_t n, af_farm_t
     for (size_t i = 0; i < n && i < AF_MAX_LIST; i++) {
         af_slice_t *s = &slices[i];
         af_attempt_t *a = af_slice_current(s);
-        rows[i] = (af_progress_result_t){
-            .platform = s->platform_str,
-            .node = af_attempt_node_name(a, farm),
-            .job = s->job,
-            .attempt = a->attempt,
-            .ok = a->ok,
-            .digest = a->digest,
-            .failure = a->failure,
-            .exit_code = a->exit_code,
-            .message = a->message,
-            .seconds = a->ended_ms > a->started_ms ? (a->ended_ms - a->started_ms) / 1000.0 : 0,
-            .context_bytes_sent = af_slice_context_bytes(s),
-            .pushed_bytes = af_slice_pushed_bytes(s),
-        };
+        rows[i] = af_attempt_report(s, a, af_attempt_node_name(a, farm));
     }
     af_progress_summary(pg, rows, n);
 }

@@ -124,6 +124,11 @@ uint64_t af_slice_context_bytes(const af_slice_t *s);
  * that pushes by itself). Cannot fail. */
 int64_t af_slice_pushed_bytes(const af_slice_t *s);
 
+/* The progress row for attempt A of slice S, run on NODE (borrowed, as
+ * are every string of S and A the row points into). Cannot fail. */
+af_progress_result_t af_attempt_report(const af_slice_t *s, const af_attempt_t *a,
+                                       const char *node);
+
 typedef struct {
     uint32_t max_attempts;       /* 1 + --retries, at most AF_MAX_ATTEMPTS */
     bool retry_on_build_failure; /* --retry-on-build-failure */

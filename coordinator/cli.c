@@ -37,30 +37,31 @@ int af_cli_usage_error(const char *cmd, const char *fmt, ...)
     return AF_EXIT_USAGE;
 }
 
-void af_cli_error(const char *fmt, ...)
+/* "archfarm: KIND: MESSAGE" on stderr. Messages may quote a node, a
+ * registry or a build: never raw. */
+static void s_vsay(const char *kind, const char *fmt, va_list ap)
 {
     char msg[AF_ERRMSG_MAX + 256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* messages may quote a node, a registry or a build: never raw */
     char clean[4 * sizeof msg];
     af_display_sanitize(msg, clean, sizeof clean);
-    fprintf(stderr, "archfarm: error: %s\n", clean);
+    fprintf(stderr, "archfarm: %s: %s\n", kind, clean);
+}
+
+void af_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vsay("error", fmt, ap);
+    va_end(ap);
 }
 
 void af_cli_warning(const char *fmt, ...)
 {
-    char msg[AF_ERRMSG_MAX + 256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    s_vsay("warning", fmt, ap);
     va_end(ap);
-    /* messages may quote a node, a registry or a build: never raw */
-    char clean[4 * sizeof msg];
-    af_display_sanitize(msg, clean, sizeof clean);
-    fprintf(stderr, "archfarm: warning: %s\n", clean);
 }
 
 int af_cli_registry_exit(int code)
@@ -197,6 +198,17 @@ af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_
     for (size_t i = 0; i < af_inventory_warning_count(inv); i++)
         fprintf(stderr, "archfarm: %s\n", af_inventory_warning(inv, i));
     return inv;
+}
+
+void af_cli_node_platforms(const af_node_t *n, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n->n_platforms && off < len; i++) {
+        char buf[AF_PLATFORM_STR_MAX];
+        off += (size_t)snprintf(out + off, len - off, "%s%s", i ? "," : "",
+                                af_platform_format(&n->platforms[i], buf, sizeof buf));
+    }
 }
 
 char *af_cli_bytes(unsigned long long n, char *buf, size_t len)

@@ -85,6 +85,10 @@ af_registry_t *af_cli_registry_open(const char *registry, const af_insecure_t *i
  * ARCHFARM_INVENTORY". Caller owns. */
 af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_err_t *err);
 
+/* NODE's declared platforms as "linux/amd64,linux/arm64" into OUT (cut
+ * short at LEN). */
+void af_cli_node_platforms(const af_node_t *n, char *out, size_t len);
+
 /* "12.3 MiB", "512 B" into buf. Returns buf. */
 char *af_cli_bytes(unsigned long long n, char *buf, size_t len);
 

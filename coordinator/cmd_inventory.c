@@ -69,17 +69,6 @@ static json_t *s_node_json(const af_node_t *n)
     return o;
 }
 
-static void s_platforms_str(const af_node_t *n, char *out, size_t len)
-{
-    size_t off = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n->n_platforms && off < len; i++) {
-        char buf[AF_PLATFORM_STR_MAX];
-        off += snprintf(out + off, len - off, "%s%s", i ? "," : "",
-                        af_platform_format(&n->platforms[i], buf, sizeof buf));
-    }
-}
-
 static void s_labels_str(const af_node_t *n, char *out, size_t len)
 {
     size_t off = 0;
@@ -110,7 +99,7 @@ static int s_list(const af_inventory_t *inv, bool json)
     for (size_t i = 0; i < n; i++) {
         const af_node_t *node = af_inventory_node(inv, i);
         char plats[1024], labels[2048];
-        s_platforms_str(node, plats, sizeof plats);
+        af_cli_node_platforms(node, plats, sizeof plats);
         s_labels_str(node, labels, sizeof labels);
         printf("%-16s %-32s %-36s %-8d %-8d %-8s %s\n", node->name, node->endpoint, plats,
                node->max_jobs, node->priority, node->insecure ? "yes" : "no", labels);

@@ -73,17 +73,6 @@ static void s_join(char *const *list, size_t n, char *out, size_t len)
         snprintf(out, len, "-");
 }
 
-static void s_inv_platforms(const af_node_t *n, char *out, size_t len)
-{
-    size_t off = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n->n_platforms && off < len; i++) {
-        char buf[AF_PLATFORM_STR_MAX];
-        off += snprintf(out + off, len - off, "%s%s", i ? "," : "",
-                        af_platform_format(&n->platforms[i], buf, sizeof buf));
-    }
-}
-
 static json_t *s_strings(char *const *list, size_t n)
 {
     json_t *a = json_array();
@@ -226,7 +215,7 @@ int af_cmd_ls(const af_cli_t *cli, int argc, char **argv)
                 else
                     snprintf(jobs, sizeof jobs, "%u/%u", fn->running, fn->max_jobs);
             } else {
-                s_inv_platforms(fn->conf, plats, sizeof plats);
+                af_cli_node_platforms(fn->conf, plats, sizeof plats);
                 snprintf(execs, sizeof execs, "-");
                 snprintf(jobs, sizeof jobs, "-");
             }
@@ -280,7 +269,7 @@ static void s_print_inspect(const af_farm_node_t *fn, const char *inventory)
     printf("Transport:   %s\n",
            n->insecure ? "insecure (plaintext, archfarm_insecure: true)" : "CURVE");
     printf("Server key:  %s\n", n->server_key ? "present" : "none");
-    s_inv_platforms(n, buf, sizeof buf);
+    af_cli_node_platforms(n, buf, sizeof buf);
     printf("Platforms:   %s (inventory)\n", buf);
     printf("Max jobs:    %d (inventory)\n", n->max_jobs);
     printf("Priority:    %d\n", n->priority);

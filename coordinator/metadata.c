@@ -87,14 +87,8 @@ int af_metadata_write(const char *path, const char *index_digest, const char *me
                       af_farm_t *farm, bool pushed, af_err_t *err)
 {
     json_t *root = json_object();
-    if (index_digest) {
-        json_t *desc = json_object();
-        json_object_set_new(desc, "mediaType", json_string(media_type));
-        json_object_set_new(desc, "digest", json_string(index_digest));
-        json_object_set_new(desc, "size", json_integer((json_int_t)size));
-        json_object_set_new(root, "containerimage.digest", json_string(index_digest));
-        json_object_set_new(root, "containerimage.descriptor", desc);
-    }
+    if (index_digest)
+        af_progress_image_keys(root, media_type, index_digest, size);
     char names[AF_MAX_LIST * (AF_MAX_REF + 140)];
     size_t off = 0;
     names[0] = '\0';

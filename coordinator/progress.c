@@ -627,12 +627,7 @@ void af_progress_index(af_progress_t *self, const char *digest, const char *medi
         /* docker/build-push-action's outputs: digest, imageid, metadata
          * (the buildx metadata keys, as JSON in the multiline form) */
         json_t *m = json_object();
-        json_t *desc = json_object();
-        json_object_set_new(desc, "mediaType", s_str(media_type));
-        json_object_set_new(desc, "digest", s_str(digest));
-        json_object_set_new(desc, "size", json_integer((json_int_t)size));
-        json_object_set_new(m, "containerimage.digest", s_str(digest));
-        json_object_set_new(m, "containerimage.descriptor", desc);
+        af_progress_image_keys(m, media_type, digest, size);
         json_object_set_new(m, "image.name", s_str(tags));
         json_object_set_new(m, "archfarm.pushed", json_boolean(pushed));
         char *js = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -645,6 +640,16 @@ void af_progress_index(af_progress_t *self, const char *digest, const char *medi
         free(js);
         fclose(out);
     }
+}
+
+void af_progress_image_keys(json_t *obj, const char *media_type, const char *digest, uint64_t size)
+{
+    json_t *desc = json_object();
+    json_object_set_new(desc, "mediaType", s_str(media_type));
+    json_object_set_new(desc, "digest", s_str(digest));
+    json_object_set_new(desc, "size", json_integer((json_int_t)size));
+    json_object_set_new(obj, "containerimage.digest", s_str(digest));
+    json_object_set_new(obj, "containerimage.descriptor", desc);
 }
 
 /* The summary as one JSON event. */

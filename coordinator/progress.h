@@ -102,6 +102,14 @@ void af_progress_result(af_progress_t *self, const af_progress_result_t *r);
 void af_progress_index(af_progress_t *self, const char *digest, const char *media_type,
                        uint64_t size, const char *tags, bool pushed);
 
+/* Sets buildx's "containerimage.digest" and "containerimage.descriptor"
+ * keys for the index (MEDIA_TYPE, DIGEST, SIZE) on OBJ, a jansson object
+ * (borrowed); the --metadata-file and the GitHub "metadata" output share
+ * them. */
+struct json_t;
+void af_progress_image_keys(struct json_t *obj, const char *media_type, const char *digest,
+                            uint64_t size);
+
 /* Summary table (stderr in plain mode; a "summary" event in json). */
 void af_progress_summary(af_progress_t *self, const af_progress_result_t *rows, size_t n);
 

@@ -85,18 +85,7 @@ static bool s_all_done(s_loop_t *st)
 
 static void s_report_result(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
 {
-    af_progress_result_t r = {
-        .platform = s->platform_str,
-        .node = s_node_name(st, a->node),
-        .job = s->job,
-        .attempt = a->attempt,
-        .ok = a->ok,
-        .digest = a->digest,
-        .failure = a->failure,
-        .exit_code = a->exit_code,
-        .message = a->message,
-        .seconds = (a->ended_ms - a->started_ms) / 1000.0,
-    };
+    af_progress_result_t r = af_attempt_report(s, a, s_node_name(st, a->node));
     af_progress_result(st->run->progress, &r);
 }
 

@@ -260,16 +260,23 @@ static void s_dockerfile_args(s_argv_t *a, const af_engine_spec_t *spec, const c
     }
 }
 
-char **af_engine_argv_buildctl(const af_engine_spec_t *spec, af_err_t *err)
+/* What buildctl and docker buildx both need: a valid spec and an absolute
+ * metadata file. Formats the platform into PLAT (AF_PLATFORM_STR_MAX). */
+static int s_buildkit_check(const af_engine_spec_t *spec, char *plat, af_err_t *err)
 {
     if (af_engine_spec_check(spec, err) < 0)
-        return NULL;
-    if (!s_abs(spec->metadata_file)) {
-        af_err_set(err, AF_ERR_INVAL, "metadata file must be an absolute path");
-        return NULL;
-    }
+        return -1;
+    if (!s_abs(spec->metadata_file))
+        return af_err_set(err, AF_ERR_INVAL, "metadata file must be an absolute path");
+    af_platform_format(spec->platform, plat, AF_PLATFORM_STR_MAX);
+    return 0;
+}
+
+char **af_engine_argv_buildctl(const af_engine_spec_t *spec, af_err_t *err)
+{
     char plat[AF_PLATFORM_STR_MAX];
-    af_platform_format(spec->platform, plat, sizeof plat);
+    if (s_buildkit_check(spec, plat, err) < 0)
+        return NULL;
     const char *df = s_dockerfile(spec);
     const char *slash = strrchr(df, '/');
     s_argv_t a = {0};
@@ -301,14 +308,9 @@ char **af_engine_argv_buildctl(const af_engine_spec_t *spec, af_err_t *err)
 
 char **af_engine_argv_docker(const af_engine_spec_t *spec, af_err_t *err)
 {
-    if (af_engine_spec_check(spec, err) < 0)
-        return NULL;
-    if (!s_abs(spec->metadata_file)) {
-        af_err_set(err, AF_ERR_INVAL, "metadata file must be an absolute path");
-        return NULL;
-    }
     char plat[AF_PLATFORM_STR_MAX];
-    af_platform_format(spec->platform, plat, sizeof plat);
+    if (s_buildkit_check(spec, plat, err) < 0)
+        return NULL;
     s_argv_t a = {0};
     s_add(&a, "docker");
     s_add(&a, "buildx");

@@ -246,144 +246,174 @@ int af_oci_format_time(int64_t secs, char out[AF_OCI_TIME_LEN + 1])
     return 0;
 }
 
-char *af_oci_config_build(const af_image_spec_t *spec, const char *base, size_t base_len,
-                          const char *const *diff_ids, size_t n_diff_ids, size_t *len_out,
-                          af_err_t *err)
+/* Failures inside the config builder: out of memory, or a string jansson
+ * refused (not UTF-8). Both return -1 so callers can `return s_nomem(err)`. */
+static int s_nomem(af_err_t *err)
 {
-    json_t *root = NULL, *b = NULL, *cfg = NULL, *rootfs = NULL, *ids = NULL, *hist = NULL;
-    if (!spec || (n_diff_ids && !diff_ids)) {
-        af_err_set(err, AF_ERR_INVAL, "image config: missing arguments");
-        return NULL;
-    }
-    if (!spec->platform.os[0] || !spec->platform.arch[0]) {
-        af_err_set(err, AF_ERR_INVAL, "image config: platform has no os/architecture");
-        return NULL;
-    }
+    af_err_set(err, AF_ERR_NOMEM, "image config: out of memory");
+    return -1;
+}
+
+static int s_badstr(af_err_t *err)
+{
+    af_err_set(err, AF_ERR_INVAL, "image config: a string is not valid UTF-8");
+    return -1;
+}
+
+/* The arguments af_oci_config_build refuses before building anything. */
+static int s_config_args(const af_image_spec_t *spec, const char *const *diff_ids,
+                         size_t n_diff_ids, af_err_t *err)
+{
+    if (!spec || (n_diff_ids && !diff_ids))
+        return af_err_set(err, AF_ERR_INVAL, "image config: missing arguments");
+    if (!spec->platform.os[0] || !spec->platform.arch[0])
+        return af_err_set(err, AF_ERR_INVAL, "image config: platform has no os/architecture");
     /* RFC 3339 has four-digit years: 9999-12-31T23:59:59Z at most */
-    if (spec->created < 0 || spec->created > 253402300799LL) {
-        af_err_set(err, AF_ERR_INVAL, "image config: creation time %" PRId64 " out of range",
-                   spec->created);
-        return NULL;
-    }
+    if (spec->created < 0 || spec->created > 253402300799LL)
+        return af_err_set(err, AF_ERR_INVAL, "image config: creation time %" PRId64 " out of range",
+                          spec->created);
     for (size_t i = 0; i < n_diff_ids; i++)
-        if (!diff_ids[i] || !af_digest_valid(diff_ids[i])) {
-            af_err_set(err, AF_ERR_INVAL, "image config: diff_ids[%zu]: invalid digest \"%s\"", i,
-                       diff_ids[i] ? diff_ids[i] : "");
-            return NULL;
-        }
-    if (base && s_load_object(base, base_len, AF_CONFIG_MAX_BYTES, "base image config", &b, err))
-        return NULL;
+        if (!diff_ids[i] || !af_digest_valid(diff_ids[i]))
+            return af_err_set(err, AF_ERR_INVAL,
+                              "image config: diff_ids[%zu]: invalid digest \"%s\"", i,
+                              diff_ids[i] ? diff_ids[i] : "");
+    return 0;
+}
 
-    char created[AF_OCI_TIME_LEN + 1];
-    if (af_oci_format_time(spec->created, created) < 0) {
-        af_err_set(err, AF_ERR_INVAL, "image config: creation time %" PRId64 " out of range",
-                   spec->created);
-        goto err;
-    }
-
-    /* config: the base's, with this recipe's fields over it */
-    if (!(cfg = s_base_config_section(b, err)))
-        goto err;
+/* config.Env: the base's (or the default PATH), with the recipe's over it. */
+static int s_config_env(json_t *cfg, json_t *b, const af_image_spec_t *spec, af_err_t *err)
+{
     json_t *env = NULL;
     if (b) {
         if (!(env = s_base_array(cfg, "Env", "config.Env", err)))
-            goto err;
+            return -1;
     } else if (!(env = json_array()) || json_array_append_new(env, json_string(S_DEFAULT_PATH))) {
         json_decref(env);
-        goto nomem;
+        return s_nomem(err);
     }
     if (json_object_set_new(cfg, "Env", env))
-        goto nomem;
+        return s_nomem(err);
     if (s_merge_env(env, spec->env, spec->n_env, err))
-        goto err;
+        return -1;
     if (json_array_size(env) == 0)
         json_object_del(cfg, "Env");
+    return 0;
+}
+
+/* config: the base's section with this recipe's fields over it. */
+static int s_config_section(json_t *cfg, json_t *b, const af_image_spec_t *spec, af_err_t *err)
+{
+    if (s_config_env(cfg, b, spec, err))
+        return -1;
     if (spec->set_entrypoint) {
         if (json_object_set_new(cfg, "Entrypoint",
                                 s_string_array(spec->entrypoint, spec->n_entrypoint)))
-            goto badstr;
+            return s_badstr(err);
         /* as in a Dockerfile: a new ENTRYPOINT drops the base's CMD */
         if (!spec->set_cmd)
             json_object_del(cfg, "Cmd");
     }
     if (spec->set_cmd && json_object_set_new(cfg, "Cmd", s_string_array(spec->cmd, spec->n_cmd)))
-        goto badstr;
+        return s_badstr(err);
     /* "" clears the base's value, NULL keeps it */
     if (spec->workdir && spec->workdir[0] && !s_set_str(cfg, "WorkingDir", spec->workdir))
-        goto badstr;
+        return s_badstr(err);
     if (spec->workdir && !spec->workdir[0])
         json_object_del(cfg, "WorkingDir");
     if (spec->user && spec->user[0] && !s_set_str(cfg, "User", spec->user))
-        goto badstr;
+        return s_badstr(err);
     if (spec->user && !spec->user[0])
         json_object_del(cfg, "User");
-    if (spec->n_labels) {
-        json_t *labels = json_object_get(cfg, "Labels");
-        if (labels && !json_is_object(labels) && !json_is_null(labels)) {
-            af_err_set(err, AF_ERR_PARSE, "base image config: \"config.Labels\" is not an object");
-            goto err;
-        }
-        labels = json_is_object(labels) ? json_incref(labels) : NULL;
-        if (!(labels = s_kv_object(labels, spec->labels, spec->n_labels, "labels", err)) ||
-            json_object_set_new(cfg, "Labels", labels))
-            goto err;
-    }
+    if (!spec->n_labels)
+        return 0;
+    json_t *labels = json_object_get(cfg, "Labels");
+    if (labels && !json_is_object(labels) && !json_is_null(labels))
+        return af_err_set(err, AF_ERR_PARSE,
+                          "base image config: \"config.Labels\" is not an object");
+    labels = json_is_object(labels) ? json_incref(labels) : NULL;
+    if (!(labels = s_kv_object(labels, spec->labels, spec->n_labels, "labels", err)) ||
+        json_object_set_new(cfg, "Labels", labels))
+        return -1;
+    return 0;
+}
 
-    /* rootfs: the base's layers, then ours */
+/* rootfs: the base's layers, then ours. *IDS_P and *ROOTFS_P are the
+ * caller's to release, also on failure. */
+static int s_config_rootfs(json_t *b, const char *const *diff_ids, size_t n_diff_ids,
+                           json_t **ids_p, json_t **rootfs_p, af_err_t *err)
+{
     json_t *base_rootfs = b ? json_object_get(b, "rootfs") : NULL;
-    if (base_rootfs && !json_is_object(base_rootfs)) {
-        af_err_set(err, AF_ERR_PARSE, "base image config: \"rootfs\" is not an object");
-        goto err;
-    }
-    if (!(ids = s_base_array(base_rootfs, "diff_ids", "rootfs.diff_ids", err)))
-        goto err;
+    if (base_rootfs && !json_is_object(base_rootfs))
+        return af_err_set(err, AF_ERR_PARSE, "base image config: \"rootfs\" is not an object");
+    if (!(*ids_p = s_base_array(base_rootfs, "diff_ids", "rootfs.diff_ids", err)))
+        return -1;
     for (size_t i = 0; i < n_diff_ids; i++)
-        if (json_array_append_new(ids, json_string(diff_ids[i])))
-            goto nomem;
-    if (!(rootfs = json_object()) || !s_set_str(rootfs, "type", "layers") ||
-        json_object_set(rootfs, "diff_ids", ids))
-        goto nomem;
+        if (json_array_append_new(*ids_p, json_string(diff_ids[i])))
+            return s_nomem(err);
+    if (!(*rootfs_p = json_object()) || !s_set_str(*rootfs_p, "type", "layers") ||
+        json_object_set(*rootfs_p, "diff_ids", *ids_p))
+        return s_nomem(err);
+    return 0;
+}
 
-    /* history: the base's, then one entry per new layer (or one empty_layer) */
-    if (!(hist = s_base_array(b, "history", "history", err)))
-        goto err;
+/* history: the base's, then one entry per new layer (or one empty_layer).
+ * *HIST_P is the caller's to release, also on failure. */
+static int s_config_history(json_t *b, const af_image_spec_t *spec, const char *created,
+                            size_t n_diff_ids, json_t **hist_p, af_err_t *err)
+{
+    if (!(*hist_p = s_base_array(b, "history", "history", err)))
+        return -1;
     for (size_t i = 0; i < (n_diff_ids ? n_diff_ids : 1); i++) {
         json_t *h = json_object();
-        if (!h || json_array_append_new(hist, h) || !s_set_str(h, "created", created) ||
+        if (!h || json_array_append_new(*hist_p, h) || !s_set_str(h, "created", created) ||
             !s_set_str(h, "comment", "archfarm"))
-            goto nomem;
+            return s_nomem(err);
         if (spec->created_by && !s_set_str(h, "created_by", spec->created_by))
-            goto badstr;
+            return s_badstr(err);
         if (!n_diff_ids && json_object_set_new(h, "empty_layer", json_true()))
-            goto nomem;
+            return s_nomem(err);
     }
+    return 0;
+}
 
+char *af_oci_config_build(const af_image_spec_t *spec, const char *base, size_t base_len,
+                          const char *const *diff_ids, size_t n_diff_ids, size_t *len_out,
+                          af_err_t *err)
+{
+    json_t *root = NULL, *b = NULL, *cfg = NULL, *rootfs = NULL, *ids = NULL, *hist = NULL;
+    char *out = NULL;
+    char created[AF_OCI_TIME_LEN + 1];
+    if (s_config_args(spec, diff_ids, n_diff_ids, err))
+        return NULL;
+    if (base && s_load_object(base, base_len, AF_CONFIG_MAX_BYTES, "base image config", &b, err))
+        return NULL;
+    if (af_oci_format_time(spec->created, created) < 0) {
+        af_err_set(err, AF_ERR_INVAL, "image config: creation time %" PRId64 " out of range",
+                   spec->created);
+        goto out;
+    }
+    if (!(cfg = s_base_config_section(b, err)) || s_config_section(cfg, b, spec, err) ||
+        s_config_rootfs(b, diff_ids, n_diff_ids, &ids, &rootfs, err) ||
+        s_config_history(b, spec, created, n_diff_ids, &hist, err))
+        goto out;
     if (!(root = json_object()) || !s_set_str(root, "architecture", spec->platform.arch) ||
         !s_set_str(root, "os", spec->platform.os) || !s_set_str(root, "created", created) ||
         json_object_set(root, "config", cfg) || json_object_set(root, "rootfs", rootfs) ||
-        json_object_set(root, "history", hist))
-        goto nomem;
-    if (spec->platform.variant[0] && !s_set_str(root, "variant", spec->platform.variant))
-        goto nomem;
-    json_decref(cfg);
-    json_decref(rootfs);
-    json_decref(ids);
-    json_decref(hist);
-    json_decref(b);
-    return s_dump(root, len_out, err, "image config");
-badstr:
-    af_err_set(err, AF_ERR_INVAL, "image config: a string is not valid UTF-8");
-    goto err;
-nomem:
-    af_err_set(err, AF_ERR_NOMEM, "image config: out of memory");
-err:
+        json_object_set(root, "history", hist) ||
+        (spec->platform.variant[0] && !s_set_str(root, "variant", spec->platform.variant))) {
+        s_nomem(err);
+        goto out;
+    }
+    out = s_dump(root, len_out, err, "image config");
+    root = NULL; /* s_dump releases it */
+out:
     json_decref(root);
     json_decref(cfg);
     json_decref(rootfs);
     json_decref(ids);
     json_decref(hist);
     json_decref(b);
-    return NULL;
+    return out;
 }
 
 /* An image manifest of media type MT (OCI or Docker v2). */

@@ -213,109 +213,132 @@ static int s_copy_base_layers(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_re
     return 0;
 }
 
-int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
-{
-    af_assemble_args_t *a = (af_assemble_args_t *)varg;
-    assert(a && a->recipe && a->target.repository && a->ctx_dir && a->job_dir);
-    const af_recipe_t *r = a->recipe;
-    int64_t sde = a->source_date_epoch < 0 ? 0 : a->source_date_epoch;
-    af_registry_t *reg = NULL, *base_reg = NULL;
-    s_base_t base = {0};
-    af_layer_entry_t *entries = NULL;
-    char **srcs = NULL;
-    char *config = NULL, *manifest = NULL;
-    af_descriptor_t *layers = NULL;
-    const char *diff_ids[1];
-    size_t n_diff_ids = 0;
-    bool have_layer = false;
-    af_layer_result_t layer;
-    char sd[32], hs[32];
-    int rc;
-
-    /* what the BUILD asks of the layer, checked before any work */
-    bool docker = a->target.docker;
-    bool zstd = a->target.compression == AF_COMPRESS_ZSTD;
-    if (zstd && docker) {
-        rc = af_err_set(err, AF_ERR_INVAL,
-                        "zstd layers need OCI manifests (manifest_format docker has no zstd type)");
-        goto out;
-    }
-    if ((rc = af_compress_check_level(a->target.compression, a->target.compression_level, err)) < 0)
-        goto out;
-
+/* One assembly in progress: what af_assemble_run's steps share. */
+typedef struct {
+    af_worker_ctx_t *ctx;
+    af_assemble_args_t *a;
+    const af_recipe_t *r;
+    int64_t sde;
+    bool docker, zstd;
+    af_registry_t *reg, *base_reg;
     af_ref_t target;
-    if (!(reg = af_push_target_open(&a->target, &target, err))) {
-        rc = err && err->code ? err->code : AF_ERR_NET;
-        goto out;
-    }
-    af_worker_bind_registry(ctx, reg);
-    const char *repo = target.repository;
-
-    /* the base image, unless scratch */
-    af_ref_t base_ref;
-    bool same_registry = false;
-    if (r->from && r->from[0] && strcmp(r->from, "scratch") != 0) {
-        if ((rc = af_ref_parse(r->from, &base_ref, err)) < 0)
-            goto out;
-        same_registry = !strcmp(base_ref.registry, target.registry);
-        af_registry_t *src = reg;
-        if (!same_registry) {
-            af_registry_opts_t anon = {0};
-            if (!(base_reg = af_registry_new(base_ref.registry, &anon, err))) {
-                rc = err && err->code ? err->code : AF_ERR_NET;
-                goto out;
-            }
-            af_worker_bind_registry(ctx, base_reg);
-            src = base_reg;
-        }
-        if ((rc = s_resolve_base(ctx, a, src, &base_ref, r->from, &base, err)) < 0)
-            goto out;
-        if ((rc = s_copy_base_layers(ctx, a, reg, repo, src, &base_ref, same_registry, &base,
-                                     err)) < 0)
-            goto out;
-    }
-    if ((rc = s_cancelled(ctx, err)) < 0)
-        goto out;
-
-    /* our layer: image.copy */
+    const char *repo;
+    s_base_t base;
+    af_layer_entry_t *entries;
+    char **srcs;
     char layer_path[AF_CONTEXT_MAX_PATH];
-    snprintf(layer_path, sizeof layer_path, "%s/layer.tar.%s", a->job_dir, zstd ? "zst" : "gz");
-    if (r->n_copy) {
-        entries = calloc(r->n_copy, sizeof *entries);
-        srcs = calloc(r->n_copy, sizeof *srcs);
-        if (!entries || !srcs) {
-            rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < r->n_copy; i++) {
-            if (asprintf(&srcs[i], "%s/%s", a->ctx_dir, r->copy[i].src) < 0) {
-                srcs[i] = NULL;
-                rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-                goto out;
-            }
-            entries[i].src = srcs[i];
-            entries[i].dest = r->copy[i].dest;
-        }
-        af_layer_opts_t lopts = {.algo = a->target.compression,
-                                 .level = a->target.compression_level};
-        af_worker_log(ctx, "packing layer (%zu copy entr%s, %s, %d threads)", r->n_copy,
-                      r->n_copy == 1 ? "y" : "ies", af_compress_name(lopts.algo),
-                      af_compress_threads(0));
-        if ((rc = af_archive_write_layer(a->ctx_dir, entries, r->n_copy, layer_path, sde, &lopts,
-                                         &layer, err)) < 0) {
-            af_err_prefix(err, rc, "image.copy");
-            goto out;
-        }
-        have_layer = true;
-        diff_ids[n_diff_ids++] = layer.diff_id;
-    }
-    if ((rc = s_cancelled(ctx, err)) < 0)
-        goto out;
+    af_layer_result_t layer;
+    bool have_layer;
+    const char *diff_ids[1];
+    size_t n_diff_ids;
+    char *config;
+    size_t config_len;
+    af_descriptor_t config_desc;
+    char config_path[AF_CONTEXT_MAX_PATH];
+    af_descriptor_t *layers;
+    char *manifest;
+} s_asm_t;
 
-    /* config */
+static void s_asm_free(s_asm_t *m)
+{
+    for (size_t i = 0; m->srcs && i < m->r->n_copy; i++)
+        free(m->srcs[i]);
+    free(m->srcs);
+    free(m->entries);
+    free(m->layers);
+    free(m->config);
+    free(m->manifest);
+    s_base_clear(&m->base);
+    af_registry_destroy(&m->base_reg);
+    af_registry_destroy(&m->reg);
+}
+
+/* What the BUILD asks of the layer, checked before any work; then the
+ * target registry. */
+static int s_asm_target(s_asm_t *m, af_err_t *err)
+{
+    if (m->zstd && m->docker)
+        return af_err_set(
+            err, AF_ERR_INVAL,
+            "zstd layers need OCI manifests (manifest_format docker has no zstd type)");
+    int rc = af_compress_check_level(m->a->target.compression, m->a->target.compression_level, err);
+    if (rc < 0)
+        return rc;
+    if (!(m->reg = af_push_target_open(&m->a->target, &m->target, err)))
+        return err && err->code ? err->code : AF_ERR_NET;
+    af_worker_bind_registry(m->ctx, m->reg);
+    m->repo = m->target.repository;
+    return 0;
+}
+
+/* The base image, unless scratch: resolved, its layers copied over. */
+static int s_asm_base(s_asm_t *m, af_err_t *err)
+{
+    const char *from = m->r->from;
+    if (!from || !from[0] || !strcmp(from, "scratch"))
+        return 0;
+    af_ref_t base_ref;
+    int rc = af_ref_parse(from, &base_ref, err);
+    if (rc < 0)
+        return rc;
+    bool same_registry = !strcmp(base_ref.registry, m->target.registry);
+    af_registry_t *src = m->reg;
+    if (!same_registry) {
+        af_registry_opts_t anon = {0};
+        if (!(m->base_reg = af_registry_new(base_ref.registry, &anon, err)))
+            return err && err->code ? err->code : AF_ERR_NET;
+        af_worker_bind_registry(m->ctx, m->base_reg);
+        src = m->base_reg;
+    }
+    if ((rc = s_resolve_base(m->ctx, m->a, src, &base_ref, from, &m->base, err)) < 0)
+        return rc;
+    return s_copy_base_layers(m->ctx, m->a, m->reg, m->repo, src, &base_ref, same_registry,
+                              &m->base, err);
+}
+
+/* Our layer: image.copy, packed into the job dir. */
+static int s_asm_layer(s_asm_t *m, af_err_t *err)
+{
+    const af_recipe_t *r = m->r;
+    snprintf(m->layer_path, sizeof m->layer_path, "%s/layer.tar.%s", m->a->job_dir,
+             m->zstd ? "zst" : "gz");
+    if (!r->n_copy)
+        return 0;
+    m->entries = calloc(r->n_copy, sizeof *m->entries);
+    m->srcs = calloc(r->n_copy, sizeof *m->srcs);
+    if (!m->entries || !m->srcs)
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < r->n_copy; i++) {
+        if (asprintf(&m->srcs[i], "%s/%s", m->a->ctx_dir, r->copy[i].src) < 0) {
+            m->srcs[i] = NULL;
+            return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        }
+        m->entries[i].src = m->srcs[i];
+        m->entries[i].dest = r->copy[i].dest;
+    }
+    af_layer_opts_t lopts = {.algo = m->a->target.compression,
+                             .level = m->a->target.compression_level};
+    af_worker_log(m->ctx, "packing layer (%zu copy entr%s, %s, %d threads)", r->n_copy,
+                  r->n_copy == 1 ? "y" : "ies", af_compress_name(lopts.algo),
+                  af_compress_threads(0));
+    int rc = af_archive_write_layer(m->a->ctx_dir, m->entries, r->n_copy, m->layer_path, m->sde,
+                                    &lopts, &m->layer, err);
+    if (rc < 0) {
+        af_err_prefix(err, rc, "image.copy");
+        return rc;
+    }
+    m->have_layer = true;
+    m->diff_ids[m->n_diff_ids++] = m->layer.diff_id;
+    return 0;
+}
+
+/* The image config, digested and written to the job dir. */
+static int s_asm_config(s_asm_t *m, af_err_t *err)
+{
+    const af_recipe_t *r = m->r;
     af_image_spec_t spec = {
-        .platform = a->platform,
-        .created = sde,
+        .platform = m->a->platform,
+        .created = m->sde,
         .entrypoint = (const char *const *)r->entrypoint,
         .n_entrypoint = r->n_entrypoint,
         .set_entrypoint = r->has_entrypoint,
@@ -330,97 +353,115 @@ int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
         .n_labels = r->n_labels,
         .created_by = S_CREATED_BY,
     };
-    size_t config_len = 0;
-    config = af_oci_config_build(&spec, base.config, base.config_len, diff_ids, n_diff_ids,
-                                 &config_len, err);
-    if (!config) {
-        rc = err && err->code ? err->code : AF_ERR_PARSE;
-        goto out;
-    }
-    af_descriptor_t config_desc = {.size = (int64_t)config_len};
-    snprintf(config_desc.media_type, sizeof config_desc.media_type, "%s",
-             docker ? AF_MT_DOCKER_CONFIG : AF_MT_OCI_CONFIG);
-    if ((rc = af_digest_buffer(config, config_len, config_desc.digest)) < 0)
-        goto out;
-    char config_path[AF_CONTEXT_MAX_PATH];
-    snprintf(config_path, sizeof config_path, "%s/config.json", a->job_dir);
-    if ((rc = s_write_file(config_path, config, config_len, err)) < 0)
-        goto out;
+    m->config = af_oci_config_build(&spec, m->base.config, m->base.config_len, m->diff_ids,
+                                    m->n_diff_ids, &m->config_len, err);
+    if (!m->config)
+        return err && err->code ? err->code : AF_ERR_PARSE;
+    m->config_desc.size = (int64_t)m->config_len;
+    snprintf(m->config_desc.media_type, sizeof m->config_desc.media_type, "%s",
+             m->docker ? AF_MT_DOCKER_CONFIG : AF_MT_OCI_CONFIG);
+    int rc = af_digest_buffer(m->config, m->config_len, m->config_desc.digest);
+    if (rc < 0)
+        return rc;
+    snprintf(m->config_path, sizeof m->config_path, "%s/config.json", m->a->job_dir);
+    return s_write_file(m->config_path, m->config, m->config_len, err);
+}
 
-    /* push blobs: config, then our layer */
-    af_worker_log(ctx, "pushing config %s %s", s_short(config_desc.digest, sd, sizeof sd),
-                  s_human(config_len, hs, sizeof hs));
-    if ((rc = af_registry_blob_push(reg, repo, config_desc.digest, config_path, config_len, NULL,
-                                    NULL, NULL, err)) < 0)
-        goto out;
-    if (have_layer) {
-        if ((rc = s_cancelled(ctx, err)) < 0)
-            goto out;
-        af_worker_log(ctx, "pushing layer %s %s", s_short(layer.digest, sd, sizeof sd),
-                      s_human(layer.size, hs, sizeof hs));
-        if ((rc = af_registry_blob_push(reg, repo, layer.digest, layer_path, layer.size, NULL, NULL,
-                                        NULL, err)) < 0)
-            goto out;
-    }
+/* Blobs: the config, then our layer. */
+static int s_asm_blobs(s_asm_t *m, af_err_t *err)
+{
+    char sd[32], hs[32];
+    af_worker_log(m->ctx, "pushing config %s %s", s_short(m->config_desc.digest, sd, sizeof sd),
+                  s_human(m->config_len, hs, sizeof hs));
+    int rc = af_registry_blob_push(m->reg, m->repo, m->config_desc.digest, m->config_path,
+                                   m->config_len, NULL, NULL, NULL, err);
+    if (rc < 0 || !m->have_layer)
+        return rc;
+    if ((rc = s_cancelled(m->ctx, err)) < 0)
+        return rc;
+    af_worker_log(m->ctx, "pushing layer %s %s", s_short(m->layer.digest, sd, sizeof sd),
+                  s_human(m->layer.size, hs, sizeof hs));
+    return af_registry_blob_push(m->reg, m->repo, m->layer.digest, m->layer_path, m->layer.size,
+                                 NULL, NULL, NULL, err);
+}
 
-    /* manifest: base layers first, then ours */
-    size_t n_base = base.manifest ? base.manifest->n_layers : 0;
-    size_t n_layers = n_base + (have_layer ? 1 : 0);
-    layers = calloc(n_layers ? n_layers : 1, sizeof *layers);
-    if (!layers) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+/* The manifest's layers: the base's first, then ours. *N_P their count. */
+static int s_asm_layers(s_asm_t *m, size_t *n_p, af_err_t *err)
+{
+    size_t n_base = m->base.manifest ? m->base.manifest->n_layers : 0;
+    size_t n = n_base + (m->have_layer ? 1 : 0);
+    if (!(m->layers = calloc(n ? n : 1, sizeof *m->layers)))
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n_base; i++) {
-        layers[i] = base.manifest->layers[i];
-        layers[i].has_platform = false;
+        af_descriptor_t *d = &m->layers[i];
+        *d = m->base.manifest->layers[i];
+        d->has_platform = false;
         /* the same gzip bytes under Docker's name; anything else (zstd,
          * uncompressed) has none and the manifest builder refuses it */
-        if (docker && !strcmp(layers[i].media_type, AF_MT_OCI_LAYER_GZIP))
-            snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s",
-                     AF_MT_DOCKER_LAYER_GZIP);
+        if (m->docker && !strcmp(d->media_type, AF_MT_OCI_LAYER_GZIP))
+            snprintf(d->media_type, sizeof d->media_type, "%s", AF_MT_DOCKER_LAYER_GZIP);
     }
-    if (have_layer) {
-        af_descriptor_t *d = &layers[n_base];
+    if (m->have_layer) {
+        af_descriptor_t *d = &m->layers[n_base];
         snprintf(d->media_type, sizeof d->media_type, "%s",
-                 docker ? AF_MT_DOCKER_LAYER_GZIP
-                        : (zstd ? AF_MT_OCI_LAYER_ZSTD : AF_MT_OCI_LAYER_GZIP));
-        snprintf(d->digest, sizeof d->digest, "%s", layer.digest);
-        d->size = (int64_t)layer.size;
+                 m->docker ? AF_MT_DOCKER_LAYER_GZIP
+                           : (m->zstd ? AF_MT_OCI_LAYER_ZSTD : AF_MT_OCI_LAYER_GZIP));
+        snprintf(d->digest, sizeof d->digest, "%s", m->layer.digest);
+        d->size = (int64_t)m->layer.size;
     }
-    size_t manifest_len = 0;
-    const char *manifest_mt = docker ? AF_MT_DOCKER_MANIFEST : AF_MT_OCI_MANIFEST;
-    manifest =
-        docker ? af_oci_docker_manifest_build(&config_desc, layers, n_layers, &manifest_len, err)
-               : af_oci_manifest_build(&config_desc, layers, n_layers, a->target.annotations,
-                                       a->target.n_annotations, &manifest_len, err);
-    if (!manifest) {
-        rc = err && err->code ? err->code : AF_ERR_PARSE;
-        goto out;
-    }
+    *n_p = n;
+    return 0;
+}
+
+/* The manifest, PUT by digest, and the report to the loop. */
+static int s_asm_manifest(s_asm_t *m, af_err_t *err)
+{
+    size_t n_layers = 0, len = 0;
+    int rc = s_asm_layers(m, &n_layers, err);
+    if (rc < 0)
+        return rc;
+    const char *mt = m->docker ? AF_MT_DOCKER_MANIFEST : AF_MT_OCI_MANIFEST;
+    m->manifest =
+        m->docker
+            ? af_oci_docker_manifest_build(&m->config_desc, m->layers, n_layers, &len, err)
+            : af_oci_manifest_build(&m->config_desc, m->layers, n_layers, m->a->target.annotations,
+                                    m->a->target.n_annotations, &len, err);
+    if (!m->manifest)
+        return err && err->code ? err->code : AF_ERR_PARSE;
     char digest[AF_DIGEST_STR_MAX], put_digest[AF_DIGEST_STR_MAX];
-    if ((rc = af_digest_buffer(manifest, manifest_len, digest)) < 0)
-        goto out;
-    if ((rc = s_cancelled(ctx, err)) < 0)
-        goto out;
-    if ((rc = af_registry_manifest_put(reg, repo, digest, manifest_mt, manifest, manifest_len,
-                                       put_digest, err)) < 0)
-        goto out;
-    af_worker_log(ctx, "pushed manifest %s (%zu bytes) to %s", digest, manifest_len,
-                  a->target.repository);
-    rc = af_push_target_report(ctx, digest, manifest_mt, manifest_len, err);
+    if ((rc = af_digest_buffer(m->manifest, len, digest)) < 0 ||
+        (rc = s_cancelled(m->ctx, err)) < 0 ||
+        (rc = af_registry_manifest_put(m->reg, m->repo, digest, mt, m->manifest, len, put_digest,
+                                       err)) < 0)
+        return rc;
+    af_worker_log(m->ctx, "pushed manifest %s (%zu bytes) to %s", digest, len,
+                  m->a->target.repository);
+    rc = af_push_target_report(m->ctx, digest, mt, len, err);
     if (rc == 0)
-        rc = af_push_target_report_pushed(ctx, af_registry_pushed_bytes(reg), err);
+        rc = af_push_target_report_pushed(m->ctx, af_registry_pushed_bytes(m->reg), err);
+    return rc;
+}
+
+int af_assemble_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
+{
+    af_assemble_args_t *a = (af_assemble_args_t *)varg;
+    assert(a && a->recipe && a->target.repository && a->ctx_dir && a->job_dir);
+    s_asm_t m = {
+        .ctx = ctx,
+        .a = a,
+        .r = a->recipe,
+        .sde = a->source_date_epoch < 0 ? 0 : a->source_date_epoch,
+        .docker = a->target.docker,
+        .zstd = a->target.compression == AF_COMPRESS_ZSTD,
+    };
+    int rc;
+    if ((rc = s_asm_target(&m, err)) < 0 || (rc = s_asm_base(&m, err)) < 0 ||
+        (rc = s_cancelled(ctx, err)) < 0 || (rc = s_asm_layer(&m, err)) < 0 ||
+        (rc = s_cancelled(ctx, err)) < 0 || (rc = s_asm_config(&m, err)) < 0 ||
+        (rc = s_asm_blobs(&m, err)) < 0)
+        goto out;
+    rc = s_asm_manifest(&m, err);
 out:
-    for (size_t i = 0; srcs && i < r->n_copy; i++)
-        free(srcs[i]);
-    free(srcs);
-    free(entries);
-    free(layers);
-    free(config);
-    free(manifest);
-    s_base_clear(&base);
-    af_registry_destroy(&base_reg);
-    af_registry_destroy(&reg);
+    s_asm_free(&m);
     return rc;
 }

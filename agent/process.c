@@ -385,66 +385,26 @@ af_process_t *af_process_new_argv(zloop_t *loop, char *const argv[], char *const
     return s_new(loop, argv[0], true, argv, envp, cwd, NULL, on_line, on_exit, arg, err);
 }
 
-static af_process_t *s_new(zloop_t *loop, const char *file, bool search, char *const argv[],
-                           char *const envp[], const char *cwd, const af_confine_child_t *conf,
-                           af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
-                           af_err_t *err)
+/* posix_spawn(p) of ARGV as FILE in CWD, stdout/stderr to OUT_W/ERR_W, in
+ * a new process group with default signals. *PID_P on success. */
+static int s_spawn(const char *file, bool search, char *const argv[], char *const envp[],
+                   const char *cwd, int out_w, int err_w, pid_t *pid_p, af_err_t *err)
 {
-    assert(loop && file && argv && envp && cwd);
-    int out[2] = {-1, -1}, errp[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     bool fa_init = false, attr_init = false;
-    af_process_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    /* posix_spawn also fails on a bad cwd, but only where the C library can
-     * report a child-side failure back: under qemu-user (how arm agents are
-     * tested) CLONE_VFORK is emulated as fork and the child just exits 127.
-     * Checking first names the directory on every platform. */
-    struct stat st;
-    int cwd_errno = stat(cwd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    if (cwd_errno) {
-        af_err_set(err, AF_ERR_CHILD, "cannot start %s in %s: %s", file, cwd, strerror(cwd_errno));
-        free(self);
-        return NULL;
-    }
-    self->loop = loop;
-    self->pidfd = -1;
-    self->wait_timer = -1;
-    self->wake_fd = -1;
-    self->kill_timer = -1;
-    self->on_line = on_line;
-    self->on_exit = on_exit;
-    self->arg = arg;
-    s_stream_init(self, &self->out, "stdout");
-    s_stream_init(self, &self->err, "stderr");
-
-    if (s_pipe(out, err) < 0 || s_pipe(errp, err) < 0)
-        goto fail;
-    int rc;
-    if (conf) {
-        self->pid = s_fork_confined(argv[2], envp, cwd, out[1], errp[1], conf);
-        if (self->pid < 0) {
-            af_err_set(err, AF_ERR_CHILD, "cannot fork the build step: %s", strerror(errno));
-            goto fail;
-        }
-        goto started;
-    }
-    rc = posix_spawn_file_actions_init(&fa);
+    int rc = posix_spawn_file_actions_init(&fa);
     if (rc)
-        goto spawn_fail;
+        goto fail;
     fa_init = true;
     if ((rc = posix_spawn_file_actions_addchdir_np(&fa, cwd)) ||
         (rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) ||
-        (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) ||
-        (rc = posix_spawn_file_actions_adddup2(&fa, errp[1], 2)) ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, out_w, 1)) ||
+        (rc = posix_spawn_file_actions_adddup2(&fa, err_w, 2)) ||
         (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)))
-        goto spawn_fail;
+        goto fail;
     if ((rc = posix_spawnattr_init(&attr)))
-        goto spawn_fail;
+        goto fail;
     attr_init = true;
     sigset_t none, defaults;
     sigemptyset(&none);
@@ -457,63 +417,104 @@ static af_process_t *s_new(zloop_t *loop, const char *file, bool search, char *c
         (rc = posix_spawnattr_setpgroup(&attr, 0)) ||
         (rc = posix_spawnattr_setsigmask(&attr, &none)) ||
         (rc = posix_spawnattr_setsigdefault(&attr, &defaults)))
-        goto spawn_fail;
-    rc = search ? posix_spawnp(&self->pid, file, &fa, &attr, argv, envp)
-                : posix_spawn(&self->pid, file, &fa, &attr, argv, envp);
-    if (rc) {
-        af_err_set(err, AF_ERR_CHILD, "cannot start %s in %s: %s", file, cwd, strerror(rc));
         goto fail;
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    fa_init = attr_init = false;
-started:
-    close(out[1]);
-    close(errp[1]);
-    out[1] = errp[1] = -1;
-    self->out.fd = out[0];
-    self->err.fd = errp[0];
-    out[0] = errp[0] = -1;
+    rc = search ? posix_spawnp(pid_p, file, &fa, &attr, argv, envp)
+                : posix_spawn(pid_p, file, &fa, &attr, argv, envp);
+    if (rc)
+        af_err_set(err, AF_ERR_CHILD, "cannot start %s in %s: %s", file, cwd, strerror(rc));
+    goto out;
+fail:
+    af_err_set(err, AF_ERR_CHILD, "cannot prepare the child process: %s", strerror(rc));
+out:
+    if (fa_init)
+        posix_spawn_file_actions_destroy(&fa);
+    if (attr_init)
+        posix_spawnattr_destroy(&attr);
+    return rc ? AF_ERR_CHILD : 0;
+}
 
-    if (s_stream_watch(&self->out) < 0 || s_stream_watch(&self->err) < 0) {
-        af_err_set(err, AF_ERR_NOMEM, "cannot poll the child's output");
-        af_process_destroy(&self);
-        return NULL;
-    }
+/* Watches the started child: its two pipes, and its exit through a pidfd
+ * (or, without pidfd, a timer polling waitid and a self-pipe). */
+static int s_watch_child(af_process_t *self, af_err_t *err)
+{
+    if (s_stream_watch(&self->out) < 0 || s_stream_watch(&self->err) < 0)
+        return af_err_set(err, AF_ERR_NOMEM, "cannot poll the child's output");
     self->pidfd = (int)syscall(SYS_pidfd_open, self->pid, 0);
     if (self->pidfd < 0) {
         af_debug("no pidfd (%s), polling waitid", strerror(errno));
         int wake[2];
-        if (s_pipe(wake, err) < 0) {
-            af_process_destroy(&self);
-            return NULL;
-        }
+        if (s_pipe(wake, err) < 0)
+            return AF_ERR_IO;
         self->pidfd = wake[0];
         self->wake_fd = wake[1];
-        self->wait_timer = zloop_timer(loop, S_WAITPID_POLL_MS, 0, s_on_wait_timer, self);
+        self->wait_timer = zloop_timer(self->loop, S_WAITPID_POLL_MS, 0, s_on_wait_timer, self);
     }
     if (self->pidfd >= 0) {
         self->pid_item = (zmq_pollitem_t){NULL, self->pidfd, ZMQ_POLLIN, 0};
-        if (zloop_poller(loop, &self->pid_item, s_on_pidfd, self) == 0) {
-            zloop_poller_set_tolerant(loop, &self->pid_item);
+        if (zloop_poller(self->loop, &self->pid_item, s_on_pidfd, self) == 0) {
+            zloop_poller_set_tolerant(self->loop, &self->pid_item);
             self->pidfd_polling = true;
         }
     }
-    if (!self->pidfd_polling || (self->wake_fd >= 0 && self->wait_timer < 0)) {
-        af_err_set(err, AF_ERR_NOMEM, "cannot watch the child");
+    if (!self->pidfd_polling || (self->wake_fd >= 0 && self->wait_timer < 0))
+        return af_err_set(err, AF_ERR_NOMEM, "cannot watch the child");
+    return 0;
+}
+
+static af_process_t *s_new(zloop_t *loop, const char *file, bool search, char *const argv[],
+                           char *const envp[], const char *cwd, const af_confine_child_t *conf,
+                           af_process_line_fn *on_line, af_process_exit_fn *on_exit, void *arg,
+                           af_err_t *err)
+{
+    assert(loop && file && argv && envp && cwd);
+    int out[2] = {-1, -1}, errp[2] = {-1, -1};
+    /* posix_spawn also fails on a bad cwd, but only where the C library can
+     * report a child-side failure back: under qemu-user (how arm agents are
+     * tested) CLONE_VFORK is emulated as fork and the child just exits 127.
+     * Checking first names the directory on every platform. */
+    struct stat st;
+    int cwd_errno = stat(cwd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (cwd_errno) {
+        af_err_set(err, AF_ERR_CHILD, "cannot start %s in %s: %s", file, cwd, strerror(cwd_errno));
+        return NULL;
+    }
+    af_process_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    self->loop = loop;
+    self->pidfd = -1;
+    self->wait_timer = -1;
+    self->wake_fd = -1;
+    self->kill_timer = -1;
+    self->on_line = on_line;
+    self->on_exit = on_exit;
+    self->arg = arg;
+    s_stream_init(self, &self->out, "stdout");
+    s_stream_init(self, &self->err, "stderr");
+    if (s_pipe(out, err) < 0 || s_pipe(errp, err) < 0)
+        goto fail;
+    if (conf) {
+        self->pid = s_fork_confined(argv[2], envp, cwd, out[1], errp[1], conf);
+        if (self->pid < 0) {
+            af_err_set(err, AF_ERR_CHILD, "cannot fork the build step: %s", strerror(errno));
+            goto fail;
+        }
+    } else if (s_spawn(file, search, argv, envp, cwd, out[1], errp[1], &self->pid, err)) {
+        goto fail;
+    }
+    close(out[1]);
+    close(errp[1]);
+    self->out.fd = out[0];
+    self->err.fd = errp[0];
+    if (s_watch_child(self, err) < 0) {
         af_process_destroy(&self);
         return NULL;
     }
     af_debug("spawned pid %d in %s", (int)self->pid, cwd);
     return self;
-
-spawn_fail:
-    af_err_set(err, AF_ERR_CHILD, "cannot prepare the child process: %s", strerror(rc));
 fail:
-    if (fa_init)
-        posix_spawn_file_actions_destroy(&fa);
-    if (attr_init)
-        posix_spawnattr_destroy(&attr);
     for (int i = 0; i < 2; i++) {
         if (out[i] >= 0)
             close(out[i]);

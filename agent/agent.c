@@ -25,8 +25,8 @@
 #include "curve.h"
 #include "digest.h"
 #include "executor.h"
-#include "job.h"
 #include "fsutil.h"
+#include "job.h"
 #include "log.h"
 #include "platform.h"
 #include "proto.h"
@@ -56,10 +56,10 @@ struct af_agent {
     char contexts_dir[AF_AGENT_PATH_MAX + 16];
     af_context_store_t *store;
     af_curve_t *curve; /* NULL when --insecure */
-    zhashx_t *peers;  /* key -> s_peer_t */
-    zlistx_t *jobs;   /* af_job_t *, arrival order */
-    zlistx_t *dead;   /* finished jobs waiting to be closed */
-    zlistx_t *closed; /* closed jobs (RESULT sent) waiting to be destroyed */
+    zhashx_t *peers;   /* key -> s_peer_t */
+    zlistx_t *jobs;    /* af_job_t *, arrival order */
+    zlistx_t *dead;    /* finished jobs waiting to be closed */
+    zlistx_t *closed;  /* closed jobs (RESULT sent) waiting to be destroyed */
     bool wake_pending;
     const af_executor_t *executors[S_MAX_EXECUTORS];
     size_t n_executors;
@@ -617,6 +617,109 @@ static int s_pick_executors(af_agent_t *self, af_err_t *err)
     return 0;
 }
 
+/* The work dir, the job dirs (stale ones of a previous run removed), the
+ * context store and the confinement of native steps. */
+static int s_new_dirs(af_agent_t *self, af_err_t *err)
+{
+    snprintf(self->workdir, sizeof self->workdir, "%s", self->cfg.workdir);
+    snprintf(self->jobs_dir, sizeof self->jobs_dir, "%s/jobs", self->workdir);
+    snprintf(self->contexts_dir, sizeof self->contexts_dir, "%s/contexts", self->workdir);
+    if (af_mkdirs(self->workdir, 0755, 0700, err) < 0 ||
+        af_mkdirs(self->jobs_dir, 0755, 0700, err) < 0 || s_clean_stale_jobs(self, err) < 0)
+        return -1;
+    if (chmod(self->jobs_dir, 0700) < 0) /* job dirs hold contexts and scratch blobs */
+        af_warn("chmod %s: %s", self->jobs_dir, strerror(errno));
+    if (!(self->store = af_context_store_new(self->contexts_dir, self->cfg.context_cache, err)))
+        return -1;
+    af_confine_spec_t cspec = {
+        .workdir = self->workdir,
+        .config_path = self->cfg.config_path,
+        .cert = self->cfg.cert,
+        .authorized_keys = self->cfg.authorized_keys,
+        .nproc = self->cfg.step_nproc,
+        .fsize_bytes = (uint64_t)self->cfg.step_fsize_mb << 20,
+    };
+    if (af_confine_mode_parse(self->cfg.confine[0] ? self->cfg.confine : "auto", &cspec.mode) < 0 ||
+        !(self->confine = af_confine_new(&cspec, err))) {
+        if (!err || !err->code)
+            af_err_set(err, AF_ERR_INVAL, "confine: bad mode \"%s\"", self->cfg.confine);
+        return -1;
+    }
+    return 0;
+}
+
+/* The ROUTER socket: bounds, heartbeats, CURVE unless insecure, bound. */
+static int s_new_router(af_agent_t *self, af_err_t *err)
+{
+    zsock_set_maxmsgsize(self->router, AF_MAX_MSG_SIZE);
+    zsock_set_sndhwm(self->router, S_SNDHWM);
+    zsock_set_rcvhwm(self->router, S_SNDHWM);
+    zsock_set_router_mandatory(self->router, 0);
+    zsock_set_sndtimeo(self->router, 0);
+    zsock_set_linger(self->router, S_LINGER_MS);
+    /* transport heartbeats (ZMTP PING) complement the HEARTBEAT messages:
+     * a half-open connection is dropped after liveness x interval */
+    zsock_set_heartbeat_ivl(self->router, (int)self->cfg.heartbeat_ms);
+    zsock_set_heartbeat_timeout(self->router, (int)(self->cfg.liveness * self->cfg.heartbeat_ms));
+    if (!self->cfg.insecure &&
+        !(self->curve = af_curve_new(self->router, self->loop, self->cfg.cert,
+                                     self->cfg.authorized_keys, self->workdir, err)))
+        return -1;
+    if (zsock_bind(self->router, "%s", self->cfg.listen) < 0)
+        return af_err_set(err, AF_ERR_NET, "cannot listen on %s: %s", self->cfg.listen,
+                          zmq_strerror(zmq_errno()));
+    char *bound = zsock_last_endpoint(self->router); /* a wildcard port resolved */
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", bound ? bound : self->cfg.listen);
+    zstr_free(&bound);
+    return 0;
+}
+
+/* The loop's readers and heartbeat timer, and the hooks jobs call back. */
+static int s_new_loop(af_agent_t *self, af_err_t *err)
+{
+    self->wake_rx = zsys_create_pipe(&self->wake_tx);
+    if (!self->wake_rx)
+        return af_err_set(err, AF_ERR_NOMEM, "cannot create the internal pipe");
+    if (zloop_reader(self->loop, self->router, s_on_router, self) < 0 ||
+        zloop_reader(self->loop, self->wake_rx, s_on_wake, self) < 0)
+        return af_err_set(err, AF_ERR_NOMEM, "cannot watch sockets");
+    zloop_reader_set_tolerant(self->loop, self->router);
+    self->hb_timer = zloop_timer(self->loop, self->cfg.heartbeat_ms, 0, s_on_heartbeat, self);
+    self->hooks = (af_job_hooks_t){
+        .loop = self->loop,
+        .router = self->router,
+        .store = self->store,
+        .jobs_dir = self->jobs_dir,
+        .node = self->cfg.name,
+        .build_platform = self->build_platform,
+        .default_timeout_s = self->cfg.job_timeout_s,
+        .kill_grace_ms = (int)self->cfg.kill_grace_ms,
+        .confine = self->confine,
+        .on_ready = s_hook_ready,
+        .on_finished = s_hook_finished,
+        .on_closed = s_hook_closed,
+        .arg = self,
+    };
+    return 0;
+}
+
+/* The start-up lines: the insecure warning, then what the agent serves. */
+static void s_new_announce(const af_agent_t *self)
+{
+    char plats[AF_MAX_LIST * AF_PLATFORM_STR_MAX];
+    char execs[S_MAX_EXECUTORS * (AF_MAX_NAME + 1)] = "";
+    for (size_t i = 0; i < self->n_executors; i++) {
+        size_t off = strlen(execs);
+        snprintf(execs + off, sizeof execs - off, "%s%s", i ? "," : "", self->executors[i]->name);
+    }
+    if (self->cfg.insecure)
+        af_warn("INSECURE: --insecure is set: no encryption or authentication; anyone who can "
+                "reach %s can run builds on this host and see registry credentials",
+                self->endpoint);
+    af_info("archfarm-agent %s listening on %s platforms=%s executors=%s", self->cfg.name,
+            self->endpoint, af_agent_config_platforms(&self->cfg, plats, sizeof plats), execs);
+}
+
 af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
 {
     assert(config);
@@ -637,34 +740,8 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
         af_warn("cannot become a child subreaper: %s", strerror(errno));
     if (af_platform_host(&self->build_platform) < 0)
         self->build_platform = self->cfg.platforms[0];
-    if (s_pick_executors(self, err) < 0)
+    if (s_pick_executors(self, err) < 0 || s_new_dirs(self, err) < 0)
         goto fail;
-
-    snprintf(self->workdir, sizeof self->workdir, "%s", self->cfg.workdir);
-    snprintf(self->jobs_dir, sizeof self->jobs_dir, "%s/jobs", self->workdir);
-    snprintf(self->contexts_dir, sizeof self->contexts_dir, "%s/contexts", self->workdir);
-    if (af_mkdirs(self->workdir, 0755, 0700, err) < 0 ||
-        af_mkdirs(self->jobs_dir, 0755, 0700, err) < 0 || s_clean_stale_jobs(self, err) < 0)
-        goto fail;
-    if (chmod(self->jobs_dir, 0700) < 0) /* job dirs hold contexts and scratch blobs */
-        af_warn("chmod %s: %s", self->jobs_dir, strerror(errno));
-    if (!(self->store = af_context_store_new(self->contexts_dir, self->cfg.context_cache, err)))
-        goto fail;
-    af_confine_spec_t cspec = {
-        .workdir = self->workdir,
-        .config_path = self->cfg.config_path,
-        .cert = self->cfg.cert,
-        .authorized_keys = self->cfg.authorized_keys,
-        .nproc = self->cfg.step_nproc,
-        .fsize_bytes = (uint64_t)self->cfg.step_fsize_mb << 20,
-    };
-    if (af_confine_mode_parse(self->cfg.confine[0] ? self->cfg.confine : "auto", &cspec.mode) < 0 ||
-        !(self->confine = af_confine_new(&cspec, err))) {
-        if (!err || !err->code)
-            af_err_set(err, AF_ERR_INVAL, "confine: bad mode \"%s\"", self->cfg.confine);
-        goto fail;
-    }
-
     self->peers = zhashx_new();
     self->jobs = zlistx_new();
     self->dead = zlistx_new();
@@ -677,70 +754,9 @@ af_agent_t *af_agent_new(const af_agent_config_t *config, af_err_t *err)
         goto fail;
     }
     zhashx_set_destructor(self->peers, s_peer_destroy);
-    zsock_set_maxmsgsize(self->router, AF_MAX_MSG_SIZE);
-    zsock_set_sndhwm(self->router, S_SNDHWM);
-    zsock_set_rcvhwm(self->router, S_SNDHWM);
-    zsock_set_router_mandatory(self->router, 0);
-    zsock_set_sndtimeo(self->router, 0);
-    zsock_set_linger(self->router, S_LINGER_MS);
-    /* transport heartbeats (ZMTP PING) complement the HEARTBEAT messages:
-     * a half-open connection is dropped after liveness x interval */
-    zsock_set_heartbeat_ivl(self->router, (int)self->cfg.heartbeat_ms);
-    zsock_set_heartbeat_timeout(self->router, (int)(self->cfg.liveness * self->cfg.heartbeat_ms));
-    if (!self->cfg.insecure &&
-        !(self->curve = af_curve_new(self->router, self->loop, self->cfg.cert,
-                                     self->cfg.authorized_keys, self->workdir, err)))
+    if (s_new_router(self, err) < 0 || s_new_loop(self, err) < 0)
         goto fail;
-    if (zsock_bind(self->router, "%s", self->cfg.listen) < 0) {
-        af_err_set(err, AF_ERR_NET, "cannot listen on %s: %s", self->cfg.listen,
-                   zmq_strerror(zmq_errno()));
-        goto fail;
-    }
-    char *bound = zsock_last_endpoint(self->router); /* a wildcard port resolved */
-    snprintf(self->endpoint, sizeof self->endpoint, "%s", bound ? bound : self->cfg.listen);
-    zstr_free(&bound);
-
-    self->wake_rx = zsys_create_pipe(&self->wake_tx);
-    if (!self->wake_rx) {
-        af_err_set(err, AF_ERR_NOMEM, "cannot create the internal pipe");
-        goto fail;
-    }
-    if (zloop_reader(self->loop, self->router, s_on_router, self) < 0 ||
-        zloop_reader(self->loop, self->wake_rx, s_on_wake, self) < 0) {
-        af_err_set(err, AF_ERR_NOMEM, "cannot watch sockets");
-        goto fail;
-    }
-    zloop_reader_set_tolerant(self->loop, self->router);
-    self->hb_timer = zloop_timer(self->loop, self->cfg.heartbeat_ms, 0, s_on_heartbeat, self);
-
-    self->hooks = (af_job_hooks_t){
-        .loop = self->loop,
-        .router = self->router,
-        .store = self->store,
-        .jobs_dir = self->jobs_dir,
-        .node = self->cfg.name,
-        .build_platform = self->build_platform,
-        .default_timeout_s = self->cfg.job_timeout_s,
-        .kill_grace_ms = (int)self->cfg.kill_grace_ms,
-        .confine = self->confine,
-        .on_ready = s_hook_ready,
-        .on_finished = s_hook_finished,
-        .on_closed = s_hook_closed,
-        .arg = self,
-    };
-
-    char plats[AF_MAX_LIST * AF_PLATFORM_STR_MAX];
-    char execs[S_MAX_EXECUTORS * (AF_MAX_NAME + 1)] = "";
-    for (size_t i = 0; i < self->n_executors; i++) {
-        size_t off = strlen(execs);
-        snprintf(execs + off, sizeof execs - off, "%s%s", i ? "," : "", self->executors[i]->name);
-    }
-    if (self->cfg.insecure)
-        af_warn("INSECURE: --insecure is set: no encryption or authentication; anyone who can "
-                "reach %s can run builds on this host and see registry credentials",
-                self->endpoint);
-    af_info("archfarm-agent %s listening on %s platforms=%s executors=%s", self->cfg.name,
-            self->endpoint, af_agent_config_platforms(&self->cfg, plats, sizeof plats), execs);
+    s_new_announce(self);
     return self;
 fail:
     af_agent_destroy(&self);

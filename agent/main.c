@@ -10,8 +10,8 @@
 
 #include <czmq.h>
 
-#include <czmq.h>
 #include <curl/curl.h>
+#include <czmq.h>
 
 #include "agent.h"
 #include "certfile.h"
@@ -175,7 +175,17 @@ static int s_init_cert(const af_agent_config_t *cfg)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line, parsed but not yet applied. */
+typedef struct {
+    s_flag_t *flags; /* config flags in order; caller frees */
+    size_t n_flags;
+    const char *config_path;
+    bool init_cert, check_config;
+} s_cmdline_t;
+
+/* Parses argv into CL. -1 to go on, else the exit status (0 after --help
+ * or --version, 2 on a usage error, 1 out of memory). */
+static int s_parse(int argc, char **argv, s_cmdline_t *cl)
 {
     struct option longopts[S_N_OPTS + 1];
     char shortopts[2 * S_N_OPTS + 1];
@@ -190,13 +200,9 @@ int main(int argc, char **argv)
     }
     shortopts[ns] = '\0';
     longopts[S_N_OPTS] = (struct option){NULL, 0, NULL, 0};
-
-    s_flag_t *flags = calloc((size_t)argc + 1, sizeof *flags);
-    size_t n_flags = 0;
-    const char *config_path = NULL;
-    bool platform_seen = false, init_cert = false, check_config = false;
-    if (!flags)
+    if (!(cl->flags = calloc((size_t)argc + 1, sizeof *cl->flags)))
         return 1;
+    bool platform_seen = false;
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         const s_opt_t *o = NULL;
@@ -205,82 +211,69 @@ int main(int argc, char **argv)
                 o = &s_opts[i];
         if (!o) { /* '?': getopt_long named the bad flag */
             s_usage(stderr);
-            free(flags);
             return 2;
         }
         if (o->letter == 'c') {
-            config_path = optarg;
-            continue;
-        }
-        if (!o->letter && !o->key) { /* --init-cert, --check-config */
+            cl->config_path = optarg;
+        } else if (!o->letter && !o->key) { /* --init-cert, --check-config */
             if (!strcmp(o->name, "init-cert"))
-                init_cert = true;
+                cl->init_cert = true;
             else
-                check_config = true;
-            continue;
-        }
-        if (o->letter == 'h' || o->letter == 'V') {
-            if (o->letter == 'h')
-                s_usage(stdout);
-            else
-                printf("archfarm-agent %s\n", AF_VERSION);
-            free(flags);
+                cl->check_config = true;
+        } else if (o->letter == 'h') {
+            s_usage(stdout);
             return 0;
+        } else if (o->letter == 'V') {
+            printf("archfarm-agent %s\n", AF_VERSION);
+            return 0;
+        } else {
+            s_flag_t f = {o->key, o->has_arg == no_argument ? "true" : optarg, o};
+            if (o->letter == 'p') { /* the first --platform replaces the file's list */
+                if (platform_seen)
+                    f.key = "platform";
+                platform_seen = true;
+            }
+            cl->flags[cl->n_flags++] = f;
         }
-        s_flag_t f = {o->key, o->has_arg == no_argument ? "true" : optarg, o};
-        if (o->letter == 'p') { /* the first --platform replaces the file's list */
-            if (platform_seen)
-                f.key = "platform";
-            platform_seen = true;
-        }
-        flags[n_flags++] = f;
     }
     if (optind < argc) {
         fprintf(stderr, "archfarm-agent: unexpected argument \"%s\"\n", argv[optind]);
         s_usage(stderr);
-        free(flags);
         return 2;
     }
+    return -1;
+}
 
-    af_agent_config_t cfg;
+/* The config: defaults, the file, then the flags over it. 0 or -1 with err. */
+static int s_config(const s_cmdline_t *cl, af_agent_config_t *cfg, af_err_t *err)
+{
+    af_agent_config_defaults(cfg);
+    if (cl->config_path && af_agent_config_load(cfg, cl->config_path, err) < 0)
+        return -1;
+    for (size_t i = 0; i < cl->n_flags; i++) {
+        char origin[40];
+        snprintf(origin, sizeof origin, "--%s", cl->flags[i].opt->name);
+        if (af_agent_config_set(cfg, cl->flags[i].key, cl->flags[i].value, origin, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Runs the agent until it is stopped. The exit status. */
+static int s_serve(af_agent_config_t *cfg)
+{
     af_err_t err;
     af_err_clear(&err);
-    af_agent_config_defaults(&cfg);
-    int rc = 0;
-    if (config_path && af_agent_config_load(&cfg, config_path, &err) < 0)
-        rc = 2;
-    for (size_t i = 0; !rc && i < n_flags; i++) {
-        char origin[40];
-        snprintf(origin, sizeof origin, "--%s", flags[i].opt->name);
-        if (af_agent_config_set(&cfg, flags[i].key, flags[i].value, origin, &err) < 0)
-            rc = 2;
-    }
-    free(flags);
-    if (!rc && init_cert)
-        return s_init_cert(&cfg);
-    if (!rc && af_agent_config_finish(&cfg, &err) < 0)
-        rc = 2;
-    if (!rc && check_config && s_check_cert(&cfg, &err) < 0)
-        rc = 2;
-    if (rc) {
-        fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_INVAL));
-        return rc;
-    }
-    if (check_config) {
-        printf("%s: config OK\n", config_path ? config_path : "flags");
-        return 0;
-    }
-
     /* a previous run that crashed may have left build steps running: kill
      * them before af_agent_new removes their job dirs (queue starts empty) */
-    af_recovery_run(cfg.workdir);
+    af_recovery_run(cfg->workdir);
     /* registry clients live in worker threads: libcurl's global state is
      * set up here, once, before af_agent_new starts any thread */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "archfarm-agent: cannot initialise libcurl\n");
         return 1;
     }
-    af_agent_t *agent = af_agent_new(&cfg, &err);
+    af_agent_t *agent = af_agent_new(cfg, &err);
     if (!agent) {
         fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_STATE));
         curl_global_cleanup();
@@ -290,8 +283,38 @@ int main(int argc, char **argv)
     snprintf(status, sizeof status, "READY=1\nSTATUS=listening on %s", af_agent_endpoint(agent));
     if (af_sd_notify(status) < 0)
         fprintf(stderr, "archfarm-agent: NOTIFY_SOCKET: %s\n", strerror(errno));
-    rc = af_agent_run(agent);
+    int rc = af_agent_run(agent);
     af_agent_destroy(&agent);
     curl_global_cleanup();
     return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    s_cmdline_t cl = {0};
+    int rc = s_parse(argc, argv, &cl);
+    if (rc >= 0) {
+        free(cl.flags);
+        return rc;
+    }
+    af_agent_config_t cfg;
+    af_err_t err;
+    af_err_clear(&err);
+    rc = s_config(&cl, &cfg, &err) < 0 ? 2 : 0;
+    free(cl.flags);
+    if (!rc && cl.init_cert)
+        return s_init_cert(&cfg);
+    if (!rc && af_agent_config_finish(&cfg, &err) < 0)
+        rc = 2;
+    if (!rc && cl.check_config && s_check_cert(&cfg, &err) < 0)
+        rc = 2;
+    if (rc) {
+        fprintf(stderr, "archfarm-agent: %s\n", af_err_msg(&err, AF_ERR_INVAL));
+        return rc;
+    }
+    if (cl.check_config) {
+        printf("%s: config OK\n", cl.config_path ? cl.config_path : "flags");
+        return 0;
+    }
+    return s_serve(&cfg);
 }

@@ -601,12 +601,113 @@ static bool s_transient_status(long status)
 /* ---- authentication --------------------------------------------------- */
 
 /* Fetches a bearer token for SCOPE from the challenge's realm. */
+/* The token URL: REALM with service= and one scope= per space-separated
+ * scope in WANT. Returns a malloc'd URL, NULL with err. */
+static char *s_token_url(const af_registry_t *self, const char *realm, const char *service,
+                         const char *want, af_err_t *err)
+{
+    char *url = NULL, *cu_url = NULL;
+    CURLU *h = curl_url();
+    bool ok = h && curl_url_set(h, CURLUPART_URL, realm, 0) == CURLUE_OK &&
+              curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+              curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+              curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK;
+    char q[1100];
+    if (ok && service[0]) {
+        snprintf(q, sizeof q, "service=%s", service);
+        ok = curl_url_set(h, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK;
+    }
+    for (const char *sc = want; ok && *sc;) {
+        size_t n = strcspn(sc, " ");
+        if (n) {
+            snprintf(q, sizeof q, "scope=%.*s", (int)n, sc);
+            ok = curl_url_set(h, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) ==
+                 CURLUE_OK;
+        }
+        sc += n;
+        while (*sc == ' ')
+            sc++;
+    }
+    if (!ok || curl_url_get(h, CURLUPART_URL, &cu_url, 0) != CURLUE_OK || !(url = strdup(cu_url)))
+        af_err_set(err, AF_ERR_AUTH, "registry %s: cannot build the token URL from %.200s",
+                   self->host, realm);
+    curl_free(cu_url);
+    curl_url_cleanup(h);
+    return url;
+}
+
+/* GET the token, with retries on transient failures. 0 with RESP filled
+ * (any status), or an AF_ERR_* code with err. */
+static int s_token_get(af_registry_t *self, const s_req_t *req, const char *basic, s_resp_t *resp,
+                       af_err_t *err)
+{
+    char murl[1024];
+    for (int attempt = 0;; attempt++) {
+        if (s_cancelled(self))
+            return af_err_set(err, AF_ERR_CANCELLED, "GET %s: cancelled",
+                              s_msg_url(req->url, murl, sizeof murl));
+        CURLcode cc = s_perform(self, req, req->url, basic, resp);
+        if (cc == CURLE_ABORTED_BY_CALLBACK && s_cancelled(self))
+            return af_err_set(err, AF_ERR_CANCELLED, "GET %s: cancelled",
+                              s_msg_url(req->url, murl, sizeof murl));
+        if (cc != CURLE_OK) {
+            if (s_transient(cc) && attempt < AF_HTTP_RETRIES) {
+                s_sleep_ms(self, S_BACKOFF_MS << attempt);
+                continue;
+            }
+            return af_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? AF_ERR_TIMEOUT : AF_ERR_NET,
+                              "GET %s: %s", s_msg_url(req->url, murl, sizeof murl),
+                              resp->too_big     ? "token reply too large"
+                              : resp->errbuf[0] ? resp->errbuf
+                                                : curl_easy_strerror(cc));
+        }
+        if (s_transient_status(resp->status) && attempt < AF_HTTP_RETRIES) {
+            s_sleep_ms(self, S_BACKOFF_MS << attempt);
+            continue;
+        }
+        return 0;
+    }
+}
+
+/* The token service's answer in RESP: the token kept for SCOPE. */
+static int s_token_take(af_registry_t *self, const s_req_t *req, const s_resp_t *resp,
+                        const char *scope, af_err_t *err)
+{
+    char murl[1024];
+    if (resp->status == 401 || resp->status == 403) {
+        int rc = s_status_error(req, resp, err);
+        af_err_prefix(err, AF_ERR_AUTH, "registry %s: %s", self->host,
+                      self->username ? "credentials rejected by the token service"
+                                     : "anonymous token refused (credentials needed?)");
+        return rc;
+    }
+    if (resp->status != 200)
+        return s_status_error(req, resp, err);
+    json_t *root = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+    const char *tok = json_string_value(json_object_get(root, "token"));
+    if (!tok || !*tok)
+        tok = json_string_value(json_object_get(root, "access_token"));
+    char *line = NULL;
+    int rc = 0;
+    if (!tok || !*tok || strlen(tok) > S_TOKEN_REPLY_MAX || strpbrk(tok, "\r\n"))
+        rc = af_err_set(err, AF_ERR_AUTH, "GET %s: no token in the reply",
+                        s_msg_url(req->url, murl, sizeof murl));
+    else if (asprintf(&line, "Authorization: Bearer %s", tok) < 0)
+        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    json_decref(root);
+    if (rc)
+        return rc;
+    s_token_store(self, scope, line);
+    self->auth = S_AUTH_BEARER;
+    return 0;
+}
+
 static int s_fetch_token(af_registry_t *self, const char *challenge, const char *scope,
                          af_err_t *err)
 {
     af_www_auth_t ch;
     af_www_auth_parse(challenge, &ch);
-    const char *realm = ch.realm, *service = ch.service, *ch_scope = ch.scope;
+    const char *realm = ch.realm;
     s_origin_t ro;
     if (!realm[0] || !s_origin(realm, &ro))
         return af_err_set(err, AF_ERR_AUTH, "registry %s: bearer challenge without a usable realm",
@@ -621,113 +722,26 @@ static int s_fetch_token(af_registry_t *self, const char *challenge, const char 
      * own origin */
     bool send_creds =
         self->username && (!strcmp(ro.scheme, "https") || s_creds_allowed(self, realm));
-    const char *want = scope && *scope ? scope : ch_scope;
-
+    char *url = s_token_url(self, realm, ch.service, scope && *scope ? scope : ch.scope, err);
+    if (!url)
+        return AF_ERR_AUTH;
     int rc = 0;
-    char *url = NULL, *basic = NULL, *cu_url = NULL;
+    char *basic = NULL;
     s_resp_t resp = {0};
-    json_t *root = NULL;
-    CURLU *h = curl_url();
-    bool ok = h && curl_url_set(h, CURLUPART_URL, realm, 0) == CURLUE_OK &&
-              curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
-              curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
-              curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK;
-    char q[1100];
-    if (ok && service[0]) {
-        snprintf(q, sizeof q, "service=%s", service);
-        ok = curl_url_set(h, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK;
-    }
-    /* one scope= per space-separated scope */
-    for (const char *sc = want; ok && *sc;) {
-        size_t n = strcspn(sc, " ");
-        if (n) {
-            snprintf(q, sizeof q, "scope=%.*s", (int)n, sc);
-            ok = curl_url_set(h, CURLUPART_QUERY, q, CURLU_APPENDQUERY | CURLU_URLENCODE) ==
-                 CURLUE_OK;
-        }
-        sc += n;
-        while (*sc == ' ')
-            sc++;
-    }
-    if (!ok || curl_url_get(h, CURLUPART_URL, &cu_url, 0) != CURLUE_OK || !(url = strdup(cu_url))) {
-        rc = af_err_set(err, AF_ERR_AUTH, "registry %s: cannot build the token URL from %.200s",
-                        self->host, realm);
-        goto out;
-    }
-    if (send_creds && !(basic = s_basic_header(self))) {
-        rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
     s_req_t req = {.method = "GET", .url = url, .max_body = S_TOKEN_REPLY_MAX};
-    char murl[1024];
-    for (int attempt = 0;; attempt++) {
-        if (s_cancelled(self)) {
-            rc = af_err_set(err, AF_ERR_CANCELLED, "GET %s: cancelled",
-                            s_msg_url(url, murl, sizeof murl));
-            goto out;
-        }
-        CURLcode cc = s_perform(self, &req, url, basic, &resp);
-        if (cc == CURLE_ABORTED_BY_CALLBACK && s_cancelled(self)) {
-            rc = af_err_set(err, AF_ERR_CANCELLED, "GET %s: cancelled",
-                            s_msg_url(url, murl, sizeof murl));
-            goto out;
-        }
-        if (cc != CURLE_OK) {
-            if (s_transient(cc) && attempt < AF_HTTP_RETRIES) {
-                s_sleep_ms(self, S_BACKOFF_MS << attempt);
-                continue;
-            }
-            rc = af_err_set(err, cc == CURLE_OPERATION_TIMEDOUT ? AF_ERR_TIMEOUT : AF_ERR_NET,
-                            "GET %s: %s", s_msg_url(url, murl, sizeof murl),
-                            resp.too_big     ? "token reply too large"
-                            : resp.errbuf[0] ? resp.errbuf
-                                             : curl_easy_strerror(cc));
-            goto out;
-        }
-        if (s_transient_status(resp.status) && attempt < AF_HTTP_RETRIES) {
-            s_sleep_ms(self, S_BACKOFF_MS << attempt);
-            continue;
-        }
-        break;
-    }
-    if (resp.status == 401 || resp.status == 403) {
-        rc = s_status_error(&req, &resp, err);
-        af_err_prefix(err, AF_ERR_AUTH, "registry %s: %s", self->host,
-                      self->username ? "credentials rejected by the token service"
-                                     : "anonymous token refused (credentials needed?)");
-        goto out;
-    }
-    if (resp.status != 200) {
-        rc = s_status_error(&req, &resp, err);
-        goto out;
-    }
-    root = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
-    const char *tok = json_string_value(json_object_get(root, "token"));
-    if (!tok || !*tok)
-        tok = json_string_value(json_object_get(root, "access_token"));
-    if (!tok || !*tok || strlen(tok) > S_TOKEN_REPLY_MAX || strpbrk(tok, "\r\n")) {
-        rc = af_err_set(err, AF_ERR_AUTH, "GET %s: no token in the reply",
-                        s_msg_url(url, murl, sizeof murl));
-        goto out;
-    }
-    char *line = NULL;
-    if (asprintf(&line, "Authorization: Bearer %s", tok) < 0) {
+    if (send_creds && !(basic = s_basic_header(self)))
         rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    s_token_store(self, scope, line);
-    self->auth = S_AUTH_BEARER;
-out:
+    if (!rc)
+        rc = s_token_get(self, &req, basic, &resp, err);
+    if (!rc)
+        rc = s_token_take(self, &req, &resp, scope, err);
     if (resp.body)
         OPENSSL_cleanse(resp.body, resp.body_cap);
     free(resp.body);
     free(resp.location);
     free(resp.challenge);
-    json_decref(root);
     s_free_secret(&basic);
     free(url);
-    curl_free(cu_url);
-    curl_url_cleanup(h);
     return rc;
 }
 

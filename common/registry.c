@@ -443,7 +443,8 @@ static int s_on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_o
 /* Performs REQ once against URL, sending AUTH_LINE (a whole
  * "Authorization: ..." header, may be NULL). Curl itself never forwards
  * it to another host on a redirect. Returns curl's code; RESP holds the
- * reply. */
+ * reply. Long (about 90 lines) because it is the one place every libcurl
+ * option of a request is set, in order; split, the options would scatter. */
 static CURLcode s_perform(af_registry_t *self, const s_req_t *req, const char *url,
                           const char *auth_line, s_resp_t *resp)
 {
@@ -1166,6 +1167,60 @@ uint64_t af_registry_pushed_bytes(const af_registry_t *self)
     return self->pushed_bytes;
 }
 
+/* Opens the blob file PATH and checks it holds SIZE bytes. */
+static int s_blob_file(const char *path, uint64_t size, FILE **f_p, af_err_t *err)
+{
+    struct stat st;
+    if (!(*f_p = fopen(path, "rb")) || fstat(fileno(*f_p), &st) < 0)
+        return af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
+    if ((uint64_t)st.st_size != size)
+        return af_err_set(err, AF_ERR_INVAL, "%s: %jd bytes, expected %" PRIu64, path,
+                          (intmax_t)st.st_size, size);
+    return 0;
+}
+
+/* POST an upload session for REPO; *LOCATION_P (caller frees) is where the
+ * blob goes. RESP keeps the POST's URL, which the location is relative to. */
+static int s_upload_session(af_registry_t *self, const char *repo, const char *rscope,
+                            s_resp_t *resp, char **location_p, af_err_t *err)
+{
+    char path[1024], murl[1024];
+    snprintf(path, sizeof path, "/v2/%s/blobs/uploads/", repo);
+    s_req_t req = {.method = "POST", .path = path, .scope = rscope, .max_body = S_ERROR_BODY_MAX};
+    int rc = s_request(self, &req, resp, err);
+    if (rc)
+        return rc;
+    if (resp->status != 202 || !resp->location) {
+        rc = s_status_error(&req, resp, err);
+        if (resp->status == 202)
+            rc = af_err_set(err, AF_ERR_PROTO, "POST %s: 202 without a Location",
+                            s_msg_url(resp->url, murl, sizeof murl));
+        return rc;
+    }
+    *location_p = resp->location;
+    resp->location = NULL;
+    return 0;
+}
+
+/* The monolithic PUT of the blob in F (SIZE bytes) to URL. */
+static s_req_t s_upload_req(const char *url, const char *scope, FILE *f, uint64_t size,
+                            af_registry_progress_fn *progress, void *arg)
+{
+    return (s_req_t){.method = "PUT",
+                     .url = url,
+                     .scope = scope,
+                     .content_type = "application/octet-stream",
+                     .upload = f,
+                     .upload_size = size,
+                     .max_body = S_ERROR_BODY_MAX,
+                     .no_retry = true,
+                     .progress = progress,
+                     .progress_arg = arg};
+}
+
+/* Long (about 90 lines): HEAD, mount, session, PUT and the restart of a
+ * lost session are one retry loop whose state (location, scope, URL) the
+ * steps hand to each other; the steps themselves are helpers above. */
 int af_registry_blob_push(af_registry_t *self, const char *repo, const char *digest,
                           const char *path, uint64_t size, const char *from_repo,
                           af_registry_progress_fn *progress, void *arg, af_err_t *err)
@@ -1190,22 +1245,13 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
     FILE *f = NULL;
     char *location = NULL, *put_url = NULL;
     s_resp_t resp = {0};
-    char scope[600], rscope[300], path_buf[1024], murl[1024];
+    char scope[600], rscope[300], murl[1024];
     snprintf(rscope, sizeof rscope, "repository:%s:pull,push", repo);
     if (from_repo)
         snprintf(scope, sizeof scope, "%s repository:%s:pull", rscope, from_repo);
 
-    f = fopen(path, "rb");
-    struct stat st;
-    if (!f || fstat(fileno(f), &st) < 0) {
-        rc = af_err_set(err, AF_ERR_IO, "%s: %s", path, strerror(errno));
+    if ((rc = s_blob_file(path, size, &f, err)))
         goto out;
-    }
-    if ((uint64_t)st.st_size != size) {
-        rc = af_err_set(err, AF_ERR_INVAL, "%s: %jd bytes, expected %" PRIu64, path,
-                        (intmax_t)st.st_size, size);
-        goto out;
-    }
 
     if (from_repo) {
         bool mounted = false;
@@ -1223,20 +1269,8 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
 
     for (int attempt = 0;; attempt++) {
         if (!location) {
-            snprintf(path_buf, sizeof path_buf, "/v2/%s/blobs/uploads/", repo);
-            s_req_t req = {
-                .method = "POST", .path = path_buf, .scope = rscope, .max_body = S_ERROR_BODY_MAX};
-            if ((rc = s_request(self, &req, &resp, err)))
+            if ((rc = s_upload_session(self, repo, rscope, &resp, &location, err)))
                 goto out;
-            if (resp.status != 202 || !resp.location) {
-                rc = s_status_error(&req, &resp, err);
-                if (resp.status == 202)
-                    rc = af_err_set(err, AF_ERR_PROTO, "POST %s: 202 without a Location",
-                                    s_msg_url(resp.url, murl, sizeof murl));
-                goto out;
-            }
-            location = resp.location;
-            resp.location = NULL;
             put_scope = rscope;
         }
         free(put_url);
@@ -1245,16 +1279,7 @@ int af_registry_blob_push(af_registry_t *self, const char *repo, const char *dig
             goto out;
         free(location);
         location = NULL;
-        s_req_t put = {.method = "PUT",
-                       .url = put_url,
-                       .scope = put_scope,
-                       .content_type = "application/octet-stream",
-                       .upload = f,
-                       .upload_size = size,
-                       .max_body = S_ERROR_BODY_MAX,
-                       .no_retry = true,
-                       .progress = progress,
-                       .progress_arg = arg};
+        s_req_t put = s_upload_req(put_url, put_scope, f, size, progress, arg);
         af_err_t put_err;
         af_err_clear(&put_err);
         rc = s_request(self, &put, &resp, &put_err);

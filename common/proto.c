@@ -567,7 +567,9 @@ static int s_check_string(const s_field_t *f, uint8_t flags, const char *s, size
 }
 
 /* Checks every field SELF's command uses: lengths, syntax, ranges, lists,
- * and the rules that tie fields together. 0 or AF_ERR_PROTO/TOOBIG. */
+ * and the rules that tie fields together. 0 or AF_ERR_PROTO/TOOBIG.
+ * Long (about 85 lines): one pass over the command's field table with a
+ * case per field type, then the cross-field rules, read top to bottom. */
 static int s_check(const af_msg_t *self, af_err_t *err)
 {
     const s_cmd_t *c = &s_cmds[self->cmd];
@@ -983,84 +985,69 @@ static int s_get_str(const s_field_t *f, const msgpack_object *o, size_t maxlen,
     return 0;
 }
 
-static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
-                          const msgpack_object *o, const char *cmd, af_err_t *err)
+/* A list of strings into the field at P. */
+static int s_decode_list(af_msg_t *self, const s_field_t *f, void *p, const msgpack_object *o,
+                         const char *cmd, af_err_t *err)
 {
-    void *p = s_at(self, f->off);
+    char ***list_p = p;
+    size_t *n_p = s_at(self, f->noff);
     int rc;
-    switch (f->type) {
-    case S_STR:
-        if ((rc = s_get_str(f, o, f->cap - 1, cmd, err)))
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return s_wrong_type(f, o, "array", cmd, err);
+    if (o->via.array.size > f->max)
+        return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items", cmd,
+                          f->key, f->max);
+    s_list_free(list_p, n_p);
+    if (o->via.array.size == 0)
+        return 0;
+    if (!(*list_p = calloc(o->via.array.size, sizeof **list_p)))
+        return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if ((rc = s_get_str(f, e, f->cap, cmd, err)))
             return rc;
-        memcpy(p, o->via.str.ptr, o->via.str.size);
-        ((char *)p)[o->via.str.size] = '\0';
-        return 0;
-    case S_SECRET:
-        if ((rc = s_get_str(f, o, f->cap, cmd, err)))
-            return rc;
-        s_secret_free((char **)p);
-        if (!(*(char **)p = s_strndup(o->via.str.ptr, o->via.str.size)))
+        if (!((*list_p)[i] = s_strndup(e->via.str.ptr, e->via.str.size)))
             return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
-        return 0;
-    case S_LIST: {
-        char ***list_p = p;
-        size_t *n_p = s_at(self, f->noff);
-        if (o->type != MSGPACK_OBJECT_ARRAY)
-            return s_wrong_type(f, o, "array", cmd, err);
-        if (o->via.array.size > f->max)
-            return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items", cmd,
-                              f->key, f->max);
-        s_list_free(list_p, n_p);
-        if (o->via.array.size == 0)
-            return 0;
-        if (!(*list_p = calloc(o->via.array.size, sizeof **list_p)))
-            return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            const msgpack_object *e = &o->via.array.ptr[i];
-            if ((rc = s_get_str(f, e, f->cap, cmd, err)))
-                return rc;
-            if (!((*list_p)[i] = s_strndup(e->via.str.ptr, e->via.str.size)))
-                return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
-            *n_p = i + 1;
-        }
-        return 0;
+        *n_p = i + 1;
     }
-    case S_KV: {
-        af_kv_t **kv_p = p;
-        size_t *n_p = s_at(self, f->noff);
-        if (o->type != MSGPACK_OBJECT_MAP)
-            return s_wrong_type(f, o, "map", cmd, err);
-        if (o->via.map.size > f->max)
-            return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items", cmd,
-                              f->key, f->max);
-        s_kv_free(kv_p, n_p);
-        if (o->via.map.size == 0)
-            return 0;
-        if (!(*kv_p = calloc(o->via.map.size, sizeof **kv_p)))
-            return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-            if ((rc = s_get_str(f, k, AF_MAX_NAME, cmd, err)) ||
-                (rc = s_get_str(f, v, AF_MAX_STR, cmd, err)))
-                return rc;
-            (*kv_p)[i].key = s_strndup(k->via.str.ptr, k->via.str.size);
-            (*kv_p)[i].value = s_strndup(v->via.str.ptr, v->via.str.size);
-            *n_p = i + 1; /* owned from here on, even half-filled */
-            if (!(*kv_p)[i].key || !(*kv_p)[i].value)
-                return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
-        }
-        return 0;
-    }
-    case S_BOOL:
-        if (o->type != MSGPACK_OBJECT_BOOLEAN)
-            return s_wrong_type(f, o, "bool", cmd, err);
-        *(bool *)p = o->via.boolean;
-        return 0;
-    default:
-        break;
-    }
+    return 0;
+}
 
-    /* numbers: only msgpack integers, range-checked before they are stored */
+/* A map of strings into the key/value field at P. */
+static int s_decode_kv(af_msg_t *self, const s_field_t *f, void *p, const msgpack_object *o,
+                       const char *cmd, af_err_t *err)
+{
+    af_kv_t **kv_p = p;
+    size_t *n_p = s_at(self, f->noff);
+    int rc;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return s_wrong_type(f, o, "map", cmd, err);
+    if (o->via.map.size > f->max)
+        return af_err_set(err, AF_ERR_TOOBIG, "%s: '%s' has more than %" PRIu64 " items", cmd,
+                          f->key, f->max);
+    s_kv_free(kv_p, n_p);
+    if (o->via.map.size == 0)
+        return 0;
+    if (!(*kv_p = calloc(o->via.map.size, sizeof **kv_p)))
+        return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if ((rc = s_get_str(f, k, AF_MAX_NAME, cmd, err)) ||
+            (rc = s_get_str(f, v, AF_MAX_STR, cmd, err)))
+            return rc;
+        (*kv_p)[i].key = s_strndup(k->via.str.ptr, k->via.str.size);
+        (*kv_p)[i].value = s_strndup(v->via.str.ptr, v->via.str.size);
+        *n_p = i + 1; /* owned from here on, even half-filled */
+        if (!(*kv_p)[i].key || !(*kv_p)[i].value)
+            return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
+    }
+    return 0;
+}
+
+/* Numbers: only msgpack integers, range-checked before they are stored. */
+static int s_decode_number(const s_field_t *f, void *p, uint8_t flags, const msgpack_object *o,
+                           const char *cmd, af_err_t *err)
+{
     bool is_unsigned = f->type == S_U32 || f->type == S_U64;
     int64_t min = (flags & U_ZERO) ? 0 : f->min;
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -1097,6 +1084,39 @@ static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
         return 0;
     }
     return s_wrong_type(f, o, is_unsigned ? "uint" : "int", cmd, err);
+}
+
+static int s_decode_field(af_msg_t *self, const s_field_t *f, uint8_t flags,
+                          const msgpack_object *o, const char *cmd, af_err_t *err)
+{
+    void *p = s_at(self, f->off);
+    int rc;
+    switch (f->type) {
+    case S_STR:
+        if ((rc = s_get_str(f, o, f->cap - 1, cmd, err)))
+            return rc;
+        memcpy(p, o->via.str.ptr, o->via.str.size);
+        ((char *)p)[o->via.str.size] = '\0';
+        return 0;
+    case S_SECRET:
+        if ((rc = s_get_str(f, o, f->cap, cmd, err)))
+            return rc;
+        s_secret_free((char **)p);
+        if (!(*(char **)p = s_strndup(o->via.str.ptr, o->via.str.size)))
+            return af_err_set(err, AF_ERR_NOMEM, "%s: out of memory", cmd);
+        return 0;
+    case S_LIST:
+        return s_decode_list(self, f, p, o, cmd, err);
+    case S_KV:
+        return s_decode_kv(self, f, p, o, cmd, err);
+    case S_BOOL:
+        if (o->type != MSGPACK_OBJECT_BOOLEAN)
+            return s_wrong_type(f, o, "bool", cmd, err);
+        *(bool *)p = o->via.boolean;
+        return 0;
+    default:
+        return s_decode_number(f, p, flags, o, cmd, err);
+    }
 }
 
 static int s_decode_body(af_msg_t *self, const uint8_t *data, size_t size, af_err_t *err)
@@ -1170,6 +1190,9 @@ static bool s_frame_is(zframe_t *frame, const char *s)
     return frame && zframe_size(frame) == len && memcmp(zframe_data(frame), s, len) == 0;
 }
 
+/* Long (about 80 lines): the frames are checked in wire order (routing id,
+ * empty delimiter, protocol id, command, body, data), each with its own
+ * error, which reads best as one sequence. */
 af_msg_t *af_msg_decode(zmsg_t **zmsg_p, bool router, zframe_t **routing_id_p, af_err_t *err)
 {
     zmsg_t *zmsg = zmsg_p ? *zmsg_p : NULL;

@@ -110,6 +110,9 @@ static int s_check_blob(const s_upload_t *a, const af_descriptor_t *d, char *pat
     return 0;
 }
 
+/* Long (about 85 lines): the worker that pushes what buildah wrote (the
+ * config, each layer, the manifest, by digest, checking each blob's size
+ * against the manifest) is one sequence over one registry client. */
 static int s_upload(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
 {
     s_upload_t *a = (s_upload_t *)varg;

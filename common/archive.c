@@ -1013,6 +1013,9 @@ out:
     return rc;
 }
 
+/* Long (120 lines): it owns the layer's whole pipeline (tar writer ->
+ * compressor -> file, with two digests on the way) and must tear it down
+ * in one order on every path; each entry's work is s_layer_* above. */
 int af_archive_write_layer(const char *root, const af_layer_entry_t *entries, size_t n,
                            const char *out_path, int64_t mtime, const af_layer_opts_t *opts,
                            af_layer_result_t *result, af_err_t *err)
@@ -1592,6 +1595,11 @@ static int s_rm_scan(int fd, s_rm_frame_t *f, const char *path, af_err_t *err)
     return 0;
 }
 
+/* Long (about 105 lines): an iterative walk with an explicit stack of
+ * directory fds (no recursion, no path re-resolution, so a tree that a
+ * build step is still changing cannot lead it outside PATH). It stays in
+ * common/ beside the extractor it undoes: the archive fuzzer and the unit
+ * tests remove what they extracted with it, as the agent does. */
 int af_remove_tree(const char *path, af_err_t *err)
 {
     int rc = 0;

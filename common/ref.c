@@ -155,6 +155,9 @@ static const char *s_check_digest(const char *s, size_t len)
     return NULL;
 }
 
+/* Long (about 90 lines): Docker's reference grammar (registry, path,
+ * tag, digest, the docker.io defaults), checked left to right with one
+ * error per rule, as distribution/reference reads it. */
 int af_ref_parse(const char *s, af_ref_t *out, af_err_t *err)
 {
     if (!s || !out)

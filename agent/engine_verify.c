@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "image.h"
 #include "job.h"
 #include "log.h"
 #include "oci.h"
@@ -71,45 +72,37 @@ void af_engine_verify_args_free(void *varg)
 int af_engine_verify_worker(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
 {
     af_engine_verify_args_t *a = (af_engine_verify_args_t *)varg;
-    af_registry_t *reg = NULL;
-    af_oci_doc_t *doc = NULL;
-    char *body = NULL, *mt = NULL, *config = NULL;
-    size_t len = 0, config_len = 0;
-    char digest[AF_DIGEST_STR_MAX];
+    af_image_t img = {0};
     af_ref_t ref;
     int rc;
-    if (!(reg = af_push_target_open(&a->target, &ref, err))) {
-        rc = err && err->code ? err->code : AF_ERR_NET;
-        goto out;
-    }
+    af_registry_t *reg = af_push_target_open(&a->target, &ref, err);
+    if (!reg)
+        return err && err->code ? err->code : AF_ERR_NET;
     af_worker_bind_registry(ctx, reg);
     af_worker_log(ctx, "checking %s@%s", a->target.repository, a->reported.digest);
-    if ((rc = af_registry_manifest_get(reg, ref.repository, a->reported.digest, &body, &len, &mt,
-                                       digest, err)) < 0) {
-        af_err_prefix(err, rc, "the engine's image is not in %s", a->target.repository);
+    if ((rc = af_image_get(reg, ref.repository, a->reported.digest, NULL, 0, &img, err)) < 0) {
+        if (img.failed == AF_IMAGE_STEP_FETCH)
+            af_err_prefix(err, rc, "the engine's image is not in %s", a->target.repository);
         goto out;
     }
-    if (!(doc = af_oci_doc_parse(body, len, mt, err))) {
-        rc = err && err->code ? err->code : AF_ERR_PARSE;
-        goto out;
-    }
-    if (doc->is_index || !af_oci_is_manifest(doc->media_type)) {
+    if (img.doc->is_index || !af_oci_is_manifest(img.doc->media_type)) {
         rc = af_err_set(err, AF_ERR_UNSUPPORTED,
                         "%s@%s is a %s, not a single-platform image manifest", a->target.repository,
-                        digest, doc->media_type);
+                        img.digest, img.doc->media_type);
         goto out;
     }
-    if ((rc = af_registry_blob_get(reg, ref.repository, doc->config.digest, 0, &config, &config_len,
-                                   err)) < 0)
+    if ((rc = af_image_config(reg, ref.repository, &img, err)) < 0)
         goto out;
-    if ((rc = af_engine_check_platform("the engine", config, config_len, &a->platform, err)) < 0)
+    if (!af_platform_equal(&img.platform, &a->platform)) {
+        char g[AF_PLATFORM_STR_MAX], w[AF_PLATFORM_STR_MAX];
+        rc = af_err_set(err, AF_ERR_INVAL, "the engine built %s, not %s",
+                        af_platform_format(&img.platform, g, sizeof g),
+                        af_platform_format(&a->platform, w, sizeof w));
         goto out;
-    rc = af_push_target_report(ctx, digest, doc->media_type, len, err);
+    }
+    rc = af_push_target_report(ctx, img.digest, img.doc->media_type, img.len, err);
 out:
-    af_oci_doc_destroy(&doc);
-    free(body);
-    free(mt);
-    free(config);
+    af_image_release(&img);
     af_registry_destroy(&reg);
     return rc;
 }

@@ -17,6 +17,7 @@
 
 #include "archive.h"
 #include "digest.h"
+#include "image.h"
 #include "log.h"
 #include "oci.h"
 #include "ref.h"
@@ -99,67 +100,38 @@ static void s_base_clear(s_base_t *b)
 static int s_resolve_base(af_worker_ctx_t *ctx, af_assemble_args_t *a, af_registry_t *reg,
                           const af_ref_t *base_ref, const char *from, s_base_t *out, af_err_t *err)
 {
-    char *body = NULL, *mt = NULL;
-    size_t len = 0;
-    char digest[AF_DIGEST_STR_MAX];
-    af_oci_doc_t *doc = NULL;
-    int rc;
+    af_image_t img = {0};
+    char p[AF_PLATFORM_STR_MAX];
     af_worker_log(ctx, "resolving base image %s", from);
-    rc = af_registry_manifest_get(reg, base_ref->repository, af_ref_reference(base_ref), &body,
-                                  &len, &mt, digest, err);
-    if (rc < 0) {
-        af_err_prefix(err, rc, "base image %s", from);
-        goto out;
-    }
-    doc = af_oci_doc_parse(body, len, mt, err);
-    if (!doc) {
-        rc = af_err_prefix(err, AF_ERR_PARSE, "base image %s", from);
-        goto out;
-    }
-    if (doc->is_index) {
-        const af_descriptor_t *d = af_oci_index_select(doc, &a->platform);
-        char p[AF_PLATFORM_STR_MAX];
-        if (!d) {
-            rc = af_err_set(err, AF_ERR_NOTFOUND, "base image %s has no manifest for %s", from,
-                            af_platform_format(&a->platform, p, sizeof p));
-            goto out;
-        }
-        char want[AF_DIGEST_STR_MAX];
-        snprintf(want, sizeof want, "%s", d->digest);
-        af_oci_doc_destroy(&doc);
-        free(body);
-        free(mt);
-        body = mt = NULL;
-        rc = af_registry_manifest_get(reg, base_ref->repository, want, &body, &len, &mt, digest,
-                                      err);
-        if (rc < 0) {
-            af_err_prefix(err, rc, "base image %s (%s)", from,
-                          af_platform_format(&a->platform, p, sizeof p));
-            goto out;
-        }
-        doc = af_oci_doc_parse(body, len, mt, err);
-        if (!doc) {
-            rc = af_err_prefix(err, AF_ERR_PARSE, "base image %s", from);
-            goto out;
-        }
-    }
-    if (doc->is_index) {
+    int rc = af_image_get(reg, base_ref->repository, af_ref_reference(base_ref), &a->platform,
+                          AF_IMAGE_CONFIG, &img, err);
+    switch (rc ? img.failed : AF_IMAGE_STEP_NONE) {
+    case AF_IMAGE_STEP_NONE:
+        out->manifest = img.doc; /* taken from IMG */
+        out->config = img.config;
+        out->config_len = img.config_len;
+        img.doc = NULL;
+        img.config = NULL;
+        break;
+    case AF_IMAGE_STEP_SELECT:
+        rc = af_err_set(err, AF_ERR_NOTFOUND, "base image %s has no manifest for %s", from,
+                        af_platform_format(&a->platform, p, sizeof p));
+        break;
+    case AF_IMAGE_STEP_NESTED:
         rc = af_err_set(err, AF_ERR_PARSE, "base image %s: nested index is not supported", from);
-        goto out;
-    }
-    rc = af_registry_blob_get(reg, base_ref->repository, doc->config.digest, AF_CONFIG_MAX_BYTES,
-                              &out->config, &out->config_len, err);
-    if (rc < 0) {
+        break;
+    case AF_IMAGE_STEP_PARSE:
+        rc = af_err_prefix(err, AF_ERR_PARSE, "base image %s", from);
+        break;
+    case AF_IMAGE_STEP_CONFIG:
+    case AF_IMAGE_STEP_PLATFORM:
         af_err_prefix(err, rc, "base image %s config", from);
-        goto out;
+        break;
+    default: /* the manifest GETs */
+        af_err_prefix(err, rc, "base image %s", from);
+        break;
     }
-    out->manifest = doc;
-    doc = NULL;
-    rc = 0;
-out:
-    af_oci_doc_destroy(&doc);
-    free(body);
-    free(mt);
+    af_image_release(&img);
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include "confine.h"
 #include "executor.h"
 #include "log.h"
+#include "strbuf.h"
 
 typedef enum { S_STR, S_UINT, S_BOOL, S_PLATFORMS, S_EXECUTOR, S_CONFINE, S_LISTEN } s_type_t;
 
@@ -383,12 +384,12 @@ int af_agent_config_finish(af_agent_config_t *self, af_err_t *err)
 
 char *af_agent_config_platforms(const af_agent_config_t *self, char *buf, size_t len)
 {
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < self->n_platforms && off < len; i++) {
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, buf, len);
+    for (size_t i = 0; i < self->n_platforms; i++) {
         char p[AF_PLATFORM_STR_MAX];
         af_platform_format(&self->platforms[i], p, sizeof p);
-        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", p);
+        af_strbuf_printf(&sb, "%s%s", i ? "," : "", p);
     }
     return buf;
 }

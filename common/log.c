@@ -1,5 +1,6 @@
 /* log.c -- stderr logging with a level read from $ARCHFARM_LOG. */
 #include "log.h"
+#include "strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,20 +34,20 @@ void af_log_write(af_log_level_t level, const char *func, const char *job, const
     if (!af_log_enabled(level))
         return;
     char line[2048];
-    int off = 0;
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, line, sizeof line);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    off += snprintf(line + off, sizeof line - off, "%02d:%02d:%02d.%03ld %s %s: ", tm.tm_hour,
-                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, names[level], func);
+    af_strbuf_printf(&sb, "%02d:%02d:%02d.%03ld %s %s: ", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000L, names[level], func);
     if (job || node)
-        off +=
-            snprintf(line + off, sizeof line - off, "[%s %s] ", job ? job : "-", node ? node : "-");
-    if (off < (int)sizeof line) {
+        af_strbuf_printf(&sb, "[%s %s] ", job ? job : "-", node ? node : "-");
+    if (!af_strbuf_truncated(&sb)) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(line + off, sizeof line - off, fmt, ap);
+        vsnprintf(line + sb.len, sizeof line - sb.len, fmt, ap);
         va_end(ap);
     }
     /* messages quote nodes, registries and builds: no control character

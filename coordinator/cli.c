@@ -19,6 +19,7 @@
 #include "credentials.h"
 #include "display.h"
 #include "log.h"
+#include "strbuf.h"
 
 int af_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -202,12 +203,12 @@ af_inventory_t *af_cli_inventory_load(const af_cli_t *cli, const char *path, af_
 
 void af_cli_node_platforms(const af_node_t *n, char *out, size_t len)
 {
-    size_t off = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n->n_platforms && off < len; i++) {
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, out, len);
+    for (size_t i = 0; i < n->n_platforms; i++) {
         char buf[AF_PLATFORM_STR_MAX];
-        off += (size_t)snprintf(out + off, len - off, "%s%s", i ? "," : "",
-                                af_platform_format(&n->platforms[i], buf, sizeof buf));
+        af_strbuf_printf(&sb, "%s%s", i ? "," : "",
+                         af_platform_format(&n->platforms[i], buf, sizeof buf));
     }
 }
 

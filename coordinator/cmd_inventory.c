@@ -14,6 +14,7 @@
 #include "inventory.h"
 #include "platform.h"
 #include "signals.h"
+#include "strbuf.h"
 
 static const char s_help[] =
     "Usage: archfarm inventory check [--probe] [FILE]\n"
@@ -71,12 +72,12 @@ static json_t *s_node_json(const af_node_t *n)
 
 static void s_labels_str(const af_node_t *n, char *out, size_t len)
 {
-    size_t off = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n->n_labels && off < len; i++) {
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, out, len);
+    for (size_t i = 0; i < n->n_labels; i++) {
         const char *v = n->labels[i].value;
-        off += snprintf(out + off, len - off, "%s%s%s%s", i ? "," : "", n->labels[i].key,
-                        v && *v ? "=" : "", v && *v ? v : "");
+        af_strbuf_printf(&sb, "%s%s%s%s", i ? "," : "", n->labels[i].key, v && *v ? "=" : "",
+                         v && *v ? v : "");
     }
     if (!out[0])
         snprintf(out, len, "-");

@@ -12,6 +12,7 @@
 #include "farm.h"
 #include "platform.h"
 #include "signals.h"
+#include "strbuf.h"
 
 #define AF_LS_DEFAULT_TIMEOUT_MS 3000
 
@@ -65,10 +66,10 @@ static const char s_inspect_help[] =
 
 static void s_join(char *const *list, size_t n, char *out, size_t len)
 {
-    size_t off = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n && off < len; i++)
-        off += snprintf(out + off, len - off, "%s%s", i ? "," : "", list[i]);
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, out, len);
+    for (size_t i = 0; i < n; i++)
+        af_strbuf_printf(&sb, "%s%s", i ? "," : "", list[i]);
     if (!out[0])
         snprintf(out, len, "-");
 }

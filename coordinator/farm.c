@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "log.h"
 #include "signals.h"
+#include "strbuf.h"
 
 #define AF_FARM_LINGER_MS 500    /* let a final CANCEL leave, then give up */
 #define AF_FARM_SNDTIMEO_MS 2000 /* a send never blocks longer than this */
@@ -208,14 +209,14 @@ static int s_apply_curve(af_farm_node_t *n)
  * one warning naming them. SELECT as in the probe (NULL = all). */
 static void s_warn_plaintext(const af_farm_t *self, const bool *select)
 {
-    char names[512] = "";
-    size_t off = 0, count = 0;
+    char names[512];
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, names, sizeof names);
+    size_t count = 0;
     for (size_t i = 0; i < self->n; i++) {
         if ((select && !select[i]) || !self->nodes[i].conf->insecure)
             continue;
-        if (off < sizeof names)
-            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", count ? ", " : "",
-                                    self->nodes[i].conf->name);
+        af_strbuf_printf(&sb, "%s%s", count ? ", " : "", self->nodes[i].conf->name);
         count++;
     }
     if (count)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "strbuf.h"
 
 static json_t *s_slices(af_slice_t *slices, size_t n, af_farm_t *farm)
 {
@@ -90,15 +91,14 @@ int af_metadata_write(const char *path, const char *index_digest, const char *me
     if (index_digest)
         af_progress_image_keys(root, media_type, index_digest, size);
     char names[AF_MAX_LIST * (AF_MAX_REF + 140)];
-    size_t off = 0;
-    names[0] = '\0';
-    for (size_t i = 0; i < opts->n_tags && off < sizeof names; i++) {
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, names, sizeof names);
+    for (size_t i = 0; i < opts->n_tags; i++) {
         char ref[AF_MAX_REF + 400];
         af_ref_t r = opts->tags[i];
         if (!r.tag[0])
             snprintf(r.tag, sizeof r.tag, "latest");
-        off += snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "",
-                        af_ref_format(&r, ref, sizeof ref));
+        af_strbuf_printf(&sb, "%s%s", i ? "," : "", af_ref_format(&r, ref, sizeof ref));
     }
     json_object_set_new(root, "image.name", json_string(names));
     json_object_set_new(root, "archfarm.pushed", json_boolean(pushed));

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "display.h"
+#include "strbuf.h"
 
 #define AF_GHA_TAIL 12           /* log lines quoted in a failed slice's ::error */
 #define AF_PENDING_MAX (1 << 20) /* tty: scrolled text buffered between redraws */
@@ -681,18 +682,18 @@ static void s_summary_gha_error(af_progress_t *self, const af_progress_result_t 
     char title[200], why[64], msg[AF_TEXT_MAX * 2];
     snprintf(title, sizeof title, "%s on %s", cp, cn);
     s_failure_text(r, why, sizeof why);
-    size_t off = (size_t)snprintf(msg, sizeof msg, "%s: %s", why, cm);
+    af_strbuf_t sb;
+    af_strbuf_init(&sb, msg, sizeof msg);
+    af_strbuf_printf(&sb, "%s: %s", why, cm);
     af_display_t *d = &self->disp;
     for (size_t k = 0; k < d->n; k++) {
         if (strcmp(d->rows[k].platform, cp))
             continue;
         size_t total = self->tail_n[k], first = total > AF_GHA_TAIL ? total - AF_GHA_TAIL : 0;
-        if (total && off < sizeof msg)
-            off += (size_t)snprintf(msg + off, sizeof msg - off,
-                                    "\nlast %zu log lines:", total - first);
-        for (size_t j = first; j < total && off < sizeof msg; j++)
-            off += (size_t)snprintf(msg + off, sizeof msg - off, "\n%s",
-                                    self->tail[k][j % AF_GHA_TAIL]);
+        if (total)
+            af_strbuf_printf(&sb, "\nlast %zu log lines:", total - first);
+        for (size_t j = first; j < total; j++)
+            af_strbuf_printf(&sb, "\n%s", self->tail[k][j % AF_GHA_TAIL]);
     }
     s_gha_cmd("error", title, msg);
 }

@@ -1,6 +1,7 @@
 /* schedule.c -- picks a node per platform (see schedule.h). Kept free of
  * sockets and I/O so tests/unit/test_coord_schedule.c can include it. */
 #include "schedule.h"
+#include "strbuf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -94,9 +95,9 @@ int af_schedule_pick(af_candidate_t *cands, size_t n_cands, const af_platform_t 
         char pbuf[AF_PLATFORM_STR_MAX];
         af_platform_format(&platforms[p], pbuf, sizeof pbuf);
         char why[AF_ERRMSG_MAX];
-        size_t off = 0;
-        why[0] = '\0';
-        for (size_t i = 0; i < n_cands && off < sizeof why; i++) {
+        af_strbuf_t sb;
+        af_strbuf_init(&sb, why, sizeof why);
+        for (size_t i = 0; i < n_cands; i++) {
             const af_candidate_t *c = &cands[i];
             if (!s_inventory_serves(c, &platforms[p]))
                 continue;
@@ -109,8 +110,7 @@ int af_schedule_pick(af_candidate_t *cands, size_t n_cands, const af_platform_t 
                 reason = rbuf;
             } else
                 reason = "no Dockerfile engine among its executors";
-            off += snprintf(why + off, sizeof why - off, "%s%s (%s)", off ? ", " : "", c->name,
-                            reason);
+            af_strbuf_printf(&sb, "%s%s (%s)", sb.len ? ", " : "", c->name, reason);
         }
         return af_err_set(err, AF_ERR_NOTFOUND,
                           "no node can build %s (%s recipe): nodes serving it: %s", pbuf,

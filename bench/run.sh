@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh -- archfarm against its peers, one command per benchmark.
 #
-#   bench/run.sh [three_platform|rebuild|push|scale|all]     (default: all)
+#   bench/run.sh [three_platform|rebuild|push|scale|concurrent|all]     (default: all)
 #
 # After `cmake -S . -B build && cmake --build build`. Each benchmark starts
 # its own docker-registry and agents (tests/lib/farm.sh, loopback,
@@ -31,6 +31,9 @@
 #                   ls` and a trivial three-platform build: wall time and
 #                   the coordinator's peak RSS (/usr/bin/time -v), median
 #                   of 3.
+#   concurrent      5 coordinators x 10 three-platform builds started at
+#                   once (BENCH_COORDINATORS, BENCH_BUILDS_PER) against 10
+#                   agents (max_jobs 2): all must complete; slices/second.
 #
 # Everything runs on this one machine: the "farm" shares its cores with
 # the registry and the peers, so the figures are for this machine only.
@@ -45,9 +48,9 @@ BENCH_PUSH=${BENCH_PUSH:-$ROOT/build/bench/af-bench-push}
 
 what=${1:-all}
 case $what in
-three_platform | rebuild | push | scale | all) ;;
+three_platform | rebuild | push | scale | concurrent | all) ;;
 -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "bench/run.sh: unknown benchmark '$what' (three_platform|rebuild|push|scale|all)" >&2; exit 2 ;;
+*) echo "bench/run.sh: unknown benchmark '$what' (three_platform|rebuild|push|scale|concurrent|all)" >&2; exit 2 ;;
 esac
 
 # shellcheck source=../tests/lib/farm.sh
@@ -467,16 +470,87 @@ EOF
     af_agents_stop || true
 }
 
+# bench_concurrent: 5 coordinators (each its own cache dir and repository)
+# launch 10 builds each at once, 50 three-platform builds in all, against 10
+# agents (4 linux/amd64, 3 linux/arm64, 3 linux/arm/v7, max_jobs 2). Every
+# build has its own context (no slice cache hit). All must complete; the
+# figure is slices per second over the whole batch.
+bench_concurrent() {
+    local out=$RESULTS_DIR/concurrent.txt n_coord=${BENCH_COORDINATORS:-5} per=${BENCH_BUILDS_PER:-10}
+    local plats=(linux/amd64 linux/amd64 linux/amd64 linux/amd64 linux/arm64 linux/arm64 linux/arm64
+        linux/arm/v7 linux/arm/v7 linux/arm/v7) i c b ctx
+    echo "== concurrent: starting 10 agents"
+    AF_INV_HOSTS=()
+    for ((i = 0; i < 10; i++)); do
+        af_agent_start "c$i" "${plats[i]}" --max-jobs 2 >/dev/null 2>&1
+    done
+    af_inventory_write "$AF_TMP/concurrent-inventory.yaml"
+    local total=$((n_coord * per)) t0 t1 pids=() ok=0 failed=0
+    for ((c = 0; c < n_coord; c++)); do
+        for ((b = 0; b < per; b++)); do
+            ctx=$AF_TMP/cc-ctx-$c-$b
+            mkdir -p "$ctx"
+            printf '%s\n' "coordinator $c build $b" >"$ctx/run-id"
+            printf '%s\n' 'build:' \
+                '  run: cat run-id >out.txt; printf "%s\n" "$TARGETPLATFORM" >>out.txt' \
+                'image:' '  copy:' '    - {src: out.txt, dest: /out.txt}' >"$ctx/archfarm.yaml"
+        done
+    done
+    echo "== concurrent: $total builds from $n_coord coordinators at once"
+    t0=$(now)
+    for ((c = 0; c < n_coord; c++)); do
+        for ((b = 0; b < per; b++)); do
+            ARCHFARM_CACHE_DIR=$AF_TMP/cc-cache-$c "$AF_BIN/archfarm" -i "$AF_INVENTORY" build \
+                --progress plain --insecure-registry "$AF_REGISTRY" \
+                --platform linux/amd64,linux/arm64,linux/arm/v7 -t "$AF_REGISTRY/coord$c:b$b" --push \
+                --metadata-file "$AF_TMP/cc-$c-$b.json" "$AF_TMP/cc-ctx-$c-$b" >"$AF_TMP/cc-$c-$b.out" 2>&1 &
+            pids+=($!)
+        done
+    done
+    for i in "${pids[@]}"; do
+        if wait "$i"; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+    done
+    t1=$(now)
+    local wall indexes=0
+    wall=$(elapsed "$t0" "$t1")
+    # each published build's metadata names its index and three slices
+    for ((c = 0; c < n_coord; c++)); do
+        for ((b = 0; b < per; b++)); do
+            if [[ -s $AF_TMP/cc-$c-$b.json ]] &&
+                jq -e '.["containerimage.digest"] and (.slices | length == 3)' "$AF_TMP/cc-$c-$b.json" >/dev/null; then
+                indexes=$((indexes + 1))
+            fi
+        done
+    done
+    mkdir -p "$RESULTS_DIR"
+    {
+        machine
+        echo "# 10 agents as local processes (4 linux/amd64, 3 linux/arm64, 3 linux/arm/v7; --max-jobs 2; --insecure), one docker-registry"
+        echo "# $n_coord coordinators x $per builds started at once; coordinator k: ARCHFARM_CACHE_DIR=cache-k, tags REG/coordK:bN; every context distinct"
+        echo "# each: archfarm -i INV build --progress plain --insecure-registry REG --platform linux/amd64,linux/arm64,linux/arm/v7 -t REG/coordK:bN --push --metadata-file M CTX"
+        echo "builds_total           $total"
+        echo "builds_ok              $ok"
+        echo "builds_failed          $failed"
+        echo "indexes_with_3_slices  $indexes"
+        echo "wall_s                 $wall"
+        echo "slices_per_s           $(awk -v n="$((3 * ok))" -v w="$wall" 'BEGIN { printf "%.2f", n / w }')"
+    } | tee "$out"
+    af_agents_stop || true
+    ((failed == 0)) || af_fail "$failed of $total concurrent builds failed (outputs in $AF_TMP/cc-*.out)"
+}
+
 case $what in
 three_platform) bench_three_platform ;;
 rebuild) bench_rebuild ;;
 push) bench_push ;;
 scale) bench_scale ;;
+concurrent) bench_concurrent ;;
 all)
     bench_three_platform
     bench_rebuild
     bench_push
     bench_scale
+    bench_concurrent
     ;;
 esac
 echo "bench/run.sh $what: done (results in bench/results/)"

@@ -1441,9 +1441,23 @@ int af_registry_manifest_put(af_registry_t *self, const char *repo, const char *
                    .body_len = len,
                    .max_body = S_ERROR_BODY_MAX};
     s_resp_t resp = {0};
-    rc = s_request(self, &req, &resp, err);
-    if (!rc && resp.status != 201)
-        rc = s_status_error(&req, &resp, err);
+    /* The body's digest was checked above, so DIGEST_INVALID is about a
+     * blob the manifest references. docker-registry answers it when it
+     * reads a blob's link in the repository while another client's push
+     * of the same blob rewrites that link (two platforms sharing a layer
+     * or a config push at once): seen here, gone a moment later. So that
+     * answer is retried, with the transient-failure backoff. */
+    for (int attempt = 0;; attempt++) {
+        rc = s_request(self, &req, &resp, err);
+        if (!rc && resp.status != 201)
+            rc = s_status_error(&req, &resp, err);
+        if (rc != AF_ERR_DIGEST || attempt >= AF_HTTP_RETRIES || s_cancelled(self))
+            break;
+        af_debug("PUT manifest %s: %s; retrying", reference, af_err_msg(err, rc));
+        s_resp_free(&resp);
+        af_err_clear(err);
+        s_sleep_ms(self, S_BACKOFF_MS << attempt);
+    }
     if (!rc)
         rc = s_check_pushed_digest(&req, &resp, dg, err);
     if (!rc && digest_out)

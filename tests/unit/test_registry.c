@@ -1080,6 +1080,25 @@ static void registry_retries_server_errors_and_rate_limits(void **state)
     af_registry_destroy(&r);
 }
 
+/* docker-registry answers a manifest PUT with DIGEST_INVALID while another
+ * push rewrites a referenced blob's link; the body's digest was checked
+ * here, so that answer is retried (the mock answers it once per path). */
+static void registry_manifest_put_retries_a_registry_digest_race(void **state)
+{
+    (void)state;
+    af_registry_t *r = s_client(&s_mock, true, "bob", "pw");
+    af_err_t err = {0};
+    const char *body = "{\"schemaVersion\":2,\"layers\":[]}";
+    char dg[AF_DIGEST_STR_MAX], got[AF_DIGEST_STR_MAX];
+    assert_int_equal(af_digest_buffer(body, strlen(body), dg), 0);
+    int rc = af_registry_manifest_put(r, "linkrace/app", dg, AF_MT_OCI_MANIFEST, body, strlen(body),
+                                      got, &err);
+    if (rc)
+        fail_msg("manifest put: %s", err.msg);
+    assert_string_equal(got, dg);
+    af_registry_destroy(&r);
+}
+
 /* The cancel hook: true once the number of calls passes a threshold, so
  * the request is in flight (stalled) when it fires. */
 typedef struct {
@@ -1328,6 +1347,7 @@ int main(void)
         cmocka_unit_test(registry_bearer_wrong_credentials_is_an_auth_error),
         cmocka_unit_test(registry_bearer_anonymous_pull_of_public_repo),
         cmocka_unit_test(registry_retries_server_errors_and_rate_limits),
+        cmocka_unit_test(registry_manifest_put_retries_a_registry_digest_race),
         cmocka_unit_test(registry_failed_blob_put_restarts_the_upload),
         cmocka_unit_test(registry_cancel_hook_ends_a_stalled_put),
         cmocka_unit_test(registry_detects_wrong_pushed_digest),

@@ -17,6 +17,8 @@ repository's first path component:
   public/*      anonymous pull tokens are accepted
   flaky/*       every distinct request path fails twice with 503 first
   ratelimit/*   every distinct request path gets one 429 first
+  linkrace/*    every manifest PUT is first answered 400 DIGEST_INVALID, as
+                docker-registry does while another push rewrites a blob link
   putfail/*     the first blob PUT of each upload fails with 500 and the
                 upload session is gone afterwards
   wrongdigest/* blob PUT answers with a wrong Docker-Content-Digest
@@ -127,13 +129,16 @@ class H(BaseHTTPRequestHandler):
         """Scripted transient failures; True when this request was failed."""
         key = self.command + " " + self.path.split("?")[0]
         kind = repo.split("/")[0] if repo else ""
-        limit, code = {"flaky": (2, 503), "ratelimit": (1, 429)}.get(kind, (0, 0))
+        limit, code, name = {"flaky": (2, 503, "UNAVAILABLE"),
+                             "ratelimit": (1, 429, "UNAVAILABLE")}.get(kind, (0, 0, ""))
+        if kind == "linkrace" and self.command == "PUT" and "/manifests/" in self.path:
+            limit, code, name = 1, 400, "DIGEST_INVALID"
         with LOCK:
             n = FAILS.get(key, 0)
             if n < limit:
                 FAILS[key] = n + 1
                 self.read_body()
-                self.error(code, "UNAVAILABLE", "try again")
+                self.error(code, name, "try again")
                 return True
         return False
 

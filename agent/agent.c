@@ -396,6 +396,7 @@ static void s_on_build(af_agent_t *self, s_peer_t *peer, af_msg_t **in_p)
         snprintf(msg->job, sizeof msg->job, "%s", id);
         msg->attempt = attempt;
         msg->have_context = af_job_have_context(job);
+        msg->have_base = af_job_have_base(job);
         msg->job_queued = job_queued;
         s_send(self, &msg);
     }

@@ -2,10 +2,11 @@
  *
  * The job owns its BUILD message (and with it the registry password,
  * zeroed when the message is destroyed), the context writer while
- * receiving, the extraction worker, and the executor's state through the
- * executor's release(). It talks to its coordinator directly: STATUS, LOG,
- * CREDIT and the final RESULT go out on the agent's ROUTER with the
- * coordinator's routing id. */
+ * receiving, the delta file and the worker that applies it (ctxdelta.h)
+ * when the context comes as a delta, the extraction worker, and the
+ * executor's state through the executor's release(). It talks to its
+ * coordinator directly: STATUS, LOG, CREDIT and the final RESULT go out on
+ * the agent's ROUTER with the coordinator's routing id. */
 #include "job.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "ctxdelta.h"
 #include "log.h"
 #include "recovery.h"
 #include "worker.h"
@@ -64,11 +66,16 @@ struct af_job {
     bool dir_made;
     bool have_context;
     bool pinned;
+    bool base_pinned; /* context_base, while a delta against it is applied */
+    bool use_delta;   /* the context comes as a delta against context_base */
     bool queued_notified;
     bool executor_started;
     bool closed;
     af_context_writer_t *writer;
     uint32_t unacked; /* chunks written since the last CREDIT */
+    int delta_fd;     /* the delta received so far (unnamed file in the job dir), -1 */
+    uint64_t delta_written;
+    af_worker_t *apply; /* rebuilds the context from the base and the delta */
     af_worker_t *extract;
     af_worker_t *remove; /* deletes the job dir while closing */
     int timeout_timer;
@@ -203,7 +210,9 @@ static void s_send_credit(af_job_t *self, uint32_t credit)
     af_msg_t *msg = af_msg_new(AF_CMD_CREDIT);
     if (!msg)
         return;
-    msg->offset = self->writer ? af_context_writer_offset(self->writer) : 0;
+    msg->offset = self->use_delta ? self->delta_written
+                  : self->writer  ? af_context_writer_offset(self->writer)
+                                  : 0;
     msg->credit = credit;
     s_send(self, &msg);
 }
@@ -235,6 +244,14 @@ static void s_unpin(af_job_t *self)
     if (self->pinned) {
         af_context_store_unpin(self->hooks.store, self->build->context_digest);
         self->pinned = false;
+    }
+}
+
+static void s_unpin_base(af_job_t *self)
+{
+    if (self->base_pinned) {
+        af_context_store_unpin(self->hooks.store, self->build->context_base);
+        self->base_pinned = false;
     }
 }
 
@@ -298,6 +315,7 @@ af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p, const af_e
     self->executor = executor;
     self->build = build;
     self->timeout_timer = -1;
+    self->delta_fd = -1;
     self->started_ms = zclock_mono();
     snprintf(self->id, sizeof self->id, "%s", build->job);
     self->attempt = build->attempt;
@@ -327,11 +345,19 @@ af_job_t *af_job_new(const af_job_hooks_t *hooks, af_msg_t **build_p, const af_e
         self->pinned = true;
         self->have_context = true;
         self->state = AF_JOB_READY;
-    } else
+    } else {
         self->state = AF_JOB_RECEIVING;
+        if (build->context_base[0] && af_context_store_has(hooks->store, build->context_base)) {
+            af_context_store_pin(hooks->store, build->context_base);
+            self->base_pinned = true;
+            self->use_delta = true;
+        }
+    }
     af_info_job(self->tag, hooks->node, "accepted %s %s recipe for %s (context %s, %s)",
                 build->platform, build->recipe_kind, build->repository, build->context_digest,
-                self->have_context ? "cached" : "to receive");
+                self->have_context ? "cached"
+                : self->use_delta  ? "to receive as a delta"
+                                   : "to receive");
     return self;
 fail:
     af_job_destroy(&self);
@@ -346,12 +372,20 @@ static void s_release(af_job_t *self)
     if (self->extract && !af_worker_finished(self->extract))
         af_worker_cancel(self->extract);
     af_worker_destroy(&self->extract);
+    if (self->apply && !af_worker_finished(self->apply))
+        af_worker_cancel(self->apply);
+    af_worker_destroy(&self->apply); /* it writes into the writer: first */
     if (self->executor_started && self->executor->release) {
         self->executor->release(self);
         self->executor_started = false;
     }
     af_context_writer_destroy(&self->writer);
+    if (self->delta_fd >= 0) {
+        close(self->delta_fd);
+        self->delta_fd = -1;
+    }
     s_unpin(self);
+    s_unpin_base(self);
 }
 
 static void s_remove_dir(af_job_t *self)
@@ -448,6 +482,25 @@ void af_job_close(af_job_t *self)
     }
 }
 
+/* An unnamed file in the job dir for the delta (O_TMPFILE; else a
+ * mkstemp file unlinked at once): gone with the job whatever happens. */
+static int s_delta_file(af_job_t *self, af_err_t *err)
+{
+    int fd = open(self->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char path[AF_CONTEXT_MAX_PATH + 32];
+        snprintf(path, sizeof path, "%s/context-delta-XXXXXX", self->dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        return af_err_set(err, AF_ERR_IO, "cannot create the delta file in %s: %s", self->dir,
+                          strerror(errno));
+    self->delta_fd = fd;
+    return 0;
+}
+
 void af_job_begin(af_job_t *self)
 {
     assert(self);
@@ -456,13 +509,18 @@ void af_job_begin(af_job_t *self)
         af_err_clear(&err);
         self->writer = af_context_writer_new(self->hooks.store, self->build->context_digest,
                                              self->build->context_size, &err);
-        if (!self->writer) {
+        if (!self->writer || (self->use_delta && s_delta_file(self, &err) < 0)) {
             s_fail(self, "infra", af_err_msg(&err, AF_ERR_IO));
             return;
         }
-        char detail[64];
-        snprintf(detail, sizeof detail, "%llu bytes",
-                 (unsigned long long)self->build->context_size);
+        char detail[128];
+        if (self->use_delta)
+            snprintf(detail, sizeof detail, "%llu bytes as a %llu-byte delta",
+                     (unsigned long long)self->build->context_size,
+                     (unsigned long long)self->build->context_delta_size);
+        else
+            snprintf(detail, sizeof detail, "%llu bytes",
+                     (unsigned long long)self->build->context_size);
         af_job_status(self, "receiving", detail);
         s_send_credit(self, AF_CREDIT_WINDOW);
         return;
@@ -471,12 +529,186 @@ void af_job_begin(af_job_t *self)
         self->hooks.on_ready(self->hooks.arg, self);
 }
 
+/* The whole context is in the writer: check its digest, store it, READY. */
+static void s_context_complete(af_job_t *self)
+{
+    af_err_t err;
+    af_err_clear(&err);
+    int rc = af_context_writer_commit(self->writer, &err);
+    af_context_writer_destroy(&self->writer);
+    s_unpin_base(self);
+    if (rc < 0) {
+        s_fail(self, "infra", af_err_msg(&err, rc));
+        return;
+    }
+    self->pinned = true; /* commit pinned it for us */
+    self->state = AF_JOB_READY;
+    af_info_job(self->tag, self->hooks.node, "context %s received%s", self->build->context_digest,
+                self->use_delta ? " (rebuilt from a delta)" : "");
+    if (self->hooks.on_ready)
+        self->hooks.on_ready(self->hooks.arg, self);
+}
+
+/* --- a context sent as a delta (ctxdelta.h) --- */
+
+typedef struct {
+    char *base;   /* the base tar's path in the store (pinned) */
+    int delta_fd; /* borrowed: the job closes it after the worker ends */
+    uint64_t delta_size, context_size;
+    af_context_writer_t *writer; /* borrowed: the loop leaves it alone until DONE */
+    af_worker_ctx_t *ctx;
+} s_apply_args_t;
+
+static void s_apply_args_free(void *varg)
+{
+    s_apply_args_t *a = (s_apply_args_t *)varg;
+    if (a) {
+        free(a->base);
+        free(a);
+    }
+}
+
+/* Worker thread: the rebuilt tar goes into the writer in chunk-sized
+ * pieces (its checks and digest are the ones a sent context gets). */
+static int s_apply_sink(void *arg, const void *data, size_t len, af_err_t *err)
+{
+    s_apply_args_t *a = (s_apply_args_t *)arg;
+    if (af_worker_cancelled(a->ctx))
+        return af_err_set(err, AF_ERR_CANCELLED, "cancelled");
+    const char *p = data;
+    while (len > 0) {
+        size_t n = len < AF_CHUNK_SIZE ? len : AF_CHUNK_SIZE;
+        int rc = af_context_writer_write(a->writer, af_context_writer_offset(a->writer), p, n, err);
+        if (rc < 0)
+            return rc;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Worker thread: applies the delta file to the base tar. */
+static int s_apply_run(af_worker_ctx_t *ctx, void *varg, af_err_t *err)
+{
+    s_apply_args_t *a = (s_apply_args_t *)varg;
+    a->ctx = ctx;
+    int base = open(a->base, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (base < 0 || fstat(base, &st) < 0) {
+        int rc = af_err_set(err, AF_ERR_IO, "%s: %s", a->base, strerror(errno));
+        if (base >= 0)
+            close(base);
+        return rc;
+    }
+    af_ctxdelta_apply_t *ap = af_ctxdelta_apply_new(base, (uint64_t)st.st_size, s_apply_sink, a);
+    char *buf = malloc(AF_CHUNK_SIZE);
+    int rc = ap && buf ? 0 : af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    for (uint64_t off = 0; !rc && off < a->delta_size;) {
+        uint64_t left = a->delta_size - off;
+        size_t want = left < AF_CHUNK_SIZE ? (size_t)left : AF_CHUNK_SIZE;
+        ssize_t n = pread(a->delta_fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = af_err_set(err, AF_ERR_IO, "reading the delta: %s",
+                            n < 0 ? strerror(errno) : "short file");
+        else if (af_worker_cancelled(ctx))
+            rc = af_err_set(err, AF_ERR_CANCELLED, "cancelled");
+        else {
+            rc = af_ctxdelta_apply_feed(ap, buf, (size_t)n, err);
+            off += (uint64_t)n;
+        }
+    }
+    if (!rc)
+        rc = af_ctxdelta_apply_finish(ap, err);
+    if (!rc && !af_context_writer_complete(a->writer))
+        rc = af_err_set(err, AF_ERR_PROTO, "the delta rebuilt %llu bytes of a %llu-byte context",
+                        (unsigned long long)af_context_writer_offset(a->writer),
+                        (unsigned long long)a->context_size);
+    af_ctxdelta_apply_destroy(&ap);
+    free(buf);
+    close(base);
+    return rc;
+}
+
+static void s_on_applied(void *arg, int code, const char *message, const char *const *outputs,
+                         size_t n_outputs)
+{
+    af_job_t *self = (af_job_t *)arg;
+    if (self->state != AF_JOB_RECEIVING)
+        return; /* finished (cancelled) meanwhile */
+    if (code != 0) {
+        af_job_outcome_t out;
+        af_job_outcome_fail(&out, "infra", -1, "cannot rebuild the context from its delta: %s",
+                            message);
+        s_finish(self, &out);
+        return;
+    }
+    s_context_complete(self);
+}
+
+/* The whole delta is here: rebuild the context from it in a worker. */
+static void s_apply_start(af_job_t *self)
+{
+    char base[AF_CONTEXT_MAX_PATH];
+    if (af_context_store_path(self->hooks.store, self->build->context_base, base, sizeof base)) {
+        s_fail(self, "infra", "the delta's base vanished from the context store");
+        return;
+    }
+    af_job_status(self, "receiving", "rebuilding the context from the delta");
+    s_apply_args_t *a = calloc(1, sizeof *a);
+    if (a && !(a->base = strdup(base))) {
+        free(a);
+        a = NULL;
+    }
+    if (!a) {
+        s_fail(self, "infra", "out of memory");
+        return;
+    }
+    a->delta_fd = self->delta_fd;
+    a->delta_size = self->build->context_delta_size;
+    a->context_size = self->build->context_size;
+    a->writer = self->writer;
+    self->apply = af_worker_new(self->hooks.loop, s_apply_run, a, s_apply_args_free, NULL,
+                                s_on_applied, self);
+    if (!self->apply)
+        s_fail(self, "infra", "cannot start the thread that applies the context delta");
+}
+
+/* A CHUNK of the delta: appended to the delta file, in order. */
+static int s_delta_chunk(af_job_t *self, uint64_t offset, const void *data, size_t len,
+                         af_err_t *err)
+{
+    uint64_t size = self->build->context_delta_size;
+    if (offset != self->delta_written)
+        return af_err_set(err, AF_ERR_PROTO,
+                          "context delta chunk at offset %llu, expected offset %llu (%s)",
+                          (unsigned long long)offset, (unsigned long long)self->delta_written,
+                          offset < self->delta_written ? "overlap" : "gap");
+    if (len > size - self->delta_written)
+        return af_err_set(err, AF_ERR_PROTO,
+                          "context delta chunk at offset %llu overruns the announced size %llu",
+                          (unsigned long long)offset, (unsigned long long)size);
+    for (size_t done = 0; done < len;) {
+        ssize_t n =
+            pwrite(self->delta_fd, (const char *)data + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return af_err_set(err, AF_ERR_IO, "writing the context delta: %s",
+                              n < 0 ? strerror(errno) : "short write");
+        done += (size_t)n;
+    }
+    self->delta_written += len;
+    return 0;
+}
+
 void af_job_chunk(af_job_t *self, af_msg_t *chunk)
 {
     assert(self && chunk);
     if (self->state == AF_JOB_DONE)
         return; /* late chunk after a failure or cancel */
-    if (self->state != AF_JOB_RECEIVING || !self->writer) {
+    if (self->state != AF_JOB_RECEIVING || !self->writer || self->apply) {
         s_fail(self, "infra", "context chunk received after the context was complete");
         return;
     }
@@ -484,28 +716,26 @@ void af_job_chunk(af_job_t *self, af_msg_t *chunk)
     af_err_clear(&err);
     const void *data = chunk->data ? (const void *)zframe_data(chunk->data) : (const void *)"";
     size_t len = chunk->data ? zframe_size(chunk->data) : 0;
-    if (af_context_writer_write(self->writer, chunk->offset, data, len, &err) < 0) {
+    int rc = self->use_delta
+                 ? s_delta_chunk(self, chunk->offset, data, len, &err)
+                 : af_context_writer_write(self->writer, chunk->offset, data, len, &err);
+    if (rc < 0) {
         s_fail(self, "infra", af_err_msg(&err, AF_ERR_PROTO));
         return;
     }
-    if (!af_context_writer_complete(self->writer)) {
+    bool complete = self->use_delta ? self->delta_written == self->build->context_delta_size
+                                    : af_context_writer_complete(self->writer);
+    if (!complete) {
         if (++self->unacked >= AF_CREDIT_WINDOW / 2) {
             s_send_credit(self, self->unacked);
             self->unacked = 0;
         }
         return;
     }
-    int rc = af_context_writer_commit(self->writer, &err);
-    af_context_writer_destroy(&self->writer);
-    if (rc < 0) {
-        s_fail(self, "infra", af_err_msg(&err, rc));
-        return;
-    }
-    self->pinned = true; /* commit pinned it for us */
-    self->state = AF_JOB_READY;
-    af_info_job(self->tag, self->hooks.node, "context %s received", self->build->context_digest);
-    if (self->hooks.on_ready)
-        self->hooks.on_ready(self->hooks.arg, self);
+    if (self->use_delta)
+        s_apply_start(self);
+    else
+        s_context_complete(self);
 }
 
 /* --- extraction, then the executor --- */
@@ -688,6 +918,10 @@ af_job_state_t af_job_state(const af_job_t *self)
 bool af_job_have_context(const af_job_t *self)
 {
     return self->have_context;
+}
+bool af_job_have_base(const af_job_t *self)
+{
+    return self->use_delta;
 }
 zframe_t *af_job_peer(const af_job_t *self)
 {

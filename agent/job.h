@@ -1,6 +1,7 @@
 /* job.h -- one slice on this agent, from BUILD to RESULT.
  *
- * States: RECEIVING (context chunks arriving) -> READY (context stored,
+ * States: RECEIVING (context chunks arriving; for a delta, then rebuilding
+ * the context from the base the store holds, in a worker thread) -> READY (context stored,
  * waiting for a slot) -> EXTRACTING (worker thread) -> RUNNING (the
  * executor: build step, then pushing) -> DONE. A job that already has
  * its context starts in READY. Each stage is announced with STATUS. The
@@ -111,6 +112,8 @@ uint32_t af_job_attempt(const af_job_t *self);
 af_job_state_t af_job_state(const af_job_t *self);
 const char *af_job_state_name(af_job_state_t state);
 bool af_job_have_context(const af_job_t *self);
+/* True when the job receives a delta against BUILD's context_base. */
+bool af_job_have_base(const af_job_t *self);
 /* The coordinator's routing id (borrowed). */
 zframe_t *af_job_peer(const af_job_t *self);
 /* True if the job is JOB and ATTEMPT (0 = any attempt). */

@@ -16,8 +16,9 @@
 #define S_BUF (64 * 1024)
 #define S_SHA 32
 #define S_MAGIC_LEN 8
-#define S_IDX_MAGIC "AFCTXIDX1\n"
+#define S_IDX_MAGIC "AFCTXIDX2\n"
 #define S_IDX_MAGIC_LEN 10
+#define S_IDX_DIGEST_LEN 71 /* "sha256:" + 64 hex */
 #define S_MAX_MEMBERS ((size_t)AF_CONTEXT_MAX_FILES + 2)
 
 typedef struct {
@@ -246,21 +247,24 @@ uint64_t af_ctxindex_size(const af_ctxindex_t *self)
     return self->size;
 }
 
-/* The file: magic, size, count, then per member offset, length, sha256.
- * The offsets are implied by the lengths but kept, so a load can check
- * that the members tile the tar. */
-int af_ctxindex_save(const af_ctxindex_t *self, const char *path, af_err_t *err)
+/* The file: magic, the tar's digest, size, count, then per member
+ * offset, length, sha256. The offsets are implied by the lengths but kept,
+ * so a load can check that the members tile the tar. */
+int af_ctxindex_save(const af_ctxindex_t *self, const char *digest, const char *path, af_err_t *err)
 {
+    if (!af_digest_valid(digest) || strlen(digest) != S_IDX_DIGEST_LEN)
+        return af_err_set(err, AF_ERR_INVAL, "%s: not a sha256 digest", path);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
         return af_err_set(err, AF_ERR_TOOBIG, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return af_err_set(err, AF_ERR_IO, "%s: %s", tmp, strerror(errno));
-    unsigned char head[S_IDX_MAGIC_LEN + 16];
+    unsigned char head[S_IDX_MAGIC_LEN + S_IDX_DIGEST_LEN + 16];
     memcpy(head, S_IDX_MAGIC, S_IDX_MAGIC_LEN);
-    s_put64(head + S_IDX_MAGIC_LEN, self->size);
-    s_put64(head + S_IDX_MAGIC_LEN + 8, self->n);
+    memcpy(head + S_IDX_MAGIC_LEN, digest, S_IDX_DIGEST_LEN);
+    s_put64(head + S_IDX_MAGIC_LEN + S_IDX_DIGEST_LEN, self->size);
+    s_put64(head + S_IDX_MAGIC_LEN + S_IDX_DIGEST_LEN + 8, self->n);
     int rc = s_write_all(fd, head, sizeof head, err);
     for (size_t i = 0; !rc && i < self->n; i++) {
         unsigned char rec[16 + S_SHA];
@@ -283,7 +287,7 @@ static int s_read_exact(FILE *f, void *buf, size_t len)
     return fread(buf, 1, len, f) == len ? 0 : -1;
 }
 
-af_ctxindex_t *af_ctxindex_load(const char *path, af_err_t *err)
+af_ctxindex_t *af_ctxindex_load(const char *path, char digest[AF_DIGEST_STR_MAX], af_err_t *err)
 {
     FILE *f = fopen(path, "rbe");
     if (!f) {
@@ -292,15 +296,19 @@ af_ctxindex_t *af_ctxindex_load(const char *path, af_err_t *err)
         return NULL;
     }
     af_ctxindex_t *self = calloc(1, sizeof *self);
-    unsigned char head[S_IDX_MAGIC_LEN + 16];
+    unsigned char head[S_IDX_MAGIC_LEN + S_IDX_DIGEST_LEN + 16];
     if (!self) {
         af_err_set(err, AF_ERR_NOMEM, "out of memory");
         goto fail;
     }
     if (s_read_exact(f, head, sizeof head) || memcmp(head, S_IDX_MAGIC, S_IDX_MAGIC_LEN))
         goto bad;
-    self->size = s_get64(head + S_IDX_MAGIC_LEN);
-    uint64_t n = s_get64(head + S_IDX_MAGIC_LEN + 8);
+    memcpy(digest, head + S_IDX_MAGIC_LEN, S_IDX_DIGEST_LEN);
+    digest[S_IDX_DIGEST_LEN] = '\0';
+    if (!af_digest_valid(digest))
+        goto bad;
+    self->size = s_get64(head + S_IDX_MAGIC_LEN + S_IDX_DIGEST_LEN);
+    uint64_t n = s_get64(head + S_IDX_MAGIC_LEN + S_IDX_DIGEST_LEN + 8);
     if (n > S_MAX_MEMBERS || self->size > (uint64_t)AF_CONTEXT_MAX_BYTES)
         goto bad;
     uint64_t next = 0;

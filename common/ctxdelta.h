@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digest.h"
 #include "error.h"
 
 #define AF_CTXDELTA_MAGIC "AFDELTA1"
@@ -52,11 +53,12 @@ void af_ctxindex_destroy(af_ctxindex_t **self_p);
 size_t af_ctxindex_count(const af_ctxindex_t *self);
 uint64_t af_ctxindex_size(const af_ctxindex_t *self);
 
-/* Saves the index to PATH (written to a temp file, then renamed) / loads
- * it back. A file that is not a well-formed index is AF_ERR_PARSE. */
-int af_ctxindex_save(const af_ctxindex_t *self, const char *path, af_err_t *err)
+/* Saves the index, with DIGEST (the indexed tar's "sha256:<hex>"), to PATH
+ * (written to a temp file, then renamed) / loads it back, the digest into
+ * DIGEST. A file that is not a well-formed index is AF_ERR_PARSE. */
+int af_ctxindex_save(const af_ctxindex_t *self, const char *digest, const char *path, af_err_t *err)
     __attribute__((warn_unused_result));
-af_ctxindex_t *af_ctxindex_load(const char *path, af_err_t *err);
+af_ctxindex_t *af_ctxindex_load(const char *path, char digest[AF_DIGEST_STR_MAX], af_err_t *err);
 
 /* Writes to OUT_FD (at its current offset, with write) the delta that
  * turns the tar BASE indexes into the tar at NEW_FD that NEW_IDX indexes.

@@ -42,6 +42,7 @@
 
 /* contexts and layers */
 #define AF_CONTEXT_MAX_BYTES (16LL * 1024 * 1024 * 1024)
+#define AF_CTXDELTA_MIN_BYTES (1024 * 1024) /* smaller contexts are always sent whole */
 #define AF_CONTEXT_MAX_FILES 1000000
 #define AF_CONTEXT_MAX_PATH 4096
 #define AF_LAYER_MAX_FILES 1000000

@@ -76,7 +76,8 @@ enum {
     K_CREDIT, K_STREAM, K_LINE, K_STATE, K_DETAIL, K_OK, K_DIGEST, K_MEDIA_TYPE,
     K_SIZE, K_FAILURE, K_EXIT_CODE, K_MESSAGE, K_DURATION_MS, K_CODE,
     K_MANIFEST_FORMAT, K_ANNOTATIONS, K_PUSHED_BYTES, K_COMPRESSION,
-    K_COMPRESSION_LEVEL, K_CONFINEMENT,
+    K_COMPRESSION_LEVEL, K_CONFINEMENT, K_CONTEXT_BASE, K_CONTEXT_DELTA_SIZE,
+    K_HAVE_BASE,
     K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "seen-key bitmask is 64 bits");
@@ -117,6 +118,8 @@ static const s_field_t s_fields[K_COUNT] = {
                       offsetof(af_msg_t, n_build_args), AF_MAX_STR, NULL, 0, AF_MAX_BUILD_ARGS},
     S_STRF(K_CONTEXT_DIGEST, context_digest, S_DIGEST, NULL),
     S_NUMF(K_CONTEXT_SIZE, context_size, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
+    S_STRF(K_CONTEXT_BASE, context_base, S_DIGEST, NULL),
+    S_NUMF(K_CONTEXT_DELTA_SIZE, context_delta_size, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
     S_STRF(K_REPOSITORY, repository, S_TOKEN, NULL),
     S_BOOLF(K_REGISTRY_INSECURE, registry_insecure),
     S_STRF(K_MANIFEST_FORMAT, manifest_format, S_ENUM, s_manifest_formats),
@@ -129,6 +132,7 @@ static const s_field_t s_fields[K_COUNT] = {
     S_NUMF(K_SOURCE_DATE_EPOCH, source_date_epoch, S_I64, -1, INT64_MAX),
     S_NUMF(K_TIMEOUT_S, timeout_s, S_U32, 0, UINT32_MAX),
     S_BOOLF(K_HAVE_CONTEXT, have_context),
+    S_BOOLF(K_HAVE_BASE, have_base),
     S_BOOLF(K_JOB_QUEUED, job_queued),
     S_NUMF(K_OFFSET, offset, S_U64, 0, (uint64_t) AF_CONTEXT_MAX_BYTES),
     S_NUMF(K_CREDIT, credit, S_U32, 0, UINT32_MAX),
@@ -176,6 +180,8 @@ static const s_use_t s_build[] = {
     {K_BUILD_ARGS, 0},
     {K_CONTEXT_DIGEST, U_REQ | U_NONEMPTY},
     {K_CONTEXT_SIZE, U_REQ},
+    {K_CONTEXT_BASE, 0},
+    {K_CONTEXT_DELTA_SIZE, 0},
     {K_REPOSITORY, U_REQ | U_NONEMPTY},
     {K_REGISTRY_INSECURE, 0},
     {K_MANIFEST_FORMAT, 0},
@@ -186,7 +192,8 @@ static const s_use_t s_build[] = {
     {K_TIMEOUT_S, 0},
     {K_COMPRESSION, 0},
     {K_COMPRESSION_LEVEL, 0}};
-static const s_use_t s_accept[] = {U_JOB, {K_HAVE_CONTEXT, U_REQ}, {K_JOB_QUEUED, 0}};
+static const s_use_t s_accept[] = {
+    U_JOB, {K_HAVE_CONTEXT, U_REQ}, {K_JOB_QUEUED, 0}, {K_HAVE_BASE, 0}};
 static const s_use_t s_credit[] = {U_JOB, {K_OFFSET, U_REQ}, {K_CREDIT, U_REQ}};
 static const s_use_t s_chunk[] = {U_JOB, {K_OFFSET, U_REQ}};
 static const s_use_t s_log[] = {U_JOB, {K_STREAM, U_REQ | U_NONEMPTY}, {K_LINE, U_REQ}};
@@ -637,6 +644,14 @@ static int s_check(const af_msg_t *self, af_err_t *err)
             break;
         }
     }
+    bool has_base = self->context_base[0] != '\0';
+    if (self->cmd == AF_CMD_BUILD && has_base != (self->context_delta_size > 0))
+        return af_err_set(err, AF_ERR_PROTO,
+                          "BUILD: 'context_base' and 'context_delta_size' come together");
+    if (self->cmd == AF_CMD_BUILD && has_base &&
+        (!strcmp(self->context_base, self->context_digest) || self->context_size == 0))
+        return af_err_set(err, AF_ERR_PROTO,
+                          "BUILD: 'context_base' must differ from a non-empty context");
     if (self->cmd == AF_CMD_RESULT) {
         if (self->ok && (self->failure[0] || !self->digest[0]))
             return af_err_set(err, AF_ERR_PROTO,

@@ -35,7 +35,7 @@ typedef enum {
     AF_CMD_HELLO,     /* C->A: version, client */
     AF_CMD_WELCOME,   /* A->C: version, node, platforms, executors, running, queued, max_jobs, heartbeat_ms[, confinement] */
     AF_CMD_BUILD,     /* C->A: a whole slice, see fields */
-    AF_CMD_ACCEPT,    /* A->C: job, attempt, have_context, job_queued */
+    AF_CMD_ACCEPT,    /* A->C: job, attempt, have_context, job_queued, have_base */
     AF_CMD_CREDIT,    /* A->C: job, attempt, offset, credit */
     AF_CMD_CHUNK,     /* C->A: job, attempt, offset + DATA frame */
     AF_CMD_LOG,       /* A->C: job, attempt, stream, line */
@@ -81,6 +81,8 @@ typedef struct af_msg {
     size_t n_build_args;
     char context_digest[AF_DIGEST_STR_MAX];
     uint64_t context_size;
+    char context_base[AF_DIGEST_STR_MAX]; /* "" or a context the delta is against */
+    uint64_t context_delta_size;          /* that delta's size; 0 when no base */
     char repository[AF_MAX_REF + 1];      /* "host[:port]/path", no tag */
     bool registry_insecure;               /* plain HTTP / unverified TLS */
     char manifest_format[8];              /* "" or "oci" | "docker" (Docker v2 manifests) */
@@ -96,6 +98,7 @@ typedef struct af_msg {
     /* ACCEPT */
     bool have_context;
     bool job_queued;
+    bool have_base;                       /* the agent holds context_base: send the delta */
 
     /* CREDIT / CHUNK */
     uint64_t offset;

@@ -208,12 +208,11 @@ static bool s_cancelled(void *arg)
 /* How long the read-back of a tag whose PUT was cut short may take. */
 #define S_TAG_CHECK_MS 5000
 
-/* Packs the context into an unnamed temp file (O_TMPFILE; where the file
- * system lacks it, a mkstemp file unlinked at once), so that no exit, not
- * even SIGKILL, leaves a copy of the context behind. *FD_OUT gets the fd
- * (caller closes it). Returns an exit status. */
-static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t *pg, int *fd_out,
-                  af_pack_result_t *result)
+/* An unnamed temp file in $TMPDIR (O_TMPFILE; where the file system lacks
+ * it, a mkstemp file unlinked at once), so that no exit, not even SIGKILL,
+ * leaves a copy of the context behind. The fd (caller closes), or -1 with
+ * the error printed. */
+static int s_tmpfile(void)
 {
     const char *tmpdir = getenv("TMPDIR");
     if (!tmpdir || !*tmpdir)
@@ -226,10 +225,19 @@ static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t
         if (fd >= 0)
             unlink(path);
     }
-    if (fd < 0) {
+    if (fd < 0)
         af_cli_error("cannot create a temp file in %s: %s", tmpdir, strerror(errno));
+    return fd;
+}
+
+/* Packs the context into an unnamed temp file (s_tmpfile). *FD_OUT gets
+ * the fd (caller closes it). Returns an exit status. */
+static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t *pg, int *fd_out,
+                  af_pack_result_t *result)
+{
+    int fd = s_tmpfile();
+    if (fd < 0)
         return AF_EXIT_INFRA;
-    }
     af_progress_info(pg, "packing context %s (%s recipe %s)", o->context, spec->recipe_kind,
                      spec->recipe_path);
     af_pack_result_t pack = {0};
@@ -346,6 +354,7 @@ typedef struct {
     af_progress_t *pg;
     af_inventory_t *inv;
     int ctx_fd;                           /* the packed context (unnamed), -1 */
+    int delta_fd;                         /* its delta from spec.context_base, -1 */
     char ctx_real[PATH_MAX];              /* the context's real path */
     af_ctxwalk_t walk;                    /* its stat walk (ctxcache.h), when caching */
     char keyed_digest[AF_DIGEST_STR_MAX]; /* the context digest the slice keys use */
@@ -368,6 +377,8 @@ static void s_build_free(s_build_t *b)
     af_registry_destroy(&b->reg);
     if (b->ctx_fd >= 0)
         close(b->ctx_fd);
+    if (b->delta_fd >= 0)
+        close(b->delta_fd);
     free(b->slices);
     free(b->cands);
     af_farm_destroy(&b->farm);
@@ -412,6 +423,33 @@ static int s_step_request(s_build_t *b)
     return AF_EXIT_OK;
 }
 
+/* The delta from the tar this context directory was packed into last
+ * time to the one just packed (ctxcache.h), offered to nodes that still
+ * hold that tar. Without one, every node that lacks the context gets the
+ * whole tar. */
+static void s_delta(s_build_t *b)
+{
+    if (b->spec.context_size < AF_CTXDELTA_MIN_BYTES)
+        return;
+    int fd = s_tmpfile();
+    if (fd < 0)
+        return;
+    uint64_t size = 0;
+    char base[AF_DIGEST_STR_MAX];
+    if (!af_ctxcache_delta(b->ctx_real, b->ctx_fd, b->spec.context_size, b->spec.context_digest, fd,
+                           &size, base)) {
+        close(fd);
+        return;
+    }
+    b->delta_fd = fd;
+    snprintf(b->spec.context_base, sizeof b->spec.context_base, "%s", base);
+    b->spec.context_delta_size = size;
+    char s1[32], s2[32];
+    af_progress_info(b->pg, "context: %s delta from %s (%s), for nodes that hold it",
+                     af_cli_bytes(size, s1, sizeof s1), base,
+                     af_cli_bytes(b->spec.context_size, s2, sizeof s2));
+}
+
 /* Packs the context now, and records the result in the stat cache when
  * the context did not change meanwhile. */
 static int s_pack_now(s_build_t *b)
@@ -423,6 +461,8 @@ static int s_pack_now(s_build_t *b)
         af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &after);
         af_ctxcache_store(b->ctx_real, b->spec.source_date_epoch, &b->walk, &after, &pack);
     }
+    if (!rc)
+        s_delta(b);
     return rc;
 }
 
@@ -733,6 +773,7 @@ static int s_step_run(s_build_t *b)
         .n_slices = o->n_platforms,
         .spec = &b->spec,
         .context_fd = b->ctx_fd,
+        .delta_fd = b->delta_fd,
         .progress = b->pg,
         .fail_fast = o->fail_fast,
         .cands = b->cands,
@@ -850,7 +891,7 @@ static int s_step_report(s_build_t *b)
 
 int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
 {
-    s_build_t b = {.cli = cli, .o = o, .first = &o->tags[0], .ctx_fd = -1};
+    s_build_t b = {.cli = cli, .o = o, .first = &o->tags[0], .ctx_fd = -1, .delta_fd = -1};
     int (*const steps[])(s_build_t *) = {s_step_request, s_step_local, s_step_preflight,
                                          s_step_cache,   s_step_nodes, s_step_run,
                                          s_step_publish, s_step_report};

@@ -86,6 +86,7 @@ typedef struct {
     uint64_t duration_ms;           /* agent's */
     int64_t pushed_bytes;           /* RESULT's, meaningful when ok; -1 unknown */
     uint64_t context_bytes_sent;    /* CHUNK payload bytes we sent for this attempt */
+    bool delta;                     /* the node holds spec->context_base: the delta is sent */
     long long started_ms, ended_ms; /* our monotonic clock */
     /* context transfer */
     bool transfer_started;
@@ -171,6 +172,8 @@ typedef struct {
     size_t n_annotations;
     char context_digest[AF_DIGEST_STR_MAX];
     uint64_t context_size;
+    char context_base[AF_DIGEST_STR_MAX]; /* "" or the tar the delta is from */
+    uint64_t context_delta_size;          /* that delta's size */
     char repository[AF_MAX_REF + 1];
     bool registry_insecure;
     const char *registry_username; /* NULL when none; sent only over CURVE */
@@ -188,6 +191,7 @@ typedef struct {
     size_t n_slices;
     const af_build_spec_t *spec; /* borrowed */
     int context_fd;              /* the packed context, read with pread */
+    int delta_fd;                /* its delta from spec->context_base (when set), pread */
     af_progress_t *progress;     /* borrowed */
     bool fail_fast;
     af_candidate_t *cands; /* borrowed, per farm node: failover choices (may be NULL) */

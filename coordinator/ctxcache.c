@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctxdelta.h"
 #include "limits.h"
 #include "log.h"
 
@@ -217,4 +218,38 @@ void af_ctxcache_store(const char *dir, int64_t sde, const af_ctxwalk_t *before,
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) < 0)
         unlink(tmp);
+}
+
+bool af_ctxcache_delta(const char *dir, int tar_fd, uint64_t tar_size, const char *digest,
+                       int out_fd, uint64_t *delta_size, char base[AF_DIGEST_STR_MAX])
+{
+    char path[PATH_MAX + 128];
+    if (!s_file(dir, path, sizeof path - 4, true))
+        return false;
+    strcat(path, ".idx");
+    af_err_t err = {0};
+    af_ctxindex_t *cur = af_ctxindex_build(tar_fd, tar_size, &err);
+    if (!cur) {
+        af_debug("context delta: cannot index the context tar: %s", af_err_msg(&err, AF_ERR_IO));
+        return false;
+    }
+    char old_digest[AF_DIGEST_STR_MAX] = "";
+    af_ctxindex_t *old = af_ctxindex_load(path, old_digest, &err);
+    bool same = old && !strcmp(old_digest, digest);
+    bool ok = false;
+    if (old && !same) {
+        af_err_clear(&err);
+        ok = af_ctxdelta_write(old, cur, tar_fd, out_fd, delta_size, &err) == 0 &&
+             *delta_size < tar_size / 2;
+        if (ok)
+            snprintf(base, AF_DIGEST_STR_MAX, "%s", old_digest);
+        else if (err.code)
+            af_debug("context delta: %s", af_err_msg(&err, AF_ERR_IO));
+    }
+    af_err_clear(&err);
+    if (!same && af_ctxindex_save(cur, digest, path, &err))
+        af_debug("context delta: cannot record the index: %s", af_err_msg(&err, AF_ERR_IO));
+    af_ctxindex_destroy(&old);
+    af_ctxindex_destroy(&cur);
+    return ok;
 }

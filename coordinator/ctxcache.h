@@ -49,4 +49,16 @@ bool af_ctxcache_lookup(const char *dir, int64_t sde, const af_ctxwalk_t *walk,
 void af_ctxcache_store(const char *dir, int64_t sde, const af_ctxwalk_t *before,
                        const af_ctxwalk_t *after, const af_pack_result_t *result);
 
+/* Incremental transfer (ctxdelta.h). DIR was just packed into the tar at
+ * TAR_FD (TAR_SIZE bytes, DIGEST; borrowed, read with pread). Records that
+ * tar's index (contexts/<key>.idx, with its digest) for the next build
+ * and, when the index of the tar DIR was packed into before is on record
+ * and that tar differs, writes the delta from it to this one into OUT_FD
+ * (borrowed, written from its current offset). True, with *DELTA_SIZE and
+ * BASE (that earlier tar's digest), when a delta was written and is worth
+ * sending: smaller than half the tar. Reads the whole tar once. Never an
+ * error: without a delta the whole tar is sent. */
+bool af_ctxcache_delta(const char *dir, int tar_fd, uint64_t tar_size, const char *digest,
+                       int out_fd, uint64_t *delta_size, char base[AF_DIGEST_STR_MAX]);
+
 #endif

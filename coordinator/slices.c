@@ -174,11 +174,15 @@ static af_slice_t *s_find(s_loop_t *st, size_t node, const af_msg_t *m, af_attem
     return s;
 }
 
+/* Sends what credit allows of what this attempt's node gets: the packed
+ * context, or its delta when the node holds the delta's base. */
 static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
 {
     const af_build_spec_t *spec = st->run->spec;
-    while (!a->done && a->credit > 0 && a->next_offset < spec->context_size) {
-        uint64_t left = spec->context_size - a->next_offset;
+    const uint64_t total = a->delta ? spec->context_delta_size : spec->context_size;
+    const int fd = a->delta ? st->run->delta_fd : st->run->context_fd;
+    while (!a->done && a->credit > 0 && a->next_offset < total) {
+        uint64_t left = total - a->next_offset;
         size_t len = left < AF_CHUNK_SIZE ? (size_t)left : AF_CHUNK_SIZE;
         zframe_t *f = zframe_new(NULL, len);
         if (!f) {
@@ -187,8 +191,7 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
         }
         size_t got = 0;
         while (got < len) {
-            ssize_t r = pread(st->run->context_fd, zframe_data(f) + got, len - got,
-                              (off_t)(a->next_offset + got));
+            ssize_t r = pread(fd, zframe_data(f) + got, len - got, (off_t)(a->next_offset + got));
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0) {
@@ -221,21 +224,22 @@ static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
         a->context_bytes_sent += len;
         a->credit--;
         af_progress_bytes(st->run->progress, s->platform_str, s_node_name(st, a->node),
-                          a->next_offset, spec->context_size);
+                          a->next_offset, total);
         /* big contexts: a line at every quarter */
-        uint64_t q = spec->context_size / 4;
-        if (spec->context_size >= AF_PROGRESS_BIG_CONTEXT && a->next_offset < spec->context_size &&
+        uint64_t q = total / 4;
+        if (total >= AF_PROGRESS_BIG_CONTEXT && a->next_offset < total &&
             before / q != a->next_offset / q) {
             char b1[32], b2[32], detail[96];
             snprintf(detail, sizeof detail, "%s of %s", af_cli_bytes(a->next_offset, b1, sizeof b1),
-                     af_cli_bytes(spec->context_size, b2, sizeof b2));
+                     af_cli_bytes(total, b2, sizeof b2));
             af_progress_status(st->run->progress, s->platform_str, s_node_name(st, a->node),
-                               "sending context", detail);
+                               a->delta ? "sending context delta" : "sending context", detail);
         }
-        if (a->next_offset == spec->context_size) {
+        if (a->next_offset == total) {
             char b[32];
             af_progress_status(st->run->progress, s->platform_str, s_node_name(st, a->node),
-                               "context sent", af_cli_bytes(spec->context_size, b, sizeof b));
+                               a->delta ? "context delta sent" : "context sent",
+                               af_cli_bytes(total, b, sizeof b));
         }
     }
     return 0;
@@ -314,11 +318,19 @@ static void s_on_job_message(s_loop_t *st, size_t node, af_msg_t *m)
         return;
     switch (m->cmd) {
     case AF_CMD_ACCEPT:
+        if (m->have_base && (m->have_context || !st->run->spec->context_base[0])) {
+            s_fail(st, s, a, "infra", "node %s: ACCEPT claims a delta base that was not offered",
+                   fn->conf->name);
+            break;
+        }
         a->accepted = true;
+        a->delta = m->have_base;
         snprintf(a->state, sizeof a->state, "%s", m->job_queued ? "queued" : "accepted");
         af_progress_status(pg, s->platform_str, fn->conf->name,
                            m->job_queued ? "queued" : "accepted",
-                           m->have_context ? "context already on the node" : "");
+                           m->have_context ? "context already on the node"
+                           : m->have_base  ? "the node holds the previous context: sending a delta"
+                                           : "");
         break;
     case AF_CMD_CREDIT:
         s_on_credit(st, s, a, fn, m);
@@ -503,6 +515,10 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
     }
     snprintf(m->context_digest, sizeof m->context_digest, "%s", spec->context_digest);
     m->context_size = spec->context_size;
+    if (spec->context_base[0]) {
+        snprintf(m->context_base, sizeof m->context_base, "%s", spec->context_base);
+        m->context_delta_size = spec->context_delta_size;
+    }
     snprintf(m->repository, sizeof m->repository, "%s", spec->repository);
     m->registry_insecure = spec->registry_insecure;
     for (size_t i = 0; i < spec->n_annotations; i++) {

@@ -10,9 +10,13 @@ or thousands of random and truncated multipart messages.
       HELLO -> WELCOME; prints the WELCOME body as JSON. Exit 0 if answered.
   raw_client.py build   --endpoint E --tar FILE [--job J] [--platform P]
                         [--repository R] [--timeout S]
+                        [--base-tar BASE --delta DELTA]
       HELLO, BUILD with FILE's real sha256 and size, CHUNKs as CREDIT allows,
       HEARTBEATs each second; prints every message received as one JSON line
       and the RESULT body last. Exit 0 when a RESULT came, 1 on timeout.
+      With --base-tar/--delta, BUILD offers BASE's sha256 as context_base
+      and DELTA (any bytes: the tests craft hostile ones) as the delta; the
+      CHUNKs carry DELTA when ACCEPT says have_base, else FILE.
   raw_client.py garbage --endpoint E [--count N] [--seed S] [--deadline S]
       Sends N random, truncated, mistyped and oversized multipart messages
       (bounded by --deadline seconds), then checks the agent still answers
@@ -101,11 +105,18 @@ def cmd_build(a):
     if hello(s) is None:
         print("no WELCOME from %s" % a.endpoint, file=sys.stderr)
         return 1
-    send(s, b"BUILD", {
+    body = {
         "job": a.job, "attempt": 1, "platform": a.platform, "recipe_kind": "native",
         "recipe_path": "archfarm.yaml", "build_args": {}, "context_digest": digest,
         "context_size": len(data), "repository": a.repository, "registry_insecure": True,
-        "source_date_epoch": 0, "timeout_s": int(a.timeout)})
+        "source_date_epoch": 0, "timeout_s": int(a.timeout)}
+    delta = None
+    if a.base_tar and a.delta:
+        base = open(a.base_tar, "rb").read()
+        delta = open(a.delta, "rb").read()
+        body["context_base"] = "sha256:" + hashlib.sha256(base).hexdigest()
+        body["context_delta_size"] = len(delta)
+    send(s, b"BUILD", body)
     sent = 0
     credit = 0
     deadline = time.monotonic() + a.timeout
@@ -126,6 +137,8 @@ def cmd_build(a):
         cmd, body = m
         if cmd != b"HEARTBEAT":
             print(jsonable(cmd, body), flush=True)
+        if cmd == b"ACCEPT" and body.get("job") == a.job and body.get("have_base"):
+            data = delta  # the node holds the base: it expects the delta
         if cmd == b"CREDIT" and body.get("job") == a.job:
             credit += int(body.get("credit", 0))
         elif cmd == b"RESULT" and body.get("job") == a.job:
@@ -268,6 +281,8 @@ def main():
     b.add_argument("--platform", default="linux/amd64")
     b.add_argument("--repository", default="127.0.0.1:1/raw")
     b.add_argument("--timeout", type=float, default=60.0)
+    b.add_argument("--base-tar")
+    b.add_argument("--delta")
     g = sub.add_parser("garbage")
     g.add_argument("--endpoint", required=True)
     g.add_argument("--count", type=int, default=10000)

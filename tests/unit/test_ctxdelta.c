@@ -217,9 +217,14 @@ static void index_save_load_round_trip_and_refuses_garbage(void **state)
     assert_non_null(idx);
     char path[128];
     snprintf(path, sizeof path, "%s.idx", dir);
-    assert_int_equal(af_ctxindex_save(idx, path, &err), 0);
-    af_ctxindex_t *back = af_ctxindex_load(path, &err);
+    const char *tar_digest =
+        "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    assert_int_not_equal(af_ctxindex_save(idx, "sha256:short", path, &err), 0);
+    assert_int_equal(af_ctxindex_save(idx, tar_digest, path, &err), 0);
+    char got[AF_DIGEST_STR_MAX] = "";
+    af_ctxindex_t *back = af_ctxindex_load(path, got, &err);
     assert_non_null(back);
+    assert_string_equal(got, tar_digest);
     assert_int_equal(af_ctxindex_count(back), af_ctxindex_count(idx));
     assert_int_equal(af_ctxindex_size(back), size);
     /* the loaded index makes the same delta: against itself, copy only */
@@ -235,19 +240,26 @@ static void index_save_load_round_trip_and_refuses_garbage(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(truncate(path, st.st_size - 1), 0);
     af_err_clear(&err);
-    assert_null(af_ctxindex_load(path, &err));
+    assert_null(af_ctxindex_load(path, got, &err));
     assert_int_equal(err.code, AF_ERR_PARSE);
     assert_non_null(strstr(err.msg, "not a well-formed context index"));
-    assert_int_equal(af_ctxindex_save(idx, path, &err), 0);
+    assert_int_equal(af_ctxindex_save(idx, tar_digest, path, &err), 0);
     int wfd = open(path, O_WRONLY);
     unsigned char bad = 0x7f;
-    assert_int_equal(pwrite(wfd, &bad, 1, 10 + 16 + 8), 1); /* first member's length */
+    assert_int_equal(pwrite(wfd, &bad, 1, 10 + 71 + 16 + 8), 1); /* first member's length */
     close(wfd);
-    assert_null(af_ctxindex_load(path, &err));
+    assert_null(af_ctxindex_load(path, got, &err));
+    assert_int_equal(err.code, AF_ERR_PARSE);
+    /* a digest that is not one */
+    assert_int_equal(af_ctxindex_save(idx, tar_digest, path, &err), 0);
+    wfd = open(path, O_WRONLY);
+    assert_int_equal(pwrite(wfd, "X", 1, 10 + 7), 1);
+    close(wfd);
+    assert_null(af_ctxindex_load(path, got, &err));
     assert_int_equal(err.code, AF_ERR_PARSE);
     unlink(path);
     af_err_clear(&err);
-    assert_null(af_ctxindex_load(path, &err));
+    assert_null(af_ctxindex_load(path, got, &err));
     assert_int_equal(err.code, AF_ERR_NOTFOUND);
 
     /* a file that is not a tar is not indexed */

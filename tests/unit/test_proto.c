@@ -17,6 +17,7 @@
 #include <msgpack.h>
 
 #define DIGEST_A "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define DIGEST_B "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 #define SECRET "hunter2-Very-Secret-pa55"
 
 /* ---- fixtures ---------------------------------------------------------- */
@@ -53,6 +54,8 @@ static af_msg_t *s_sample(af_cmd_t cmd)
         assert_int_equal(af_msg_add_build_arg(m, "EMPTY", ""), 0);
         strcpy(m->context_digest, DIGEST_A);
         m->context_size = 12345;
+        strcpy(m->context_base, DIGEST_B);
+        m->context_delta_size = 678;
         strcpy(m->repository, "127.0.0.1:5000/demo/hello");
         m->registry_insecure = true;
         strcpy(m->manifest_format, "docker");
@@ -69,6 +72,7 @@ static af_msg_t *s_sample(af_cmd_t cmd)
         m->attempt = 2;
         m->have_context = true;
         m->job_queued = true;
+        m->have_base = true;
         break;
     case AF_CMD_CREDIT:
         strcpy(m->job, "b1234-0");
@@ -172,6 +176,9 @@ static void s_assert_msg_equal(const af_msg_t *a, const af_msg_t *b)
     }
     assert_string_equal(a->context_digest, b->context_digest);
     assert_true(a->context_size == b->context_size);
+    assert_string_equal(a->context_base, b->context_base);
+    assert_true(a->context_delta_size == b->context_delta_size);
+    assert_int_equal(a->have_base, b->have_base);
     assert_string_equal(a->repository, b->repository);
     assert_int_equal(a->registry_insecure, b->registry_insecure);
     assert_string_equal(a->registry_username, b->registry_username);
@@ -914,6 +921,18 @@ static void proto_decode_checks_digests(void **state)
                   AF_ERR_TOOBIG, "'context_digest' is longer than 71 bytes");
     s_expect_fail(s_with_str(AF_CMD_BUILD, "context_digest", "", 0), AF_ERR_PROTO,
                   "'context_digest' must not be empty");
+    /* a delta base comes with its size, is a digest, and is not the context itself */
+    s_expect_fail(s_with_str(AF_CMD_BUILD, "context_base", "", 0), AF_ERR_PROTO,
+                  "'context_base' and 'context_delta_size' come together");
+    s_expect_fail(s_with_uint(AF_CMD_BUILD, "context_delta_size", 0), AF_ERR_PROTO,
+                  "'context_base' and 'context_delta_size' come together");
+    s_expect_fail(s_with_str(AF_CMD_BUILD, "context_base", DIGEST_A, strlen(DIGEST_A)),
+                  AF_ERR_PROTO, "'context_base' must differ");
+    s_expect_fail(s_with_str(AF_CMD_BUILD, "context_base", bad[0], strlen(bad[0])), AF_ERR_PROTO,
+                  "is not sha256:<64 lowercase hex>");
+    s_expect_fail(s_with_uint(AF_CMD_BUILD, "context_delta_size",
+                              (uint64_t)AF_CONTEXT_MAX_BYTES + 1),
+                  AF_ERR_TOOBIG, "'context_delta_size' must be <=");
     /* a successful RESULT needs its digest, a failed one does not */
     s_expect_fail(s_with_str(AF_CMD_RESULT, "digest", "", 0), AF_ERR_PROTO,
                   "ok=true needs a digest");

@@ -261,7 +261,7 @@ EOF
         for u in "${unchanged[@]}"; do echo "unchanged_rebuild      $u"; done
         echo "median_unchanged_s     $(median "${un_s[@]}")"
         echo "one_file_changed       $changed"
-        echo "# after a change the whole context is re-read and re-sent: transfer is not incremental yet"
+        echo "# one_file_changed: version.txt rewritten (3 bytes); every node holds the previous tar, so each is sent a delta (docs/protocol.md, Context deltas)"
     } | tee "$out"
     af_agent_stop rb-amd64 || true
     af_agent_stop rb-arm64 || true

@@ -9,7 +9,10 @@
 #     emulated machine: aarch64 -> linux/arm64, armv7l -> linux/arm/v7) and
 #     `archfarm ls` shows it;
 #   - a three-platform build through them publishes an index whose arm64 and
-#     arm/v7 images run (under qemu) and print their machine.
+#     arm/v7 images run (under qemu) and print their machine;
+#   - after a one-line change to the (2 MiB) context, each foreign agent is
+#     sent a delta and rebuilds the context from it (docs/protocol.md,
+#     Context deltas), and the rebuilt images run.
 # What stands in for hardware: qemu-user runs the agents, and the build step
 # the emulated agent spawns (/bin/sh, then the cross compiler) is the host's,
 # since this machine has no arm userland; the step follows $TARGETARCH, as
@@ -60,6 +63,7 @@ fi
 
 # --- a three-platform build through them ---------------------------------------
 cp -r "$AF_SOURCE_DIR/tests/integration/fixtures/cross-c" "$AF_TMP/ctx"
+head -c $((2 * 1024 * 1024)) /dev/urandom >"$AF_TMP/ctx/padding.bin" # over AF_CTXDELTA_MIN_BYTES
 REF="$AF_REGISTRY/foreign:1.0"
 rc=0
 af_build "$AF_TMP/build.out" --platform linux/amd64,linux/arm64,linux/arm/v7 \
@@ -85,6 +89,26 @@ for plat in linux/amd64 linux/arm64 linux/arm/v7; do
     q=$(af_qemu_for "$plat")
     out=$($q "$d/rootfs/hello") || af_fail "$plat image's /hello did not run"
     af_assert_eq "hello from ${want[$plat]}" "$out" "$plat image runs and reports its machine"
+done
+
+# --- a one-line change: the foreign agents apply a delta -------------------------
+echo "/* changed after the first build */" >>"$AF_TMP/ctx/hello.c"
+rc=0
+af_build "$AF_TMP/build2.out" --platform linux/amd64,linux/arm64,linux/arm/v7 \
+    -t "$REF" --push --metadata-file "$AF_TMP/m2.json" "$AF_TMP/ctx" || rc=$?
+cat "$AF_TMP/build2.out" >&2
+af_assert_eq 0 "$rc" "archfarm build after a one-line change exit status"
+for n in node-aarch64:linux/arm64 node-armv7:linux/arm/v7; do
+    sent=$(jq -r --arg p "${n#*:}" '.slices[] | select(.platform == $p) | .context_bytes_sent' "$AF_TMP/m2.json")
+    ((sent > 0 && sent < 65536)) || af_fail "${n#*:}: $sent context bytes sent for a one-line change"
+    af_assert_contains "$(cat "${AF_AGENT_DIR[${n%%:*}]}/stderr.log")" "rebuilt from a delta" \
+        "${n%%:*} (under qemu) rebuilt the context from a delta"
+done
+for plat in linux/arm64 linux/arm/v7; do
+    d="$AF_TMP/pull2-${plat//\//-}"
+    af_pull_rootfs "$REF" "$plat" "$d"
+    out=$($(af_qemu_for "$plat") "$d/rootfs/hello") || af_fail "rebuilt $plat image's /hello did not run"
+    af_assert_eq "hello from ${want[$plat]}" "$out" "rebuilt $plat image runs"
 done
 
 af_agents_stop || af_fail "an agent did not stop cleanly"

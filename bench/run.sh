@@ -134,7 +134,10 @@ EOF
         echo "$1 $2" >"$ctx/run-id"
         t0=$(now)
         rc=0
-        af_archfarm build --progress plain --insecure-registry "$AF_REGISTRY" --platform "$plat" \
+        # and a cache dir of its own: no index of an earlier tar, so no delta
+        # (docs/protocol.md, Context deltas): the whole context is sent, cold
+        ARCHFARM_CACHE_DIR=$AF_TMP/cache-$tag af_archfarm build --progress plain \
+            --insecure-registry "$AF_REGISTRY" --platform "$plat" \
             -t "$AF_REGISTRY/$tag:1" --push --compression "$2" --metadata-file "$AF_TMP/$tag.json" \
             "$ctx" 2>&1 | stamp >"$AF_TMP/$tag.log" || rc=$?
         t1=$(now)
@@ -184,7 +187,7 @@ EOF
         echo "# context: 3 static binaries + 3 x 64 MiB AES-CTR assets + run-id ($(du -sb "$ctx" | cut -f1) bytes)"
         echo "# archfarm: archfarm -i INV build --progress plain --insecure-registry REG --platform $plat -t REG/af-C-N:1 --push --compression C --metadata-file M CTX"
         echo "# buildah:  ${B[*]} build --platform $plat --manifest bench-N -f CTX/Dockerfile CTX && ${B[*]} manifest push --all --tls-verify=false bench-N docker://REG/bh-N:1"
-        echo "# runs alternated (odd: archfarm gzip, archfarm zstd, buildah; even: buildah, archfarm zstd, archfarm gzip); every build has its own context (a run-id file), so the agents never hold it already, and its own repositories"
+        echo "# runs alternated (odd: archfarm gzip, archfarm zstd, buildah; even: buildah, archfarm zstd, archfarm gzip); every build has its own context (a run-id file), so the agents never hold it already, its own ARCHFARM_CACHE_DIR (no delta: the whole context is sent) and its own repositories"
         echo "archfarm_gzip_s      ${af_gz[*]}"
         echo "archfarm_zstd_s      ${af_zst[*]}"
         echo "buildah_s            ${bh[*]}"

@@ -573,6 +573,19 @@ static int s_check_string(const s_field_t *f, uint8_t flags, const char *s, size
     return 0;
 }
 
+/* BUILD: a delta base comes with its size and is not the context itself. */
+static int s_check_delta(const af_msg_t *self, af_err_t *err)
+{
+    bool has_base = self->context_base[0] != '\0';
+    if (has_base != (self->context_delta_size > 0))
+        return af_err_set(err, AF_ERR_PROTO,
+                          "BUILD: 'context_base' and 'context_delta_size' come together");
+    if (has_base && (!strcmp(self->context_base, self->context_digest) || self->context_size == 0))
+        return af_err_set(err, AF_ERR_PROTO,
+                          "BUILD: 'context_base' must differ from a non-empty context");
+    return 0;
+}
+
 /* Checks every field SELF's command uses: lengths, syntax, ranges, lists,
  * and the rules that tie fields together. 0 or AF_ERR_PROTO/TOOBIG.
  * Long (about 85 lines): one pass over the command's field table with a
@@ -644,14 +657,8 @@ static int s_check(const af_msg_t *self, af_err_t *err)
             break;
         }
     }
-    bool has_base = self->context_base[0] != '\0';
-    if (self->cmd == AF_CMD_BUILD && has_base != (self->context_delta_size > 0))
-        return af_err_set(err, AF_ERR_PROTO,
-                          "BUILD: 'context_base' and 'context_delta_size' come together");
-    if (self->cmd == AF_CMD_BUILD && has_base &&
-        (!strcmp(self->context_base, self->context_digest) || self->context_size == 0))
-        return af_err_set(err, AF_ERR_PROTO,
-                          "BUILD: 'context_base' must differ from a non-empty context");
+    if (self->cmd == AF_CMD_BUILD && (rc = s_check_delta(self, err)))
+        return rc;
     if (self->cmd == AF_CMD_RESULT) {
         if (self->ok && (self->failure[0] || !self->digest[0]))
             return af_err_set(err, AF_ERR_PROTO,

@@ -19,11 +19,7 @@
 set -euo pipefail
 source "${AF_SOURCE_DIR:-$(dirname "$0")/../..}/tests/lib/farm.sh"
 
-PY=/usr/bin/python3 # Debian's, with python3-zmq and python3-msgpack
-RAW=$AF_SOURCE_DIR/tests/integration/raw_client.py
-"$PY" -c 'import zmq, msgpack' 2>/dev/null ||
-    { echo "FAIL: $PY lacks zmq/msgpack (apt-get install python3-zmq python3-msgpack)" >&2; exit 1; }
-
+af_raw_client_init
 af_farm_init
 af_farm_registry_start
 # under ASan (CI), a small quarantine so the memory bound below means something

@@ -446,6 +446,16 @@ af_oci_validate() {
     printf 'ok: %s is a valid OCI %s\n' "$(basename "$2")" "$1" >&2
 }
 
+# af_raw_client_init: sets PY (Debian's python3, with python3-zmq and
+# python3-msgpack) and RAW (tests/integration/raw_client.py, the wire
+# protocol spoken directly); fails the test when the modules are missing.
+af_raw_client_init() {
+    PY=/usr/bin/python3
+    RAW=$AF_SOURCE_DIR/tests/integration/raw_client.py
+    "$PY" -c 'import zmq, msgpack' 2>/dev/null ||
+        af_fail "$PY lacks zmq/msgpack (apt-get install python3-zmq python3-msgpack)"
+}
+
 # af_qemu_for PLATFORM: the command prefix that runs a binary of PLATFORM on
 # this (amd64) host: nothing, qemu-aarch64-static or qemu-arm-static.
 af_qemu_for() {

@@ -483,6 +483,7 @@ typedef struct s_pending {
 typedef struct {
     struct archive *a;
     af_dockerignore_t *di;
+    af_dockerignore_t *only; /* NULL: the whole context */
     int64_t mtime;
     unsigned char *buf;
     char path[AF_CONTEXT_MAX_PATH + 1];
@@ -542,10 +543,13 @@ static int s_pack_entry(s_pack_t *c, int dfd, const char *nm, size_t len, s_pend
         return af_err_set(c->err, AF_ERR_IO, "context: \"%s\": %s",
                           s_printable(c->path, pn, sizeof pn), strerror(errno));
     }
-    bool excluded =
-        (here == NULL && s_always_included(nm)) ? false : af_dockerignore_excluded(c->di, c->path);
+    bool always = here == NULL && s_always_included(nm);
+    bool ex_di = !always && af_dockerignore_excluded(c->di, c->path);
+    bool ex_only = !always && c->only && af_dockerignore_excluded(c->only, c->path);
+    bool excluded = ex_di || ex_only;
     if (S_ISDIR(st.st_mode)) {
-        if (excluded && !af_dockerignore_may_include_below(c->di, c->path))
+        if ((ex_di && !af_dockerignore_may_include_below(c->di, c->path)) ||
+            (ex_only && !af_dockerignore_may_include_below(c->only, c->path)))
             return 0;
         s_pending_t p = {.parent = here, .path_len = len, .perm = st.st_mode & 07777};
         if (!excluded && (rc = s_pack_flush(c, &p)) != 0)
@@ -642,24 +646,58 @@ static int s_pack_dir(s_pack_t *c, int dfd, size_t plen, s_pending_t *here)
 }
 
 static int s_pack_context(const char *dir, const char *out_path, int out_fd, int64_t mtime,
-                          af_pack_result_t *result, af_err_t *err);
+                          af_dockerignore_t *only, af_pack_result_t *result, af_err_t *err);
 
 int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime,
                             af_pack_result_t *result, af_err_t *err)
 {
-    return s_pack_context(dir, out_path, -1, mtime, result, err);
+    return s_pack_context(dir, out_path, -1, mtime, NULL, result, err);
+}
+
+/* The matcher that keeps what ONLY matches: "**" excludes everything,
+ * then each pattern re-includes (the last match wins). */
+static af_dockerignore_t *s_only_new(const char *const *only, size_t n_only, af_err_t *err)
+{
+    af_dockerignore_t *m = af_dockerignore_new();
+    if (!m) {
+        af_err_set(err, AF_ERR_NOMEM, "context: out of memory");
+        return NULL;
+    }
+    int rc = af_dockerignore_parse(m, "**", 2, "build.inputs", err);
+    for (size_t i = 0; !rc && i < n_only; i++) {
+        size_t len = strlen(only[i]);
+        char *line = malloc(len + 2);
+        if (!line) {
+            rc = af_err_set(err, AF_ERR_NOMEM, "context: out of memory");
+            break;
+        }
+        line[0] = '!';
+        memcpy(line + 1, only[i], len + 1);
+        rc = af_dockerignore_parse(m, line, len + 1, "build.inputs", err);
+        free(line);
+    }
+    if (rc)
+        af_dockerignore_destroy(&m);
+    return m;
 }
 
 int af_archive_pack_context_fd(const char *dir, int out_fd, const char *out_name, int64_t mtime,
-                               af_pack_result_t *result, af_err_t *err)
+                               const char *const *only, size_t n_only, af_pack_result_t *result,
+                               af_err_t *err)
 {
     if (out_fd < 0)
         return af_err_set(err, AF_ERR_INVAL, "pack_context: bad file descriptor");
-    return s_pack_context(dir, out_name ? out_name : "context tar", out_fd, mtime, result, err);
+    af_dockerignore_t *m = NULL;
+    if (only && !(m = s_only_new(only, n_only, err)))
+        return err && err->code ? err->code : AF_ERR_NOMEM;
+    int rc =
+        s_pack_context(dir, out_name ? out_name : "context tar", out_fd, mtime, m, result, err);
+    af_dockerignore_destroy(&m);
+    return rc;
 }
 
 static int s_pack_context(const char *dir, const char *out_path, int out_fd, int64_t mtime,
-                          af_pack_result_t *result, af_err_t *err)
+                          af_dockerignore_t *only, af_pack_result_t *result, af_err_t *err)
 {
     int rc = 0;
     int dfd = -1;
@@ -679,6 +717,7 @@ static int s_pack_context(const char *dir, const char *out_path, int out_fd, int
     }
     c->mtime = mtime;
     c->err = err;
+    c->only = only;
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         rc = af_err_set(err, errno == ENOENT ? AF_ERR_NOTFOUND : AF_ERR_IO, "context \"%s\": %s",

@@ -53,10 +53,15 @@ int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime
  * current offset; OUT_NAME (may be NULL) names it in errors. On error the
  * fd holds a partial tar: the caller discards it. A symlink whose target
  * is absolute or leaves the context is refused (AF_ERR_UNSAFE, naming the
- * entry) by both functions: agents refuse to extract it. */
+ * entry) by both functions: agents refuse to extract it.
+ * ONLY (N_ONLY patterns, .dockerignore syntax; borrowed; NULL for the
+ * whole context) narrows the tar to the entries some pattern matches
+ * (a directory pattern takes its whole tree), after .dockerignore and
+ * besides the files always included; directories are written only as
+ * parents of what is (a recipe's build.inputs: one platform's slice). */
 int af_archive_pack_context_fd(const char *dir, int out_fd, const char *out_name, int64_t mtime,
-                               af_pack_result_t *result, af_err_t *err)
-    __attribute__((warn_unused_result));
+                               const char *const *only, size_t n_only, af_pack_result_t *result,
+                               af_err_t *err) __attribute__((warn_unused_result));
 
 /* One layer entry: the file SRC on the host becomes DEST in the image.
  * When SRC is a directory its whole tree is added below DEST. Missing

@@ -311,6 +311,144 @@ static int s_copy(s_ctx_t *c, yaml_node_t *v, af_recipe_t *r)
     return 0;
 }
 
+/* ---- inputs ------------------------------------------------------------------ */
+
+static const char *const s_input_vars[] = {"TARGETOS", "TARGETARCH", "TARGETVARIANT",
+                                           "TARGETPLATFORM", NULL};
+
+/* The variable named by the N bytes at NAME: its index in s_input_vars, -1. */
+static int s_input_var(const char *name, size_t n)
+{
+    for (int i = 0; s_input_vars[i]; i++)
+        if (strlen(s_input_vars[i]) == n && !memcmp(s_input_vars[i], name, n))
+            return i;
+    return -1;
+}
+
+/* One build.inputs pattern: relative, no "..", only known ${VAR}s. */
+static int s_input_check(s_ctx_t *c, yaml_node_t *v, const char *s)
+{
+    char show[80];
+    if (s[0] == '/')
+        return af_yamldoc_fail(c->yd, v, AF_ERR_UNSAFE,
+                               "build.inputs: \"%s\" must be relative to the context, not absolute",
+                               s_show(v, show, sizeof show));
+    if (s_has_dotdot(s))
+        return af_yamldoc_fail(c->yd, v, AF_ERR_UNSAFE,
+                               "build.inputs: \"%s\" must not contain \"..\"",
+                               s_show(v, show, sizeof show));
+    for (const char *p = strstr(s, "${"); p; p = strstr(p + 2, "${")) {
+        const char *e = strchr(p + 2, '}');
+        if (!e)
+            return af_yamldoc_fail(c->yd, v, AF_ERR_INVAL, "build.inputs: \"%s\": unterminated ${",
+                                   s_show(v, show, sizeof show));
+        size_t len = (size_t)(e - p - 2);
+        if (s_input_var(p + 2, len) < 0)
+            return af_yamldoc_fail(c->yd, v, AF_ERR_INVAL,
+                                   "build.inputs: \"%s\": unknown variable ${%.*s} (known: "
+                                   "TARGETOS, TARGETARCH, TARGETVARIANT, TARGETPLATFORM)",
+                                   s_show(v, show, sizeof show), len > 64 ? 64 : (int)len, p + 2);
+    }
+    return 0;
+}
+
+static int s_inputs(s_ctx_t *c, yaml_node_t *v, af_recipe_t *r)
+{
+    if (af_yamldoc_is_null(v))
+        return 0;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return af_yamldoc_fail(c->yd, v, AF_ERR_INVAL,
+                               "build.inputs: expected a list of patterns, got %s", s_kind(v));
+    size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (count > AF_RECIPE_MAX_ENTRIES)
+        return af_yamldoc_fail(c->yd, v, AF_ERR_TOOBIG, "build.inputs: more than %d patterns",
+                               AF_RECIPE_MAX_ENTRIES);
+    r->has_inputs = true;
+    if (!(r->inputs = calloc(count + 1, sizeof *r->inputs)))
+        return af_yamldoc_nomem(c->yd);
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
+        int rc = s_scalar(c, item, "build.inputs", AF_CONTEXT_MAX_PATH, S_NONEMPTY, &r->inputs[i]);
+        if (rc)
+            return rc;
+        r->n_inputs = i + 1;
+        if ((rc = s_input_check(c, item, r->inputs[i])))
+            return rc;
+    }
+    return 0;
+}
+
+/* PATTERN with the ${VAR}s replaced by VALS (s_input_vars order). */
+static char *s_expand(const char *pattern, const char *const vals[4])
+{
+    size_t cap = strlen(pattern) + 1;
+    for (const char *p = strstr(pattern, "${"); p; p = strstr(p + 2, "${"))
+        cap += 3 * AF_MAX_NAME + 4;
+    char *out = malloc(cap), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = pattern; *p;) {
+        const char *e = p[0] == '$' && p[1] == '{' ? strchr(p + 2, '}') : NULL;
+        int k = e ? s_input_var(p + 2, (size_t)(e - p - 2)) : -1;
+        if (k < 0) {
+            *o++ = *p++;
+            continue;
+        }
+        size_t n = strlen(vals[k]);
+        memcpy(o, vals[k], n);
+        o += n;
+        p = e + 1;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* PATH as a pattern that matches only itself (dockerignore.h syntax). */
+static char *s_literal(const char *path)
+{
+    char *out = malloc(2 * strlen(path) + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = path; *p; p++) {
+        if (strchr("*?[]\\!#", *p))
+            *o++ = '\\';
+        *o++ = *p;
+    }
+    *o = '\0';
+    return out;
+}
+
+int af_recipe_inputs_for(const af_recipe_t *r, const char *platform_os, const char *arch,
+                         const char *variant, const char *recipe_path, char ***out, size_t *n,
+                         af_err_t *err)
+{
+    char plat[3 * AF_MAX_NAME];
+    snprintf(plat, sizeof plat, "%s/%s%s%s", platform_os, arch, *variant ? "/" : "", variant);
+    const char *const vals[4] = {platform_os, arch, variant, plat};
+    size_t total = r->n_inputs + r->n_copy + 1;
+    char **v = calloc(total + 1, sizeof *v);
+    if (!v)
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_inputs; i++, k++)
+        if (!(v[k] = s_expand(r->inputs[i], vals)))
+            break;
+    for (size_t i = 0; k == r->n_inputs + i && i < r->n_copy; i++, k++)
+        if (!(v[k] = s_literal(r->copy[i].src)))
+            break;
+    if (k == total - 1 && (v[k] = s_literal(recipe_path)))
+        k++;
+    if (k < total) {
+        for (size_t i = 0; i < k; i++)
+            free(v[i]);
+        free(v);
+        return af_err_set(err, AF_ERR_NOMEM, "out of memory");
+    }
+    *out = v;
+    *n = total;
+    return 0;
+}
+
 /* ---- sections ---------------------------------------------------------------- */
 
 static int s_build_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
@@ -318,6 +456,8 @@ static int s_build_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t
     af_recipe_t *r = arg;
     if (!strcmp(key, "env"))
         return s_kv(c, v, "build.env", true, &r->build_env, &r->n_build_env);
+    if (!strcmp(key, "inputs"))
+        return s_inputs(c, v, r);
     /* run */
     if (af_yamldoc_is_null(v))
         return 0;
@@ -378,13 +518,13 @@ static int s_image_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t
 
 static int s_top_pair(s_ctx_t *c, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
 {
-    static const char *const build_keys[] = {"env", "run", NULL};
+    static const char *const build_keys[] = {"env", "run", "inputs", NULL};
     static const char *const image_keys[] = {"from",    "copy", "entrypoint", "cmd", "env",
                                              "workdir", "user", "labels",     NULL};
     if (af_yamldoc_is_null(v))
         return 0;
     if (!strcmp(key, "build"))
-        return s_mapping(c, v, "build", build_keys, "env or run", s_build_pair, arg);
+        return s_mapping(c, v, "build", build_keys, "env, run or inputs", s_build_pair, arg);
     return s_mapping(c, v, "image", image_keys,
                      "from, copy, entrypoint, cmd, env, workdir, user or labels", s_image_pair,
                      arg);
@@ -459,6 +599,7 @@ void af_recipe_destroy(af_recipe_t **self_p)
     af_recipe_t *r = *self_p;
     s_kv_free(r->build_env, r->n_build_env);
     free(r->run);
+    s_argv_free(r->inputs, r->n_inputs);
     free(r->from);
     for (size_t i = 0; i < r->n_copy; i++) {
         free(r->copy[i].src);

@@ -1,6 +1,7 @@
 /* recipe.h -- the native recipe, archfarm.yaml (libyaml).
  *
- *   build: {env: {K: V}, run: "sh -c text"}     both optional
+ *   build: {env: {K: V}, run: "sh -c text",      all optional
+ *          inputs: [PATTERN]}                   what a slice is sent
  *   image:
  *     from: scratch | REF                        default scratch
  *     copy: [{src: PATH, dest: /ABS}]            src relative to the context
@@ -30,11 +31,14 @@ typedef struct {
 typedef struct {
     af_kv_t *build_env;
     size_t n_build_env;
-    char *run;               /* NULL when no build step */
-    char *from;              /* "scratch" or an image reference */
+    char *run;     /* NULL when no build step */
+    char **inputs; /* .dockerignore-syntax patterns, ${TARGET*} unexpanded */
+    size_t n_inputs;
+    bool has_inputs; /* false: every slice is sent the whole context */
+    char *from;      /* "scratch" or an image reference */
     af_recipe_copy_t *copy;
     size_t n_copy;
-    char **entrypoint;       /* a string form becomes ["/bin/sh","-c",S] */
+    char **entrypoint; /* a string form becomes ["/bin/sh","-c",S] */
     size_t n_entrypoint;
     bool has_entrypoint;
     char **cmd;
@@ -42,11 +46,22 @@ typedef struct {
     bool has_cmd;
     af_kv_t *env;
     size_t n_env;
-    char *workdir;           /* NULL when unset */
-    char *user;              /* NULL when unset */
+    char *workdir; /* NULL when unset */
+    char *user;    /* NULL when unset */
     af_kv_t *labels;
     size_t n_labels;
 } af_recipe_t;
+
+/* The patterns (.dockerignore syntax) of the context a slice for the
+ * platform OS/ARCH[/VARIANT] is sent (build.inputs): each input with
+ * ${TARGETOS} ${TARGETARCH} ${TARGETVARIANT} ${TARGETPLATFORM} replaced,
+ * then every image.copy src and RECIPE_PATH (the recipe's own path in the
+ * context) as literal paths. Into a new NULL-terminated array *OUT
+ * (caller frees each string and the array) of *N patterns. 0 or
+ * AF_ERR_NOMEM. Only for a recipe with has_inputs. */
+int af_recipe_inputs_for(const af_recipe_t *r, const char *platform_os, const char *arch,
+                         const char *variant, const char *recipe_path, char ***out, size_t *n,
+                         af_err_t *err) __attribute__((warn_unused_result));
 
 /* Loads PATH (at most AF_RECIPE_MAX_BYTES). Caller owns the result; NULL
  * with err "PATH:LINE:COL: message" on failure. */

@@ -31,12 +31,15 @@
 #include "schedule.h"
 #include "signals.h"
 #include "slicecache.h"
+#include "strbuf.h"
 
 /* A native recipe is loaded and checked here, as the agent will (unknown
  * keys, an empty file, bad values), so that a bad one is a usage error
  * (exit 2) before any node is asked, not an infra failure retried on every
  * node (issue 12, finding 4). */
-static int s_recipe_check(const char *ctx, const af_build_spec_t *spec)
+/* A native recipe is loaded (and so checked) here, into *OUT (the
+ * caller's); a Dockerfile is the engine's to check. */
+static int s_recipe_check(const char *ctx, const af_build_spec_t *spec, af_recipe_t **out)
 {
     if (strcmp(spec->recipe_kind, "native"))
         return 0;
@@ -44,21 +47,19 @@ static int s_recipe_check(const char *ctx, const af_build_spec_t *spec)
     snprintf(path, sizeof path, "%s/%s", ctx, spec->recipe_path);
     af_err_t err;
     af_err_clear(&err);
-    af_recipe_t *r = af_recipe_load(path, &err);
-    if (!r)
+    if (!(*out = af_recipe_load(path, &err)))
         return af_cli_usage_error("build", "recipe %s", af_err_msg(&err, AF_ERR_PARSE));
-    af_recipe_destroy(&r);
     return 0;
 }
 
 /* Resolves the recipe: kind and path relative to the context root. */
 static int s_recipe_resolve(const af_build_opts_t *o, af_build_spec_t *spec, char *ctx);
 
-static int s_recipe(const af_build_opts_t *o, af_build_spec_t *spec)
+static int s_recipe(const af_build_opts_t *o, af_build_spec_t *spec, af_recipe_t **out)
 {
     char ctx[PATH_MAX];
     int rc = s_recipe_resolve(o, spec, ctx);
-    return rc ? rc : s_recipe_check(ctx, spec);
+    return rc ? rc : s_recipe_check(ctx, spec, out);
 }
 
 static int s_recipe_resolve(const af_build_opts_t *o, af_build_spec_t *spec, char *ctx)
@@ -230,20 +231,30 @@ static int s_tmpfile(void)
     return fd;
 }
 
-/* Packs the context into an unnamed temp file (s_tmpfile). *FD_OUT gets
- * the fd (caller closes it). Returns an exit status. */
-static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t *pg, int *fd_out,
-                  af_pack_result_t *result)
+/* " for linux/amd64, linux/arm64" when C is part of the context, else "". */
+static const char *s_for(const af_slice_context_t *c, char *buf, size_t size)
+{
+    if (!c->only)
+        return "";
+    snprintf(buf, size, " for %s", c->platforms);
+    return buf;
+}
+
+/* Packs context C into an unnamed temp file (s_tmpfile): C's fd, digest,
+ * size and file count. Returns an exit status. */
+static int s_pack(const af_build_opts_t *o, const af_build_spec_t *spec, af_progress_t *pg,
+                  af_slice_context_t *c, af_pack_result_t *result)
 {
     int fd = s_tmpfile();
     if (fd < 0)
         return AF_EXIT_INFRA;
-    af_progress_info(pg, "packing context %s (%s recipe %s)", o->context, spec->recipe_kind,
-                     spec->recipe_path);
+    char f[sizeof c->platforms + 8];
+    af_progress_info(pg, "packing context %s%s (%s recipe %s)", o->context, s_for(c, f, sizeof f),
+                     spec->recipe_kind, spec->recipe_path);
     af_pack_result_t pack = {0};
     af_err_t err = {0};
     int rc = af_archive_pack_context_fd(o->context, fd, "context tar", spec->source_date_epoch,
-                                        &pack, &err);
+                                        (const char *const *)c->only, c->n_only, &pack, &err);
     if (rc) {
         close(fd);
         af_cli_error("cannot pack context %s: %s", o->context, af_err_msg(&err, rc));
@@ -254,11 +265,13 @@ static int s_pack(const af_build_opts_t *o, af_build_spec_t *spec, af_progress_t
         return strncmp(err.msg, "context tar", 11) ? AF_EXIT_USAGE : AF_EXIT_INFRA;
     }
     char sz[32];
-    af_progress_info(pg, "context: %llu files, %s, %s", (unsigned long long)pack.files,
-                     af_cli_bytes(pack.size, sz, sizeof sz), pack.digest);
-    snprintf(spec->context_digest, sizeof spec->context_digest, "%s", pack.digest);
-    spec->context_size = pack.size;
-    *fd_out = fd;
+    af_progress_info(pg, "context%s: %llu files, %s, %s", s_for(c, f, sizeof f),
+                     (unsigned long long)pack.files, af_cli_bytes(pack.size, sz, sizeof sz),
+                     pack.digest);
+    snprintf(c->digest, sizeof c->digest, "%s", pack.digest);
+    c->size = pack.size;
+    c->files = pack.files;
+    c->fd = fd;
     *result = pack;
     return AF_EXIT_OK;
 }
@@ -353,12 +366,13 @@ typedef struct {
     char *reg_user, *reg_pass; /* the registry credentials (owned) */
     af_progress_t *pg;
     af_inventory_t *inv;
-    int ctx_fd;                           /* the packed context (unnamed), -1 */
-    int delta_fd;                         /* its delta from spec.context_base, -1 */
-    char ctx_real[PATH_MAX];              /* the context's real path */
-    af_ctxwalk_t walk;                    /* its stat walk (ctxcache.h), when caching */
-    char keyed_digest[AF_DIGEST_STR_MAX]; /* the context digest the slice keys use */
-    size_t n_cached;                      /* slices taken from the slice cache */
+    af_recipe_t *recipe;      /* a native recipe, parsed; NULL for a Dockerfile */
+    char ctx_real[PATH_MAX];  /* the context's real path */
+    af_ctxwalk_t walk;        /* its stat walk (ctxcache.h), when caching */
+    af_slice_context_t *ctxs; /* the contexts sent (one per n_platforms at most) */
+    size_t n_ctxs;
+    size_t ctx_of[AF_MAX_LIST]; /* platform I is sent ctxs[ctx_of[I]] */
+    size_t n_cached;            /* slices taken from the slice cache */
     af_registry_t *reg;
     s_cancel_t cancel;
     af_farm_t *farm;
@@ -375,10 +389,19 @@ static void s_build_free(s_build_t *b)
 {
     free(b->index);
     af_registry_destroy(&b->reg);
-    if (b->ctx_fd >= 0)
-        close(b->ctx_fd);
-    if (b->delta_fd >= 0)
-        close(b->delta_fd);
+    for (size_t i = 0; i < b->n_ctxs; i++) {
+        af_slice_context_t *c = &b->ctxs[i];
+        if (c->fd >= 0)
+            close(c->fd);
+        if (c->delta_fd >= 0)
+            close(c->delta_fd);
+        for (size_t k = 0; k < c->n_only; k++)
+            free(c->only[k]);
+        free(c->only);
+        free(c->variant);
+    }
+    free(b->ctxs);
+    af_recipe_destroy(&b->recipe);
     free(b->slices);
     free(b->cands);
     af_farm_destroy(&b->farm);
@@ -397,7 +420,7 @@ static int s_step_request(s_build_t *b)
     af_build_opts_t *o = b->o;
     af_build_spec_t *spec = &b->spec;
     af_err_t err = {0};
-    int rc = s_recipe(o, spec);
+    int rc = s_recipe(o, spec, &b->recipe);
     if (!rc)
         rc = s_source_date_epoch(o, &spec->source_date_epoch);
     if (rc)
@@ -423,70 +446,144 @@ static int s_step_request(s_build_t *b)
     return AF_EXIT_OK;
 }
 
-/* The delta from the tar this context directory was packed into last
- * time to the one just packed (ctxcache.h), offered to nodes that still
- * hold that tar. Without one, every node that lacks the context gets the
- * whole tar. */
-static void s_delta(s_build_t *b)
+/* The delta from the tar this context (directory and variant) was packed
+ * into last time to the one just packed (ctxcache.h), offered to nodes
+ * that still hold that tar. Without one, every node that lacks the
+ * context gets the whole tar. */
+static void s_delta(s_build_t *b, af_slice_context_t *c)
 {
-    if (b->spec.context_size < AF_CTXDELTA_MIN_BYTES)
+    if (c->size < AF_CTXDELTA_MIN_BYTES)
         return;
     int fd = s_tmpfile();
     if (fd < 0)
         return;
     uint64_t size = 0;
     char base[AF_DIGEST_STR_MAX];
-    if (!af_ctxcache_delta(b->ctx_real, b->ctx_fd, b->spec.context_size, b->spec.context_digest, fd,
-                           &size, base)) {
+    if (!af_ctxcache_delta(b->ctx_real, c->variant, c->fd, c->size, c->digest, fd, &size, base)) {
         close(fd);
         return;
     }
-    b->delta_fd = fd;
-    snprintf(b->spec.context_base, sizeof b->spec.context_base, "%s", base);
-    b->spec.context_delta_size = size;
-    char s1[32], s2[32];
-    af_progress_info(b->pg, "context: %s delta from %s (%s), for nodes that hold it",
-                     af_cli_bytes(size, s1, sizeof s1), base,
-                     af_cli_bytes(b->spec.context_size, s2, sizeof s2));
+    c->delta_fd = fd;
+    snprintf(c->base, sizeof c->base, "%s", base);
+    c->delta_size = size;
+    char s1[32], s2[32], f[sizeof c->platforms + 8];
+    af_progress_info(b->pg, "context%s: %s delta from %s (%s), for nodes that hold it",
+                     s_for(c, f, sizeof f), af_cli_bytes(size, s1, sizeof s1), base,
+                     af_cli_bytes(c->size, s2, sizeof s2));
 }
 
-/* Packs the context now, and records the result in the stat cache when
- * the context did not change meanwhile. */
-static int s_pack_now(s_build_t *b)
+/* Packs context C now, and records the result in the stat cache when
+ * the directory did not change meanwhile. */
+static int s_pack_now(s_build_t *b, af_slice_context_t *c)
 {
     af_pack_result_t pack;
-    int rc = s_pack(b->o, &b->spec, b->pg, &b->ctx_fd, &pack);
+    int rc = s_pack(b->o, &b->spec, b->pg, c, &pack);
     if (!rc && b->walk.ok) {
         af_ctxwalk_t after;
         af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &after);
-        af_ctxcache_store(b->ctx_real, b->spec.source_date_epoch, &b->walk, &after, &pack);
+        af_ctxcache_store(b->ctx_real, c->variant, b->spec.source_date_epoch, &b->walk, &after,
+                          &pack);
     }
     if (!rc)
-        s_delta(b);
+        s_delta(b, c);
     return rc;
 }
 
-/* The context's digest: from the stat cache when no entry changed since
- * it was last packed (no file is read; packing waits until a slice must
- * be sent), else packed now. */
+/* A new context in b->ctxs for platform I, narrowed to ONLY (taken; NULL
+ * for the whole context), or the existing one with the same patterns. */
+static int s_context_for(s_build_t *b, size_t i, char **only, size_t n_only)
+{
+    af_strbuf_t vb;
+    char vbuf[64 * 1024];
+    af_strbuf_init(&vb, vbuf, sizeof vbuf);
+    for (size_t k = 0; k < n_only; k++)
+        af_strbuf_printf(&vb, "%s%s", k ? "\n" : "", only[k]);
+    size_t j = 0;
+    while (j < b->n_ctxs && strcmp(b->ctxs[j].variant, vbuf))
+        j++;
+    af_slice_context_t *c = &b->ctxs[j];
+    if (j == b->n_ctxs) {
+        if (af_strbuf_truncated(&vb) || !(c->variant = strdup(vbuf)))
+            goto toobig;
+        c->only = only;
+        c->n_only = n_only;
+        c->fd = c->delta_fd = -1;
+        b->n_ctxs++;
+        only = NULL;
+        n_only = 0;
+    }
+    char plat[AF_PLATFORM_STR_MAX];
+    af_platform_format(&b->o->platforms[i], plat, sizeof plat);
+    size_t len = strlen(c->platforms);
+    snprintf(c->platforms + len, sizeof c->platforms - len, "%s%s", len ? ", " : "", plat);
+    b->ctx_of[i] = j;
+    for (size_t k = 0; k < n_only; k++)
+        free(only[k]);
+    free(only);
+    return AF_EXIT_OK;
+toobig:
+    for (size_t k = 0; k < n_only; k++)
+        free(only[k]);
+    free(only);
+    af_cli_error("build.inputs: the patterns of platform %zu are longer than %zu bytes", i + 1,
+                 sizeof vbuf - 1);
+    return AF_EXIT_USAGE;
+}
+
+/* Which contexts the build sends: the whole context to every platform,
+ * or, for a native recipe with build.inputs, to each platform the part
+ * its patterns select (platforms with the same patterns share one). */
+static int s_plan_contexts(s_build_t *b)
+{
+    const af_build_opts_t *o = b->o;
+    if (!(b->ctxs = calloc(o->n_platforms, sizeof *b->ctxs)))
+        return AF_EXIT_INFRA;
+    for (size_t i = 0; i < o->n_platforms; i++) {
+        char **only = NULL;
+        size_t n_only = 0;
+        if (b->recipe && b->recipe->has_inputs) {
+            const af_platform_t *p = &o->platforms[i];
+            af_err_t err = {0};
+            if (af_recipe_inputs_for(b->recipe, p->os, p->arch, p->variant, b->spec.recipe_path,
+                                     &only, &n_only, &err)) {
+                af_cli_error("build.inputs: %s", af_err_msg(&err, AF_ERR_NOMEM));
+                return AF_EXIT_INFRA;
+            }
+        }
+        int rc = s_context_for(b, i, only, n_only);
+        if (rc)
+            return rc;
+    }
+    return AF_EXIT_OK;
+}
+
+/* The digests of the contexts: from the stat cache when no entry changed
+ * since they were last packed (no file is read; packing waits until a
+ * slice must be sent), else packed now. */
 static int s_context(s_build_t *b)
 {
     if (!realpath(b->o->context, b->ctx_real))
         snprintf(b->ctx_real, sizeof b->ctx_real, "%s", b->o->context);
-    if (!b->o->no_cache) {
-        af_pack_result_t r;
+    int rc = s_plan_contexts(b);
+    if (!b->o->no_cache && !rc)
         af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &b->walk);
-        if (af_ctxcache_lookup(b->ctx_real, b->spec.source_date_epoch, &b->walk, &r)) {
-            char sz[32];
-            af_progress_info(b->pg, "context: %llu files, %s, %s (unchanged since it was packed)",
-                             (unsigned long long)r.files, af_cli_bytes(r.size, sz, sizeof sz),
-                             r.digest);
-            snprintf(b->spec.context_digest, sizeof b->spec.context_digest, "%s", r.digest);
-            b->spec.context_size = r.size;
-            return AF_EXIT_OK;
+    for (size_t i = 0; i < b->n_ctxs && !rc; i++) {
+        af_slice_context_t *c = &b->ctxs[i];
+        af_pack_result_t r;
+        if (b->o->no_cache ||
+            !af_ctxcache_lookup(b->ctx_real, c->variant, b->spec.source_date_epoch, &b->walk, &r)) {
+            rc = s_pack_now(b, c);
+            continue;
         }
+        char sz[32], f[sizeof c->platforms + 8];
+        af_progress_info(b->pg, "context%s: %llu files, %s, %s (unchanged since it was packed)",
+                         s_for(c, f, sizeof f), (unsigned long long)r.files,
+                         af_cli_bytes(r.size, sz, sizeof sz), r.digest);
+        snprintf(c->digest, sizeof c->digest, "%s", r.digest);
+        c->size = r.size;
+        c->files = r.files;
     }
-    return s_pack_now(b);
+    return rc;
 }
 
 /* 2. Everything local, before any network work: progress, signals, the
@@ -528,20 +625,20 @@ static int s_step_preflight(s_build_t *b)
     return rc;
 }
 
-/* The context packed, for slices that must be sent: packing was deferred
+/* Context C packed, for slices that must be sent: packing was deferred
  * when the stat cache knew the digest. The keys used that digest, so a
  * context that changed meanwhile stops the build. */
-static int s_context_packed(s_build_t *b)
+static int s_context_packed(s_build_t *b, af_slice_context_t *c)
 {
-    if (b->ctx_fd >= 0)
+    if (c->fd >= 0)
         return AF_EXIT_OK;
-    int rc = s_pack_now(b);
+    int rc = s_pack_now(b, c);
     if (rc)
         return rc;
-    if (b->keyed_digest[0] && strcmp(b->keyed_digest, b->spec.context_digest)) {
+    if (c->keyed_digest[0] && strcmp(c->keyed_digest, c->digest)) {
         af_cli_error("the context changed during the build (%s, then %s): nothing was built; "
                      "build again",
-                     b->keyed_digest, b->spec.context_digest);
+                     c->keyed_digest, c->digest);
         return AF_EXIT_FAILED;
     }
     return AF_EXIT_OK;
@@ -583,7 +680,7 @@ static void s_cache_lookup(s_build_t *b, size_t i, const char *from)
     af_attempt_t *a = &s->attempts[0];
     char base[AF_DIGEST_STR_MAX + 16];
     if (!s_base(b, from, &s->platform, base, sizeof base) ||
-        af_slicecache_key(&b->spec, &s->platform, base, a->cache_key))
+        af_slicecache_key(&b->spec, s->ctx->digest, &s->platform, base, a->cache_key))
         return;
     af_err_t err = {0};
     int rc = af_slicecache_find(b->reg, b->first->repository, a->cache_key, &s->platform, a->digest,
@@ -613,23 +710,18 @@ static int s_step_cache(s_build_t *b)
         af_slice_t *s = &b->slices[i];
         s->platform = o->platforms[i];
         af_platform_format(&s->platform, s->platform_str, sizeof s->platform_str);
+        s->ctx = &b->ctxs[b->ctx_of[i]];
         s->n_attempts = 1;
         s->attempts[0].attempt = 1;
         s->attempts[0].exit_code = -1;
         s->attempts[0].pushed_bytes = -1;
     }
-    if (o->no_cache || strcmp(b->spec.recipe_kind, "native"))
+    if (o->no_cache || !b->recipe)
         return AF_EXIT_OK;
-    char path[PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/%s", b->ctx_real, b->spec.recipe_path);
-    af_err_t err = {0};
-    af_recipe_t *r = af_recipe_load(path, &err);
-    if (!r)
-        return AF_EXIT_OK; /* checked before: cannot happen but by a race */
-    snprintf(b->keyed_digest, sizeof b->keyed_digest, "%s", b->spec.context_digest);
+    for (size_t i = 0; i < b->n_ctxs; i++)
+        snprintf(b->ctxs[i].keyed_digest, sizeof b->ctxs[i].keyed_digest, "%s", b->ctxs[i].digest);
     for (size_t i = 0; i < o->n_platforms && !af_signal_last(); i++)
-        s_cache_lookup(b, i, r->from);
-    af_recipe_destroy(&r);
+        s_cache_lookup(b, i, b->recipe->from);
     if (af_signal_last()) {
         af_cli_error("interrupted while looking up the slice cache; nothing was sent");
         return s_signal_exit(af_signal_last());
@@ -753,9 +845,12 @@ static int s_step_run(s_build_t *b)
     size_t n_build = o->n_platforms - b->n_cached;
     if (n_build == 0)
         return AF_EXIT_OK;
-    int rc = s_context_packed(b);
-    if (rc)
-        return rc;
+    for (size_t i = 0; i < o->n_platforms; i++) {
+        af_slice_t *s = &b->slices[i];
+        int rc = s->attempts[0].cached ? 0 : s_context_packed(b, &b->ctxs[b->ctx_of[i]]);
+        if (rc)
+            return rc;
+    }
     for (size_t i = 0; i < o->n_platforms; i++) {
         af_slice_t *s = &b->slices[i];
         snprintf(s->job, sizeof s->job, "%s-%zu", build_id, i);
@@ -772,8 +867,6 @@ static int s_step_run(s_build_t *b)
         .slices = b->slices,
         .n_slices = o->n_platforms,
         .spec = &b->spec,
-        .context_fd = b->ctx_fd,
-        .delta_fd = b->delta_fd,
         .progress = b->pg,
         .fail_fast = o->fail_fast,
         .cands = b->cands,
@@ -782,7 +875,7 @@ static int s_step_run(s_build_t *b)
         .retry = {.max_attempts = 1 + o->retries,
                   .retry_on_build_failure = o->retry_on_build_failure},
     };
-    rc = af_slices_run(&run);
+    int rc = af_slices_run(&run);
     if (rc) {
         af_cli_error("build loop failed: %s", af_strerror(rc));
         return AF_EXIT_INFRA;
@@ -891,7 +984,11 @@ static int s_step_report(s_build_t *b)
 
 int af_build_run(const af_cli_t *cli, af_build_opts_t *o)
 {
-    s_build_t b = {.cli = cli, .o = o, .first = &o->tags[0], .ctx_fd = -1, .delta_fd = -1};
+    s_build_t b = {
+        .cli = cli,
+        .o = o,
+        .first = &o->tags[0],
+    };
     int (*const steps[])(s_build_t *) = {s_step_request, s_step_local, s_step_preflight,
                                          s_step_cache,   s_step_nodes, s_step_run,
                                          s_step_publish, s_step_report};

@@ -86,7 +86,7 @@ typedef struct {
     uint64_t duration_ms;           /* agent's */
     int64_t pushed_bytes;           /* RESULT's, meaningful when ok; -1 unknown */
     uint64_t context_bytes_sent;    /* CHUNK payload bytes we sent for this attempt */
-    bool delta;                     /* the node holds spec->context_base: the delta is sent */
+    bool delta;                     /* the node holds the slice's ctx->base: the delta is sent */
     long long started_ms, ended_ms; /* our monotonic clock */
     /* context transfer */
     bool transfer_started;
@@ -99,10 +99,29 @@ typedef struct {
     char cache_key[AF_DIGEST_STR_MAX]; /* native slices: the key, "" when none */
 } af_attempt_t;
 
+/* One context tar a build sends: the whole context, or, for a native
+ * recipe with build.inputs, the part one group of platforms reads (the
+ * platforms whose expanded patterns are the same share it). */
+typedef struct {
+    char **only; /* its patterns, owned, NULL-terminated; NULL: the whole context */
+    size_t n_only;
+    char *variant; /* the patterns joined by '\n' (the stat cache's key), "" for whole; owned */
+    char platforms[AF_MAX_LIST * AF_PLATFORM_STR_MAX]; /* "linux/amd64, linux/arm64" */
+    char digest[AF_DIGEST_STR_MAX];
+    uint64_t size;
+    uint64_t files;
+    char base[AF_DIGEST_STR_MAX];         /* "" or the tar the delta is from (ctxcache.h) */
+    uint64_t delta_size;                  /* that delta's size */
+    int fd;                               /* the packed tar (unnamed temp file), -1 until packed */
+    int delta_fd;                         /* the delta, -1 when none */
+    char keyed_digest[AF_DIGEST_STR_MAX]; /* the digest the slice cache keys used */
+} af_slice_context_t;
+
 typedef struct {
     af_platform_t platform;
     char platform_str[AF_PLATFORM_STR_MAX];
-    char job[AF_MAX_NAME + 1]; /* "<build-id>-<index>" */
+    const af_slice_context_t *ctx; /* what this slice is sent; borrowed from the build */
+    char job[AF_MAX_NAME + 1];     /* "<build-id>-<index>" */
     af_attempt_t attempts[AF_MAX_ATTEMPTS];
     size_t n_attempts;
 } af_slice_t;
@@ -170,10 +189,6 @@ typedef struct {
     const char *manifest_format; /* "oci" | "docker" (--manifest-format) */
     const af_kv_t *annotations;  /* for every slice's manifest; borrowed */
     size_t n_annotations;
-    char context_digest[AF_DIGEST_STR_MAX];
-    uint64_t context_size;
-    char context_base[AF_DIGEST_STR_MAX]; /* "" or the tar the delta is from */
-    uint64_t context_delta_size;          /* that delta's size */
     char repository[AF_MAX_REF + 1];
     bool registry_insecure;
     const char *registry_username; /* NULL when none; sent only over CURVE */
@@ -190,8 +205,6 @@ typedef struct {
     af_slice_t *slices; /* borrowed */
     size_t n_slices;
     const af_build_spec_t *spec; /* borrowed */
-    int context_fd;              /* the packed context, read with pread */
-    int delta_fd;                /* its delta from spec->context_base (when set), pread */
     af_progress_t *progress;     /* borrowed */
     bool fail_fast;
     af_candidate_t *cands; /* borrowed, per farm node: failover choices (may be NULL) */

@@ -145,8 +145,9 @@ static int s_mkdirs(const char *path)
     return mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* The cache file for DIR into PATH; false when there is no cache dir. */
-static bool s_file(const char *dir, char *path, size_t size, bool create)
+/* The cache file for VARIANT of DIR into PATH; false when there is no
+ * cache dir. The whole context's is named by DIR alone. */
+static bool s_file(const char *dir, const char *variant, char *path, size_t size, bool create)
 {
     char base[PATH_MAX];
     const char *env = getenv("ARCHFARM_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"),
@@ -160,7 +161,12 @@ static bool s_file(const char *dir, char *path, size_t size, bool create)
     else
         return false;
     char key[AF_DIGEST_STR_MAX];
-    if (af_digest_buffer(dir, strlen(dir), key) < 0)
+    char *name = NULL;
+    if (asprintf(&name, "%s%s%s", dir, *variant ? "\n" : "", variant) < 0)
+        return false;
+    int drc = af_digest_buffer(name, strlen(name), key);
+    free(name);
+    if (drc < 0)
         return false;
     char sub[PATH_MAX + 16];
     snprintf(sub, sizeof sub, "%s/contexts", base);
@@ -172,11 +178,11 @@ static bool s_file(const char *dir, char *path, size_t size, bool create)
     return n > 0 && (size_t)n < size;
 }
 
-bool af_ctxcache_lookup(const char *dir, int64_t sde, const af_ctxwalk_t *walk,
+bool af_ctxcache_lookup(const char *dir, const char *variant, int64_t sde, const af_ctxwalk_t *walk,
                         af_pack_result_t *result)
 {
     char path[PATH_MAX + 128];
-    if (!walk->ok || !s_file(dir, path, sizeof path, false))
+    if (!walk->ok || !s_file(dir, variant, path, sizeof path, false))
         return false;
     FILE *f = fopen(path, "re");
     if (!f)
@@ -197,15 +203,16 @@ bool af_ctxcache_lookup(const char *dir, int64_t sde, const af_ctxwalk_t *walk,
     return true;
 }
 
-void af_ctxcache_store(const char *dir, int64_t sde, const af_ctxwalk_t *before,
-                       const af_ctxwalk_t *after, const af_pack_result_t *result)
+void af_ctxcache_store(const char *dir, const char *variant, int64_t sde,
+                       const af_ctxwalk_t *before, const af_ctxwalk_t *after,
+                       const af_pack_result_t *result)
 {
     if (!before->ok || !after->ok || strcmp(before->sig, after->sig))
         return; /* changed while packing */
     if (before->newest_ns >= before->walked_ns - (int64_t)S_RACY_MS * 1000000)
         return; /* racily new: a later write in the same tick could go unseen */
     char path[PATH_MAX + 128], tmp[PATH_MAX + 160];
-    if (!s_file(dir, path, sizeof path, true))
+    if (!s_file(dir, variant, path, sizeof path, true))
         return;
     snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
@@ -220,11 +227,12 @@ void af_ctxcache_store(const char *dir, int64_t sde, const af_ctxwalk_t *before,
         unlink(tmp);
 }
 
-bool af_ctxcache_delta(const char *dir, int tar_fd, uint64_t tar_size, const char *digest,
-                       int out_fd, uint64_t *delta_size, char base[AF_DIGEST_STR_MAX])
+bool af_ctxcache_delta(const char *dir, const char *variant, int tar_fd, uint64_t tar_size,
+                       const char *digest, int out_fd, uint64_t *delta_size,
+                       char base[AF_DIGEST_STR_MAX])
 {
     char path[PATH_MAX + 128];
-    if (!s_file(dir, path, sizeof path - 4, true))
+    if (!s_file(dir, variant, path, sizeof path - 4, true))
         return false;
     strcat(path, ".idx");
     af_err_t err = {0};

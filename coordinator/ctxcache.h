@@ -39,17 +39,23 @@ typedef struct {
 /* Walks DIR (real path) and fills OUT. Stats only. */
 void af_ctxcache_walk(const char *dir, int64_t sde, af_ctxwalk_t *out);
 
-/* True, with RESULT filled, when DIR was packed with SDE into a tar whose
- * walk signature was WALK's. */
-bool af_ctxcache_lookup(const char *dir, int64_t sde, const af_ctxwalk_t *walk,
+/* VARIANT names which tar of DIR a record is about: "" for the whole
+ * context, else the patterns it was narrowed to (build.inputs, joined by
+ * '\n'); each variant has its own record. */
+
+/* True, with RESULT filled, when VARIANT of DIR was packed with SDE into
+ * a tar whose walk signature was WALK's. */
+bool af_ctxcache_lookup(const char *dir, const char *variant, int64_t sde, const af_ctxwalk_t *walk,
                         af_pack_result_t *result);
 
-/* Records RESULT for DIR when BEFORE and AFTER (walks around the pack)
- * agree and nothing was racily new. Failures are ignored (logged at debug). */
-void af_ctxcache_store(const char *dir, int64_t sde, const af_ctxwalk_t *before,
-                       const af_ctxwalk_t *after, const af_pack_result_t *result);
+/* Records RESULT for VARIANT of DIR when BEFORE and AFTER (walks around
+ * the pack) agree and nothing was racily new. Failures are ignored
+ * (logged at debug). */
+void af_ctxcache_store(const char *dir, const char *variant, int64_t sde,
+                       const af_ctxwalk_t *before, const af_ctxwalk_t *after,
+                       const af_pack_result_t *result);
 
-/* Incremental transfer (ctxdelta.h). DIR was just packed into the tar at
+/* Incremental transfer (ctxdelta.h). VARIANT of DIR was just packed into the tar at
  * TAR_FD (TAR_SIZE bytes, DIGEST; borrowed, read with pread). Records that
  * tar's index (contexts/<key>.idx, with its digest) for the next build
  * and, when the index of the tar DIR was packed into before is on record
@@ -58,7 +64,8 @@ void af_ctxcache_store(const char *dir, int64_t sde, const af_ctxwalk_t *before,
  * BASE (that earlier tar's digest), when a delta was written and is worth
  * sending: smaller than half the tar. Reads the whole tar once. Never an
  * error: without a delta the whole tar is sent. */
-bool af_ctxcache_delta(const char *dir, int tar_fd, uint64_t tar_size, const char *digest,
-                       int out_fd, uint64_t *delta_size, char base[AF_DIGEST_STR_MAX]);
+bool af_ctxcache_delta(const char *dir, const char *variant, int tar_fd, uint64_t tar_size,
+                       const char *digest, int out_fd, uint64_t *delta_size,
+                       char base[AF_DIGEST_STR_MAX]);
 
 #endif

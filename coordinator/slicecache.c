@@ -43,8 +43,8 @@ static int s_pairs(af_digest_t *d, const char *name, const af_kv_t *kv, size_t n
     return rc;
 }
 
-int af_slicecache_key(const af_build_spec_t *spec, const af_platform_t *p, const char *base,
-                      char key[AF_DIGEST_STR_MAX])
+int af_slicecache_key(const af_build_spec_t *spec, const char *context_digest,
+                      const af_platform_t *p, const char *base, char key[AF_DIGEST_STR_MAX])
 {
     af_digest_t *d = af_digest_new();
     if (!d)
@@ -55,7 +55,7 @@ int af_slicecache_key(const af_build_spec_t *spec, const af_platform_t *p, const
                      "archfarm slice key v1\nversion %s\ncontext %s\nrecipe %s %zu:%s\n"
                      "platform %s\nbase %s\nsource_date_epoch %" PRId64 "\nformat %s\n"
                      "compression %s %d\ntarget %s\n",
-                     AF_VERSION, spec->context_digest, spec->recipe_kind, strlen(spec->recipe_path),
+                     AF_VERSION, context_digest, spec->recipe_kind, strlen(spec->recipe_path),
                      spec->recipe_path, af_platform_format(p, plat, sizeof plat), base,
                      spec->source_date_epoch, spec->manifest_format ? spec->manifest_format : "oci",
                      spec->compression && *spec->compression ? spec->compression : "gzip",

@@ -27,10 +27,11 @@
 #define AF_SLICECACHE_TAG_PREFIX "archfarm-cache-"
 #define AF_SLICECACHE_TAG_MAX (sizeof AF_SLICECACHE_TAG_PREFIX + 64)
 
-/* The key of a native slice of SPEC for platform P whose base image
- * resolved to BASE ("scratch" or a digest). KEY gets "sha256:<hex>". */
-int af_slicecache_key(const af_build_spec_t *spec, const af_platform_t *p, const char *base,
-                      char key[AF_DIGEST_STR_MAX]);
+/* The key of a native slice of SPEC for platform P, sent the context
+ * CONTEXT_DIGEST, whose base image resolved to BASE ("scratch" or a
+ * digest). KEY gets "sha256:<hex>". */
+int af_slicecache_key(const af_build_spec_t *spec, const char *context_digest,
+                      const af_platform_t *p, const char *base, char key[AF_DIGEST_STR_MAX]);
 
 /* KEY's tag into TAG (AF_SLICECACHE_TAG_MAX bytes). */
 void af_slicecache_tag(const char *key, char tag[AF_SLICECACHE_TAG_MAX]);

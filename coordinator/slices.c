@@ -178,9 +178,9 @@ static af_slice_t *s_find(s_loop_t *st, size_t node, const af_msg_t *m, af_attem
  * context, or its delta when the node holds the delta's base. */
 static int s_send_chunks(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
 {
-    const af_build_spec_t *spec = st->run->spec;
-    const uint64_t total = a->delta ? spec->context_delta_size : spec->context_size;
-    const int fd = a->delta ? st->run->delta_fd : st->run->context_fd;
+    const af_slice_context_t *c = s->ctx;
+    const uint64_t total = a->delta ? c->delta_size : c->size;
+    const int fd = a->delta ? c->delta_fd : c->fd;
     while (!a->done && a->credit > 0 && a->next_offset < total) {
         uint64_t left = total - a->next_offset;
         size_t len = left < AF_CHUNK_SIZE ? (size_t)left : AF_CHUNK_SIZE;
@@ -318,7 +318,7 @@ static void s_on_job_message(s_loop_t *st, size_t node, af_msg_t *m)
         return;
     switch (m->cmd) {
     case AF_CMD_ACCEPT:
-        if (m->have_base && (m->have_context || !st->run->spec->context_base[0])) {
+        if (m->have_base && (m->have_context || !s->ctx->base[0])) {
             s_fail(st, s, a, "infra", "node %s: ACCEPT claims a delta base that was not offered",
                    fn->conf->name);
             break;
@@ -513,11 +513,11 @@ static int s_send_build(s_loop_t *st, af_slice_t *s, af_attempt_t *a)
             goto out;
         }
     }
-    snprintf(m->context_digest, sizeof m->context_digest, "%s", spec->context_digest);
-    m->context_size = spec->context_size;
-    if (spec->context_base[0]) {
-        snprintf(m->context_base, sizeof m->context_base, "%s", spec->context_base);
-        m->context_delta_size = spec->context_delta_size;
+    snprintf(m->context_digest, sizeof m->context_digest, "%s", s->ctx->digest);
+    m->context_size = s->ctx->size;
+    if (s->ctx->base[0]) {
+        snprintf(m->context_base, sizeof m->context_base, "%s", s->ctx->base);
+        m->context_delta_size = s->ctx->delta_size;
     }
     snprintf(m->repository, sizeof m->repository, "%s", spec->repository);
     m->registry_insecure = spec->registry_insecure;

@@ -410,14 +410,77 @@ static void pack_context_into_an_unnamed_fd(void **state)
     assert_int_equal(af_archive_pack_context(ctx, tar, MTIME, &r1, NULL), 0);
     int fd = open(out, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
-    assert_int_equal(af_archive_pack_context_fd(ctx, fd, NULL, MTIME, &r2, NULL), 0);
+    assert_int_equal(af_archive_pack_context_fd(ctx, fd, NULL, MTIME, NULL, 0, &r2, NULL), 0);
     assert_string_equal(r1.digest, r2.digest);
     assert_int_equal(r1.size, r2.size);
     struct stat st;
     assert_int_equal(fstat(fd, &st), 0);
     assert_int_equal((uint64_t)st.st_size, r2.size);
     close(fd);
-    assert_int_equal(af_archive_pack_context_fd(ctx, -1, NULL, MTIME, &r2, NULL), AF_ERR_INVAL);
+    assert_int_equal(af_archive_pack_context_fd(ctx, -1, NULL, MTIME, NULL, 0, &r2, NULL),
+                     AF_ERR_INVAL);
+    free(tar);
+    s_rm(out);
+    s_rm(ctx);
+}
+
+/* build.inputs: ONLY narrows the tar to what the patterns match, after
+ * .dockerignore (an ignored file stays out), with the recipe always in and
+ * directories only as parents of what is kept. */
+static void pack_context_only_keeps_what_the_patterns_match(void **state)
+{
+    (void)state;
+    char *ctx = s_tmpdir();
+    s_put(ctx, ".dockerignore", "assets/*.tmp\n", 0644);
+    s_put(ctx, "archfarm.yaml", "build: {run: true}\n", 0644);
+    s_mkdir(ctx, "bin", 0755);
+    s_put(ctx, "bin/hello-amd64", "A", 0755);
+    s_put(ctx, "bin/hello-arm64", "B", 0755);
+    s_mkdir(ctx, "assets", 0750);
+    s_put(ctx, "assets/a.bin", "x", 0644);
+    s_put(ctx, "assets/b.tmp", "x", 0644);
+    s_mkdir(ctx, "assets/sub", 0755);
+    s_put(ctx, "assets/sub/c.bin", "x", 0644);
+    s_mkdir(ctx, "docs", 0755);
+    s_put(ctx, "docs/readme", "x", 0644);
+    s_put(ctx, "weird*name", "x", 0644);
+    s_put(ctx, "weirdXname", "x", 0644);
+    char *out = s_tmpdir();
+    const char *only[] = {"bin/hello-arm64", "assets", "weird\\*name"};
+    int fd = open(out, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    af_pack_result_t r;
+    af_err_t err = {0};
+    assert_int_equal(af_archive_pack_context_fd(ctx, fd, NULL, MTIME, only, 3, &r, &err), 0);
+    char *tar = s_path(out, "only.tar");
+    FILE *f = fopen(tar, "wb");
+    assert_non_null(f);
+    char buf[4096];
+    ssize_t got;
+    for (off_t off = 0; (got = pread(fd, buf, sizeof buf, off)) > 0; off += got)
+        assert_int_equal(fwrite(buf, 1, (size_t)got, f), (size_t)got);
+    fclose(f);
+    close(fd);
+    s_ent_t ents[32];
+    size_t n = s_list(tar, ents, 32);
+    const char *want[] = {".dockerignore", "archfarm.yaml",   "assets/",
+                          "assets/a.bin",  "assets/sub/",     "assets/sub/c.bin",
+                          "bin/",          "bin/hello-arm64", "weird*name"};
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(ents[i].name, want[i]);
+    assert_int_equal(s_find(ents, n, "assets/")->perm, 0750);
+    /* no pattern: only what is always included */
+    fd = open(out, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_int_equal(af_archive_pack_context_fd(ctx, fd, NULL, MTIME, only, 0, &r, &err), 0);
+    assert_int_equal(r.files, 2); /* .dockerignore and archfarm.yaml */
+    close(fd);
+    /* a bad pattern is the recipe's error, named */
+    const char *bad[] = {"[z-a"};
+    fd = open(out, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_int_not_equal(af_archive_pack_context_fd(ctx, fd, NULL, MTIME, bad, 1, &r, &err), 0);
+    assert_non_null(strstr(err.msg, "build.inputs"));
+    close(fd);
     free(tar);
     s_rm(out);
     s_rm(ctx);
@@ -1493,6 +1556,7 @@ int main(void)
         cmocka_unit_test(pack_context_refuses_links_agents_would_refuse),
         cmocka_unit_test(pack_context_into_an_unnamed_fd),
         cmocka_unit_test(pack_context_honours_dockerignore),
+        cmocka_unit_test(pack_context_only_keeps_what_the_patterns_match),
         cmocka_unit_test(pack_context_bad_dockerignore_fails_and_leaves_no_output),
         cmocka_unit_test(pack_context_plain_names_are_plain_ustar),
         cmocka_unit_test(pack_context_missing_dir_is_notfound),

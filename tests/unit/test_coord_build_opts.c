@@ -17,7 +17,6 @@
 #include "../../coordinator/attempts.c"
 #include "../../coordinator/build.c"
 #include "../../coordinator/cli.c"
-#include "../../coordinator/signals.c"
 #include "../../coordinator/cmd_build.c"
 #include "../../coordinator/ctxcache.c"
 #include "../../coordinator/display.c"
@@ -27,6 +26,7 @@
 #include "../../coordinator/progress.c"
 #include "../../coordinator/publish.c"
 #include "../../coordinator/schedule.c"
+#include "../../coordinator/signals.c"
 #include "../../coordinator/slicecache.c"
 #include "../../coordinator/slices.c"
 
@@ -260,6 +260,17 @@ static void build_arg_without_value_comes_from_the_environment(void **state)
     free(o);
 }
 
+/* s_recipe, the parsed recipe dropped (a native one must parse). */
+static int s_recipe_only(const af_build_opts_t *o, af_build_spec_t *spec)
+{
+    af_recipe_t *r = NULL;
+    int rc = s_recipe(o, spec, &r);
+    if (!rc && !strcmp(spec->recipe_kind, "native"))
+        assert_non_null(r);
+    af_recipe_destroy(&r);
+    return rc;
+}
+
 static void recipe_native_wins_over_dockerfile_and_f_selects(void **state)
 {
     af_build_opts_t *o = calloc(1, sizeof *o);
@@ -267,27 +278,27 @@ static void recipe_native_wins_over_dockerfile_and_f_selects(void **state)
     o->context = s_dir;
 
     memset(&spec, 0, sizeof spec);
-    assert_int_equal(s_recipe(o, &spec), AF_EXIT_USAGE); /* neither */
+    assert_int_equal(s_recipe_only(o, &spec), AF_EXIT_USAGE); /* neither */
 
     s_touch("Dockerfile");
     memset(&spec, 0, sizeof spec);
-    assert_int_equal(s_recipe(o, &spec), 0);
+    assert_int_equal(s_recipe_only(o, &spec), 0);
     assert_string_equal(spec.recipe_kind, "dockerfile");
     assert_string_equal(spec.recipe_path, "Dockerfile");
 
     s_touch("archfarm.yaml"); /* empty: refused here, before any node */
     memset(&spec, 0, sizeof spec);
-    assert_int_equal(s_recipe(o, &spec), AF_EXIT_USAGE);
+    assert_int_equal(s_recipe_only(o, &spec), AF_EXIT_USAGE);
     s_recipe_file("archfarm.yaml");
     memset(&spec, 0, sizeof spec);
-    assert_int_equal(s_recipe(o, &spec), 0);
+    assert_int_equal(s_recipe_only(o, &spec), 0);
     assert_string_equal(spec.recipe_kind, "native");
     assert_string_equal(spec.recipe_path, "archfarm.yaml");
 
     s_touch("sub/Build.df");
     o->file = "sub/Build.df"; /* relative to the context */
     memset(&spec, 0, sizeof spec);
-    assert_int_equal(s_recipe(o, &spec), 0);
+    assert_int_equal(s_recipe_only(o, &spec), 0);
     assert_string_equal(spec.recipe_kind, "dockerfile");
     assert_string_equal(spec.recipe_path, "sub/Build.df");
 
@@ -296,14 +307,14 @@ static void recipe_native_wins_over_dockerfile_and_f_selects(void **state)
     snprintf(abs, sizeof abs, "%s/sub/other.yml", s_dir);
     o->file = abs;
     memset(&spec, 0, sizeof spec);
-    assert_int_equal(s_recipe(o, &spec), 0);
+    assert_int_equal(s_recipe_only(o, &spec), 0);
     assert_string_equal(spec.recipe_kind, "native");
     assert_string_equal(spec.recipe_path, "sub/other.yml");
 
     o->file = "/etc/hostname"; /* outside the context */
-    assert_int_equal(s_recipe(o, &spec), AF_EXIT_USAGE);
+    assert_int_equal(s_recipe_only(o, &spec), AF_EXIT_USAGE);
     o->file = "sub/missing";
-    assert_int_equal(s_recipe(o, &spec), AF_EXIT_USAGE);
+    assert_int_equal(s_recipe_only(o, &spec), AF_EXIT_USAGE);
 
     s_rm("Dockerfile");
     s_rm("archfarm.yaml");

@@ -30,9 +30,11 @@ static af_build_spec_t s_spec(af_kv_t *args, size_t n_args)
         .source_date_epoch = 0,
         .compression = "",
     };
-    snprintf(spec.context_digest, sizeof spec.context_digest, "sha256:%064d", 1);
     return spec;
 }
+
+#define CTX1 "sha256:0000000000000000000000000000000000000000000000000000000000000001"
+#define CTX2 "sha256:0000000000000000000000000000000000000000000000000000000000000002"
 
 static void key_is_stable_and_ignores_build_arg_order(void **state)
 {
@@ -42,10 +44,10 @@ static void key_is_stable_and_ignores_build_arg_order(void **state)
     af_kv_t ab[] = {{"A", "1"}, {"B", "2"}}, ba[] = {{"B", "2"}, {"A", "1"}};
     af_build_spec_t s1 = s_spec(ab, 2), s2 = s_spec(ba, 2);
     char k1[AF_DIGEST_STR_MAX], k2[AF_DIGEST_STR_MAX], k3[AF_DIGEST_STR_MAX];
-    assert_int_equal(af_slicecache_key(&s1, &p, "scratch", k1), 0);
-    assert_int_equal(af_slicecache_key(&s2, &p, "scratch", k2), 0);
+    assert_int_equal(af_slicecache_key(&s1, CTX1, &p, "scratch", k1), 0);
+    assert_int_equal(af_slicecache_key(&s2, CTX1, &p, "scratch", k2), 0);
     assert_string_equal(k1, k2);
-    assert_int_equal(af_slicecache_key(&s1, &p, "scratch", k3), 0);
+    assert_int_equal(af_slicecache_key(&s1, CTX1, &p, "scratch", k3), 0);
     assert_string_equal(k1, k3);
     assert_true(af_digest_valid(k1));
     char tag[AF_SLICECACHE_TAG_MAX];
@@ -60,12 +62,13 @@ typedef struct {
     af_build_spec_t spec;
     const af_platform_t *p;
     const char *from;
+    const char *ctx;
 } s_variant_t;
 
 static s_variant_t s_variant(const char *what, af_build_spec_t spec, const af_platform_t *p,
                              const char *from)
 {
-    return (s_variant_t){what, spec, p, from};
+    return (s_variant_t){what, spec, p, from, CTX1};
 }
 
 /* Every input that determines the output changes the key. */
@@ -79,7 +82,7 @@ static void key_changes_with_every_input(void **state)
     af_kv_t ann[] = {{"org.opencontainers.image.title", "x"}};
     char base_key[AF_DIGEST_STR_MAX], k[AF_DIGEST_STR_MAX];
     af_build_spec_t base = s_spec(a1, 1);
-    assert_int_equal(af_slicecache_key(&base, &arm64, "scratch", base_key), 0);
+    assert_int_equal(af_slicecache_key(&base, CTX1, &arm64, "scratch", base_key), 0);
     s_variant_t v[10];
     size_t n = 0;
     v[n++] = s_variant("platform", base, &amd64, "scratch");
@@ -90,7 +93,7 @@ static void key_changes_with_every_input(void **state)
     v[n] = s_variant("source date epoch", base, &arm64, "scratch");
     v[n++].spec.source_date_epoch = 1;
     v[n] = s_variant("context", base, &arm64, "scratch");
-    v[n++].spec.context_digest[71] = '2';
+    v[n++].ctx = CTX2;
     v[n] = s_variant("compression", base, &arm64, "scratch");
     v[n++].spec.compression = "zstd";
     v[n] = s_variant("manifest format", base, &arm64, "scratch");
@@ -99,7 +102,7 @@ static void key_changes_with_every_input(void **state)
     v[n].spec.annotations = ann;
     v[n++].spec.n_annotations = 1;
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(af_slicecache_key(&v[i].spec, v[i].p, v[i].from, k), 0);
+        assert_int_equal(af_slicecache_key(&v[i].spec, v[i].ctx, v[i].p, v[i].from, k), 0);
         if (!strcmp(k, base_key))
             fail_msg("changing the %s left the key unchanged", v[i].what);
     }
@@ -139,12 +142,12 @@ static void stat_cache_hits_only_unchanged_contexts(void **state)
     af_ctxwalk_t w1, w2;
     af_ctxcache_walk(s_dir, 0, &w1);
     assert_true(w1.ok);
-    assert_false(af_ctxcache_lookup(s_dir, 0, &w1, &got)); /* nothing recorded yet */
+    assert_false(af_ctxcache_lookup(s_dir, "", 0, &w1, &got)); /* nothing recorded yet */
     af_ctxcache_walk(s_dir, 0, &w2);
     assert_string_equal(w1.sig, w2.sig);
     /* the directory itself was just written (its mtime is now): racy */
-    af_ctxcache_store(s_dir, 0, &w1, &w2, &r);
-    assert_false(af_ctxcache_lookup(s_dir, 0, &w1, &got));
+    af_ctxcache_store(s_dir, "", 0, &w1, &w2, &r);
+    assert_false(af_ctxcache_lookup(s_dir, "", 0, &w1, &got));
     struct timespec old[2];
     clock_gettime(CLOCK_REALTIME, &old[0]);
     old[0].tv_sec -= 60;
@@ -154,24 +157,33 @@ static void stat_cache_hits_only_unchanged_contexts(void **state)
      * by recording with a walk that began later (ctime cannot be set) */
     af_ctxcache_walk(s_dir, 0, &w1);
     w1.walked_ns += 1000000000LL; /* as if walked 1 s later */
-    af_ctxcache_store(s_dir, 0, &w1, &w1, &r);
-    assert_true(af_ctxcache_lookup(s_dir, 0, &w1, &got));
+    af_ctxcache_store(s_dir, "", 0, &w1, &w1, &r);
+    assert_true(af_ctxcache_lookup(s_dir, "", 0, &w1, &got));
     assert_string_equal(got.digest, r.digest);
     assert_int_equal(got.size, r.size);
     assert_int_equal(got.files, r.files);
-    /* another SOURCE_DATE_EPOCH is another tar */
-    assert_false(af_ctxcache_lookup(s_dir, 1, &w1, &got));
+    /* another SOURCE_DATE_EPOCH is another tar, and so is another variant
+     * (a tar narrowed by build.inputs), which has a record of its own */
+    assert_false(af_ctxcache_lookup(s_dir, "", 1, &w1, &got));
+    assert_false(af_ctxcache_lookup(s_dir, "bin/hello-arm64\na.txt", 0, &w1, &got));
+    af_pack_result_t narrow = r;
+    narrow.digest[70] = narrow.digest[70] == '0' ? '1' : '0';
+    af_ctxcache_store(s_dir, "bin/hello-arm64\na.txt", 0, &w1, &w1, &narrow);
+    assert_true(af_ctxcache_lookup(s_dir, "bin/hello-arm64\na.txt", 0, &w1, &got));
+    assert_string_equal(got.digest, narrow.digest);
+    assert_true(af_ctxcache_lookup(s_dir, "", 0, &w1, &got));
+    assert_string_equal(got.digest, r.digest);
     /* a touch (same bytes) changes the walk: a miss */
     s_write("a.txt", "alpha", 30);
     af_ctxcache_walk(s_dir, 0, &w2);
     assert_string_not_equal(w1.sig, w2.sig);
-    assert_false(af_ctxcache_lookup(s_dir, 0, &w2, &got));
+    assert_false(af_ctxcache_lookup(s_dir, "", 0, &w2, &got));
     /* walks that disagree (changed while packing) record nothing */
     w2.walked_ns += 1000000000LL;
     af_ctxwalk_t other = w2;
     other.sig[10] ^= 1;
-    af_ctxcache_store(s_dir, 0, &w2, &other, &r);
-    assert_false(af_ctxcache_lookup(s_dir, 0, &w2, &got));
+    af_ctxcache_store(s_dir, "", 0, &w2, &other, &r);
+    assert_false(af_ctxcache_lookup(s_dir, "", 0, &w2, &got));
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", s_dir, cache);

@@ -44,7 +44,7 @@ static int s_pack(const char *dir, uint64_t *size)
     assert_true(fd >= 0);
     af_pack_result_t r;
     af_err_t err = {0};
-    assert_int_equal(af_archive_pack_context_fd(dir, fd, "t", MTIME, &r, &err), 0);
+    assert_int_equal(af_archive_pack_context_fd(dir, fd, "t", MTIME, NULL, 0, &r, &err), 0);
     *size = r.size;
     return fd;
 }

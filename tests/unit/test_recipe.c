@@ -55,6 +55,63 @@ static const char *s_data_path(const char *file)
     return path;
 }
 
+/* build.inputs: patterns per platform, with the copy srcs and the recipe
+ * itself as literal paths; absent means the whole context. */
+static void recipe_inputs_expand_per_platform(void **state)
+{
+    (void)state;
+    af_recipe_t *r = s_load("build:\n"
+                            "  run: make\n"
+                            "  inputs: [src, 'bin/hello-${TARGETARCH}${TARGETVARIANT}',\n"
+                            "           '${TARGETPLATFORM}/**', '$HOME']\n"
+                            "image:\n"
+                            "  copy: [{src: 'out/a*b', dest: /a}]\n");
+    assert_true(r->has_inputs);
+    assert_int_equal(r->n_inputs, 4);
+    char **v = NULL;
+    size_t n = 0;
+    af_err_t err = {0};
+    assert_int_equal(af_recipe_inputs_for(r, "linux", "arm", "v7", "sub/x.yaml", &v, &n, &err), 0);
+    assert_int_equal(n, 6);
+    assert_string_equal(v[0], "src");
+    assert_string_equal(v[1], "bin/hello-armv7");
+    assert_string_equal(v[2], "linux/arm/v7/**");
+    assert_string_equal(v[3], "$HOME");     /* only ${TARGET*} is replaced */
+    assert_string_equal(v[4], "out/a\\*b"); /* literal: its '*' escaped */
+    assert_string_equal(v[5], "sub/x.yaml");
+    assert_null(v[6]);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    af_recipe_destroy(&r);
+
+    r = s_load("build: {run: make, inputs: []}\n");
+    assert_true(r->has_inputs);
+    assert_int_equal(r->n_inputs, 0);
+    af_recipe_destroy(&r);
+    r = s_load("build: {run: make}\n");
+    assert_false(r->has_inputs);
+    af_recipe_destroy(&r);
+}
+
+static void recipe_inputs_are_checked(void **state)
+{
+    (void)state;
+    s_fails("build:\n  inputs: [/etc]\n", AF_ERR_UNSAFE,
+            "archfarm.yaml:2:12: build.inputs: \"/etc\" must be relative to the context, not "
+            "absolute");
+    s_fails("build:\n  inputs: [a/../../b]\n", AF_ERR_UNSAFE,
+            "archfarm.yaml:2:12: build.inputs: \"a/../../b\" must not contain \"..\"");
+    s_fails("build:\n  inputs: ['bin/${ARCH}']\n", AF_ERR_INVAL,
+            "archfarm.yaml:2:12: build.inputs: \"bin/${ARCH}\": unknown variable ${ARCH} (known: "
+            "TARGETOS, TARGETARCH, TARGETVARIANT, TARGETPLATFORM)");
+    s_fails("build:\n  inputs: ['bin/${TARGETARCH']\n", AF_ERR_INVAL,
+            "archfarm.yaml:2:12: build.inputs: \"bin/${TARGETARCH\": unterminated ${");
+    s_fails("build:\n  inputs: src\n", AF_ERR_INVAL,
+            "archfarm.yaml:2:11: build.inputs: expected a list of patterns, got a string");
+    s_fails("build:\n  inputs: ['']\n", 0, "archfarm.yaml:2:12: build.inputs: must not be empty");
+}
+
 static void recipe_design_example_parses(void **state)
 {
     (void)state;
@@ -243,7 +300,7 @@ static void recipe_unknown_keys_are_errors_with_line_col(void **state)
     s_fails("build:\n  run: make\nimages:\n  from: x\n", AF_ERR_INVAL,
             "archfarm.yaml:3:1: recipe: unknown key \"images\" (expected build or image)");
     s_fails("build:\n  script: make\n", AF_ERR_INVAL,
-            "archfarm.yaml:2:3: build: unknown key \"script\" (expected env or run)");
+            "archfarm.yaml:2:3: build: unknown key \"script\" (expected env, run or inputs)");
 }
 
 static void recipe_duplicate_keys_are_errors(void **state)
@@ -478,6 +535,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(recipe_design_example_parses),
+        cmocka_unit_test(recipe_inputs_expand_per_platform),
+        cmocka_unit_test(recipe_inputs_are_checked),
         cmocka_unit_test(recipe_every_key_parses),
         cmocka_unit_test(recipe_missing_sections_take_defaults),
         cmocka_unit_test(recipe_string_entrypoint_and_cmd_use_the_shell),

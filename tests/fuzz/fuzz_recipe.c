@@ -3,7 +3,9 @@
  * Whatever the bytes, loading must not crash, leak or hang, and must give
  * either a recipe that keeps the header's promises (copy sources relative
  * without "..", destinations absolute, from set, shell-form entrypoints of
- * three words) or a "NAME:LINE:COL: message" error. */
+ * three words, build.inputs relative without "..", expanding for a
+ * platform into as many non-NULL patterns as promised) or a
+ * "NAME:LINE:COL: message" error. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < r->n_cmd; i++)
         if (!r->cmd[i])
             abort();
+    for (size_t i = 0; i < r->n_inputs; i++)
+        if (!r->inputs[i] || r->inputs[i][0] == '/' || s_dotdot(r->inputs[i]))
+            abort();
+    if (r->has_inputs) {
+        char **v = NULL;
+        size_t n = 0;
+        if (af_recipe_inputs_for(r, "linux", "arm", "v7", "archfarm.yaml", &v, &n, &err))
+            abort();
+        if (n != r->n_inputs + r->n_copy + 1 || v[n])
+            abort();
+        for (size_t i = 0; i < n; i++) {
+            if (!v[i] || (i < r->n_inputs && strstr(v[i], "${TARGET")))
+                abort();
+            free(v[i]);
+        }
+        free(v);
+    }
     af_recipe_destroy(&r);
     return 0;
 }

@@ -95,7 +95,10 @@ bench_three_platform() {
     for a in amd64 arm64 arm; do
         noise $((64 * 1024 * 1024)) "asset-$a" >"$ctx/assets/asset-$a.bin"
     done
-    cat >"$ctx/archfarm.yaml" <<'EOF'
+    # the same recipe twice: archfarm.yaml declares what the step reads
+    # (build.inputs: each agent is sent its own binary and asset), whole.yaml
+    # does not (every agent is sent the whole context)
+    cat >"$ctx/whole.yaml" <<'EOF'
 # the same image as the Dockerfile beside it: the platform's binary and asset
 build:
   run: |
@@ -110,6 +113,9 @@ image:
     - {src: out/asset.bin, dest: /asset.bin}
   entrypoint: ["/hello"]
 EOF
+    { echo "build:"
+      echo "  inputs: ['bin/hello-\${TARGETARCH}', 'assets/asset-\${TARGETARCH}.bin', run-id]"
+      sed -n '/^build:/,$p' "$ctx/whole.yaml" | tail -n +2; } >"$ctx/archfarm.yaml"
     cat >"$ctx/Dockerfile" <<'EOF'
 FROM scratch
 ARG TARGETARCH
@@ -127,11 +133,12 @@ EOF
     local B=(buildah --root "$broot" --runroot "$brun" --storage-driver overlay)
     "${B[@]}" info >/dev/null 2>&1 || B=(buildah --root "$broot" --runroot "$brun" --storage-driver vfs)
     local plat=linux/amd64,linux/arm64,linux/arm/v7
-    local af_gz=() af_zst=() bh=() t0 t1 rc
-    run_archfarm() { # RUN COMPRESSION
-        local tag=af-$2-$1
+    local af_gz=() af_zst=() af_whole=() bh=() t0 t1 rc
+    run_archfarm() { # RUN COMPRESSION [RECIPE]
+        local tag=af-$2-$1 recipe=${3:-archfarm.yaml}
+        [[ $recipe == archfarm.yaml ]] || tag=af-whole-$1
         # a context of its own: the agents hold the last one they received
-        echo "$1 $2" >"$ctx/run-id"
+        echo "$1 $2 $recipe" >"$ctx/run-id"
         t0=$(now)
         rc=0
         # and a cache dir of its own: no index of an earlier tar, so no delta
@@ -139,7 +146,7 @@ EOF
         ARCHFARM_CACHE_DIR=$AF_TMP/cache-$tag af_archfarm build --progress plain \
             --insecure-registry "$AF_REGISTRY" --platform "$plat" \
             -t "$AF_REGISTRY/$tag:1" --push --compression "$2" --metadata-file "$AF_TMP/$tag.json" \
-            "$ctx" 2>&1 | stamp >"$AF_TMP/$tag.log" || rc=$?
+            -f "$ctx/$recipe" "$ctx" 2>&1 | stamp >"$AF_TMP/$tag.log" || rc=$?
         t1=$(now)
         ((rc == 0)) || af_fail "archfarm run $1 ($2) failed: $(tail -n 20 "$AF_TMP/$tag.log")"
         elapsed "$t0" "$t1"
@@ -162,41 +169,50 @@ EOF
         if ((i % 2)); then
             af_gz+=("$(run_archfarm "$i" gzip)")
             af_zst+=("$(run_archfarm "$i" zstd)")
+            af_whole+=("$(run_archfarm "$i" gzip whole.yaml)")
             bh+=("$(run_buildah "$i")")
         else
             bh+=("$(run_buildah "$i")")
+            af_whole+=("$(run_archfarm "$i" gzip whole.yaml)")
             af_zst+=("$(run_archfarm "$i" zstd)")
             af_gz+=("$(run_archfarm "$i" gzip)")
         fi
-        echo "   archfarm gzip ${af_gz[-1]} s, archfarm zstd ${af_zst[-1]} s, buildah ${bh[-1]} s"
+        echo "   archfarm gzip ${af_gz[-1]} s, zstd ${af_zst[-1]} s, gzip whole context ${af_whole[-1]} s, buildah ${bh[-1]} s"
     done
-    local m_gz m_zst m_bh
+    local m_gz m_zst m_whole m_bh
     m_gz=$(median "${af_gz[@]}")
     m_zst=$(median "${af_zst[@]}")
+    m_whole=$(median "${af_whole[@]}")
     m_bh=$(median "${bh[@]}")
     # the content really is the same: same files in each platform's layers
     local d
     d=$(jq -r '.slices[] | select(.platform == "linux/arm64") | .digest' "$AF_TMP/af-gzip-1.json")
     af_manifest_raw "af-gzip-1@$d" | jq -e '.layers | length == 1' >/dev/null || af_fail "unexpected archfarm manifest"
-    local ctx_bytes
+    local ctx_bytes whole_bytes
     ctx_bytes=$(jq '."archfarm.totals".context_bytes_sent' "$AF_TMP/af-gzip-1.json")
+    whole_bytes=$(jq '."archfarm.totals".context_bytes_sent' "$AF_TMP/af-whole-1.json")
     mkdir -p "$RESULTS_DIR"
     {
         machine
         echo "# agents: 3 local processes (linux/amd64, linux/arm64, linux/arm/v7), --insecure, one docker-registry"
         echo "# context: 3 static binaries + 3 x 64 MiB AES-CTR assets + run-id ($(du -sb "$ctx" | cut -f1) bytes)"
-        echo "# archfarm: archfarm -i INV build --progress plain --insecure-registry REG --platform $plat -t REG/af-C-N:1 --push --compression C --metadata-file M CTX"
+        echo "# archfarm: archfarm -i INV build --progress plain --insecure-registry REG --platform $plat -t REG/af-C-N:1 --push --compression C --metadata-file M -f CTX/archfarm.yaml CTX   (build.inputs: each agent is sent its binary and asset)"
+        echo "# archfarm whole context: the same with -f CTX/whole.yaml (no build.inputs), gzip"
         echo "# buildah:  ${B[*]} build --platform $plat --manifest bench-N -f CTX/Dockerfile CTX && ${B[*]} manifest push --all --tls-verify=false bench-N docker://REG/bh-N:1"
-        echo "# runs alternated (odd: archfarm gzip, archfarm zstd, buildah; even: buildah, archfarm zstd, archfarm gzip); every build has its own context (a run-id file), so the agents never hold it already, its own ARCHFARM_CACHE_DIR (no delta: the whole context is sent) and its own repositories"
+        echo "# runs alternated (odd: archfarm gzip, zstd, whole, buildah; even: buildah, whole, zstd, gzip); every build has its own context (a run-id file), so the agents never hold it already, its own ARCHFARM_CACHE_DIR (no delta: the whole context is sent) and its own repositories"
         echo "archfarm_gzip_s      ${af_gz[*]}"
         echo "archfarm_zstd_s      ${af_zst[*]}"
+        echo "archfarm_whole_s     ${af_whole[*]}"
         echo "buildah_s            ${bh[*]}"
         echo "median_archfarm_gzip $m_gz"
         echo "median_archfarm_zstd $m_zst"
+        echo "median_archfarm_whole $m_whole"
         echo "median_buildah       $m_bh"
         echo "ratio_gzip_vs_buildah $(ratio "$m_gz" "$m_bh")"
         echo "ratio_zstd_vs_buildah $(ratio "$m_zst" "$m_bh")"
+        echo "ratio_whole_vs_buildah $(ratio "$m_whole" "$m_bh")"
         echo "archfarm_context_bytes_sent_per_build $ctx_bytes"
+        echo "archfarm_whole_context_bytes_sent_per_build $whole_bytes"
         echo "# where the time goes: archfarm gzip run 1 (seconds since start, progress lines)"
         grep -E 'context:|sending build|context sent|running|packing layer|pushing layer|pushed manifest|done |verified|index ' \
             "$AF_TMP/af-gzip-1.log" | sed 's/^/#   /'

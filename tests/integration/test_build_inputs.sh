@@ -56,16 +56,8 @@ PLATS=linux/amd64,linux/arm64,linux/arm/v7
 declare -A NODE=([linux/amd64]=node-amd64 [linux/arm64]=node-arm64 [linux/arm/v7]=node-armv7)
 declare -A ARCH=([linux/amd64]=amd64 [linux/arm64]=arm64 [linux/arm/v7]=arm)
 
-build() { # build N: archfarm build into build-N.out and m-N.json
-    local rc=0
-    af_build "$AF_TMP/build-$1.out" --platform "$PLATS" -t "$REF" --push --progress plain \
-        --metadata-file "$AF_TMP/m-$1.json" "$ctx" || rc=$?
-    cat "$AF_TMP/build-$1.out" >&2
-    af_assert_eq 0 "$rc" "archfarm build #$1 exit status"
-}
-slice() { # slice N PLATFORM FIELD
-    jq -r --arg p "$2" ".slices[] | select(.platform == \$p) | .$3" "$AF_TMP/m-$1.json"
-}
+build() { af_build_ok "$1" "$PLATS" "$REF" "$ctx"; }
+slice() { af_slice "$@"; }
 
 # --- 1. each platform gets its own part ---------------------------------------------
 build 1

@@ -50,17 +50,8 @@ image:
 EOF
 REF="$AF_REGISTRY/delta:1"
 
-build() { # build N PLATFORMS: archfarm build into build-N.out and m-N.json
-    local rc=0 n=$1
-    af_build "$AF_TMP/build-$n.out" --platform "$2" -t "$REF" --push --progress plain \
-        --metadata-file "$AF_TMP/m-$n.json" "$ctx" || rc=$?
-    cat "$AF_TMP/build-$n.out" >&2
-    af_assert_eq 0 "$rc" "archfarm build #$n exit status"
-}
-
-slice() { # slice N PLATFORM FIELD
-    jq -r --arg p "$2" ".slices[] | select(.platform == \$p) | .$3" "$AF_TMP/m-$1.json"
-}
+build() { af_build_ok "$1" "$2" "$REF" "$ctx"; } # build N PLATFORMS
+slice() { af_slice "$@"; }                        # slice N PLATFORM FIELD
 
 stored_tar() { # stored_tar NODE DIGEST: the path of that context in NODE's store
     printf '%s/work/contexts/%s.tar' "${AF_AGENT_DIR[$1]}" "${2#sha256:}"

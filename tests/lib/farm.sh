@@ -446,6 +446,24 @@ af_oci_validate() {
     printf 'ok: %s is a valid OCI %s\n' "$(basename "$2")" "$1" >&2
 }
 
+# af_build_ok N PLATFORMS REF CTX [ARGS...]: `archfarm build --push
+# --progress plain` of CTX for PLATFORMS to REF, output in
+# $AF_TMP/build-N.out (echoed to stderr), metadata in $AF_TMP/m-N.json;
+# fails the test unless it exits 0.
+af_build_ok() {
+    local n=$1 plats=$2 ref=$3 ctx=$4 rc=0
+    shift 4
+    af_build "$AF_TMP/build-$n.out" --platform "$plats" -t "$ref" --push --progress plain \
+        --metadata-file "$AF_TMP/m-$n.json" "$@" "$ctx" || rc=$?
+    cat "$AF_TMP/build-$n.out" >&2
+    af_assert_eq 0 "$rc" "archfarm build #$n exit status"
+}
+
+# af_slice N PLATFORM FIELD: FIELD of PLATFORM's slice in $AF_TMP/m-N.json.
+af_slice() {
+    jq -r --arg p "$2" ".slices[] | select(.platform == \$p) | .$3" "$AF_TMP/m-$1.json"
+}
+
 # af_raw_client_init: sets PY (Debian's python3, with python3-zmq and
 # python3-msgpack) and RAW (tests/integration/raw_client.py, the wire
 # protocol spoken directly); fails the test when the modules are missing.

@@ -214,7 +214,7 @@ EOF
         echo "archfarm_context_bytes_sent_per_build $ctx_bytes"
         echo "archfarm_whole_context_bytes_sent_per_build $whole_bytes"
         echo "# where the time goes: archfarm gzip run 1 (seconds since start, progress lines)"
-        grep -E 'context:|sending build|context sent|running|packing layer|pushing layer|pushed manifest|done |verified|index ' \
+        grep -E 'context:|context for|sending build|context sent|running|packing layer|pushing layer|pushed manifest|done |verified|index ' \
             "$AF_TMP/af-gzip-1.log" | sed 's/^/#   /'
         echo "# buildah run 1"
         grep -E 'STEP|Writing manifest|Copying blob|Storing|Writing manifest list' "$AF_TMP/bh-1.log" | head -n 40 | sed 's/^/#   /'

@@ -6,7 +6,9 @@
 # Three agents under valgrind, one per platform (linux/amd64, linux/arm64,
 # linux/arm/v7), each running its slice (loop, worker actors, the build
 # step's child process); the coordinator under valgrind packs, streams,
-# verifies and publishes. Under
+# verifies and publishes; then, after a one-line change to the (now 1.5
+# MiB) context, a second build sends each agent a delta, which the agents
+# apply in their worker threads (docs/protocol.md, Context deltas). Under
 # valgrind both run 20-50x slower, so heartbeats are stretched (2 s x 5).
 # The ASan pass of the suite skips this test (valgrind cannot run
 # ASan-instrumented binaries); the plain pass runs it.
@@ -33,6 +35,7 @@ done
 unset AF_AGENT_WRAP
 af_inventory_write "$AF_TMP/inventory.yaml"
 cp -r "$AF_SOURCE_DIR/tests/integration/fixtures/cross-c" "$AF_TMP/ctx"
+head -c $((1536 * 1024)) /dev/urandom >"$AF_TMP/ctx/padding.bin" # over AF_CTXDELTA_MIN_BYTES
 
 rc=0
 timeout -k 10 300 "${VG[@]}" "--log-file=$AF_TMP/coord.vg" "$AF_BIN/archfarm" -i "$AF_INVENTORY" \
@@ -45,10 +48,22 @@ af_assert_eq 0 "$rc" "the build under valgrind succeeds (99 would be a memcheck 
 af_assert_file_contains "$AF_TMP/coord.vg" "ERROR SUMMARY: 0 errors" "coordinator: memcheck reports 0 errors"
 af_assert_eq 3 "$(af_manifest_raw vg/app:1 | jq '.manifests | length')" "the index has the 3 platforms"
 
+echo "/* changed */" >>"$AF_TMP/ctx/hello.c"
+rc=0
+timeout -k 10 300 "${VG[@]}" "--log-file=$AF_TMP/coord2.vg" "$AF_BIN/archfarm" -i "$AF_INVENTORY" \
+    build --progress plain --insecure-registry "$AF_REGISTRY" \
+    --heartbeat-interval 2000 --liveness 5 --platform linux/amd64,linux/arm64,linux/arm/v7 \
+    -t "$AF_REGISTRY/vg/app:2" --push "$AF_TMP/ctx" >"$AF_TMP/build2.out" 2>&1 || rc=$?
+cat "$AF_TMP/build2.out" >&2
+grep -E "ERROR SUMMARY|definitely lost" "$AF_TMP/coord2.vg" >&2 || true
+af_assert_eq 0 "$rc" "the rebuild under valgrind succeeds"
+af_assert_file_contains "$AF_TMP/coord2.vg" "ERROR SUMMARY: 0 errors" "coordinator (delta): memcheck reports 0 errors"
+af_assert_eq 3 "$(grep -c 'sending a delta' "$AF_TMP/build2.out")" "each of the 3 agents was sent a delta"
+
 for n in "${NODES[@]}"; do
     af_agent_stop "$n" || af_fail "agent $n under valgrind did not exit 0 after SIGTERM (99 = memcheck error):
 $(grep -E 'ERROR SUMMARY|Invalid|uninitialised|definitely' "$AF_TMP/$n.vg" | head -20)"
     grep -E "ERROR SUMMARY|definitely lost" "$AF_TMP/$n.vg" >&2 || true
     af_assert_file_contains "$AF_TMP/$n.vg" "ERROR SUMMARY: 0 errors" "agent $n: memcheck reports 0 errors"
 done
-echo "ok: agents and coordinator are valgrind-clean over a 3-platform build"
+echo "ok: agents and coordinator are valgrind-clean over a 3-platform build and a delta rebuild"

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "dockerignore.h"
 #include "limits.h"
 #include "ref.h"
 #include "yamldoc.h"
@@ -337,6 +338,21 @@ static int s_input_check(s_ctx_t *c, yaml_node_t *v, const char *s)
         return af_yamldoc_fail(c->yd, v, AF_ERR_UNSAFE,
                                "build.inputs: \"%s\" must not contain \"..\"",
                                s_show(v, show, sizeof show));
+    if (s[0] == '!' || strpbrk(s, "\r\n"))
+        return af_yamldoc_fail(c->yd, v, AF_ERR_INVAL,
+                               "build.inputs: \"%s\": one pattern per item, and none starting "
+                               "with '!' (to leave files out, use .dockerignore)",
+                               s_show(v, show, sizeof show));
+    af_dockerignore_t *m = af_dockerignore_new();
+    af_err_t perr;
+    af_err_clear(&perr);
+    int prc = m ? af_dockerignore_parse(m, s, strlen(s), "pattern", &perr) : AF_ERR_NOMEM;
+    af_dockerignore_destroy(&m);
+    if (prc == AF_ERR_NOMEM)
+        return af_yamldoc_nomem(c->yd);
+    if (prc)
+        return af_yamldoc_fail(c->yd, v, AF_ERR_INVAL, "build.inputs: \"%s\": %s",
+                               s_show(v, show, sizeof show), perr.msg);
     for (const char *p = strstr(s, "${"); p; p = strstr(p + 2, "${")) {
         const char *e = strchr(p + 2, '}');
         if (!e)

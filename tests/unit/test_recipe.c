@@ -110,6 +110,15 @@ static void recipe_inputs_are_checked(void **state)
     s_fails("build:\n  inputs: src\n", AF_ERR_INVAL,
             "archfarm.yaml:2:11: build.inputs: expected a list of patterns, got a string");
     s_fails("build:\n  inputs: ['']\n", 0, "archfarm.yaml:2:12: build.inputs: must not be empty");
+    s_fails("build:\n  inputs: ['!secret']\n", AF_ERR_INVAL,
+            "archfarm.yaml:2:12: build.inputs: \"!secret\": one pattern per item, and none "
+            "starting with '!' (to leave files out, use .dockerignore)");
+    const char *nl = "build:\n  inputs: [\"a\\nb\"]\n";
+    s_fails_len(nl, strlen(nl), AF_ERR_INVAL,
+                "archfarm.yaml:2:12: build.inputs: \"a?b\": one pattern", true);
+    const char *cls = "build:\n  inputs: ['[z-a']\n";
+    s_fails_len(cls, strlen(cls), AF_ERR_INVAL,
+                "archfarm.yaml:2:12: build.inputs: \"[z-a\": pattern:1", true);
 }
 
 static void recipe_design_example_parses(void **state)

@@ -654,33 +654,6 @@ int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime
     return s_pack_context(dir, out_path, -1, mtime, NULL, result, err);
 }
 
-/* The matcher that keeps what ONLY matches: "**" excludes everything,
- * then each pattern re-includes (the last match wins). */
-static af_dockerignore_t *s_only_new(const char *const *only, size_t n_only, af_err_t *err)
-{
-    af_dockerignore_t *m = af_dockerignore_new();
-    if (!m) {
-        af_err_set(err, AF_ERR_NOMEM, "context: out of memory");
-        return NULL;
-    }
-    int rc = af_dockerignore_parse(m, "**", 2, "build.inputs", err);
-    for (size_t i = 0; !rc && i < n_only; i++) {
-        size_t len = strlen(only[i]);
-        char *line = malloc(len + 2);
-        if (!line) {
-            rc = af_err_set(err, AF_ERR_NOMEM, "context: out of memory");
-            break;
-        }
-        line[0] = '!';
-        memcpy(line + 1, only[i], len + 1);
-        rc = af_dockerignore_parse(m, line, len + 1, "build.inputs", err);
-        free(line);
-    }
-    if (rc)
-        af_dockerignore_destroy(&m);
-    return m;
-}
-
 int af_archive_pack_context_fd(const char *dir, int out_fd, const char *out_name, int64_t mtime,
                                const char *const *only, size_t n_only, af_pack_result_t *result,
                                af_err_t *err)
@@ -688,7 +661,7 @@ int af_archive_pack_context_fd(const char *dir, int out_fd, const char *out_name
     if (out_fd < 0)
         return af_err_set(err, AF_ERR_INVAL, "pack_context: bad file descriptor");
     af_dockerignore_t *m = NULL;
-    if (only && !(m = s_only_new(only, n_only, err)))
+    if (only && !(m = af_dockerignore_new_only(only, n_only, err)))
         return err && err->code ? err->code : AF_ERR_NOMEM;
     int rc =
         s_pack_context(dir, out_name ? out_name : "context tar", out_fd, mtime, m, result, err);

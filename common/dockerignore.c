@@ -562,3 +562,28 @@ bool af_dockerignore_may_include_below(af_dockerignore_t *self, const char *dir)
     }
     return false;
 }
+
+af_dockerignore_t *af_dockerignore_new_only(const char *const *only, size_t n, af_err_t *err)
+{
+    af_dockerignore_t *m = af_dockerignore_new();
+    if (!m) {
+        af_err_set(err, AF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    int rc = af_dockerignore_parse(m, "**", 2, "build.inputs", err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        size_t len = strlen(only[i]);
+        char *line = malloc(len + 2);
+        if (!line) {
+            rc = af_err_set(err, AF_ERR_NOMEM, "out of memory");
+            break;
+        }
+        line[0] = '!';
+        memcpy(line + 1, only[i], len + 1);
+        rc = af_dockerignore_parse(m, line, len + 1, "build.inputs", err);
+        free(line);
+    }
+    if (rc)
+        af_dockerignore_destroy(&m);
+    return m;
+}

@@ -26,6 +26,12 @@ typedef struct af_dockerignore af_dockerignore_t;
 /* An empty matcher (excludes nothing). Caller owns; NULL on failure. */
 af_dockerignore_t *af_dockerignore_new(void);
 
+/* A matcher that excludes everything but what one of the N patterns ONLY
+ * (borrowed) matches: "**", then each pattern as a "!" re-include, so a
+ * directory pattern keeps its whole tree (a recipe's build.inputs).
+ * Caller owns; NULL with err (a bad pattern names "build.inputs:N"). */
+af_dockerignore_t *af_dockerignore_new_only(const char *const *only, size_t n, af_err_t *err);
+
 /* NULL-safe; nulls *self_p. */
 void af_dockerignore_destroy(af_dockerignore_t **self_p);
 

@@ -366,10 +366,10 @@ typedef struct {
     char *reg_user, *reg_pass; /* the registry credentials (owned) */
     af_progress_t *pg;
     af_inventory_t *inv;
-    af_recipe_t *recipe;      /* a native recipe, parsed; NULL for a Dockerfile */
-    char ctx_real[PATH_MAX];  /* the context's real path */
-    af_ctxwalk_t walk;        /* its stat walk (ctxcache.h), when caching */
-    af_slice_context_t *ctxs; /* the contexts sent (one per n_platforms at most) */
+    af_recipe_t *recipe;             /* a native recipe, parsed; NULL for a Dockerfile */
+    char ctx_real[PATH_MAX];         /* the context's real path */
+    af_ctxwalk_t walks[AF_MAX_LIST]; /* each context's stat walk (ctxcache.h), when caching */
+    af_slice_context_t *ctxs;        /* the contexts sent (one per n_platforms at most) */
     size_t n_ctxs;
     size_t ctx_of[AF_MAX_LIST]; /* platform I is sent ctxs[ctx_of[I]] */
     size_t n_cached;            /* slices taken from the slice cache */
@@ -478,11 +478,12 @@ static int s_pack_now(s_build_t *b, af_slice_context_t *c)
 {
     af_pack_result_t pack;
     int rc = s_pack(b->o, &b->spec, b->pg, c, &pack);
-    if (!rc && b->walk.ok) {
+    const af_ctxwalk_t *walk = &b->walks[c - b->ctxs];
+    if (!rc && walk->ok) {
         af_ctxwalk_t after;
-        af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &after);
-        af_ctxcache_store(b->ctx_real, c->variant, b->spec.source_date_epoch, &b->walk, &after,
-                          &pack);
+        af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, (const char *const *)c->only,
+                         c->n_only, &after);
+        af_ctxcache_store(b->ctx_real, c->variant, b->spec.source_date_epoch, walk, &after, &pack);
     }
     if (!rc)
         s_delta(b, c);
@@ -565,13 +566,14 @@ static int s_context(s_build_t *b)
     if (!realpath(b->o->context, b->ctx_real))
         snprintf(b->ctx_real, sizeof b->ctx_real, "%s", b->o->context);
     int rc = s_plan_contexts(b);
-    if (!b->o->no_cache && !rc)
-        af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, &b->walk);
     for (size_t i = 0; i < b->n_ctxs && !rc; i++) {
         af_slice_context_t *c = &b->ctxs[i];
         af_pack_result_t r;
-        if (b->o->no_cache ||
-            !af_ctxcache_lookup(b->ctx_real, c->variant, b->spec.source_date_epoch, &b->walk, &r)) {
+        if (!b->o->no_cache) /* each context its own walk: a change it cannot hold is no miss */
+            af_ctxcache_walk(b->ctx_real, b->spec.source_date_epoch, (const char *const *)c->only,
+                             c->n_only, &b->walks[i]);
+        if (b->o->no_cache || !af_ctxcache_lookup(b->ctx_real, c->variant,
+                                                  b->spec.source_date_epoch, &b->walks[i], &r)) {
             rc = s_pack_now(b, c);
             continue;
         }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ctxdelta.h"
+#include "dockerignore.h"
 #include "limits.h"
 #include "log.h"
 
@@ -28,9 +29,27 @@ static int64_t s_ns(struct timespec t)
 typedef struct {
     af_digest_t *d;
     af_ctxwalk_t *out;
+    af_dockerignore_t *only; /* NULL: every entry */
     char path[PATH_MAX];
     bool failed;
 } s_walk_t;
+
+/* True when the entry at w->path (a directory when DIR) can be in the
+ * variant's tar, or hold something that can: the files the packer always
+ * includes at the root, what ONLY keeps, and directories it descends.
+ * Conservative: .dockerignore is not applied (an ignored entry only
+ * costs a miss when it changes). */
+static bool s_wanted(s_walk_t *w, int depth, const char *name, bool dir)
+{
+    if (!w->only)
+        return true;
+    if (depth == 0 && (!strcmp(name, ".dockerignore") || !strcmp(name, "Dockerfile") ||
+                       !strcmp(name, "archfarm.yaml")))
+        return true;
+    if (!af_dockerignore_excluded(w->only, w->path))
+        return true;
+    return dir && af_dockerignore_may_include_below(w->only, w->path);
+}
 
 static int s_by_name(const struct dirent **a, const struct dirent **b)
 {
@@ -86,6 +105,10 @@ static void s_walk_dir(s_walk_t *w, int dfd, int depth)
             w->failed = true;
             break;
         }
+        if (!s_wanted(w, depth, nm, S_ISDIR(st.st_mode))) {
+            w->path[plen] = '\0';
+            continue;
+        }
         s_entry(w, dfd, nm, &st);
         if (S_ISDIR(st.st_mode)) {
             int sub = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -103,13 +126,16 @@ static void s_walk_dir(s_walk_t *w, int dfd, int depth)
     free(names);
 }
 
-void af_ctxcache_walk(const char *dir, int64_t sde, af_ctxwalk_t *out)
+void af_ctxcache_walk(const char *dir, int64_t sde, const char *const *only, size_t n_only,
+                      af_ctxwalk_t *out)
 {
     memset(out, 0, sizeof *out);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     out->walked_ns = s_ns(now);
     s_walk_t w = {.d = af_digest_new(), .out = out};
+    if (only && !(w.only = af_dockerignore_new_only(only, n_only, NULL)))
+        w.failed = true; /* no signature: no cache */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     char head[128];
     int hn =
@@ -126,6 +152,7 @@ void af_ctxcache_walk(const char *dir, int64_t sde, af_ctxwalk_t *out)
         close(dfd);
     out->ok = !w.failed && af_digest_final(w.d, out->sig) == 0;
     af_digest_destroy(&w.d);
+    af_dockerignore_destroy(&w.only);
 }
 
 /* mkdir -p PATH (0700). */

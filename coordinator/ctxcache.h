@@ -36,8 +36,12 @@ typedef struct {
     bool ok;           /* false: the walk failed (then nothing is cached) */
 } af_ctxwalk_t;
 
-/* Walks DIR (real path) and fills OUT. Stats only. */
-void af_ctxcache_walk(const char *dir, int64_t sde, af_ctxwalk_t *out);
+/* Walks DIR (real path) and fills OUT. Stats only. ONLY (N_ONLY
+ * patterns, borrowed; NULL for the whole context) limits the walk to the
+ * entries a tar narrowed to them can hold (build.inputs), so that a
+ * change elsewhere leaves that variant's record valid. */
+void af_ctxcache_walk(const char *dir, int64_t sde, const char *const *only, size_t n_only,
+                      af_ctxwalk_t *out);
 
 /* VARIANT names which tar of DIR a record is about: "" for the whole
  * context, else the patterns it was narrowed to (build.inputs, joined by

@@ -12,8 +12,10 @@
 #      registry);
 #   2. nothing changed: every slice comes from the slice cache (0 bytes);
 #   3. only the arm64 asset changed: amd64 and arm/v7 still come from the
-#      slice cache (their contexts did not change) and only arm64 is built
-#      again; a change in docs/, which no platform reads, rebuilds nothing;
+#      slice cache (their contexts did not change), their files are not
+#      even read (each context has its own stat walk), and only arm64 is
+#      built again; a change in docs/, which no platform reads, rebuilds
+#      and re-reads nothing;
 #   4. a bad pattern is refused before anything is sent, naming the file,
 #      line and column.
 set -euo pipefail
@@ -92,11 +94,25 @@ build 3
 af_assert_eq true "$(slice 3 linux/amd64 cached)" "arm64 asset changed: amd64 still cached"
 af_assert_eq true "$(slice 3 linux/arm/v7 cached)" "arm64 asset changed: arm/v7 still cached"
 af_assert_eq false "$(slice 3 linux/arm64 cached)" "arm64 asset changed: arm64 built again"
+# and the coordinator re-read only arm64's files: the others' stat walks
+# (narrowed to their inputs) did not change
+out3=$(cat "$AF_TMP/build-3.out")
+af_assert_contains "$out3" "packing context $ctx for linux/arm64" "arm64's context was packed again"
+for plat in linux/amd64 linux/arm/v7; do
+    af_assert_match "$out3" "context for $plat: .*\(unchanged since it was packed\)" \
+        "$plat's context digest came from the stat cache (its files were not read)"
+    if grep -q "packing context $ctx for $plat " <<<"$out3"; then
+        af_fail "$plat's context was packed again though none of its inputs changed"
+    fi
+done
 echo "a new page" >>"$ctx/docs/manual.pdf"
 build 4
 for plat in linux/amd64 linux/arm64 linux/arm/v7; do
     af_assert_eq true "$(slice 4 "$plat" cached)" "docs changed (read by none): $plat cached"
 done
+if grep -q "packing context" "$AF_TMP/build-4.out"; then
+    af_fail "a change in docs/, which no platform reads, made the coordinator pack a context"
+fi
 
 # --- 4. a bad pattern: refused before anything is sent ---------------------------------
 sed -i 's|    - common|    - common/${ARCH}|' "$ctx/archfarm.yaml"

@@ -140,10 +140,10 @@ static void stat_cache_hits_only_unchanged_contexts(void **state)
     snprintf(r.digest, sizeof r.digest, "sha256:%064d", 7);
 
     af_ctxwalk_t w1, w2;
-    af_ctxcache_walk(s_dir, 0, &w1);
+    af_ctxcache_walk(s_dir, 0, NULL, 0, &w1);
     assert_true(w1.ok);
     assert_false(af_ctxcache_lookup(s_dir, "", 0, &w1, &got)); /* nothing recorded yet */
-    af_ctxcache_walk(s_dir, 0, &w2);
+    af_ctxcache_walk(s_dir, 0, NULL, 0, &w2);
     assert_string_equal(w1.sig, w2.sig);
     /* the directory itself was just written (its mtime is now): racy */
     af_ctxcache_store(s_dir, "", 0, &w1, &w2, &r);
@@ -155,7 +155,7 @@ static void stat_cache_hits_only_unchanged_contexts(void **state)
     assert_int_equal(utimensat(AT_FDCWD, s_dir, old, 0), 0);
     /* ctime of the entries is still now: racy until it ages; wait it out
      * by recording with a walk that began later (ctime cannot be set) */
-    af_ctxcache_walk(s_dir, 0, &w1);
+    af_ctxcache_walk(s_dir, 0, NULL, 0, &w1);
     w1.walked_ns += 1000000000LL; /* as if walked 1 s later */
     af_ctxcache_store(s_dir, "", 0, &w1, &w1, &r);
     assert_true(af_ctxcache_lookup(s_dir, "", 0, &w1, &got));
@@ -175,7 +175,7 @@ static void stat_cache_hits_only_unchanged_contexts(void **state)
     assert_string_equal(got.digest, r.digest);
     /* a touch (same bytes) changes the walk: a miss */
     s_write("a.txt", "alpha", 30);
-    af_ctxcache_walk(s_dir, 0, &w2);
+    af_ctxcache_walk(s_dir, 0, NULL, 0, &w2);
     assert_string_not_equal(w1.sig, w2.sig);
     assert_false(af_ctxcache_lookup(s_dir, "", 0, &w2, &got));
     /* walks that disagree (changed while packing) record nothing */
@@ -184,6 +184,24 @@ static void stat_cache_hits_only_unchanged_contexts(void **state)
     other.sig[10] ^= 1;
     af_ctxcache_store(s_dir, "", 0, &w2, &other, &r);
     assert_false(af_ctxcache_lookup(s_dir, "", 0, &w2, &got));
+
+    /* a walk narrowed to build.inputs patterns sees only what that tar can
+     * hold: a change elsewhere keeps its signature, one inside, or to the
+     * recipe at the root, changes it */
+    const char *only[] = {"a.txt"};
+    af_ctxwalk_t n1, n2;
+    af_ctxcache_walk(s_dir, 0, only, 1, &n1);
+    assert_true(n1.ok);
+    s_write("b.txt", "beta, changed", 30);
+    af_ctxcache_walk(s_dir, 0, only, 1, &n2);
+    assert_string_equal(n1.sig, n2.sig);
+    s_write("archfarm.yaml", "build: {run: true}", 30);
+    af_ctxcache_walk(s_dir, 0, only, 1, &n2);
+    assert_string_not_equal(n1.sig, n2.sig);
+    af_ctxcache_walk(s_dir, 0, only, 1, &n1);
+    s_write("a.txt", "alpha, changed", 30);
+    af_ctxcache_walk(s_dir, 0, only, 1, &n2);
+    assert_string_not_equal(n1.sig, n2.sig);
 
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", s_dir, cache);

@@ -22,6 +22,7 @@
 #include "ctxdelta.h"
 #include "log.h"
 #include "recovery.h"
+#include "tmpfile.h"
 #include "worker.h"
 
 /* Build output rate limit per job. The agent's ROUTER queues at most
@@ -482,23 +483,12 @@ void af_job_close(af_job_t *self)
     }
 }
 
-/* An unnamed file in the job dir for the delta (O_TMPFILE; else a
- * mkstemp file unlinked at once): gone with the job whatever happens. */
+/* The delta goes to an unnamed file in the job dir (tmpfile.h): gone with
+ * the job whatever happens. */
 static int s_delta_file(af_job_t *self, af_err_t *err)
 {
-    int fd = open(self->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        char path[AF_CONTEXT_MAX_PATH + 32];
-        snprintf(path, sizeof path, "%s/context-delta-XXXXXX", self->dir);
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd >= 0)
-            unlink(path);
-    }
-    if (fd < 0)
-        return af_err_set(err, AF_ERR_IO, "cannot create the delta file in %s: %s", self->dir,
-                          strerror(errno));
-    self->delta_fd = fd;
-    return 0;
+    self->delta_fd = af_tmpfile(self->dir, "context-delta", err);
+    return self->delta_fd < 0 ? err->code : 0;
 }
 
 void af_job_begin(af_job_t *self)

@@ -524,7 +524,7 @@ static int s_pack_flush(s_pack_t *c, s_pending_t *p)
     return 0;
 }
 
-static bool s_always_included(const char *name)
+bool af_archive_always_included(const char *name)
 {
     return !strcmp(name, ".dockerignore") || !strcmp(name, "Dockerfile") ||
            !strcmp(name, "archfarm.yaml");
@@ -543,7 +543,7 @@ static int s_pack_entry(s_pack_t *c, int dfd, const char *nm, size_t len, s_pend
         return af_err_set(c->err, AF_ERR_IO, "context: \"%s\": %s",
                           s_printable(c->path, pn, sizeof pn), strerror(errno));
     }
-    bool always = here == NULL && s_always_included(nm);
+    bool always = here == NULL && af_archive_always_included(nm);
     bool ex_di = !always && af_dockerignore_excluded(c->di, c->path);
     bool ex_only = !always && c->only && af_dockerignore_excluded(c->only, c->path);
     bool excluded = ex_di || ex_only;

@@ -48,6 +48,10 @@ int af_archive_pack_context(const char *dir, const char *out_path, int64_t mtime
                             af_pack_result_t *result, af_err_t *err)
     __attribute__((warn_unused_result));
 
+/* True for the names packed at the context's root whatever .dockerignore
+ * or ONLY says: .dockerignore, Dockerfile, archfarm.yaml. */
+bool af_archive_always_included(const char *name);
+
 /* af_archive_pack_context into OUT_FD (borrowed, open for writing, e.g. an
  * unnamed O_TMPFILE that no crash can leave behind), written from its
  * current offset; OUT_NAME (may be NULL) names it in errors. On error the

@@ -32,6 +32,7 @@
 #include "signals.h"
 #include "slicecache.h"
 #include "strbuf.h"
+#include "tmpfile.h"
 
 /* A native recipe is loaded and checked here, as the agent will (unknown
  * keys, an empty file, bad values), so that a bad one is a usage error
@@ -209,25 +210,16 @@ static bool s_cancelled(void *arg)
 /* How long the read-back of a tag whose PUT was cut short may take. */
 #define S_TAG_CHECK_MS 5000
 
-/* An unnamed temp file in $TMPDIR (O_TMPFILE; where the file system lacks
- * it, a mkstemp file unlinked at once), so that no exit, not even SIGKILL,
- * leaves a copy of the context behind. The fd (caller closes), or -1 with
- * the error printed. */
+/* An unnamed temp file in $TMPDIR (tmpfile.h): no exit leaves a copy of
+ * the context behind. The fd (caller closes), or -1 with the error
+ * printed. */
 static int s_tmpfile(void)
 {
     const char *tmpdir = getenv("TMPDIR");
-    if (!tmpdir || !*tmpdir)
-        tmpdir = "/tmp";
-    int fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/archfarm-context-XXXXXX", tmpdir);
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd >= 0)
-            unlink(path);
-    }
+    af_err_t err = {0};
+    int fd = af_tmpfile(tmpdir && *tmpdir ? tmpdir : "/tmp", "archfarm-context", &err);
     if (fd < 0)
-        af_cli_error("cannot create a temp file in %s: %s", tmpdir, strerror(errno));
+        af_cli_error("%s", af_err_msg(&err, AF_ERR_IO));
     return fd;
 }
 

@@ -43,8 +43,7 @@ static bool s_wanted(s_walk_t *w, int depth, const char *name, bool dir)
 {
     if (!w->only)
         return true;
-    if (depth == 0 && (!strcmp(name, ".dockerignore") || !strcmp(name, "Dockerfile") ||
-                       !strcmp(name, "archfarm.yaml")))
+    if (depth == 0 && af_archive_always_included(name))
         return true;
     if (!af_dockerignore_excluded(w->only, w->path))
         return true;

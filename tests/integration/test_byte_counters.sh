@@ -51,9 +51,7 @@ build() { # build N [ARGS]: archfarm build into build-N.out and m-N.json
     jq -e . "$AF_TMP/m-$1.json" >/dev/null || af_fail "metadata file #$1 is not JSON"
 }
 
-slice() { # slice N PLATFORM FIELD
-    jq -r --arg p "$2" ".slices[] | select(.platform == \$p) | .$3" "$AF_TMP/m-$1.json"
-}
+slice() { af_slice "$@"; } # slice N PLATFORM FIELD
 
 # --- first build: everything is new --------------------------------------------
 af_log "first build"

@@ -37,28 +37,27 @@ af_inventory_write "$AF_TMP/inventory.yaml"
 cp -r "$AF_SOURCE_DIR/tests/integration/fixtures/cross-c" "$AF_TMP/ctx"
 head -c $((1536 * 1024)) /dev/urandom >"$AF_TMP/ctx/padding.bin" # over AF_CTXDELTA_MIN_BYTES
 
-rc=0
-timeout -k 10 300 "${VG[@]}" "--log-file=$AF_TMP/coord.vg" "$AF_BIN/archfarm" -i "$AF_INVENTORY" \
-    build --progress plain --insecure-registry "$AF_REGISTRY" \
-    --heartbeat-interval 2000 --liveness 5 --platform linux/amd64,linux/arm64,linux/arm/v7 \
-    -t "$AF_REGISTRY/vg/app:1" --push "$AF_TMP/ctx" >"$AF_TMP/build.out" 2>&1 || rc=$?
-cat "$AF_TMP/build.out" >&2
-grep -E "ERROR SUMMARY|definitely lost" "$AF_TMP/coord.vg" >&2 || true
-af_assert_eq 0 "$rc" "the build under valgrind succeeds (99 would be a memcheck error)"
-af_assert_file_contains "$AF_TMP/coord.vg" "ERROR SUMMARY: 0 errors" "coordinator: memcheck reports 0 errors"
+# vg_build N WHAT: the coordinator under valgrind builds $AF_TMP/ctx to vg/app:N
+# (output in build-N.out, memcheck log in coord-N.vg); both must be clean
+vg_build() {
+    local rc=0
+    timeout -k 10 300 "${VG[@]}" "--log-file=$AF_TMP/coord-$1.vg" "$AF_BIN/archfarm" -i "$AF_INVENTORY" \
+        build --progress plain --insecure-registry "$AF_REGISTRY" \
+        --heartbeat-interval 2000 --liveness 5 --platform linux/amd64,linux/arm64,linux/arm/v7 \
+        -t "$AF_REGISTRY/vg/app:$1" --push "$AF_TMP/ctx" >"$AF_TMP/build-$1.out" 2>&1 || rc=$?
+    cat "$AF_TMP/build-$1.out" >&2
+    grep -E "ERROR SUMMARY|definitely lost" "$AF_TMP/coord-$1.vg" >&2 || true
+    af_assert_eq 0 "$rc" "the $2 under valgrind succeeds (99 would be a memcheck error)"
+    af_assert_file_contains "$AF_TMP/coord-$1.vg" "ERROR SUMMARY: 0 errors" \
+        "coordinator ($2): memcheck reports 0 errors"
+}
+
+vg_build 1 build
 af_assert_eq 3 "$(af_manifest_raw vg/app:1 | jq '.manifests | length')" "the index has the 3 platforms"
 
 echo "/* changed */" >>"$AF_TMP/ctx/hello.c"
-rc=0
-timeout -k 10 300 "${VG[@]}" "--log-file=$AF_TMP/coord2.vg" "$AF_BIN/archfarm" -i "$AF_INVENTORY" \
-    build --progress plain --insecure-registry "$AF_REGISTRY" \
-    --heartbeat-interval 2000 --liveness 5 --platform linux/amd64,linux/arm64,linux/arm/v7 \
-    -t "$AF_REGISTRY/vg/app:2" --push "$AF_TMP/ctx" >"$AF_TMP/build2.out" 2>&1 || rc=$?
-cat "$AF_TMP/build2.out" >&2
-grep -E "ERROR SUMMARY|definitely lost" "$AF_TMP/coord2.vg" >&2 || true
-af_assert_eq 0 "$rc" "the rebuild under valgrind succeeds"
-af_assert_file_contains "$AF_TMP/coord2.vg" "ERROR SUMMARY: 0 errors" "coordinator (delta): memcheck reports 0 errors"
-af_assert_eq 3 "$(grep -c 'sending a delta' "$AF_TMP/build2.out")" "each of the 3 agents was sent a delta"
+vg_build 2 "delta rebuild"
+af_assert_eq 3 "$(grep -c 'sending a delta' "$AF_TMP/build-2.out")" "each of the 3 agents was sent a delta"
 
 for n in "${NODES[@]}"; do
     af_agent_stop "$n" || af_fail "agent $n under valgrind did not exit 0 after SIGTERM (99 = memcheck error):
